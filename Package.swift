@@ -1,0 +1,82 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layout: see DESIGN.md. Core knows only protocols; each backend is its own target;
+// only the Runner imports every plugin and builds the registry.
+let package = Package(
+    name: "embed-star",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "embed-star", targets: ["EmbedStarRunner"]),
+        .library(name: "EmbedStarCore", targets: ["EmbedStarCore"]),
+        .library(name: "EmbedStarMockProvider", targets: ["EmbedStarMockProvider"]),
+        .library(name: "EmbedStarMockStore", targets: ["EmbedStarMockStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        .target(
+            name: "EmbedStarCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Sources/Core"
+        ),
+        .target(
+            name: "EmbedStarMockProvider",
+            dependencies: ["EmbedStarCore"],
+            path: "Sources/Providers/Mock"
+        ),
+        .target(
+            name: "EmbedStarMockStore",
+            dependencies: ["EmbedStarCore"],
+            path: "Sources/Stores/Mock"
+        ),
+        .executableTarget(
+            name: "EmbedStarRunner",
+            dependencies: [
+                "EmbedStarCore",
+                "EmbedStarMockProvider",
+                "EmbedStarMockStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Runner"
+        ),
+        .testTarget(
+            name: "CoreTests",
+            dependencies: [
+                "EmbedStarCore",
+                "EmbedStarMockProvider",
+                "EmbedStarMockStore",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            path: "Tests/CoreTests"
+        ),
+        .testTarget(
+            name: "MockProviderTests",
+            dependencies: ["EmbedStarCore", "EmbedStarMockProvider"],
+            path: "Tests/MockProviderTests"
+        ),
+        .testTarget(
+            name: "MockStoreTests",
+            dependencies: ["EmbedStarCore", "EmbedStarMockStore"],
+            path: "Tests/MockStoreTests"
+        ),
+        .testTarget(
+            name: "RunnerTests",
+            dependencies: ["EmbedStarCore"],
+            path: "Tests/RunnerTests"
+        ),
+    ]
+)

@@ -1,0 +1,79 @@
+/// Writes the effective configuration back as YAML for `embed-star config`, with secrets hidden.
+public enum ConfigRendering {
+    private static let secretWords = ["key", "pass", "secret", "token", "credential", "auth"]
+
+    /// True for keys whose values must never be shown: API keys, passwords, tokens.
+    public static func isSecret(_ key: String) -> Bool {
+        let lowered = key.lowercased()
+        return secretWords.contains { lowered.contains($0) } && lowered != "max_input_tokens" && !lowered.hasSuffix("_tokens")
+    }
+
+    /// The selected plugins' sections and the core settings, as YAML.
+    public static func render(_ configuration: LoadedConfiguration) -> String {
+        var tree = configuration.tree
+        let settings = configuration.settings
+        var providers = ConfigNode.emptyMapping
+        providers.set([settings.provider], to: configuration.providerSection)
+        var stores = ConfigNode.emptyMapping
+        stores.set([settings.store], to: configuration.storeSection)
+        tree.set(["providers"], to: providers)
+        tree.set(["stores"], to: stores)
+        if var entries = tree.entries {
+            entries.removeAll { $0.key == "environments" }
+            tree = ConfigNode(.mapping(entries))
+        }
+        var lines: [String] = []
+        if let name = configuration.environmentName { lines.append("# environment: \(name)") }
+        emit(tree, indent: 0, secret: false, into: &lines)
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func emit(_ node: ConfigNode, indent: Int, secret: Bool, into lines: inout [String]) {
+        let pad = String(repeating: "  ", count: indent)
+        switch node.value {
+        case .mapping(let entries):
+            for entry in entries {
+                let isSecret = secret || isSecret(entry.key)
+                switch entry.value.value {
+                case .mapping(let children) where !children.isEmpty:
+                    lines.append("\(pad)\(entry.key):")
+                    emit(entry.value, indent: indent + 1, secret: isSecret, into: &lines)
+                case .sequence(let items) where !items.isEmpty && !isSecret:
+                    lines.append("\(pad)\(entry.key):")
+                    emit(entry.value, indent: indent + 1, secret: isSecret, into: &lines)
+                default:
+                    lines.append("\(pad)\(entry.key): \(scalar(entry.value, secret: isSecret))")
+                }
+            }
+        case .sequence(let items):
+            for item in items { lines.append("\(pad)- \(scalar(item, secret: secret))") }
+        default:
+            lines.append(pad + scalar(node, secret: secret))
+        }
+    }
+
+    private static func scalar(_ node: ConfigNode, secret: Bool) -> String {
+        switch node.value {
+        case .null: return "null"
+        case .missingVariable(let name): return "null  # ${\(name)} is not set"
+        case .mapping: return "{}"
+        case .sequence: return secret ? "\"<redacted>\"" : "[]"
+        case .scalar(let text, let quoted):
+            if secret { return text.isEmpty ? "\"\"" : "\"<redacted>\"" }
+            let shown = redactURLPassword(text)
+            let plain = shown.allSatisfy { $0.isLetter || $0.isNumber || "-_./:@".contains($0) } && !shown.isEmpty
+            if plain && !quoted { return shown }
+            let escaped = shown.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+            return "\"\(escaped)\""
+        }
+    }
+
+    /// `scheme://user:secret@host` shows as `scheme://user:<redacted>@host`.
+    public static func redactURLPassword(_ text: String) -> String {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") else { return text }
+        let userInfo = text[scheme.upperBound..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return text }
+        return String(text[..<text.index(after: colon)]) + "<redacted>" + String(text[at...])
+    }
+}

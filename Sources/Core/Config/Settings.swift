@@ -1,0 +1,120 @@
+/// The pipeline's own settings (`pipeline:` in `plugins.yaml`).
+public struct PipelineConfiguration: Decodable, Sendable, Hashable {
+    /// Repos claimed and embedded per batch (`BATCH_SIZE`).
+    public var batchSize = 50
+    /// Batches in flight at once (`PARALLEL_WORKERS`).
+    public var parallelWorkers = 4
+    /// Pause of each worker between batches (`BATCH_DELAY_MS`).
+    public var batchDelayMs = 0
+    /// How long a claim is held before another instance may take it over.
+    public var leaseSeconds = 300
+    /// Failed attempts before a repo is marked failed.
+    public var maxAttempts = 5
+    /// First wait before a failed repo is retried; doubles per attempt.
+    public var retryDelayMs = 5_000
+    /// How often `run` looks for new work when the queue is empty.
+    public var pollIntervalMs = 1_000
+    /// Estimated tokens per provider call; `nil` leaves it to the provider.
+    public var maxBatchTokens: Int?
+    /// Names this instance's leases; defaults to host name and process id.
+    public var instanceID: String?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case batchSize = "batch_size", parallelWorkers = "parallel_workers", batchDelayMs = "batch_delay_ms"
+        case leaseSeconds = "lease_seconds", maxAttempts = "max_attempts", retryDelayMs = "retry_delay_ms"
+        case pollIntervalMs = "poll_interval_ms", maxBatchTokens = "max_batch_tokens", instanceID = "instance_id"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = PipelineConfiguration()
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        parallelWorkers = try c.decodeIfPresent(Int.self, forKey: .parallelWorkers) ?? d.parallelWorkers
+        batchDelayMs = try c.decodeIfPresent(Int.self, forKey: .batchDelayMs) ?? d.batchDelayMs
+        leaseSeconds = try c.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? d.leaseSeconds
+        maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
+        retryDelayMs = try c.decodeIfPresent(Int.self, forKey: .retryDelayMs) ?? d.retryDelayMs
+        pollIntervalMs = try c.decodeIfPresent(Int.self, forKey: .pollIntervalMs) ?? d.pollIntervalMs
+        maxBatchTokens = try c.decodeIfPresent(Int.self, forKey: .maxBatchTokens)
+        instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
+    }
+
+    /// Rejects values that cannot work, naming the key (and where it was set, when known).
+    public func validate(location: (String) -> ConfigLocation? = { _ in nil }) throws(ConfigError) {
+        func check(_ ok: Bool, _ key: CodingKeys, _ rule: String) throws(ConfigError) {
+            if !ok { throw ConfigError(location: location(key.rawValue), path: "pipeline.\(key.rawValue)", message: rule) }
+        }
+        try check(batchSize >= 1 && batchSize <= 10_000, .batchSize, "must be between 1 and 10000, got \(batchSize)")
+        try check(parallelWorkers >= 1 && parallelWorkers <= 256, .parallelWorkers, "must be between 1 and 256, got \(parallelWorkers)")
+        try check(batchDelayMs >= 0, .batchDelayMs, "must not be negative")
+        try check(leaseSeconds >= 1, .leaseSeconds, "must be at least 1")
+        try check(maxAttempts >= 1, .maxAttempts, "must be at least 1")
+        try check(retryDelayMs >= 0, .retryDelayMs, "must not be negative")
+        try check(pollIntervalMs >= 10, .pollIntervalMs, "must be at least 10")
+        try check((maxBatchTokens ?? 1) >= 1, .maxBatchTokens, "must be at least 1")
+    }
+}
+
+/// How the embedded text is built (`text:`).
+public struct TextConfiguration: Decodable, Sendable, Hashable {
+    public var template = TextBuilder.defaultTemplate
+    /// A cap on tokens per text below the model's own limit.
+    public var maxTokens: Int?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey { case template, maxTokens = "max_tokens" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        template = try c.decodeIfPresent(String.self, forKey: .template) ?? TextBuilder.defaultTemplate
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens)
+    }
+}
+
+/// The monitoring server (`monitoring:`).
+public struct MonitoringConfiguration: Decodable, Sendable, Hashable {
+    public var port = 9090
+    public var bind = "127.0.0.1"
+    public var enabled = true
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey { case port, bind, enabled }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        port = try c.decodeIfPresent(Int.self, forKey: .port) ?? 9090
+        bind = try c.decodeIfPresent(String.self, forKey: .bind) ?? "127.0.0.1"
+        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? true
+    }
+}
+
+/// The whole file: which plugins, the pipeline, and each plugin's raw section.
+public struct EmbedStarSettings: Decodable, Sendable {
+    public var provider: String
+    public var store: String
+    public var pipeline: PipelineConfiguration
+    public var text: TextConfiguration
+    public var monitoring: MonitoringConfiguration
+    public var providers: [String: RawConfig]
+    public var stores: [String: RawConfig]
+
+    enum CodingKeys: String, CodingKey {
+        case provider, store, pipeline, text, monitoring, providers, stores, environments
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        provider = try c.decode(String.self, forKey: .provider)
+        store = try c.decode(String.self, forKey: .store)
+        pipeline = try c.decodeIfPresent(PipelineConfiguration.self, forKey: .pipeline) ?? PipelineConfiguration()
+        text = try c.decodeIfPresent(TextConfiguration.self, forKey: .text) ?? TextConfiguration()
+        monitoring = try c.decodeIfPresent(MonitoringConfiguration.self, forKey: .monitoring) ?? MonitoringConfiguration()
+        providers = try c.decodeIfPresent([String: RawConfig].self, forKey: .providers) ?? [:]
+        stores = try c.decodeIfPresent([String: RawConfig].self, forKey: .stores) ?? [:]
+        _ = c.contains(.environments)  // overlaid by the loader; a known key
+    }
+}

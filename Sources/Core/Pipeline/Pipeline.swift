@@ -1,0 +1,374 @@
+import Foundation
+import Logging
+import Metrics
+import Synchronization
+
+/// claim -> text -> hash -> skip unchanged -> batch -> provider -> validate -> conditional write.
+///
+/// Workers share nothing but the store's queue: each claims its own batch under a lease, so
+/// several workers (and several instances) never embed the same repo twice.
+public final class Pipeline: Sendable {
+    public let provider: any EmbeddingProvider
+    public let store: any RepoStore
+    public let providerName: String
+    public let configuration: PipelineConfiguration
+    public let instanceID: String
+    /// The model as learned at start.
+    public let model: ModelInfo
+    /// Names the model that makes this run's vectors (``ModelIdentity``).
+    public let modelIdentity: String
+    private let textBuilder: TextBuilder
+    private let validator = VectorValidator()
+    private let logger: Logger
+    /// Learned from the first vector when the provider could not say; every later vector must match.
+    private let learnedDimensions: Mutex<Int?>
+    private let metrics: PipelineMetrics
+
+    /// Prepares the store and the provider (learning the model), then returns a pipeline ready to run.
+    public static func start(
+        provider: any EmbeddingProvider,
+        providerName: String,
+        store: any RepoStore,
+        configuration: PipelineConfiguration,
+        text: TextConfiguration = TextConfiguration(),
+        instanceID: String,
+        logger: Logger
+    ) async throws -> Pipeline {
+        try configuration.validate()
+        try await store.prepare()
+        let model = try await provider.prepare()
+        return try Pipeline(provider: provider, providerName: providerName, store: store, model: model,
+                            configuration: configuration, text: text, instanceID: instanceID, logger: logger)
+    }
+
+    init(
+        provider: any EmbeddingProvider, providerName: String, store: any RepoStore, model: ModelInfo,
+        configuration: PipelineConfiguration, text: TextConfiguration, instanceID: String, logger: Logger
+    ) throws {
+        self.provider = provider
+        self.providerName = providerName
+        self.store = store
+        self.model = model
+        self.configuration = configuration
+        self.instanceID = instanceID
+        self.logger = logger
+        modelIdentity = ModelIdentity.make(provider: providerName, model: model)
+        let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min()
+        textBuilder = try TextBuilder(template: text.template, maxTokens: budget)
+        learnedDimensions = Mutex(model.dimensions)
+        metrics = PipelineMetrics(provider: providerName, model: model.name)
+    }
+
+    // MARK: Loops
+
+    /// Processes everything pending, then returns. Stops early (finishing batches in flight)
+    /// when `stop` triggers.
+    public func backfill(stop: StopSignal = StopSignal(), onBatch: @escaping @Sendable (PipelineSummary) -> Void = { _ in }) async throws -> PipelineSummary {
+        try await workers(stop: stop, idle: .finish, onBatch: onBatch)
+    }
+
+    /// Keeps embedding as repos become pending, polling when idle, until `stop` triggers.
+    public func run(stop: StopSignal, onBatch: @escaping @Sendable (PipelineSummary) -> Void = { _ in }) async throws -> PipelineSummary {
+        try await workers(stop: stop, idle: .poll, onBatch: onBatch)
+    }
+
+    private enum IdleBehaviour { case finish, poll }
+
+    private func workers(stop: StopSignal, idle: IdleBehaviour, onBatch: @escaping @Sendable (PipelineSummary) -> Void) async throws -> PipelineSummary {
+        try await withThrowingTaskGroup(of: PipelineSummary.self) { group in
+            for worker in 0..<configuration.parallelWorkers {
+                group.addTask {
+                    try await self.workerLoop(worker, stop: stop, idle: idle, onBatch: onBatch)
+                }
+            }
+            var total = PipelineSummary()
+            do {
+                for try await summary in group { total.add(summary) }
+            } catch {
+                // One worker hit a run-fatal error: the others finish their batch and stop.
+                stop.trigger()
+                while let next = try? await group.next() { total.add(next) }
+                throw error
+            }
+            return total
+        }
+    }
+
+    private func workerLoop(_ worker: Int, stop: StopSignal, idle: IdleBehaviour, onBatch: @Sendable (PipelineSummary) -> Void) async throws -> PipelineSummary {
+        var total = PipelineSummary()
+        var storeFailures = 0
+        while !stop.isStopped {
+            let summary: PipelineSummary?
+            do {
+                summary = try await processNextBatch()
+                storeFailures = 0
+            } catch let error as EmbeddingError {
+                throw error
+            } catch where idle == .poll && !(error is CancellationError) {
+                // The service rides out store outages; a backfill reports them.
+                storeFailures += 1
+                logger.error("batch failed; retrying", metadata: ["worker": "\(worker)", "error": "\(error)"])
+                await stop.sleep(for: .milliseconds(min(30_000, configuration.pollIntervalMs << min(storeFailures, 5))))
+                continue
+            }
+            guard let summary else {
+                if idle == .finish { break }
+                await stop.sleep(for: .milliseconds(configuration.pollIntervalMs))
+                continue
+            }
+            total.add(summary)
+            onBatch(summary)
+            if configuration.batchDelayMs > 0 {
+                await stop.sleep(for: .milliseconds(configuration.batchDelayMs))
+            }
+        }
+        return total
+    }
+
+    // MARK: One batch
+
+    /// Claims one batch and processes it; `nil` when nothing is pending.
+    public func processNextBatch() async throws -> PipelineSummary? {
+        let claimed = try await store.claimPending(ClaimRequest(
+            owner: instanceID, limit: configuration.batchSize,
+            leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity))
+        guard !claimed.isEmpty else { return nil }
+        do {
+            return try await process(claimed)
+        } catch {
+            // Whatever was not written goes back to the queue now rather than at lease expiry.
+            try? await store.release(claimed.map(\.repo.id), owner: instanceID)
+            throw error
+        }
+    }
+
+    private struct Work {
+        var claim: ClaimedRepo
+        var text: String
+        var hash: String
+    }
+
+    func process(_ claimed: [ClaimedRepo]) async throws -> PipelineSummary {
+        var summary = PipelineSummary()
+        summary.claimed = claimed.count
+        var writes: [RepoWrite] = []
+        var failures: [RepoFailure] = []
+        var work: [Work] = []
+        for claim in claimed {
+            let text = textBuilder.text(for: claim.repo, tokenCount: provider.tokenCount)
+            let hash = ContentHash.make(text: text, model: modelIdentity)
+            if hash == claim.embeddedHash {
+                writes.append(RepoWrite(id: claim.repo.id, revision: claim.revision, model: modelIdentity, change: .unchanged(contentHash: hash)))
+            } else if text.isEmpty {
+                failures.append(failure(claim, "the text template gives an empty text", permanent: true))
+            } else {
+                work.append(Work(claim: claim, text: text, hash: hash))
+            }
+        }
+
+        // The same text is embedded once per batch, whichever repos share it.
+        var uniqueTexts: [String] = []
+        var slotOfHash: [String: Int] = [:]
+        for item in work where slotOfHash[item.hash] == nil {
+            slotOfHash[item.hash] = uniqueTexts.count
+            uniqueTexts.append(item.text)
+        }
+
+        var results: [Result<[Float], ItemProblem>] = []
+        results.reserveCapacity(uniqueTexts.count)
+        let costs = uniqueTexts.map(provider.tokenCount)
+        let maxCount = max(1, min(configuration.batchSize, model.maxBatchSize))
+        let maxTokens = [configuration.maxBatchTokens, model.maxBatchTokens].compactMap { $0 }.min()
+        for range in Batcher.split(costs: costs, maxCount: maxCount, maxTokens: maxTokens) {
+            results += try await embedIsolating(Array(uniqueTexts[range]), summary: &summary)
+        }
+
+        let now = Date()
+        for item in work {
+            switch results[slotOfHash[item.hash]!] {  // every hash got a slot above
+            case .success(let vector):
+                writes.append(RepoWrite(id: item.claim.repo.id, revision: item.claim.revision, model: modelIdentity,
+                                        change: .embedded(vector: vector, contentHash: item.hash, generatedAt: now)))
+            case .failure(let problem):
+                failures.append(failure(item.claim, problem.reason, permanent: problem.permanent))
+            }
+        }
+
+        if !writes.isEmpty {
+            let outcomes = try await store.write(writes, owner: instanceID)
+            for write in writes {
+                switch outcomes[write.id] ?? .notFound {
+                case .applied:
+                    if case .unchanged = write.change { summary.unchanged += 1 } else { summary.embedded += 1 }
+                case .changedSinceClaim, .leaseLost:
+                    summary.conflicts += 1
+                case .notFound:
+                    break
+                }
+            }
+        }
+        if !failures.isEmpty {
+            let outcomes = try await store.recordFailures(failures, owner: instanceID, maxAttempts: configuration.maxAttempts)
+            for (id, outcome) in outcomes {
+                switch outcome {
+                case .failed(let attempts):
+                    summary.failed += 1
+                    logger.warning("repo failed for good", metadata: ["repo": "\(id)", "attempts": "\(attempts)"])
+                case .willRetry:
+                    summary.retrying += 1
+                }
+            }
+        }
+        metrics.record(summary)
+        logger.debug("batch done", metadata: [
+            "claimed": "\(summary.claimed)", "embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)",
+            "failed": "\(summary.failed)", "retrying": "\(summary.retrying)", "conflicts": "\(summary.conflicts)",
+        ])
+        return summary
+    }
+
+    private func failure(_ claim: ClaimedRepo, _ reason: String, permanent: Bool) -> RepoFailure {
+        let exponent = min(claim.attempts, 10)
+        let delay = Duration.milliseconds(configuration.retryDelayMs) * (1 << exponent)
+        return RepoFailure(id: claim.repo.id, reason: reason, permanent: permanent, retryAfter: delay)
+    }
+
+    // MARK: Provider calls
+
+    struct ItemProblem: Error {
+        var reason: String
+        var permanent: Bool
+    }
+
+    /// Embeds `texts`, isolating inputs the provider rejects so the rest of the batch is embedded.
+    /// Throws only for run-fatal errors and cancellation.
+    private func embedIsolating(_ texts: [String], summary: inout PipelineSummary) async throws -> [Result<[Float], ItemProblem>] {
+        do {
+            let vectors = try await embedWithRetry(texts, summary: &summary)
+            guard vectors.count == texts.count else {
+                metrics.error("wrong_count")
+                let problem = ItemProblem(reason: "provider returned \(vectors.count) vectors for \(texts.count) texts", permanent: false)
+                return Array(repeating: .failure(problem), count: texts.count)
+            }
+            return vectors.map(check)
+        } catch let error as EmbeddingError {
+            metrics.error(error.label)
+            switch error.kind {
+            case .fatal:
+                throw error
+            case .invalidInput(let indices?) where !indices.isEmpty && indices.allSatisfy(texts.indices.contains) && indices.count < texts.count:
+                let bad = Set(indices)
+                let rest = texts.indices.filter { !bad.contains($0) }
+                let restResults = try await embedIsolating(rest.map { texts[$0] }, summary: &summary)
+                var results = Array(repeating: Result<[Float], ItemProblem>.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: true)), count: texts.count)
+                for (position, index) in rest.enumerated() { results[index] = restResults[position] }
+                return results
+            case .invalidInput:
+                if texts.count == 1 {
+                    return [.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: true))]
+                }
+                let middle = texts.count / 2
+                let left = try await embedIsolating(Array(texts[..<middle]), summary: &summary)
+                return left + (try await embedIsolating(Array(texts[middle...]), summary: &summary))
+            case .retryable, .rateLimited:
+                return Array(repeating: .failure(ItemProblem(reason: error.description, permanent: false)), count: texts.count)
+            }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            metrics.error("other")
+            return Array(repeating: .failure(ItemProblem(reason: "provider error: \(error)", permanent: false)), count: texts.count)
+        }
+    }
+
+    private func check(_ vector: [Float]) -> Result<[Float], ItemProblem> {
+        let expected = learnedDimensions.withLock { learned -> Int in
+            if learned == nil { learned = vector.count }
+            return learned!  // set on the line above when it was nil
+        }
+        if let problem = validator.problem(with: vector, expectedDimensions: expected) {
+            metrics.error("invalid_vector")
+            return .failure(ItemProblem(reason: "invalid vector from the provider: \(problem)", permanent: false))
+        }
+        return .success(vector)
+    }
+
+    /// A few quick retries for transient faults inside one batch; repo-level retries with
+    /// longer backoff happen through the store's attempt count.
+    private func embedWithRetry(_ texts: [String], summary: inout PipelineSummary) async throws -> [[Float]] {
+        var attempt = 0
+        while true {
+            attempt += 1
+            summary.providerCalls += 1
+            summary.textsSent += texts.count
+            let started = ContinuousClock.now
+            do {
+                let vectors = try await provider.embed(texts, mode: .document)
+                metrics.request("ok", duration: ContinuousClock.now - started)
+                return vectors
+            } catch let error as EmbeddingError {
+                metrics.request(error.label, duration: ContinuousClock.now - started)
+                let wait: Duration
+                switch error.kind {
+                case .retryable: wait = .milliseconds(100 * (1 << attempt))
+                case .rateLimited(let retryAfter):
+                    metrics.rateLimited()
+                    wait = min(retryAfter ?? .seconds(1), .seconds(60))
+                default: throw error
+                }
+                guard attempt < 3 else { throw error }
+                logger.debug("provider call failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                try await Task.sleep(for: wait)
+            }
+        }
+    }
+}
+
+/// The pipeline's metrics, created once per pipeline (swift-metrics caches by label and dimensions).
+private struct PipelineMetrics: Sendable {
+    let provider: String
+    let model: String
+    let embeddings: Counter
+    let unchanged: Counter
+    let conflicts: Counter
+    let rateLimits: Counter
+    let batchSize: Recorder
+    let duration: Metrics.Timer
+
+    init(provider: String, model: String) {
+        self.provider = provider
+        self.model = model
+        let dimensions = [("provider", provider), ("model", model)]
+        embeddings = Counter(label: MetricNames.embeddings, dimensions: dimensions)
+        unchanged = Counter(label: MetricNames.unchanged, dimensions: dimensions)
+        conflicts = Counter(label: MetricNames.writeConflicts, dimensions: [("provider", provider)])
+        rateLimits = Counter(label: MetricNames.rateLimits, dimensions: [("provider", provider)])
+        batchSize = Recorder(label: MetricNames.batchSize, dimensions: [("provider", provider)])
+        duration = Metrics.Timer(label: MetricNames.embeddingDuration, dimensions: dimensions, preferredDisplayUnit: .seconds)
+    }
+
+    func record(_ summary: PipelineSummary) {
+        embeddings.increment(by: summary.embedded)
+        unchanged.increment(by: summary.unchanged)
+        conflicts.increment(by: summary.conflicts)
+        batchSize.record(summary.claimed)
+    }
+
+    func error(_ kind: String) {
+        Counter(label: MetricNames.embeddingErrors, dimensions: [("provider", provider), ("kind", kind)]).increment()
+    }
+
+    func request(_ outcome: String, duration elapsed: Duration) {
+        Counter(label: MetricNames.providerRequests, dimensions: [("provider", provider), ("outcome", outcome)]).increment()
+        if outcome == "ok" { duration.recordNanoseconds(elapsed.nanoseconds) }
+    }
+
+    func rateLimited() { rateLimits.increment() }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,34 @@
+/// An error from an embedding provider, sorted into what the pipeline should do about it.
+public struct EmbeddingError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// A transient fault (timeout, connection, 5xx): try again later.
+        case retryable
+        /// The provider asked to slow down; not a failure of the items.
+        case rateLimited(retryAfter: Duration?)
+        /// The listed inputs (indices into the request) can never be embedded as they are
+        /// (too long, empty, rejected). `nil` when the provider could not say which.
+        case invalidInput(indices: [Int]?)
+        /// Nothing will work until an operator acts (bad key, unknown model, no quota).
+        case fatal
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    /// A bounded label for metrics: one of `retryable`, `rate_limited`, `invalid_input`, `fatal`.
+    public var label: String {
+        switch kind {
+        case .retryable: "retryable"
+        case .rateLimited: "rate_limited"
+        case .invalidInput: "invalid_input"
+        case .fatal: "fatal"
+        }
+    }
+
+    public var description: String { "\(label): \(message)" }
+}

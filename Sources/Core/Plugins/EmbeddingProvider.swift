@@ -1,0 +1,66 @@
+/// Whether a text is a document to be found or a query looking for one. Many models embed the
+/// two differently (a task prefix, or an `input_type`); providers that do not care ignore it.
+public enum EmbeddingMode: String, Sendable, CaseIterable {
+    case document
+    case query
+}
+
+/// What a provider knows about the model it serves.
+public struct ModelInfo: Hashable, Sendable {
+    /// The model name as the provider's API knows it.
+    public var name: String
+    /// The vector length, when known before the first answer. The pipeline learns it from the
+    /// first vector otherwise and holds every later vector to it.
+    public var dimensions: Int?
+    /// The most inputs one `embed` call may carry.
+    public var maxBatchSize: Int
+    /// The most tokens one input may have; longer texts are truncated before they are sent.
+    public var maxInputTokens: Int?
+    /// The most tokens (estimated) one `embed` call may carry in total.
+    public var maxBatchTokens: Int?
+
+    public init(name: String, dimensions: Int? = nil, maxBatchSize: Int, maxInputTokens: Int? = nil, maxBatchTokens: Int? = nil) {
+        self.name = name
+        self.dimensions = dimensions
+        self.maxBatchSize = maxBatchSize
+        self.maxInputTokens = maxInputTokens
+        self.maxBatchTokens = maxBatchTokens
+    }
+}
+
+/// Turns texts into vectors.
+///
+/// The contract an implementation must keep:
+/// - `embed` returns exactly one vector per input text, in input order, each of the model's
+///   dimension. It never returns a partial or reordered answer; if it cannot keep this promise
+///   it throws.
+/// - It never sends more than `model.maxBatchSize` texts in one call to its backend (the
+///   pipeline already batches by that number, but a provider must not rely on it).
+/// - Errors are thrown as ``EmbeddingError`` with the right ``EmbeddingError/Kind``: the pipeline
+///   retries `.retryable`, waits on `.rateLimited`, isolates the item on `.invalidInput`, and
+///   stops the run on `.fatal`. Any other error is treated as retryable.
+/// - `health()` is cheap and never spends an embedding (no paid call, no model run).
+/// - It honours task cancellation and is safe to call from many tasks at once.
+public protocol EmbeddingProvider: Sendable {
+    /// What is known about the model without a network call.
+    var model: ModelInfo { get }
+
+    /// Called once before the first `embed`: may ask the backend about the model (dimensions,
+    /// context length) without spending an embedding. The default returns `model`.
+    func prepare() async throws -> ModelInfo
+
+    /// Embeds `texts` (never empty strings; at most `model.maxBatchSize` of them).
+    func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]]
+
+    /// Tokens `text` costs this model. The default is ``TokenEstimator``'s conservative estimate.
+    func tokenCount(_ text: String) -> Int
+
+    /// Whether the backend answers. Must not spend an embedding.
+    func health() async -> ComponentHealth
+}
+
+extension EmbeddingProvider {
+    public func prepare() async throws -> ModelInfo { model }
+
+    public func tokenCount(_ text: String) -> Int { TokenEstimator.estimate(text) }
+}

@@ -1,0 +1,182 @@
+import Foundation
+
+/// Asks a store for pending repos, leased to one owner for a while.
+public struct ClaimRequest: Sendable {
+    /// The instance taking the lease; a lease held by another owner is never handed out before
+    /// it expires.
+    public var owner: String
+    public var limit: Int
+    public var leaseDuration: Duration
+    /// The model identity the vectors must come from (``ModelIdentity``); a repo embedded by
+    /// another model is pending.
+    public var model: String
+
+    public init(owner: String, limit: Int, leaseDuration: Duration, model: String) {
+        self.owner = owner
+        self.limit = limit
+        self.leaseDuration = leaseDuration
+        self.model = model
+    }
+}
+
+/// A repo handed out under a lease.
+public struct ClaimedRepo: Sendable {
+    public var repo: Repo
+    /// The store's opaque version of the record at claim time; a write carrying it only
+    /// applies if the record has not changed since.
+    public var revision: String
+    /// The content hash stored with the current vector, if any.
+    public var embeddedHash: String?
+    /// Failed attempts so far.
+    public var attempts: Int
+
+    public init(repo: Repo, revision: String, embeddedHash: String?, attempts: Int) {
+        self.repo = repo
+        self.revision = revision
+        self.embeddedHash = embeddedHash
+        self.attempts = attempts
+    }
+}
+
+/// What to write back for one claimed repo.
+public struct RepoWrite: Sendable {
+    public enum Change: Sendable {
+        /// A new vector for this text and model.
+        case embedded(vector: [Float], contentHash: String, generatedAt: Date)
+        /// The text and model are what made the stored vector: keep it, mark this revision done.
+        case unchanged(contentHash: String)
+    }
+
+    public var id: RepoID
+    public var revision: String
+    public var model: String
+    public var change: Change
+
+    public init(id: RepoID, revision: String, model: String, change: Change) {
+        self.id = id
+        self.revision = revision
+        self.model = model
+        self.change = change
+    }
+}
+
+/// What became of one write.
+public enum WriteOutcome: String, Sendable, Hashable {
+    case applied
+    /// The record changed after the claim; nothing was written and it stays pending.
+    case changedSinceClaim = "changed_since_claim"
+    /// The lease expired and another owner holds it now; nothing was written.
+    case leaseLost = "lease_lost"
+    /// The record is gone.
+    case notFound = "not_found"
+}
+
+/// A repo that could not be embedded this time.
+public struct RepoFailure: Sendable {
+    public var id: RepoID
+    /// A short reason for an operator. Never contains a secret.
+    public var reason: String
+    /// True when trying again cannot help (the provider rejected the input itself): the repo
+    /// is marked failed at once instead of after `maxAttempts`.
+    public var permanent: Bool
+    /// How long the repo stays out of the queue before it may be claimed again.
+    public var retryAfter: Duration
+
+    public init(id: RepoID, reason: String, permanent: Bool, retryAfter: Duration) {
+        self.id = id
+        self.reason = reason
+        self.permanent = permanent
+        self.retryAfter = retryAfter
+    }
+}
+
+public enum FailureOutcome: Sendable, Hashable {
+    /// Back in the queue after its `retryAfter`, with this many attempts counted.
+    case willRetry(attempts: Int)
+    /// Out of the queue until `resetFailed`.
+    case failed(attempts: Int)
+}
+
+public struct StoreStats: Sendable, Hashable, Codable {
+    public var total: Int
+    /// Repos whose vector is current for the asked model.
+    public var embedded: Int
+    /// Repos waiting to be embedded (including leased and waiting-to-retry ones).
+    public var pending: Int
+    public var failed: Int
+    /// Pending repos currently under a lease.
+    public var leased: Int
+
+    public init(total: Int, embedded: Int, pending: Int, failed: Int, leased: Int) {
+        self.total = total
+        self.embedded = embedded
+        self.pending = pending
+        self.failed = failed
+        self.leased = leased
+    }
+}
+
+public struct SearchFilter: Sendable, Hashable {
+    public var language: String?
+
+    public init(language: String? = nil) {
+        self.language = language
+    }
+}
+
+public struct SearchHit: Sendable {
+    public var repo: Repo
+    /// Cosine similarity to the query, higher is closer.
+    public var score: Double
+
+    public init(repo: Repo, score: Double) {
+        self.repo = repo
+        self.score = score
+    }
+}
+
+/// Where repos live and vectors are written.
+///
+/// The contract an implementation must keep:
+/// - `prepare` is idempotent and safe when several instances call it at once.
+/// - A repo is pending when it has no vector, when it changed since its vector was written,
+///   or when its vector came from another model than `ClaimRequest.model`; and it is neither
+///   failed, nor waiting out a `retryAfter`, nor leased to another owner with time left.
+/// - `claimPending` hands each pending repo to at most one owner at a time; an expired lease
+///   may be taken by anyone. Concurrent claims never return the same repo.
+/// - `write` applies each write atomically and only if the caller still holds the lease and the
+///   record's revision is the claimed one; otherwise it reports why and changes nothing. An
+///   applied write ends the lease and clears the attempt count and last error.
+/// - `recordFailures` counts an attempt, keeps the reason, ends the lease, and marks the repo
+///   failed once `permanent` or once attempts reach `maxAttempts`.
+/// - `release` ends leases without counting an attempt (shutdown, run-fatal errors).
+/// - Methods are safe to call from many tasks at once and honour cancellation.
+public protocol RepoStore: Sendable {
+    /// Connects, creates or migrates what the store needs.
+    func prepare() async throws
+
+    func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo]
+
+    func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome]
+
+    func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome]
+
+    func release(_ ids: [RepoID], owner: String) async throws
+
+    /// Puts failed repos back in the queue with their attempts cleared; returns how many.
+    func resetFailed() async throws -> Int
+
+    func stats(model: String) async throws -> StoreStats
+
+    /// The `limit` repos whose vectors are closest (cosine) to `vector`, closest first.
+    func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]
+
+    func health() async -> ComponentHealth
+
+    /// Closes connections. Called once at the end; the default does nothing.
+    func shutdown() async
+}
+
+extension RepoStore {
+    public func shutdown() async {}
+}

@@ -1,0 +1,42 @@
+import Foundation
+import Logging
+
+/// The plugins a configuration selects, built from a registry: what every command starts from.
+/// Lives in Core (not the Runner) so tests can wire a registry of their own exactly as the
+/// executable does.
+public struct Runtime: Sendable {
+    public let configuration: LoadedConfiguration
+    public let provider: any EmbeddingProvider
+    public let store: any RepoStore
+    public let instanceID: String
+    public let logger: Logger
+
+    public static func build(_ configuration: LoadedConfiguration, registry: PluginRegistry, logger: Logger) async throws -> Runtime {
+        let unclaimed = try registry.validate(configuration)
+        for section in unclaimed {
+            logger.debug("configuration section has no registered plugin; ignored", metadata: ["section": "\(section)"])
+        }
+        let instanceID = configuration.settings.pipeline.instanceID ?? Self.defaultInstanceID()
+        let context = PluginContext(logger: logger, directory: configuration.directory, instanceID: instanceID)
+        let provider = try await registry.makeProvider(configuration, context: context)
+        let store = try await registry.makeStore(configuration, context: context)
+        return Runtime(configuration: configuration, provider: provider, store: store, instanceID: instanceID, logger: logger)
+    }
+
+    /// Prepares store and provider and returns a pipeline over them.
+    public func startPipeline() async throws -> Pipeline {
+        let settings = configuration.settings
+        var pipelineLogger = logger
+        pipelineLogger[metadataKey: "instance"] = "\(instanceID)"
+        return try await Pipeline.start(
+            provider: provider, providerName: settings.provider, store: store,
+            configuration: settings.pipeline, text: settings.text, instanceID: instanceID, logger: pipelineLogger)
+    }
+
+    /// The model identity this configuration embeds with, without calling the provider.
+    public var modelIdentity: String { ModelIdentity.make(provider: configuration.settings.provider, model: provider.model) }
+
+    public static func defaultInstanceID() -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+}

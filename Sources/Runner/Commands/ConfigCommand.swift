@@ -1,0 +1,86 @@
+import ArgumentParser
+import EmbedStarCore
+import EmbedStarMockStore
+import Foundation
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Check the configuration and print it as it takes effect, secrets hidden. Exits 2 if it is invalid."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        try await runCommand { logger in
+            let loaded: LoadedConfiguration
+            do {
+                loaded = try options.load()
+                let unclaimed = try BuiltInPlugins.registry.validate(loaded)
+                if !unclaimed.isEmpty {
+                    let list = unclaimed.joined(separator: ", ")
+                    FileHandle.standardError.write(Data("note: no built-in plugin for \(list); those sections are not checked\n".utf8))
+                }
+            } catch let error as ConfigError {
+                throw CLIError.configuration(error)
+            }
+            print("# \(options.path)", terminator: "\n")
+            print(ConfigRendering.render(loaded), terminator: "")
+        }
+    }
+}
+
+struct PluginsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins",
+        abstract: "List the registered embedding providers and stores."
+    )
+
+    func run() async throws {
+        let registry = BuiltInPlugins.registry
+        print("providers:")
+        for factory in registry.providers.values.sorted(by: { $0.name < $1.name }) {
+            print("  \(factory.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(factory.summary)")
+        }
+        print("stores:")
+        for factory in registry.stores.values.sorted(by: { $0.name < $1.name }) {
+            print("  \(factory.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(factory.summary)")
+        }
+    }
+}
+
+struct SeedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seed",
+        abstract: "Write realistic synthetic repo records (deterministic) as a JSON array."
+    )
+
+    @Option(name: .long, help: "How many repos.")
+    var count = 1_000
+
+    @Option(name: .long, help: "The output file ('-' for standard output).")
+    var out = "-"
+
+    @Option(name: .long, help: "Different seeds give different repos.")
+    var seed: UInt64 = 1
+
+    func validate() throws {
+        guard count >= 0 else { throw ValidationError("--count must not be negative") }
+    }
+
+    func run() async throws {
+        try await runCommand { _ in
+            let data = try SyntheticRepos.json(SyntheticRepos.generate(count: count, seed: seed))
+            if out == "-" {
+                FileHandle.standardOutput.write(data)
+            } else {
+                do {
+                    try data.write(to: URL(fileURLWithPath: out))
+                } catch {
+                    throw CLIError.failure("cannot write \(out): \(error.localizedDescription)")
+                }
+                FileHandle.standardError.write(Data("wrote \(count) repos to \(out)\n".utf8))
+            }
+        }
+    }
+}

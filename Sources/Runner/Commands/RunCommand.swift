@@ -1,0 +1,160 @@
+import ArgumentParser
+import EmbedStarCore
+import Foundation
+import Synchronization
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the service: embed repos as they become pending, until SIGTERM or SIGINT."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        try await runCommand { logger in
+            let runtime = try await options.runtime(logger: logger)
+            let pipeline = try await runtime.startPipeline()
+            logger.info("embed-star running", metadata: [
+                "provider": "\(runtime.configuration.settings.provider)", "store": "\(runtime.configuration.settings.store)",
+                "model": "\(pipeline.modelIdentity)", "workers": "\(runtime.configuration.settings.pipeline.parallelWorkers)",
+                "instance": "\(runtime.instanceID)",
+            ])
+            let service = PipelineService(pipeline: pipeline, mode: .run, onBatch: { summary in
+                logger.info("batch", metadata: [
+                    "claimed": "\(summary.claimed)", "embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)",
+                    "failed": "\(summary.failed)", "retrying": "\(summary.retrying)", "conflicts": "\(summary.conflicts)",
+                ])
+            }, onFinish: { summary in
+                logger.info("embed-star stopped", metadata: ["embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)"])
+            })
+            do {
+                try await PipelineService.runGroup(service, logger: logger)
+            } catch {
+                await runtime.store.shutdown()
+                throw error
+            }
+            await runtime.store.shutdown()
+        }
+    }
+}
+
+struct BackfillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backfill",
+        abstract: "Embed everything pending, show progress, print a summary, and exit."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(name: .long, help: "Print the summary as JSON.")
+    var json = false
+
+    func run() async throws {
+        try await runCommand { logger in
+            let runtime = try await options.runtime(logger: logger)
+            let pipeline = try await runtime.startPipeline()
+            let before = try await runtime.store.stats(model: pipeline.modelIdentity)
+            let started = ContinuousClock.now
+            let progress = Progress(total: before.pending, enabled: Console.stderrIsTerminal && !json)
+            let finished = Mutex<PipelineSummary?>(nil)
+            let service = PipelineService(pipeline: pipeline, mode: .backfill, onBatch: { progress.add($0) },
+                                          onFinish: { summary in finished.withLock { $0 = summary } })
+            do {
+                try await PipelineService.runGroup(service, logger: logger)
+            } catch {
+                progress.finish()
+                await runtime.store.shutdown()
+                throw error
+            }
+            progress.finish()
+            let elapsed = ContinuousClock.now - started
+            let after = try await runtime.store.stats(model: pipeline.modelIdentity)
+            await runtime.store.shutdown()
+            let summary = finished.withLock { $0 } ?? PipelineSummary()
+            let report = BackfillReport(summary: summary, seconds: elapsed.seconds, before: before, after: after, model: pipeline.modelIdentity)
+            print(json ? report.json : report.text)
+        }
+    }
+}
+
+struct BackfillReport: Encodable {
+    var summary: PipelineSummary
+    var seconds: Double
+    var before: StoreStats
+    var after: StoreStats
+    var model: String
+
+    var reposPerSecond: Double { seconds > 0 ? Double(summary.embedded + summary.unchanged) / seconds : 0 }
+
+    var text: String {
+        """
+        Backfill done in \(String(format: "%.2f", seconds)) s with \(model): \
+        \(summary.embedded) embedded, \(summary.unchanged) unchanged, \(summary.failed) failed, \
+        \(summary.retrying) to retry, \(summary.conflicts) changed during the run \
+        (\(String(format: "%.0f", reposPerSecond)) repos/s, \(summary.providerCalls) provider calls).
+        Now: \(after.total) repos, \(after.embedded) embedded, \(after.pending) pending, \(after.failed) failed.
+        """
+    }
+
+    var json: String {
+        struct Output: Encodable {
+            var summary: PipelineSummary
+            var seconds: Double
+            var reposPerSecond: Double
+            var model: String
+            var before: StoreStats
+            var after: StoreStats
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let output = Output(summary: summary, seconds: seconds, reposPerSecond: reposPerSecond, model: model, before: before, after: after)
+        return String(decoding: (try? encoder.encode(output)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// A progress line on the terminal, redrawn at most ten times a second.
+final class Progress: Sendable {
+    private struct State {
+        var done = 0
+        var lastDraw = ContinuousClock.now - .seconds(1)
+        var drew = false
+    }
+
+    private let total: Int
+    private let enabled: Bool
+    private let started = ContinuousClock.now
+    // Batches report from several workers at once; the lock keeps counts and redraws whole.
+    private let state = Mutex(State())
+
+    init(total: Int, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled
+    }
+
+    func add(_ summary: PipelineSummary) {
+        guard enabled else { return }
+        state.withLock { state in
+            state.done += summary.embedded + summary.unchanged + summary.failed
+            let now = ContinuousClock.now
+            guard now - state.lastDraw >= .milliseconds(100) else { return }
+            state.lastDraw = now
+            state.drew = true
+            let rate = Double(state.done) / max((now - started).seconds, 0.001)
+            let line = String(format: "\r%d/%d repos  %.0f/s ", state.done, total, rate)
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+
+    func finish() {
+        guard enabled, state.withLock({ $0.drew }) else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import EmbedStarCore
+import Foundation
+import Logging
+
+/// The options every command that reads the configuration shares, with the seed's flag names.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "The configuration file (default: $EMBED_STAR_CONFIG or ./plugins.yaml).")
+    var config: String?
+
+    @Option(name: .customLong("env"), help: "A named environment from the file to overlay (default: $EMBED_STAR_ENV).")
+    var environment: String?
+
+    @Option(name: .long, help: "Repos per batch (pipeline.batch_size, BATCH_SIZE).")
+    var batchSize: Int?
+
+    @Option(name: .long, help: "Batches in flight at once (pipeline.parallel_workers, PARALLEL_WORKERS).")
+    var parallelWorkers: Int?
+
+    @Option(name: .long, help: "Pause between batches of one worker (pipeline.batch_delay_ms, BATCH_DELAY_MS).")
+    var batchDelayMs: Int?
+
+    @Option(name: .long, help: "Database connections (the store's pool_size, POOL_SIZE).")
+    var poolSize: Int?
+
+    @Option(name: .long, help: "Monitoring server port (monitoring.port, MONITORING_PORT).")
+    var monitoringPort: Int?
+
+    @Option(name: .long, help: "Database URL (the store's url, DB_URL).")
+    var dbURL: String?
+
+    @Option(name: .long, help: "Embedding provider plugin (provider, EMBEDDING_PROVIDER).")
+    var embeddingProvider: String?
+
+    @Option(name: .long, help: "Embedding model (the provider's model, EMBEDDING_MODEL).")
+    var embeddingModel: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Set any key: --set providers.mock.dimensions=768 (repeatable).", valueName: "path=value"))
+    var assignments: [String] = []
+
+    var path: String {
+        config ?? ProcessInfo.processInfo.environment["EMBED_STAR_CONFIG"] ?? "plugins.yaml"
+    }
+
+    func overrides() throws(ConfigError) -> [ConfigOverride] {
+        var overrides: [ConfigOverride] = []
+        func add(_ target: ConfigOverride.Target, _ value: (some CustomStringConvertible)?, _ flag: String) {
+            if let value { overrides.append(ConfigOverride(target, value: value.description, flag: flag)) }
+        }
+        add(.path(["provider"]), embeddingProvider, "--embedding-provider")
+        add(.path(["pipeline", "batch_size"]), batchSize, "--batch-size")
+        add(.path(["pipeline", "parallel_workers"]), parallelWorkers, "--parallel-workers")
+        add(.path(["pipeline", "batch_delay_ms"]), batchDelayMs, "--batch-delay-ms")
+        add(.path(["monitoring", "port"]), monitoringPort, "--monitoring-port")
+        add(.providerKey("model"), embeddingModel, "--embedding-model")
+        add(.storeKey("url"), dbURL, "--db-url")
+        add(.storeKey("pool_size"), poolSize, "--pool-size")
+        for assignment in assignments {
+            guard let equals = assignment.firstIndex(of: "="), equals > assignment.startIndex else {
+                throw ConfigError(location: ConfigLocation(source: "command line --set"), path: nil, message: "expected path=value, got '\(assignment)'")
+            }
+            let path = assignment[..<equals].split(separator: ".").map(String.init)
+            add(.path(path), String(assignment[assignment.index(after: equals)...]), "--set \(assignment[..<equals])")
+        }
+        return overrides
+    }
+
+    func load() throws(ConfigError) -> LoadedConfiguration {
+        try ConfigLoader.load(path: path, environmentName: environment, overrides: try overrides())
+    }
+
+    /// Loads the configuration and builds the selected plugins; configuration errors exit 2.
+    func runtime(logger: Logger) async throws -> Runtime {
+        do {
+            return try await Runtime.build(try load(), registry: BuiltInPlugins.registry, logger: logger)
+        } catch let error as ConfigError {
+            throw CLIError.configuration(error)
+        }
+    }
+}
+
+/// How the process ends on an error: configuration problems exit 2, everything else 1.
+enum CLIError: Error, CustomStringConvertible {
+    case configuration(ConfigError)
+    case failure(String)
+
+    var description: String {
+        switch self {
+        case .configuration(let error): "configuration error: \(error)"
+        case .failure(let message): message
+        }
+    }
+
+    var exitCode: ExitCode {
+        switch self {
+        case .configuration: ExitCode(2)
+        case .failure: ExitCode(1)
+        }
+    }
+}
+
+enum Console {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    }
+
+    static var stderrIsTerminal: Bool { isatty(2) == 1 }
+}
+
+/// Bootstraps logging once, runs `body`, and turns errors into messages and exit codes.
+func runCommand(_ body: (Logger) async throws -> Void) async throws {
+    let level = LogLevelSpec.fromEnvironment(ProcessInfo.processInfo.environment)
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    let logger = Logger(label: "embed-star")
+    do {
+        try await body(logger)
+    } catch let error as CLIError {
+        Console.error(error.description)
+        throw error.exitCode
+    } catch let error as ConfigError {
+        Console.error("configuration error: \(error)")
+        throw ExitCode(2)
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        Console.error("\(error)")
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+@main
+struct EmbedStarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed-star",
+        abstract: "Keeps a vector embedding on every GitHub repo record in your database.",
+        discussion: """
+            Configuration comes from plugins.yaml (--config), a named environment (--env or \
+            EMBED_STAR_ENV), ${VAR} references to the environment or .env, and the flags below.
+            """,
+        subcommands: [
+            RunCommand.self, BackfillCommand.self, StatusCommand.self, RetryFailedCommand.self,
+            ConfigCommand.self, PluginsCommand.self, SeedCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,38 @@
+import EmbedStarCore
+import Logging
+import ServiceLifecycle
+
+/// Runs the pipeline as a service: SIGTERM/SIGINT stop the claiming, batches in flight finish,
+/// and what did not finish is released by the pipeline.
+struct PipelineService: Service {
+    enum Mode { case run, backfill }
+
+    let pipeline: Pipeline
+    let mode: Mode
+    let onBatch: @Sendable (PipelineSummary) -> Void
+    let onFinish: @Sendable (PipelineSummary) -> Void
+
+    func run() async throws {
+        let stop = StopSignal()
+        try await withGracefulShutdownHandler {
+            let summary: PipelineSummary
+            switch mode {
+            case .run: summary = try await pipeline.run(stop: stop, onBatch: onBatch)
+            case .backfill: summary = try await pipeline.backfill(stop: stop, onBatch: onBatch)
+            }
+            onFinish(summary)
+        } onGracefulShutdown: {
+            stop.trigger()
+        }
+    }
+
+    /// Runs `service` until it ends or a signal stops it.
+    static func runGroup(_ service: PipelineService, logger: Logger) async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await group.run()
+    }
+}

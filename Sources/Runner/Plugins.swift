@@ -1,0 +1,13 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+
+/// Every plugin built into the executable. A new backend is its module plus one line here.
+enum BuiltInPlugins {
+    static var registry: PluginRegistry {
+        var registry = PluginRegistry()
+        registry.register(ProviderFactory.mock)
+        registry.register(StoreFactory.mock)
+        return registry
+    }
+}

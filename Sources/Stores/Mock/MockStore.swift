@@ -1,0 +1,323 @@
+import EmbedStarCore
+import Foundation
+import Logging
+
+/// An in-memory store with the same lease and conditional-write semantics as a real one, seeded
+/// from a JSON file of repo records and optionally saved to a state file on shutdown, so CLI
+/// commands run one after another see each other's work.
+public actor MockStore: RepoStore {
+    public struct Configuration: PluginConfiguration {
+        /// A JSON array of repo records, as the collector writes them.
+        public var seedFile: String?
+        /// Where the store's state (records, vectors, attempts) is kept between runs; `nil` keeps
+        /// everything in memory only.
+        public var stateFile: String?
+
+        public init(seedFile: String? = nil, stateFile: String? = nil) {
+            self.seedFile = seedFile
+            self.stateFile = stateFile
+        }
+
+        enum CodingKeys: String, CodingKey { case seedFile = "seed_file", stateFile = "state_file" }
+    }
+
+    /// One record and what embed-star knows about it.
+    public struct Entry: Sendable, Codable {
+        public var record: JSONValue
+        public var repo: Repo { (try? Repo.decode(record, fallbackName: "").get()) ?? Repo(id: RepoID(""), fullName: "") }
+        public var id: RepoID
+        public var revision: Int
+        public var embedding: [Float]?
+        public var embeddingModel: String?
+        public var embeddingHash: String?
+        public var embeddedRevision: Int?
+        public var embeddingGeneratedAt: Date?
+        public var attempts: Int
+        public var lastError: String?
+        public var failed: Bool
+        public var notBefore: Date?
+        public var leaseOwner: String?
+        public var leaseExpires: Date?
+    }
+
+    private var entries: [Entry] = []
+    private var repos: [Repo] = []
+    private var index: [RepoID: Int] = [:]
+    /// Every entry before this index is known not to be pending for `queueModel`: claims start here.
+    private var firstCandidate = 0
+    private var queueModel: String?
+    private let configuration: Configuration
+    private let directory: URL
+    private let logger: Logger
+    /// Records of the seed file that could not be read.
+    public private(set) var rejectedRecords: [RecordError] = []
+    private var loaded = false
+
+    public init(configuration: Configuration = Configuration(), directory: URL = URL(fileURLWithPath: "."), logger: Logger = Logger(label: "embed-star.mock-store")) {
+        self.configuration = configuration
+        self.directory = directory
+        self.logger = logger
+    }
+
+    /// A store holding `repos`, for tests.
+    public init(repos: [Repo]) {
+        configuration = Configuration()
+        directory = URL(fileURLWithPath: ".")
+        logger = Logger(label: "embed-star.mock-store")
+        for repo in repos where index[repo.id] == nil {
+            index[repo.id] = entries.count
+            self.repos.append(repo)
+            entries.append(Entry(record: repo.jsonValue, id: repo.id, revision: 1, attempts: 0, failed: false))
+        }
+        loaded = true
+    }
+
+    private func url(_ path: String) -> URL {
+        path.hasPrefix("/") ? URL(fileURLWithPath: path) : directory.appendingPathComponent(path)
+    }
+
+    // MARK: RepoStore
+
+    public func prepare() async throws {
+        guard !loaded else { return }
+        loaded = true
+        if let stateFile = configuration.stateFile, FileManager.default.fileExists(atPath: url(stateFile).path) {
+            let data = try Data(contentsOf: url(stateFile))
+            entries = try JSONDecoder().decode([Entry].self, from: data)
+            repos = entries.map(\.repo)
+            index = Dictionary(entries.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { _, last in last })
+            logger.info("mock store loaded its state", metadata: ["file": "\(stateFile)", "repos": "\(entries.count)"])
+        } else if let seedFile = configuration.seedFile {
+            let result = try MockStore.readRecords(from: url(seedFile))
+            for repo in result.repos { insertOrUpdate(repo.0, record: repo.1) }
+            rejectedRecords = result.rejected
+            for problem in result.rejected.prefix(20) {
+                logger.warning("skipped a record of the seed file", metadata: ["file": "\(seedFile)", "problem": "\(problem)"])
+            }
+            logger.info("mock store seeded", metadata: ["file": "\(seedFile)", "repos": "\(entries.count)", "rejected": "\(result.rejected.count)"])
+        }
+    }
+
+    public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        if queueModel != request.model {
+            queueModel = request.model
+            firstCandidate = 0
+        }
+        let now = Date()
+        var claimed: [ClaimedRepo] = []
+        var position = firstCandidate
+        var advancing = true
+        while position < entries.count, claimed.count < request.limit {
+            defer { position += 1 }
+            let entry = entries[position]
+            guard isPending(entry, model: request.model) else {
+                if advancing { firstCandidate = position + 1 }
+                continue
+            }
+            advancing = false
+            // A live lease is skipped whoever holds it: the holder is still working on it.
+            if entry.leaseOwner != nil, let expires = entry.leaseExpires, expires > now { continue }
+            if let notBefore = entry.notBefore, notBefore > now { continue }
+            entries[position].leaseOwner = request.owner
+            entries[position].leaseExpires = now.addingTimeInterval(request.leaseDuration.seconds)
+            claimed.append(ClaimedRepo(repo: repos[position], revision: String(entry.revision),
+                                       embeddedHash: entry.embeddingModel == request.model ? entry.embeddingHash : nil,
+                                       attempts: entry.attempts))
+        }
+        return claimed
+    }
+
+    public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
+        var outcomes: [RepoID: WriteOutcome] = [:]
+        for write in writes {
+            guard let position = index[write.id] else { outcomes[write.id] = .notFound; continue }
+            var entry = entries[position]
+            guard entry.leaseOwner == owner else { outcomes[write.id] = .leaseLost; continue }
+            guard String(entry.revision) == write.revision else {
+                entry.leaseOwner = nil
+                entry.leaseExpires = nil
+                entries[position] = entry
+                outcomes[write.id] = .changedSinceClaim
+                continue
+            }
+            switch write.change {
+            case .embedded(let vector, let hash, let generatedAt):
+                entry.embedding = vector
+                entry.embeddingHash = hash
+                entry.embeddingGeneratedAt = generatedAt
+            case .unchanged(let hash):
+                entry.embeddingHash = hash
+            }
+            entry.embeddingModel = write.model
+            entry.embeddedRevision = entry.revision
+            entry.attempts = 0
+            entry.lastError = nil
+            entry.notBefore = nil
+            entry.leaseOwner = nil
+            entry.leaseExpires = nil
+            entries[position] = entry
+            outcomes[write.id] = .applied
+        }
+        return outcomes
+    }
+
+    public func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
+        var outcomes: [RepoID: FailureOutcome] = [:]
+        let now = Date()
+        for failure in failures {
+            guard let position = index[failure.id], entries[position].leaseOwner == owner else { continue }
+            var entry = entries[position]
+            entry.attempts += 1
+            entry.lastError = failure.reason
+            entry.leaseOwner = nil
+            entry.leaseExpires = nil
+            if failure.permanent || entry.attempts >= maxAttempts {
+                entry.failed = true
+                outcomes[failure.id] = .failed(attempts: entry.attempts)
+            } else {
+                entry.notBefore = now.addingTimeInterval(failure.retryAfter.seconds)
+                outcomes[failure.id] = .willRetry(attempts: entry.attempts)
+            }
+            entries[position] = entry
+        }
+        return outcomes
+    }
+
+    public func release(_ ids: [RepoID], owner: String) async throws {
+        for id in ids {
+            guard let position = index[id], entries[position].leaseOwner == owner else { continue }
+            entries[position].leaseOwner = nil
+            entries[position].leaseExpires = nil
+            firstCandidate = min(firstCandidate, position)
+        }
+    }
+
+    public func resetFailed() async throws -> Int {
+        var count = 0
+        for position in entries.indices where entries[position].failed {
+            entries[position].failed = false
+            entries[position].attempts = 0
+            entries[position].lastError = nil
+            entries[position].notBefore = nil
+            firstCandidate = min(firstCandidate, position)
+            count += 1
+        }
+        return count
+    }
+
+    public func stats(model: String) async throws -> StoreStats {
+        let now = Date()
+        var stats = StoreStats(total: entries.count, embedded: 0, pending: 0, failed: 0, leased: 0)
+        for entry in entries {
+            if entry.failed {
+                stats.failed += 1
+            } else if isPending(entry, model: model) {
+                stats.pending += 1
+                if let expires = entry.leaseExpires, expires > now { stats.leased += 1 }
+            } else {
+                stats.embedded += 1
+            }
+        }
+        return stats
+    }
+
+    public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        var hits: [SearchHit] = []
+        let queryNorm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        guard queryNorm > 0 else { return [] }
+        for (position, entry) in entries.enumerated() {
+            guard let embedding = entry.embedding, embedding.count == vector.count else { continue }
+            if let language = filter.language, repos[position].language?.lowercased() != language.lowercased() { continue }
+            var dot: Float = 0, norm: Float = 0
+            for i in 0..<vector.count {
+                dot += vector[i] * embedding[i]
+                norm += embedding[i] * embedding[i]
+            }
+            guard norm > 0 else { continue }
+            hits.append(SearchHit(repo: repos[position], score: Double(dot / (queryNorm * norm.squareRoot()))))
+        }
+        return Array(hits.sorted { $0.score > $1.score }.prefix(limit))
+    }
+
+    public func health() async -> ComponentHealth { .up }
+
+    public func shutdown() async {
+        guard let stateFile = configuration.stateFile else { return }
+        do {
+            let target = url(stateFile)
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try JSONEncoder().encode(entries).write(to: target, options: .atomic)
+        } catch {
+            logger.error("mock store could not save its state", metadata: ["file": "\(stateFile)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: Beyond the contract: what a collector and tests do
+
+    /// Inserts or updates a repo as the collector would. A change to any field makes a new revision.
+    public func upsert(_ repo: Repo) {
+        insertOrUpdate(repo, record: repo.jsonValue)
+    }
+
+    /// Everything stored about one repo, for tests.
+    public func entry(_ id: RepoID) -> Entry? {
+        index[id].map { entries[$0] }
+    }
+
+    public var count: Int { entries.count }
+
+    private func insertOrUpdate(_ repo: Repo, record: JSONValue) {
+        if let position = index[repo.id] {
+            guard repos[position] != repo else { return }
+            repos[position] = repo
+            entries[position].record = record
+            entries[position].revision += 1
+            firstCandidate = min(firstCandidate, position)
+        } else {
+            index[repo.id] = entries.count
+            repos.append(repo)
+            entries.append(Entry(record: record, id: repo.id, revision: 1, attempts: 0, failed: false))
+        }
+    }
+
+    private func isPending(_ entry: Entry, model: String) -> Bool {
+        !entry.failed && (entry.embeddedRevision != entry.revision || entry.embeddingModel != model || entry.embedding == nil)
+    }
+
+    /// Reads a JSON array of repo records; unreadable records are returned, not thrown.
+    public static func readRecords(from url: URL) throws -> (repos: [(Repo, JSONValue)], rejected: [RecordError]) {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw MockStoreError("cannot read seed file \(url.path): no such file or not readable")
+        }
+        guard case .array(let records) = try JSONDecoder().decode(JSONValue.self, from: data) else {
+            throw MockStoreError("seed file \(url.path) must hold a JSON array of repo records")
+        }
+        var repos: [(Repo, JSONValue)] = []
+        var rejected: [RecordError] = []
+        for (position, record) in records.enumerated() {
+            switch Repo.decode(record, fallbackName: "#\(position) of \(url.lastPathComponent)") {
+            case .success(let repo): repos.append((repo, record))
+            case .failure(let error): rejected.append(error)
+            }
+        }
+        return (repos, rejected)
+    }
+}
+
+public struct MockStoreError: Error, CustomStringConvertible {
+    public var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
+extension Duration {
+    var seconds: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}
