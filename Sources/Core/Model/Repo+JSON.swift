@@ -194,6 +194,7 @@ private struct RecordReader {
     }
 
     static func formatDate(_ date: Date) -> String {
-        date.formatted(.iso8601)
+        let whole = date.timeIntervalSince1970.rounded(.down) == date.timeIntervalSince1970
+        return whole ? date.formatted(.iso8601) : date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 }

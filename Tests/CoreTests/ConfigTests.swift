@@ -1,0 +1,229 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import Foundation
+import Testing
+
+private let base = """
+    provider: ${EMBEDDING_PROVIDER:-mock}
+    store: mock
+    pipeline:
+      batch_size: ${BATCH_SIZE:-50}
+      parallel_workers: ${PARALLEL_WORKERS-2}
+    providers:
+      mock:
+        dimensions: 64
+        model: ${EMBEDDING_MODEL:-mock-embed}
+      openai:
+        api_key: ${OPENAI_API_KEY}
+    stores:
+      mock:
+        seed_file: ${SEED:-repos.json}
+    environments:
+      small:
+        pipeline:
+          batch_size: 5
+        providers:
+          mock:
+            dimensions: 8
+    """
+
+private func load(_ yaml: String = base, env: String? = nil, overrides: [ConfigOverride] = [], vars: [String: String] = [:]) throws -> LoadedConfiguration {
+    try ConfigLoader.load(yaml: yaml, source: "plugins.yaml", environmentName: env, overrides: overrides, environment: vars)
+}
+
+private var registry: PluginRegistry {
+    var registry = PluginRegistry()
+    registry.register(ProviderFactory.mock)
+    registry.register(StoreFactory.mock)
+    return registry
+}
+
+private func configError(_ body: () throws -> Void) -> ConfigError? {
+    do {
+        try body()
+        return nil
+    } catch let error as ConfigError {
+        return error
+    } catch {
+        Issue.record("expected a ConfigError, got \(error)")
+        return nil
+    }
+}
+
+@Suite struct ConfigTests {
+    @Test func defaultsApplyWhenVariablesAreUnset() throws {
+        let config = try load()
+        #expect(config.settings.provider == "mock")
+        #expect(config.settings.pipeline.batchSize == 50)
+        #expect(config.settings.pipeline.parallelWorkers == 2)
+        #expect(config.storeSection["seed_file"]?.scalarText == "repos.json")
+    }
+
+    @Test func variablesReplaceDefaults() throws {
+        let config = try load(vars: ["BATCH_SIZE": "7", "EMBEDDING_MODEL": "m2", "SEED": "other.json"])
+        #expect(config.settings.pipeline.batchSize == 7)
+        #expect(config.providerSection["model"]?.scalarText == "m2")
+        #expect(config.storeSection["seed_file"]?.scalarText == "other.json")
+    }
+
+    @Test func colonDashTreatsEmptyAsUnsetButDashDoesNot() throws {
+        #expect(try load(vars: ["BATCH_SIZE": ""]).settings.pipeline.batchSize == 50)
+        // With '-', an empty value is kept: an empty plain scalar is null, so the built-in default applies.
+        #expect(try load(vars: ["PARALLEL_WORKERS": ""]).settings.pipeline.parallelWorkers == PipelineConfiguration().parallelWorkers)
+    }
+
+    @Test func dollarDollarIsALiteralDollar() throws {
+        let config = try load(base.replacingOccurrences(of: "${SEED:-repos.json}", with: "a$$b-${SEED:-x}.json"))
+        #expect(config.storeSection["seed_file"]?.scalarText == "a$b-x.json")
+    }
+
+    @Test func interpolatedValueOfWrongTypeNamesKeyAndLine() {
+        let error = configError { _ = try load(vars: ["BATCH_SIZE": "lots"]) }
+        #expect(error?.path == "pipeline.batch_size")
+        #expect(error?.location?.line == 4)
+        #expect(error?.message.contains("expected an integer, got 'lots'") == true)
+    }
+
+    @Test func environmentOverlaysTheBase() throws {
+        let config = try load(env: "small")
+        #expect(config.environmentName == "small")
+        #expect(config.settings.pipeline.batchSize == 5)
+        #expect(config.settings.pipeline.parallelWorkers == 2)  // untouched keys stay
+        #expect(config.providerSection["dimensions"]?.scalarText == "8")
+        #expect(config.providerSection["model"]?.scalarText == "mock-embed")
+    }
+
+    @Test func unknownEnvironmentListsTheDefinedOnes() {
+        let error = configError { _ = try load(env: "smal") }
+        #expect(error?.message.contains("unknown environment 'smal'; did you mean 'small'?") == true)
+        #expect(error?.message.contains("defined: small") == true)
+    }
+
+    @Test func commandLineOverridesWinOverFileAndEnvironment() throws {
+        let config = try load(env: "small", overrides: [
+            ConfigOverride(.path(["pipeline", "batch_size"]), value: "9", flag: "--batch-size"),
+            ConfigOverride(.providerKey("model"), value: "flag-model", flag: "--embedding-model"),
+            ConfigOverride(.storeKey("seed_file"), value: "flag.json", flag: "--set"),
+        ], vars: ["BATCH_SIZE": "7"])
+        #expect(config.settings.pipeline.batchSize == 9)
+        #expect(config.providerSection["model"]?.scalarText == "flag-model")
+        #expect(config.storeSection["seed_file"]?.scalarText == "flag.json")
+    }
+
+    @Test func overrideWithBadValueNamesTheFlag() {
+        let error = configError {
+            _ = try load(overrides: [ConfigOverride(.path(["pipeline", "batch_size"]), value: "x", flag: "--batch-size")])
+        }
+        #expect(error?.location?.description == "command line --batch-size")
+    }
+
+    @Test func providerFlagChangesWhichSectionModelGoesTo() throws {
+        let config = try load(overrides: [
+            ConfigOverride(.path(["provider"]), value: "openai", flag: "--embedding-provider"),
+            ConfigOverride(.providerKey("model"), value: "text-embedding-3-large", flag: "--embedding-model"),
+        ])
+        #expect(config.settings.provider == "openai")
+        #expect(config.providerSection["model"]?.scalarText == "text-embedding-3-large")
+    }
+
+    @Test func unknownPluginNameListsRegisteredOnes() throws {
+        let config = try load(vars: ["EMBEDDING_PROVIDER": "olama"])
+        let error = configError { try registry.validate(config) }
+        #expect(error?.path == "provider")
+        #expect(error?.location?.line == 1)
+        #expect(error?.message.contains("unknown provider 'olama'") == true)
+        #expect(error?.message.contains("registered providers: mock") == true)
+    }
+
+    @Test func unknownKeyInPluginSectionSuggestsTheRightOne() throws {
+        let config = try load(base.replacingOccurrences(of: "    dimensions: 64", with: "    dimensons: 64"))
+        let error = configError { try registry.validate(config) }
+        #expect(error?.description == "plugins.yaml:8:5: providers.mock: unknown key 'dimensons'; did you mean 'dimensions'?")
+    }
+
+    @Test func unknownKeyInCoreSectionIsAnError() {
+        let error = configError { _ = try load(base.replacingOccurrences(of: "  batch_size:", with: "  batchsize:")) }
+        #expect(error?.path == "pipeline")
+        #expect(error?.message.contains("unknown key 'batchsize'; did you mean 'batch_size'?") == true)
+    }
+
+    @Test func unknownTopLevelKeyIsAnError() {
+        let error = configError { _ = try load(base + "\nprovidrs: {}\n") }
+        #expect(error?.message.contains("did you mean 'providers'?") == true)
+    }
+
+    @Test func missingVariableIsAnErrorOnlyWhereUsed() throws {
+        // openai is configured with ${OPENAI_API_KEY} but not selected: fine.
+        let config = try load()
+        try registry.validate(config)
+        // Selected, the missing key names the key and the variable.
+        let selected = try load(base.replacingOccurrences(of: "seed_file: ${SEED:-repos.json}", with: "seed_file: ${SEED_FILE}"))
+        let error = configError { try registry.validate(selected) }
+        #expect(error?.path == "stores.mock.seed_file")
+        #expect(error?.location?.line == 14)
+        #expect(error?.message.contains("SEED_FILE") == true)
+    }
+
+    @Test func missingVariableInsideLongerTextIsAnErrorAtOnce() {
+        let error = configError { _ = try load(base.replacingOccurrences(of: "${SEED:-repos.json}", with: "data/${SEED}.json")) }
+        #expect(error?.message.contains("SEED is not set") == true)
+    }
+
+    @Test func malformedYAMLGivesTheLine() {
+        let error = configError { _ = try load("provider: mock\nstore: mock\npipeline:\n  batch_size: [1, 2\n  other: 3\n") }
+        #expect(error?.location?.source == "plugins.yaml")
+        #expect((error?.location?.line ?? 0) >= 4)
+        #expect(error?.message.hasPrefix("invalid YAML") == true)
+    }
+
+    @Test func tabsAndBadIndentationAreSyntaxErrors() {
+        let error = configError { _ = try load("provider: mock\n\tstore: mock\n") }
+        #expect(error?.location?.line == 2)
+    }
+
+    @Test func invalidPipelineValueIsRejectedWithLocation() {
+        let error = configError { _ = try load(vars: ["BATCH_SIZE": "0"]) }
+        #expect(error?.path == "pipeline.batch_size")
+        #expect(error?.location?.line == 4)
+    }
+
+    @Test func pluginRangeCheckNamesTheKey() throws {
+        let config = try load(base.replacingOccurrences(of: "dimensions: 64", with: "dimensions: 0"))
+        let error = configError { try registry.validate(config) }
+        #expect(error?.path == "providers.mock.dimensions")
+        #expect(error?.location?.line == 8)
+    }
+
+    @Test func unknownTemplateFieldIsRejected() {
+        let error = configError { _ = try load(base + "\ntext:\n  template: \"{full_name} {descripton}\"\n") }
+        #expect(error?.message.contains("did you mean '{description}'?") == true)
+    }
+
+    @Test func dotEnvBesideTheFileIsReadAndProcessEnvironmentWins() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try base.write(to: folder.appendingPathComponent("plugins.yaml"), atomically: true, encoding: .utf8)
+        try "# comment\nexport BATCH_SIZE=11\nEMBEDDING_MODEL=\"from-dotenv\"\n".write(to: folder.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+        let config = try ConfigLoader.load(path: folder.appendingPathComponent("plugins.yaml").path, environment: ["EMBEDDING_MODEL": "from-process"])
+        #expect(config.settings.pipeline.batchSize == 11)
+        #expect(config.providerSection["model"]?.scalarText == "from-process")
+        let missing = configError { _ = try ConfigLoader.load(path: folder.appendingPathComponent("nope.yaml").path) }
+        #expect(missing?.message.contains("no such file") == true)
+    }
+
+    @Test func renderingHidesSecrets() throws {
+        let yaml = base.replacingOccurrences(of: "provider: ${EMBEDDING_PROVIDER:-mock}", with: "provider: mock")
+            + "\n    password: hunter2\n"
+        var config = try load(yaml.replacingOccurrences(of: "seed_file: ${SEED:-repos.json}", with: "seed_file: x.json\n    url: ws://root:topsecret@db:8000\n    api_key: sk-123"))
+        config.tree.set(["stores", "mock", "token"], to: ConfigNode(.scalar("tok-456", quoted: false)))
+        config.settings.stores["mock"] = RawConfig(node: config.tree["stores"]!["mock"]!)
+        let text = ConfigRendering.render(config)
+        #expect(!text.contains("topsecret"))
+        #expect(!text.contains("sk-123"))
+        #expect(!text.contains("tok-456"))
+        #expect(text.contains("ws://root:<redacted>@db:8000"))
+        #expect(!text.contains("openai"))  // only the selected plugins are shown
+    }
+}
