@@ -17,6 +17,8 @@ public struct ConfigDecoder {
         do {
             value = try T(from: decoder)
         } catch let error as ConfigError {
+            // A typo ("modle") usually causes the missing-key error that stopped decoding: say so.
+            if error.message.hasPrefix(missingKeyMessage), let path = error.path { try tracker.checkUnknownKeys(at: path) }
             throw error
         } catch let error as DecodingError {
             throw tracker.translate(error, root: node, rootPath: path)
@@ -43,6 +45,8 @@ public struct RawConfig: Decodable, Sendable {
     }
 }
 
+let missingKeyMessage = "missing required key"
+
 final class KeyTracker {
     private struct Opened {
         var node: ConfigNode
@@ -60,8 +64,8 @@ final class KeyTracker {
         opened[path]?.requested.insert(key)
     }
 
-    func checkUnknownKeys() throws {
-        for container in opened.values.sorted(by: { $0.path < $1.path }) {
+    func checkUnknownKeys(at path: String? = nil) throws {
+        for container in opened.values.sorted(by: { $0.path < $1.path }) where path == nil || container.path == path {
             for entry in container.node.entries ?? [] where !container.requested.contains(entry.key) {
                 var message = "unknown key '\(entry.key)'"
                 if let guess = closestMatch(to: entry.key, in: container.requested) {
@@ -168,7 +172,7 @@ private struct KeyedNodeContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         guard let entry = entry(key) else {
-            throw decoder.error("missing required key '\(key.stringValue)'")
+            throw decoder.error("\(missingKeyMessage) '\(key.stringValue)'")
         }
         return try T(from: decoder.child(entry.value, path: childPath(key), key: key))
     }

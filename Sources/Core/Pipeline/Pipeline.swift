@@ -133,6 +133,11 @@ public final class Pipeline: Sendable {
             owner: instanceID, limit: configuration.batchSize,
             leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity))
         guard !claimed.isEmpty else { return nil }
+        return try await processClaimed(claimed)
+    }
+
+    /// Processes repos this instance has claimed; what is not written is released on error.
+    public func processClaimed(_ claimed: [ClaimedRepo]) async throws -> PipelineSummary {
         do {
             return try await process(claimed)
         } catch {

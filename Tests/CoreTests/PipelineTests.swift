@@ -1,0 +1,266 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// Wraps a provider and records every call, to check batching from the outside.
+final class RecordingProvider: EmbeddingProvider {
+    let inner: any EmbeddingProvider
+    let model: ModelInfo
+    private let calls = Mutex<[[String]]>([])
+
+    init(_ inner: any EmbeddingProvider, model: ModelInfo? = nil) {
+        self.inner = inner
+        self.model = model ?? inner.model
+    }
+
+    var batches: [[String]] { calls.withLock { $0 } }
+
+    func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+        calls.withLock { $0.append(texts) }
+        return try await inner.embed(texts, mode: mode)
+    }
+
+    func health() async -> ComponentHealth { await inner.health() }
+}
+
+func mockProvider(_ configure: (inout MockProvider.Configuration) -> Void = { _ in }) -> MockProvider {
+    var configuration = MockProvider.Configuration()
+    configuration.dimensions = 32
+    configure(&configuration)
+    return MockProvider(configuration: configuration)
+}
+
+func pipeline(
+    _ provider: any EmbeddingProvider, _ store: any RepoStore, name: String = "mock",
+    _ configure: (inout PipelineConfiguration) -> Void = { _ in }
+) async throws -> Pipeline {
+    var configuration = PipelineConfiguration()
+    configuration.batchSize = 10
+    configuration.parallelWorkers = 3
+    configuration.retryDelayMs = 0
+    configure(&configuration)
+    return try await Pipeline.start(provider: provider, providerName: name, store: store, configuration: configuration,
+                                    instanceID: "test-\(UUID().uuidString.prefix(6))", logger: Logger(label: "test"))
+}
+
+@Suite struct PipelineTests {
+    let repos = SyntheticRepos.generate(count: 120, seed: 7)
+
+    @Test func everyRepoGetsTheVectorOfItsOwnText() async throws {
+        let store = MockStore(repos: repos)
+        let provider = mockProvider()
+        let pipeline = try await pipeline(provider, store)
+        let summary = try await pipeline.backfill()
+        #expect(summary.embedded == repos.count)
+        #expect(summary.failed == 0)
+        let builder = try TextBuilder()
+        for repo in repos {
+            let entry = try #require(await store.entry(repo.id))
+            let text = builder.text(for: repo)
+            #expect(entry.embedding == MockProvider.vector(for: text, dimensions: 32), "\(repo.id)")
+            #expect(entry.embeddingHash == ContentHash.make(text: text, model: pipeline.modelIdentity))
+            #expect(entry.embeddingModel == "mock/mock-embed@32")
+        }
+        let stats = try await store.stats(model: pipeline.modelIdentity)
+        #expect(stats == StoreStats(total: repos.count, embedded: repos.count, pending: 0, failed: 0, leased: 0))
+        // Three workers, one queue: no text was sent twice.
+        #expect(provider.statistics.texts == repos.count)
+    }
+
+    @Test func batchesRespectCountAndTokenBudget() async throws {
+        let store = MockStore(repos: repos)
+        let mock = mockProvider()
+        var model = mock.model
+        model.maxBatchSize = 4
+        model.maxBatchTokens = 60
+        let provider = RecordingProvider(mock, model: model)
+        let summary = try await pipeline(provider, store) { $0.batchSize = 25 }.backfill()
+        #expect(summary.embedded == repos.count)
+        let batches = provider.batches
+        #expect(!batches.isEmpty)
+        for batch in batches {
+            #expect(batch.count <= 4)
+            let tokens = batch.map(TokenEstimator.estimate).reduce(0, +)
+            #expect(tokens <= 60 || batch.count == 1, "batch of \(batch.count) costs \(tokens) tokens")
+        }
+        #expect(batches.map(\.count).reduce(0, +) == repos.count)
+    }
+
+    @Test func unchangedTextIsNotSentAgainButChangedTextIs() async throws {
+        let store = MockStore(repos: repos)
+        let provider = mockProvider()
+        let first = try await pipeline(provider, store)
+        _ = try await first.backfill()
+        let callsAfterFirst = provider.statistics.texts
+
+        // The collector bumps updated_at and stars on every repo: nothing to embed.
+        for var repo in repos {
+            repo.updatedAt = Date()
+            repo.stars += 1
+            await store.upsert(repo)
+        }
+        var summary = try await first.backfill()
+        #expect(summary.unchanged == repos.count)
+        #expect(summary.embedded == 0)
+        #expect(summary.providerCalls == 0)
+        #expect(provider.statistics.texts == callsAfterFirst)
+
+        // Two descriptions change: exactly those two are embedded again.
+        var changed = repos[3]
+        changed.description = "Completely new description about TOML parsing"
+        await store.upsert(changed)
+        var other = repos[50]
+        other.topics.append("brand-new-topic")
+        await store.upsert(other)
+        summary = try await first.backfill()
+        #expect(summary.embedded == 2)
+        #expect(provider.statistics.texts == callsAfterFirst + 2)
+        let entry = try #require(await store.entry(changed.id))
+        #expect(entry.embedding == MockProvider.vector(for: try TextBuilder().text(for: changed), dimensions: 32))
+    }
+
+    @Test func anotherModelMakesEverythingPendingAgain() async throws {
+        let store = MockStore(repos: repos)
+        _ = try await pipeline(mockProvider(), store).backfill()
+        let other = mockProvider { $0.model = "mock-embed-v2" }
+        let summary = try await pipeline(other, store).backfill()
+        #expect(summary.embedded == repos.count)
+        #expect(other.statistics.texts == repos.count)
+    }
+
+    @Test func rejectedItemIsIsolatedAndTheRestOfItsBatchIsEmbedded() async throws {
+        let store = MockStore(repos: repos)
+        let poison = repos[17]
+        let provider = mockProvider { $0.rejectTextsContaining = [poison.fullName] }
+        let summary = try await pipeline(provider, store).backfill()
+        #expect(summary.embedded == repos.count - 1)
+        #expect(summary.failed == 1)
+        let entry = try #require(await store.entry(poison.id))
+        #expect(entry.failed)
+        #expect(entry.embedding == nil)
+        #expect(entry.lastError?.contains("rejected by the provider") == true)
+        let stats = try await store.stats(model: "mock/mock-embed@32")
+        #expect(stats.failed == 1 && stats.embedded == repos.count - 1 && stats.pending == 0)
+    }
+
+    /// A provider that rejects a bad input without saying which one: the batch is bisected.
+    final class OpaqueRejectingProvider: EmbeddingProvider {
+        let inner = mockProvider()
+        var model: ModelInfo { inner.model }
+        let poison: String
+        init(poison: String) { self.poison = poison }
+        func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+            if texts.contains(where: { $0.contains(poison) }) { throw EmbeddingError(.invalidInput(indices: nil), "input too long") }
+            return try await inner.embed(texts, mode: mode)
+        }
+        func health() async -> ComponentHealth { .up }
+    }
+
+    @Test func rejectionWithoutIndicesIsBisected() async throws {
+        let store = MockStore(repos: repos)
+        let summary = try await pipeline(OpaqueRejectingProvider(poison: repos[5].fullName), store).backfill()
+        #expect(summary.embedded == repos.count - 1)
+        #expect(summary.failed == 1)
+        #expect(try #require(await store.entry(repos[5].id)).failed)
+    }
+
+    @Test func invalidVectorsAreNeverWrittenAndCountAsAttempts() async throws {
+        let store = MockStore(repos: Array(repos.prefix(20)))
+        let provider = mockProvider { $0.nanRate = 1 }
+        // Retry delay is zero here, so one backfill makes both attempts: the second one fails them for good.
+        let summary = try await pipeline(provider, store) { $0.maxAttempts = 2 }.backfill()
+        #expect(summary.embedded == 0)
+        #expect(summary.retrying == 20)
+        #expect(summary.failed == 20)
+        let entry = try #require(await store.entry(repos[0].id))
+        #expect(entry.embedding == nil)
+        #expect(entry.attempts == 2)
+        #expect(entry.failed)
+        #expect(entry.lastError?.contains("NaN") == true)
+        #expect(try await store.stats(model: "mock/mock-embed@32").failed == 20)
+        #expect(try await store.resetFailed() == 20)
+        let healthy = try await pipeline(mockProvider(), store).backfill()
+        #expect(healthy.embedded == 20)
+    }
+
+    @Test func wrongDimensionIsRejected() async throws {
+        let store = MockStore(repos: Array(repos.prefix(10)))
+        let summary = try await pipeline(mockProvider { $0.wrongDimensionRate = 1 }, store).backfill()
+        #expect(summary.embedded == 0)
+        #expect(try #require(await store.entry(repos[0].id)).lastError?.contains("31 dimensions, expected 32") == true)
+    }
+
+    @Test func transientErrorsLeaveReposPendingWithTheirReason() async throws {
+        let store = MockStore(repos: Array(repos.prefix(10)))
+        let summary = try await pipeline(mockProvider { $0.errorRate = 1 }, store) { $0.retryDelayMs = 60_000 }.backfill()
+        #expect(summary.retrying == 10)
+        let stats = try await store.stats(model: "mock/mock-embed@32")
+        #expect(stats.pending == 10 && stats.failed == 0)
+        #expect(try #require(await store.entry(repos[0].id)).lastError?.contains("mock transient failure") == true)
+    }
+
+    @Test func runFatalErrorStopsTheRunAndReleasesClaims() async throws {
+        let store = MockStore(repos: repos)
+        let pipeline = try await pipeline(mockProvider { $0.failAll = true }, store)
+        await #expect(throws: EmbeddingError.self) { _ = try await pipeline.backfill() }
+        let stats = try await store.stats(model: pipeline.modelIdentity)
+        #expect(stats.pending == repos.count)
+        #expect(stats.leased == 0)
+        #expect(stats.failed == 0)
+    }
+
+    @Test func repoChangedDuringItsBatchStaysPending() async throws {
+        let store = MockStore(repos: Array(repos.prefix(5)))
+        let pipeline = try await pipeline(mockProvider(), store)
+        let claimed = try await store.claimPending(ClaimRequest(owner: pipeline.instanceID, limit: 5, leaseDuration: .seconds(60), model: pipeline.modelIdentity))
+        var edited = repos[2]
+        edited.description = "edited while being embedded"
+        await store.upsert(edited)
+        let summary = try await pipeline.processClaimed(claimed)
+        #expect(summary.embedded == 4)
+        #expect(summary.conflicts == 1)
+        #expect(try await store.stats(model: pipeline.modelIdentity).pending == 1)
+        let next = try await pipeline.backfill()
+        #expect(next.embedded == 1)
+        let entry = try #require(await store.entry(edited.id))
+        #expect(entry.embedding == MockProvider.vector(for: try TextBuilder().text(for: edited), dimensions: 32))
+    }
+
+    @Test func identicalTextsAreEmbeddedOnce() async throws {
+        let twins = (0..<6).map { Repo(id: RepoID("repo:t\($0)"), fullName: "same/name", description: "same") }
+        let store = MockStore(repos: twins)
+        let provider = mockProvider()
+        let summary = try await pipeline(provider, store).backfill()
+        #expect(summary.embedded == 6)
+        #expect(provider.statistics.texts == 1)
+    }
+
+    @Test func runStopsWhenSignalledAndPicksUpNewWorkWhileRunning() async throws {
+        let store = MockStore(repos: Array(repos.prefix(10)))
+        let pipeline = try await pipeline(mockProvider(), store) { $0.pollIntervalMs = 20 }
+        let stop = StopSignal()
+        let task = Task { try await pipeline.run(stop: stop) }
+        try await waitUntil { try await store.stats(model: pipeline.modelIdentity).embedded == 10 }
+        await store.upsert(repos[50])
+        try await waitUntil { try await store.stats(model: pipeline.modelIdentity).embedded == 11 }
+        stop.trigger()
+        let summary = try await task.value
+        #expect(summary.embedded == 11)
+    }
+}
+
+/// Polls `condition` until it holds, failing after `timeout`.
+func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("condition not met within \(timeout)")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}

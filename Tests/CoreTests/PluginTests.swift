@@ -1,0 +1,91 @@
+import EmbedStarCore
+import EmbedStarMockStore
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// A provider that exists only in this test target: a one-hot vector per text length bucket.
+/// Registering it and naming it in YAML is all it takes; Core and the pipeline do not change.
+final class LengthProvider: EmbeddingProvider {
+    struct Configuration: PluginConfiguration {
+        var buckets = 16
+        enum CodingKeys: String, CodingKey { case buckets }
+    }
+
+    let configuration: Configuration
+    let model: ModelInfo
+    let calls = Mutex(0)
+
+    init(_ configuration: Configuration) {
+        self.configuration = configuration
+        model = ModelInfo(name: "length", dimensions: configuration.buckets, maxBatchSize: 8)
+    }
+
+    func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+        calls.withLock { $0 += 1 }
+        return texts.map { text in
+            var vector = [Float](repeating: 0.01, count: configuration.buckets)
+            vector[text.count % configuration.buckets] = 1
+            return vector
+        }
+    }
+
+    func health() async -> ComponentHealth { .up }
+
+    static let factory = ProviderFactory(name: "test-length", summary: "test only", configuration: Configuration.self) { configuration, _ in
+        LengthProvider(configuration)
+    }
+}
+
+@Suite struct PluginTests {
+    var registry: PluginRegistry {
+        var registry = PluginRegistry()
+        registry.register(LengthProvider.factory)
+        registry.register(StoreFactory.mock)
+        return registry
+    }
+
+    func seededFolder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try SyntheticRepos.json(SyntheticRepos.generate(count: 30)).write(to: folder.appendingPathComponent("repos.json"))
+        return folder
+    }
+
+    @Test func aProviderFromATestTargetIsSelectedByNameInYAML() async throws {
+        let folder = try seededFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let yaml = """
+            provider: test-length
+            store: mock
+            providers:
+              test-length:
+                buckets: 12
+            stores:
+              mock:
+                seed_file: repos.json
+            """
+        let config = try ConfigLoader.load(yaml: yaml, source: "plugins.yaml", directory: folder)
+        let runtime = try await Runtime.build(config, registry: registry, logger: Logger(label: "test"))
+        let provider = try #require(runtime.provider as? LengthProvider)
+        #expect(provider.configuration.buckets == 12)
+        let pipeline = try await runtime.startPipeline()
+        #expect(pipeline.modelIdentity == "test-length/length@12")
+        let summary = try await pipeline.backfill()
+        #expect(summary.embedded == 30)
+        #expect(provider.calls.withLock { $0 } >= 4)  // max batch size 8
+        let stats = try await runtime.store.stats(model: pipeline.modelIdentity)
+        #expect(stats.embedded == 30)
+    }
+
+    @Test func theTestProvidersKeysAreCheckedToo() throws {
+        let config = try ConfigLoader.load(yaml: "provider: test-length\nstore: mock\nproviders:\n  test-length:\n    bucket: 3\n", source: "p.yaml")
+        #expect(throws: ConfigError.self) { try registry.validate(config) }
+        do {
+            try registry.validate(config)
+        } catch {
+            #expect("\(error)" == "p.yaml:5:5: providers.test-length: unknown key 'bucket'; did you mean 'buckets'?")
+        }
+    }
+}
