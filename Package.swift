@@ -75,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RunnerTests",
-            dependencies: ["EmbedStarCore"],
+            dependencies: ["EmbedStarCore", "EmbedStarRunner"],
             path: "Tests/RunnerTests"
         ),
     ]

@@ -1,0 +1,216 @@
+import Foundation
+import Testing
+
+/// Runs the built `embed-star` executable as a user would and checks exit codes and output.
+struct CLI {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var executable: URL {
+        if let path = ProcessInfo.processInfo.environment["EMBED_STAR_BIN"] { return URL(fileURLWithPath: path) }
+        // Tests run from the build folder, next to the executable.
+        var folder = Bundle.main.bundleURL
+        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("embed-star").path), folder.path != "/" {
+            folder.deleteLastPathComponent()
+        }
+        return folder.appendingPathComponent("embed-star")
+    }
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    let folder: URL
+
+    init() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+    }
+
+    /// Starts the executable; `environment` is added to a clean one (no inherited config variables).
+    func start(_ arguments: [String], environment: [String: String] = [:], in directory: URL? = nil) throws -> (Process, Pipe, Pipe) {
+        let process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        process.currentDirectoryURL = directory ?? folder
+        var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "LOG_LEVEL": "info"]
+        env.merge(environment) { $1 }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, out, err)
+    }
+
+    func run(_ arguments: [String], environment: [String: String] = [:], in directory: URL? = nil) throws -> Result {
+        let (process, out, err) = try start(arguments, environment: environment, in: directory)
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    func cleanUp() {
+        try? FileManager.default.removeItem(at: folder)
+    }
+}
+
+private let mockConfig = """
+    provider: mock
+    store: mock
+    pipeline:
+      batch_size: ${BATCH_SIZE:-20}
+      parallel_workers: 2
+      poll_interval_ms: 50
+    providers:
+      mock:
+        dimensions: 16
+    stores:
+      mock:
+        seed_file: repos.json
+        state_file: state.json
+    """
+
+private func json(_ text: String) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func pluginsListsTheBuiltInPlugins() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let result = try cli.run(["plugins"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("providers:\n  mock"))
+        #expect(result.stdout.contains("stores:\n  mock"))
+    }
+
+    @Test func shippedConfigurationIsValidInTheDevEnvironmentAndHidesSecrets() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let result = try cli.run(["config", "--env", "dev"], environment: ["DB_PASS": "hunter2-secret", "OPENAI_API_KEY": "sk-live-123"], in: CLI.packageRoot)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("provider: mock"))
+        #expect(result.stdout.contains("seed_file: examples/sample-repos.json"))
+        #expect(!result.stdout.contains("hunter2-secret") && !result.stderr.contains("hunter2-secret"))
+        #expect(!result.stdout.contains("sk-live-123") && !result.stderr.contains("sk-live-123"))
+    }
+
+    @Test func invalidConfigurationExitsTwoWithFileLineAndKey() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig.replacingOccurrences(of: "    dimensions: 16", with: "    dimensons: 16"))
+        var result = try cli.run(["config"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("plugins.yaml:9:5: providers.mock: unknown key 'dimensons'; did you mean 'dimensions'?"))
+
+        try cli.write("plugins.yaml", "provider: mock\nstore: [unclosed\n")
+        result = try cli.run(["config"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("plugins.yaml:"))
+        #expect(result.stderr.contains("invalid YAML"))
+
+        try cli.write("plugins.yaml", mockConfig)
+        result = try cli.run(["status", "--embedding-provider", "olama"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("unknown provider 'olama'"))
+        #expect(result.stderr.contains("registered providers: mock"))
+
+        result = try cli.run(["backfill"], environment: ["BATCH_SIZE": "0"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("pipeline.batch_size: must be between 1 and 10000, got 0"))
+
+        result = try cli.run(["config", "--config", "missing.yaml"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("missing.yaml: cannot read the configuration file"))
+    }
+
+    @Test func backfillEmbedsEverythingAndARerunFindsNothingToDo() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig)
+        let seed = try cli.run(["seed", "--count", "300", "--out", "repos.json"])
+        #expect(seed.status == 0)
+
+        var result = try cli.run(["backfill", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        var report = try json(result.stdout)
+        var summary = try #require(report["summary"] as? [String: Any])
+        #expect(summary["embedded"] as? Int == 300)
+        #expect(report["model"] as? String == "mock/mock-embed@16")
+
+        result = try cli.run(["status", "--json"])
+        #expect(result.status == 0)
+        let stats = try json(result.stdout)
+        #expect(stats["embedded"] as? Int == 300)
+        #expect(stats["pending"] as? Int == 0)
+
+        result = try cli.run(["backfill", "--json", "--batch-size", "7"])
+        report = try json(result.stdout)
+        summary = try #require(report["summary"] as? [String: Any])
+        #expect(summary["embedded"] as? Int == 0)
+        #expect(summary["providerCalls"] as? Int == 0)
+
+        // Another dimension is another model: everything is pending again.
+        result = try cli.run(["backfill", "--json", "--set", "providers.mock.dimensions=8"])
+        summary = try #require(try json(result.stdout)["summary"] as? [String: Any])
+        #expect(summary["embedded"] as? Int == 300)
+
+        result = try cli.run(["backfill"])
+        #expect(result.stdout.contains("0 embedded"))
+        #expect(result.stdout.contains("Now: 300 repos, 300 embedded, 0 pending, 0 failed."))
+    }
+
+    @Test func runModeEmbedsAndStopsCleanlyOnSIGTERM() async throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig)
+        _ = try cli.run(["seed", "--count", "50", "--out", "repos.json"])
+        let (process, _, err) = try cli.start(["run"])
+        // Wait for the first batch log line, then ask it to stop.
+        var log = Data()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !String(decoding: log, as: UTF8.self).contains("batch"), ContinuousClock.now < deadline {
+            log.append(err.fileHandleForReading.availableData)
+        }
+        kill(process.processIdentifier, SIGTERM)
+        log.append(err.fileHandleForReading.readDataToEndOfFile())
+        process.waitUntilExit()
+        let text = String(decoding: log, as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("embed-star stopped"))
+        let status = try cli.run(["status", "--json"])
+        #expect(try json(status.stdout)["embedded"] as? Int == 50)
+    }
+
+    @Test func runFatalProviderErrorExitsOneAndLosesNothing() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig)
+        _ = try cli.run(["seed", "--count", "40", "--out", "repos.json"])
+        let result = try cli.run(["backfill", "--set", "providers.mock.fail_all=true"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("fatal: mock provider configured with fail_all"))
+        let stats = try json(try cli.run(["status", "--json"]).stdout)
+        #expect(stats["pending"] as? Int == 40)
+        #expect(stats["failed"] as? Int == 0)
+    }
+
+    @Test func seedWritesDeterministicRecords() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let first = try cli.run(["seed", "--count", "5"])
+        let second = try cli.run(["seed", "--count", "5"])
+        #expect(first.status == 0)
+        #expect(first.stdout == second.stdout)
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [[String: Any]])
+        #expect(records.count == 5)
+        #expect(records.allSatisfy { $0["full_name"] is String && $0["id"] is String })
+    }
+}
