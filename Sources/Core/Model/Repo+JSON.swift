@@ -198,3 +198,16 @@ private struct RecordReader {
         return whole ? date.formatted(.iso8601) : date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 }
+
+extension Repo: Codable {
+    /// Decodes a collector record leniently (see ``decode(_:fallbackName:)``); a record that
+    /// cannot be read throws its ``RecordError``.
+    public init(from decoder: any Decoder) throws {
+        self = try Repo.decode(try JSONValue(from: decoder), fallbackName: decoder.codingPath.map(\.stringValue).joined(separator: ".")).get()
+    }
+
+    /// Encodes the record as the collector writes it.
+    public func encode(to encoder: any Encoder) throws {
+        try jsonValue.encode(to: encoder)
+    }
+}

@@ -23,9 +23,8 @@ public actor MockStore: RepoStore {
 
     /// One record and what embed-star knows about it.
     public struct Entry: Sendable, Codable {
-        public var record: JSONValue
-        public var repo: Repo { (try? Repo.decode(record, fallbackName: "").get()) ?? Repo(id: RepoID(""), fullName: "") }
-        public var id: RepoID
+        public var repo: Repo
+        public var id: RepoID { repo.id }
         public var revision: Int
         public var embedding: [Float]?
         public var embeddingModel: String?
@@ -41,7 +40,6 @@ public actor MockStore: RepoStore {
     }
 
     private var entries: [Entry] = []
-    private var repos: [Repo] = []
     private var index: [RepoID: Int] = [:]
     /// Every entry before this index is known not to be pending for `queueModel`: claims start here.
     private var firstCandidate = 0
@@ -66,8 +64,7 @@ public actor MockStore: RepoStore {
         logger = Logger(label: "embed-star.mock-store")
         for repo in repos where index[repo.id] == nil {
             index[repo.id] = entries.count
-            self.repos.append(repo)
-            entries.append(Entry(record: repo.jsonValue, id: repo.id, revision: 1, attempts: 0, failed: false))
+            entries.append(Entry(repo: repo, revision: 1, attempts: 0, failed: false))
         }
         loaded = true
     }
@@ -84,12 +81,11 @@ public actor MockStore: RepoStore {
         if let stateFile = configuration.stateFile, FileManager.default.fileExists(atPath: url(stateFile).path) {
             let data = try Data(contentsOf: url(stateFile))
             entries = try JSONDecoder().decode([Entry].self, from: data)
-            repos = entries.map(\.repo)
             index = Dictionary(entries.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { _, last in last })
             logger.info("mock store loaded its state", metadata: ["file": "\(stateFile)", "repos": "\(entries.count)"])
         } else if let seedFile = configuration.seedFile {
             let result = try MockStore.readRecords(from: url(seedFile))
-            for repo in result.repos { insertOrUpdate(repo.0, record: repo.1) }
+            for repo in result.repos { upsert(repo) }
             rejectedRecords = result.rejected
             for problem in result.rejected.prefix(20) {
                 logger.warning("skipped a record of the seed file", metadata: ["file": "\(seedFile)", "problem": "\(problem)"])
@@ -120,7 +116,7 @@ public actor MockStore: RepoStore {
             if let notBefore = entry.notBefore, notBefore > now { continue }
             entries[position].leaseOwner = request.owner
             entries[position].leaseExpires = now.addingTimeInterval(request.leaseDuration.seconds)
-            claimed.append(ClaimedRepo(repo: repos[position], revision: String(entry.revision),
+            claimed.append(ClaimedRepo(repo: entry.repo, revision: String(entry.revision),
                                        embeddedHash: entry.embeddingModel == request.model ? entry.embeddingHash : nil,
                                        attempts: entry.attempts))
         }
@@ -225,16 +221,16 @@ public actor MockStore: RepoStore {
         var hits: [SearchHit] = []
         let queryNorm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
         guard queryNorm > 0 else { return [] }
-        for (position, entry) in entries.enumerated() {
+        for entry in entries {
             guard let embedding = entry.embedding, embedding.count == vector.count else { continue }
-            if let language = filter.language, repos[position].language?.lowercased() != language.lowercased() { continue }
+            if let language = filter.language, entry.repo.language?.lowercased() != language.lowercased() { continue }
             var dot: Float = 0, norm: Float = 0
             for i in 0..<vector.count {
                 dot += vector[i] * embedding[i]
                 norm += embedding[i] * embedding[i]
             }
             guard norm > 0 else { continue }
-            hits.append(SearchHit(repo: repos[position], score: Double(dot / (queryNorm * norm.squareRoot()))))
+            hits.append(SearchHit(repo: entry.repo, score: Double(dot / (queryNorm * norm.squareRoot()))))
         }
         return Array(hits.sorted { $0.score > $1.score }.prefix(limit))
     }
@@ -256,7 +252,15 @@ public actor MockStore: RepoStore {
 
     /// Inserts or updates a repo as the collector would. A change to any field makes a new revision.
     public func upsert(_ repo: Repo) {
-        insertOrUpdate(repo, record: repo.jsonValue)
+        if let position = index[repo.id] {
+            guard entries[position].repo != repo else { return }
+            entries[position].repo = repo
+            entries[position].revision += 1
+            firstCandidate = min(firstCandidate, position)
+        } else {
+            index[repo.id] = entries.count
+            entries.append(Entry(repo: repo, revision: 1, attempts: 0, failed: false))
+        }
     }
 
     /// Everything stored about one repo, for tests.
@@ -266,26 +270,12 @@ public actor MockStore: RepoStore {
 
     public var count: Int { entries.count }
 
-    private func insertOrUpdate(_ repo: Repo, record: JSONValue) {
-        if let position = index[repo.id] {
-            guard repos[position] != repo else { return }
-            repos[position] = repo
-            entries[position].record = record
-            entries[position].revision += 1
-            firstCandidate = min(firstCandidate, position)
-        } else {
-            index[repo.id] = entries.count
-            repos.append(repo)
-            entries.append(Entry(record: record, id: repo.id, revision: 1, attempts: 0, failed: false))
-        }
-    }
-
     private func isPending(_ entry: Entry, model: String) -> Bool {
         !entry.failed && (entry.embeddedRevision != entry.revision || entry.embeddingModel != model || entry.embedding == nil)
     }
 
     /// Reads a JSON array of repo records; unreadable records are returned, not thrown.
-    public static func readRecords(from url: URL) throws -> (repos: [(Repo, JSONValue)], rejected: [RecordError]) {
+    public static func readRecords(from url: URL) throws -> (repos: [Repo], rejected: [RecordError]) {
         let data: Data
         do {
             data = try Data(contentsOf: url)
@@ -295,11 +285,11 @@ public actor MockStore: RepoStore {
         guard case .array(let records) = try JSONDecoder().decode(JSONValue.self, from: data) else {
             throw MockStoreError("seed file \(url.path) must hold a JSON array of repo records")
         }
-        var repos: [(Repo, JSONValue)] = []
+        var repos: [Repo] = []
         var rejected: [RecordError] = []
         for (position, record) in records.enumerated() {
             switch Repo.decode(record, fallbackName: "#\(position) of \(url.lastPathComponent)") {
-            case .success(let repo): repos.append((repo, record))
+            case .success(let repo): repos.append(repo)
             case .failure(let error): rejected.append(error)
             }
         }
