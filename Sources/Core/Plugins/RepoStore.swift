@@ -150,6 +150,9 @@ public struct SearchHit: Sendable {
 /// - `recordFailures` counts an attempt, keeps the reason, ends the lease, and marks the repo
 ///   failed once `permanent` or once attempts reach `maxAttempts`.
 /// - `release` ends leases without counting an attempt (shutdown, run-fatal errors).
+/// - Records are read leniently (``Repo/decode(_:fallbackName:)``). A record that cannot be read
+///   at all is never handed out: the store marks it failed with the reason (or skips and reports
+///   it), so one malformed record neither stops a claim nor returns forever.
 /// - Methods are safe to call from many tasks at once and honour cancellation.
 public protocol RepoStore: Sendable {
     /// Connects, creates or migrates what the store needs.
