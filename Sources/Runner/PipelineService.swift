@@ -28,11 +28,16 @@ struct PipelineService: Service {
 
     /// Runs `service` until it ends or a signal stops it.
     static func runGroup(_ service: PipelineService, logger: Logger) async throws {
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        var configuration = ServiceGroupConfiguration(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
-        ))
+        )
+        // Batches in flight get this long to finish; then they are cancelled, and the pipeline
+        // releases their claims.
+        configuration.maximumGracefulShutdownDuration = .seconds(30)
+        configuration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
     }
 }
