@@ -11,6 +11,9 @@ let package = Package(
         .library(name: "EmbedStarCore", targets: ["EmbedStarCore"]),
         .library(name: "EmbedStarMockProvider", targets: ["EmbedStarMockProvider"]),
         .library(name: "EmbedStarMockStore", targets: ["EmbedStarMockStore"]),
+        .library(name: "EmbedStarOllama", targets: ["EmbedStarOllama"]),
+        .library(name: "EmbedStarOpenAI", targets: ["EmbedStarOpenAI"]),
+        .library(name: "EmbedStarTogether", targets: ["EmbedStarTogether"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -19,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .target(
@@ -28,8 +32,31 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Sources/Core"
+        ),
+        // What the HTTP providers share: error classification, rate-limit headers, and the
+        // OpenAI-compatible wire format (OpenAI, Together, and any compatible server).
+        .target(
+            name: "EmbedStarHTTPProvider",
+            dependencies: ["EmbedStarCore", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            path: "Sources/Providers/HTTP"
+        ),
+        .target(
+            name: "EmbedStarOllama",
+            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
+            path: "Sources/Providers/Ollama"
+        ),
+        .target(
+            name: "EmbedStarOpenAI",
+            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
+            path: "Sources/Providers/OpenAI"
+        ),
+        .target(
+            name: "EmbedStarTogether",
+            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
+            path: "Sources/Providers/Together"
         ),
         .target(
             name: "EmbedStarMockProvider",
@@ -47,6 +74,9 @@ let package = Package(
                 "EmbedStarCore",
                 "EmbedStarMockProvider",
                 "EmbedStarMockStore",
+                "EmbedStarOllama",
+                "EmbedStarOpenAI",
+                "EmbedStarTogether",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -72,6 +102,11 @@ let package = Package(
             name: "MockStoreTests",
             dependencies: ["EmbedStarCore", "EmbedStarMockStore"],
             path: "Tests/MockStoreTests"
+        ),
+        .testTarget(
+            name: "ProviderTests",
+            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore"],
+            path: "Tests/ProviderTests"
         ),
         .testTarget(
             name: "RunnerTests",

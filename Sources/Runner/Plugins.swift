@@ -1,12 +1,18 @@
 import EmbedStarCore
 import EmbedStarMockProvider
 import EmbedStarMockStore
+import EmbedStarOllama
+import EmbedStarOpenAI
+import EmbedStarTogether
 
 /// Every plugin built into the executable. A new backend is its module plus one line here.
 enum BuiltInPlugins {
     static var registry: PluginRegistry {
         var registry = PluginRegistry()
         registry.register(ProviderFactory.mock)
+        registry.register(ProviderFactory.ollama)
+        registry.register(ProviderFactory.openAI)
+        registry.register(ProviderFactory.together)
         registry.register(StoreFactory.mock)
         return registry
     }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 
@@ -8,11 +9,20 @@ public struct PluginContext: Sendable {
     public var directory: URL
     /// This instance's name, as used for leases.
     public var instanceID: String
+    /// The one HTTP client of the process: plugins share its connection pools.
+    public var httpClient: HTTPClient
+    /// Receives what providers learn from rate-limit headers, for the rate limiter.
+    public var rateLimitObserver: @Sendable (RateLimitHint) -> Void
 
-    public init(logger: Logger, directory: URL, instanceID: String) {
+    public init(
+        logger: Logger, directory: URL, instanceID: String, httpClient: HTTPClient = .shared,
+        rateLimitObserver: @escaping @Sendable (RateLimitHint) -> Void = { _ in }
+    ) {
         self.logger = logger
         self.directory = directory
         self.instanceID = instanceID
+        self.httpClient = httpClient
+        self.rateLimitObserver = rateLimitObserver
     }
 
     /// `path` resolved against ``directory`` unless it is absolute.

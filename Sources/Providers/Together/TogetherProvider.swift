@@ -1,0 +1,76 @@
+import EmbedStarCore
+import EmbedStarHTTPProvider
+import Foundation
+import NIOHTTP1
+
+/// Embeddings from Together AI's OpenAI-shaped `POST /embeddings` (no base64, no dimensions).
+public struct TogetherProvider: EmbeddingProvider {
+    public struct Configuration: PluginConfiguration {
+        public var apiKey: String?
+        public var baseURL = "https://api.together.xyz/v1"
+        public var model = "intfloat/multilingual-e5-large-instruct"
+        public var maxBatchSize = 100
+        /// Defaults to the model's context length from the table below, else 512.
+        public var maxInputTokens: Int?
+        public var timeoutSeconds = 60.0
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case apiKey = "api_key", baseURL = "base_url", model, maxBatchSize = "max_batch_size"
+            case maxInputTokens = "max_input_tokens", timeoutSeconds = "timeout_seconds"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Configuration()
+            apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey)
+            baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL) ?? d.baseURL
+            model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
+            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
+            maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens)
+            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
+            func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
+            guard URL(string: baseURL)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
+                throw fail(.baseURL, "must be an http or https URL, got '\(baseURL)'")
+            }
+            if (apiKey ?? "").isEmpty, URL(string: baseURL)?.host == "api.together.xyz" {
+                throw fail(.apiKey, "is required for api.together.xyz (set TOGETHER_API_KEY)")
+            }
+            guard maxBatchSize >= 1 else { throw fail(.maxBatchSize, "must be at least 1") }
+            guard timeoutSeconds > 0 else { throw fail(.timeoutSeconds, "must be positive") }
+        }
+    }
+
+    /// Dimensions and context lengths of Together's embedding models.
+    public static let knownModels: [String: (dimensions: Int, contextTokens: Int)] = [
+        "intfloat/multilingual-e5-large-instruct": (1024, 514),
+        "BAAI/bge-base-en-v1.5": (768, 512),
+        "BAAI/bge-large-en-v1.5": (1024, 512),
+        "togethercomputer/m2-bert-80M-8k-retrieval": (768, 8192),
+    ]
+
+    public let configuration: Configuration
+    public let model: ModelInfo
+    let http: ProviderHTTPClient
+
+    public init(configuration: Configuration, transport: any HTTPTransport, rateLimitObserver: @escaping @Sendable (RateLimitHint) -> Void = { _ in }) {
+        self.configuration = configuration
+        var headers = HTTPHeaders()
+        if let key = configuration.apiKey, !key.isEmpty { headers.add(name: "authorization", value: "Bearer \(key)") }
+        http = ProviderHTTPClient(provider: "together", transport: transport, timeout: .milliseconds(Int64(configuration.timeoutSeconds * 1000)),
+                                  headers: headers, rateLimitObserver: rateLimitObserver)
+        let known = Self.knownModels[configuration.model]
+        model = ModelInfo(name: configuration.model, dimensions: known?.dimensions, maxBatchSize: configuration.maxBatchSize,
+                          maxInputTokens: configuration.maxInputTokens ?? known?.contextTokens ?? 512)
+    }
+
+    public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+        try await http.openAIEmbeddings(baseURL: configuration.baseURL, model: configuration.model, texts: texts)
+    }
+
+    /// `GET /models`: answers without spending an embedding.
+    public func health() async -> ComponentHealth {
+        await http.probe(ProviderHTTPClient.join(configuration.baseURL, "models"))
+    }
+}

