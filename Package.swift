@@ -105,7 +105,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ProviderTests",
-            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore"],
+            dependencies: [
+                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Tests/ProviderTests"
         ),
         .testTarget(

@@ -213,6 +213,9 @@ public final class Pipeline: Sendable {
             }
         }
         if !failures.isEmpty {
+            logger.warning("repos could not be embedded this time", metadata: [
+                "count": "\(failures.count)", "first_reason": "\(failures[0].reason)",
+            ])
             let outcomes = try await store.recordFailures(failures, owner: instanceID, maxAttempts: configuration.maxAttempts)
             for (id, outcome) in outcomes {
                 switch outcome {
