@@ -264,3 +264,20 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws ->
         try await Task.sleep(for: .milliseconds(10))
     }
 }
+
+@Suite struct RateLimitTests {
+    @Test func rateLimitedReposGoBackWithoutAnAttemptCounted() async throws {
+        let repos = SyntheticRepos.generate(count: 5, seed: 2)
+        let store = MockStore(repos: repos)
+        let provider = mockProvider { $0.rateLimitRate = 1; $0.retryAfterMs = 1 }
+        let pipeline = try await pipeline(provider, store) { $0.parallelWorkers = 1 }
+        let summary = try #require(try await pipeline.processNextBatch())
+        #expect(summary.released == 5)
+        #expect(summary.retrying == 0 && summary.failed == 0)
+        #expect(provider.statistics.calls == 3)  // the call and two retries after retry-after
+        let entry = try #require(await store.entry(repos[0].id))
+        #expect(entry.attempts == 0)
+        let stats = try await store.stats(model: pipeline.modelIdentity)
+        #expect(stats.pending == 5 && stats.leased == 0)
+    }
+}

@@ -158,6 +158,7 @@ public final class Pipeline: Sendable {
         summary.claimed = claimed.count
         var writes: [RepoWrite] = []
         var failures: [RepoFailure] = []
+        var released: [RepoID] = []
         var work: [Work] = []
         for claim in claimed {
             let text = textBuilder.text(for: claim.repo, tokenCount: provider.tokenCount)
@@ -194,6 +195,8 @@ public final class Pipeline: Sendable {
             case .success(let vector):
                 writes.append(RepoWrite(id: item.claim.repo.id, revision: item.claim.revision, model: modelIdentity,
                                         change: .embedded(vector: vector, contentHash: item.hash, generatedAt: now)))
+            case .failure(let problem) where problem.release:
+                released.append(item.claim.repo.id)
             case .failure(let problem):
                 failures.append(failure(item.claim, problem.reason, permanent: problem.permanent))
             }
@@ -227,6 +230,10 @@ public final class Pipeline: Sendable {
                 }
             }
         }
+        if !released.isEmpty {
+            try await store.release(released, owner: instanceID)
+            summary.released += released.count
+        }
         metrics.record(summary)
         logger.debug("batch done", metadata: [
             "claimed": "\(summary.claimed)", "embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)",
@@ -246,6 +253,8 @@ public final class Pipeline: Sendable {
     struct ItemProblem: Error {
         var reason: String
         var permanent: Bool
+        /// Not the item's fault (the provider asked us to slow down): back to the queue, no attempt counted.
+        var release = false
     }
 
     /// Embeds `texts`, isolating inputs the provider rejects so the rest of the batch is embedded.
@@ -278,7 +287,9 @@ public final class Pipeline: Sendable {
                 let middle = texts.count / 2
                 let left = try await embedIsolating(Array(texts[..<middle]), summary: &summary)
                 return left + (try await embedIsolating(Array(texts[middle...]), summary: &summary))
-            case .retryable, .rateLimited:
+            case .rateLimited:
+                return Array(repeating: .failure(ItemProblem(reason: error.description, permanent: false, release: true)), count: texts.count)
+            case .retryable:
                 return Array(repeating: .failure(ItemProblem(reason: error.description, permanent: false)), count: texts.count)
             }
         } catch is CancellationError {

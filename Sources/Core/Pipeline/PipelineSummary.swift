@@ -12,6 +12,8 @@ public struct PipelineSummary: Sendable, Hashable, Codable {
     /// Writes refused because the repo changed after the claim (it stays pending) or its lease
     /// was lost.
     public var conflicts = 0
+    /// Repos handed back to the queue without an attempt counted (the provider was rate limiting).
+    public var released = 0
     public var providerCalls = 0
     /// Texts sent to the provider (after de-duplication).
     public var textsSent = 0
@@ -25,6 +27,7 @@ public struct PipelineSummary: Sendable, Hashable, Codable {
         failed += other.failed
         retrying += other.retrying
         conflicts += other.conflicts
+        released += other.released
         providerCalls += other.providerCalls
         textsSent += other.textsSent
     }
