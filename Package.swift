@@ -107,7 +107,7 @@ let package = Package(
             name: "ProviderTests",
             dependencies: [
                 "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderTests"
         ),

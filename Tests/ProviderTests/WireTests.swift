@@ -1,6 +1,8 @@
 import EmbedStarCore
 import EmbedStarHTTPProvider
 import EmbedStarOpenAI
+import EmbedStarMockStore
+import EmbedStarMockProvider
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -131,5 +133,39 @@ private func kind(_ status: Int, _ body: String, _ headers: HTTPHeaders = [:]) -
         #expect(throws: ConfigError.self) { try openAI("api_key: k\nencoding_format: hex", transport: ClosureTransport { _ in throw CancellationError() }) }
         #expect(throws: ConfigError.self) { try openAI("api_key: k\nbase_url: ftp://x", transport: ClosureTransport { _ in throw CancellationError() }) }
         #expect(throws: ConfigError.self) { try openAI("api_key: k\nmax_batch_size: 5000", transport: ClosureTransport { _ in throw CancellationError() }) }
+    }
+}
+
+@Suite struct ProviderConfigTests {
+    var registry: PluginRegistry {
+        var registry = PluginRegistry()
+        registry.register(ProviderFactory.openAI)
+        registry.register(ProviderFactory.mock)
+        registry.register(StoreFactory.mock)
+        return registry
+    }
+
+    func load(_ section: String, provider: String = "mock") throws -> LoadedConfiguration {
+        try ConfigLoader.load(yaml: "provider: \(provider)\nstore: mock\nproviders:\n  openai:\n\(section)", source: "plugins.yaml")
+    }
+
+    @Test func unselectedProviderNeedsNoKeyButMustHaveNoTypos() throws {
+        try registry.validate(try load("    api_key: ${OPENAI_API_KEY}\n    model: text-embedding-3-large\n"))
+        #expect(throws: ConfigError.self) { try registry.validate(try load("    api_key: ${OPENAI_API_KEY}\n    modle: x\n")) }
+        do {
+            try registry.validate(try load("    api_key: ${OPENAI_API_KEY}\n    modle: x\n"))
+        } catch {
+            #expect("\(error)" == "plugins.yaml:6:5: providers.openai: unknown key 'modle'; did you mean 'model'?")
+        }
+    }
+
+    @Test func selectedProviderWithoutItsKeyNamesTheVariable() throws {
+        do {
+            try registry.validate(try load("    api_key: ${OPENAI_API_KEY}\n", provider: "openai"))
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("providers.openai.api_key"))
+            #expect("\(error)".contains("OPENAI_API_KEY"))
+        }
     }
 }

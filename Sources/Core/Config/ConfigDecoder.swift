@@ -10,6 +10,18 @@ public struct ConfigDecoder {
 
     public init() {}
 
+    /// Checks only that `node` has no key `type` does not read: for sections of plugins that are
+    /// configured but not selected, whose values (and unset variables) do not matter now.
+    public func checkKeys<T: Decodable>(_ type: T.Type, in node: ConfigNode, path: String) throws {
+        let tracker = KeyTracker()
+        var lenient = self
+        lenient.missingVariablesAreErrors = false
+        // Value errors are beside the point here; the keys read before one was hit are enough,
+        // as configurations read all their keys before checking values.
+        _ = try? T(from: NodeDecoder(node: node, path: path, tracker: tracker, options: lenient))
+        try tracker.checkUnknownKeys()
+    }
+
     public func decode<T: Decodable>(_ type: T.Type, from node: ConfigNode, path: String) throws -> T {
         let tracker = KeyTracker()
         let decoder = NodeDecoder(node: node, path: path, tracker: tracker, options: self)

@@ -50,8 +50,8 @@ public struct ProviderFactory: Sendable {
     ) {
         self.name = name
         self.summary = summary
-        validate = { node, path, strict in _ = try decodeSection(Configuration.self, node, path, strict) }
-        build = { node, path, context in try await make(try decodeSection(Configuration.self, node, path, true), context) }
+        validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
+        build = { node, path, context in try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context) }
     }
 }
 
@@ -70,15 +70,18 @@ public struct StoreFactory: Sendable {
     ) {
         self.name = name
         self.summary = summary
-        validate = { node, path, strict in _ = try decodeSection(Configuration.self, node, path, strict) }
-        build = { node, path, context in try await make(try decodeSection(Configuration.self, node, path, true), context) }
+        validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
+        build = { node, path, context in try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context) }
     }
 }
 
-private func decodeSection<T: Decodable>(_ type: T.Type, _ node: ConfigNode, _ path: String, _ strict: Bool) throws -> T {
-    var decoder = ConfigDecoder()
-    decoder.missingVariablesAreErrors = strict
-    return try decoder.decode(type, from: node, path: path)
+/// The selected plugin's section must decode; another plugin's section only must not hold unknown keys.
+private func validateSection<T: Decodable>(_ type: T.Type, _ node: ConfigNode, _ path: String, _ selected: Bool) throws {
+    if selected {
+        _ = try ConfigDecoder().decode(type, from: node, path: path)
+    } else {
+        try ConfigDecoder().checkKeys(type, in: node, path: path)
+    }
 }
 
 /// Plugins by name. Built once by the Runner; Core and the pipeline only see the protocols.
