@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "EmbedStarCore", targets: ["EmbedStarCore"]),
         .library(name: "EmbedStarMockProvider", targets: ["EmbedStarMockProvider"]),
         .library(name: "EmbedStarMockStore", targets: ["EmbedStarMockStore"]),
+        .library(name: "SurrealClient", targets: ["SurrealClient"]),
+        .library(name: "EmbedStarSurrealStore", targets: ["EmbedStarSurrealStore"]),
         .library(name: "EmbedStarOllama", targets: ["EmbedStarOllama"]),
         .library(name: "EmbedStarOpenAI", targets: ["EmbedStarOpenAI"]),
         .library(name: "EmbedStarTogether", targets: ["EmbedStarTogether"]),
@@ -23,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: [
         .target(
@@ -42,6 +45,23 @@ let package = Package(
             name: "EmbedStarHTTPProvider",
             dependencies: ["EmbedStarCore", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Sources/Providers/HTTP"
+        ),
+        // A SurrealDB client usable on its own: CBOR with SurrealDB's tags, RPC over HTTP and
+        // WebSocket, a connection pool.
+        .target(
+            name: "SurrealClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Sources/Stores/Surreal/Client"
+        ),
+        .target(
+            name: "EmbedStarSurrealStore",
+            dependencies: ["EmbedStarCore", "SurrealClient"],
+            path: "Sources/Stores/Surreal/Store"
         ),
         .target(
             name: "EmbedStarOllama",
@@ -110,6 +130,11 @@ let package = Package(
                 "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderTests"
+        ),
+        .testTarget(
+            name: "SurrealTests",
+            dependencies: ["EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore"],
+            path: "Tests/SurrealTests"
         ),
         .testTarget(
             name: "RunnerTests",
