@@ -10,7 +10,7 @@ import Testing
         .table("repo"),
         .recordID(RecordID(table: "repo", id: "abc")), .recordID(RecordID(table: "repo", id: 42)),
         .recordID(RecordID(table: "repo", id: ["x", 1])), .recordID(RecordID(table: "repo", id: ["k": "v"])),
-        .uuid(UUID(uuidString: "1f0e2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")!), .decimal("12345.678901234567890"),
+        .uuid(UUID(uuidString: "1f0e2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7")!), .decimal("12345.678901234567891"),
         .datetime(SurrealDateTime(seconds: 1_700_000_000, nanoseconds: 123_456_789)),
         .duration(SurrealDuration(seconds: 90, nanoseconds: 5)), .tagged(49, [1, 5]),
     ]
