@@ -97,6 +97,7 @@ let package = Package(
                 "EmbedStarOllama",
                 "EmbedStarOpenAI",
                 "EmbedStarTogether",
+                "EmbedStarSurrealStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,6 +3,7 @@ import EmbedStarMockProvider
 import EmbedStarMockStore
 import EmbedStarOllama
 import EmbedStarOpenAI
+import EmbedStarSurrealStore
 import EmbedStarTogether
 
 /// Every plugin built into the executable. A new backend is its module plus one line here.
@@ -14,6 +15,7 @@ enum BuiltInPlugins {
         registry.register(ProviderFactory.openAI)
         registry.register(ProviderFactory.together)
         registry.register(StoreFactory.mock)
+        registry.register(StoreFactory.surreal)
         return registry
     }
 }

@@ -29,14 +29,18 @@ enum RPC {
         }
         var results: [SurrealValue] = []
         results.reserveCapacity(statements.count)
+        var failures: [String] = []
         for (index, statement) in statements.enumerated() {
             let status = statement["status"]?.string ?? "OK"
             let value = statement["result"] ?? .none
-            guard status == "OK" else {
-                let message = value.string ?? "statement \(index + 1) failed"
-                throw SurrealError.fromServer(.statement, message)
-            }
+            if status != "OK" { failures.append("statement \(index + 1): " + (value.string ?? "failed")) }
             results.append(value)
+        }
+        if !failures.isEmpty {
+            // In a transaction every statement reports the failure; the cause is the one that
+            // does not just say so.
+            let cause = failures.first { !$0.contains("failed transaction") } ?? failures[0]
+            throw SurrealError.fromServer(.statement, cause)
         }
         return results
     }

@@ -1,0 +1,71 @@
+/// The store's schema, as numbered migrations recorded in `embed_star_migration`.
+///
+/// Every statement is idempotent (`IF NOT EXISTS`, `OVERWRITE`, upserts), so two instances
+/// starting at once may both run a migration: the second finds its record already there and
+/// carries on. Migrations only ever add: an older instance keeps working after a newer one
+/// migrated, as it only needs the versions it knows.
+struct Migrations {
+    struct Migration {
+        var version: Int
+        var summary: String
+        var statements: [String]
+        /// Idempotent data steps run after the schema commits (they need the tables it made).
+        var afterwards: [String] = []
+        /// Statements older servers do not understand; their failure is logged, not fatal.
+        var optional: [String] = []
+    }
+
+    let table: String
+    let watchedFields: [String]
+
+    static let queue = "embed_queue"
+    static let epoch = "d'1970-01-01T00:00:00Z'"
+
+    /// Makes a repo pending: a new revision, not failed, claimable now (a live lease stays: its
+    /// holder's write will see the new revision and be refused).
+    static func enqueue(_ id: String) -> String {
+        """
+        UPSERT type::record("\(queue)", record::id(\(id))) SET repo = \(id), revision = (revision ?? 0) + 1, \
+        failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch)
+        """
+    }
+
+    var all: [Migration] {
+        let watched = watchedFields.joined(separator: ", ")
+        return [
+            Migration(
+                version: 1,
+                summary: "embedding fields, the pending queue fed by events, counts",
+                statements: [
+                    "DEFINE TABLE IF NOT EXISTS \(table) SCHEMALESS",
+                    "DEFINE FIELD IF NOT EXISTS embedding ON \(table) TYPE option<array<number>>",
+                    "DEFINE FIELD IF NOT EXISTS embedding_model ON \(table) TYPE option<string>",
+                    "DEFINE FIELD IF NOT EXISTS embedding_hash ON \(table) TYPE option<string>",
+                    "DEFINE FIELD IF NOT EXISTS embedding_generated_at ON \(table) TYPE option<datetime>",
+                    "DEFINE FIELD IF NOT EXISTS embedding_attempts ON \(table) TYPE option<int>",
+                    "DEFINE FIELD IF NOT EXISTS embedding_error ON \(table) TYPE option<string>",
+                    "DEFINE TABLE IF NOT EXISTS \(Self.queue) SCHEMALESS",
+                    "DEFINE TABLE IF NOT EXISTS embed_star_meta SCHEMALESS",
+                    "DEFINE INDEX IF NOT EXISTS embed_queue_failed ON \(Self.queue) FIELDS failed",
+                    """
+                    DEFINE EVENT OVERWRITE embed_star_enqueue ON TABLE \(table) \
+                    WHEN $event = "CREATE" OR ($event = "UPDATE" AND $before.{\(watched)} != $after.{\(watched)}) \
+                    THEN { \(Self.enqueue("$after.id")); }
+                    """,
+                    """
+                    DEFINE EVENT OVERWRITE embed_star_dequeue ON TABLE \(table) WHEN $event = "DELETE" \
+                    THEN { DELETE type::record("\(Self.queue)", record::id($before.id)); }
+                    """,
+                ],
+                afterwards: [
+                    // Repos written before the event existed.
+                    "LET $ids = (SELECT VALUE id FROM \(table) WHERE embedding_hash = NONE); FOR $r IN $ids { \(Self.enqueue("$r")); }",
+                ],
+                optional: [
+                    // Constant-time counts (SurrealDB 3.x).
+                    "DEFINE INDEX IF NOT EXISTS embed_star_count ON \(table) COUNT",
+                ]
+            ),
+        ]
+    }
+}

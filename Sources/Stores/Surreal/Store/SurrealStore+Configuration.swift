@@ -1,0 +1,97 @@
+import EmbedStarCore
+import Foundation
+import SurrealClient
+
+extension SurrealStore {
+    public struct Configuration: PluginConfiguration {
+        /// `ws://`, `wss://`, `http://` or `https://`, with or without `/rpc` (`DB_URL`).
+        public var url = "ws://localhost:8000"
+        public var user: String? = "root"
+        public var pass: String? = "root"
+        /// Sign in as a namespace or database user instead of a root user.
+        public var authLevel = AuthLevel.root
+        public var namespace = "gitstars"
+        public var database = "stars"
+        /// Connections (WebSocket) or concurrent requests (HTTP) (`POOL_SIZE`).
+        public var poolSize = 10
+        public var poolWaitSeconds = 30.0
+        public var connectTimeoutSeconds = 10.0
+        public var requestTimeoutSeconds = 60.0
+        /// The collector's table.
+        public var table = "repo"
+        /// Fields whose change makes a repo pending again (embed-star's own fields never do).
+        public var watchedFields = SurrealStore.collectorFields
+
+        public enum AuthLevel: String, Sendable, Decodable {
+            case root, namespace, database
+        }
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case url, user, pass, authLevel = "auth_level", namespace, database, poolSize = "pool_size"
+            case poolWaitSeconds = "pool_wait_seconds", connectTimeoutSeconds = "connect_timeout_seconds"
+            case requestTimeoutSeconds = "request_timeout_seconds", table, watchedFields = "watched_fields"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Configuration()
+            url = try c.decodeIfPresent(String.self, forKey: .url) ?? d.url
+            user = try c.decodeIfPresent(String.self, forKey: .user)
+            pass = try c.decodeIfPresent(String.self, forKey: .pass)
+            authLevel = try c.decodeIfPresent(AuthLevel.self, forKey: .authLevel) ?? d.authLevel
+            namespace = try c.decodeIfPresent(String.self, forKey: .namespace) ?? d.namespace
+            database = try c.decodeIfPresent(String.self, forKey: .database) ?? d.database
+            poolSize = try c.decodeIfPresent(Int.self, forKey: .poolSize) ?? d.poolSize
+            poolWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .poolWaitSeconds) ?? d.poolWaitSeconds
+            connectTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .connectTimeoutSeconds) ?? d.connectTimeoutSeconds
+            requestTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? d.requestTimeoutSeconds
+            table = try c.decodeIfPresent(String.self, forKey: .table) ?? d.table
+            watchedFields = try c.decodeIfPresent([String].self, forKey: .watchedFields) ?? d.watchedFields
+            func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
+            do {
+                _ = try SurrealConfiguration(url: url, namespace: namespace, database: database)
+            } catch {
+                throw fail(.url, error.message)
+            }
+            guard (1...1000).contains(poolSize) else { throw fail(.poolSize, "must be between 1 and 1000, got \(poolSize)") }
+            guard poolWaitSeconds > 0, connectTimeoutSeconds > 0, requestTimeoutSeconds > 0 else {
+                throw fail(.requestTimeoutSeconds, "timeouts must be positive")
+            }
+            // Identifiers end up in statements (table and field names cannot be bound).
+            for (key, name) in [(CodingKeys.table, table)] + watchedFields.map({ (CodingKeys.watchedFields, $0) }) where !SurrealStore.isIdentifier(name) {
+                throw fail(key, "'\(name)' is not a plain identifier (letters, digits, underscores)")
+            }
+            guard !watchedFields.isEmpty else { throw fail(.watchedFields, "must name at least one field") }
+            if (user == nil) != (pass == nil) { throw fail(user == nil ? .user : .pass, "user and pass go together") }
+        }
+
+        func client() throws -> SurrealConfiguration {
+            var credentials: SurrealConfiguration.Credentials?
+            if let user, let pass {
+                switch authLevel {
+                case .root: credentials = .init(user: user, password: pass)
+                case .namespace: credentials = .init(user: user, password: pass, namespace: namespace)
+                case .database: credentials = .init(user: user, password: pass, namespace: namespace, database: database)
+                }
+            }
+            var configuration = try SurrealConfiguration(url: url, namespace: namespace, database: database, credentials: credentials)
+            configuration.poolSize = poolSize
+            configuration.poolWaitTimeout = .milliseconds(Int64(poolWaitSeconds * 1000))
+            configuration.connectTimeout = .milliseconds(Int64(connectTimeoutSeconds * 1000))
+            configuration.requestTimeout = .milliseconds(Int64(requestTimeoutSeconds * 1000))
+            return configuration
+        }
+    }
+
+    /// The fields the collector writes.
+    public static let collectorFields = [
+        "github_id", "name", "full_name", "description", "url", "stars", "language", "owner", "is_private", "topics", "created_at", "updated_at",
+    ]
+
+    static func isIdentifier(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first == "_" || (first.isASCII && CharacterSet.letters.contains(first)) else { return false }
+        return name.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && CharacterSet.alphanumerics.contains($0)) }
+    }
+}

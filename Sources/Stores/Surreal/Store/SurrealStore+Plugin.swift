@@ -1,0 +1,12 @@
+import EmbedStarCore
+
+extension StoreFactory {
+    /// `store: surreal`: SurrealDB over WebSocket or HTTP.
+    public static let surreal = StoreFactory(
+        name: "surreal",
+        summary: "SurrealDB (ws://, wss://, http://, https://): event-fed pending queue, leases, conditional writes",
+        configuration: SurrealStore.Configuration.self
+    ) { configuration, context in
+        try SurrealStore(configuration: configuration, instanceID: context.instanceID, logger: context.logger)
+    }
+}

@@ -1,0 +1,348 @@
+import EmbedStarCore
+import Foundation
+import Logging
+import Synchronization
+import SurrealClient
+
+/// Repos in SurrealDB. The pending queue is a table fed by events on the repo table, so a claim
+/// reads only pending repos, however many are already embedded; leases, revisions and failures
+/// live on the queue entries; vectors and their model, hash, attempts and last error on the repo.
+public final class SurrealStore: RepoStore {
+    public let configuration: Configuration
+    let client: SurrealClient
+    let logger: Logger
+    let instanceID: String
+    private let migrations: Migrations
+    /// The model whose repos the queue is known to hold, so the check runs once per process.
+    private let queuedModel = Mutex<String?>(nil)
+    private var table: String { configuration.table }
+    private var queue: String { Migrations.queue }
+
+    public init(configuration: Configuration, instanceID: String, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.instanceID = instanceID
+        client = SurrealClient(configuration: try configuration.client(), logger: logger)
+        migrations = Migrations(table: configuration.table, watchedFields: configuration.watchedFields)
+    }
+
+    // MARK: Prepare
+
+    public func prepare() async throws {
+        let version = try await client.version()
+        // Instances starting together conflict on schema writes; the loser reads again and
+        // finds the work done.
+        try await retryingConflicts { try await self.migrate(serverVersion: version) }
+    }
+
+    private func migrate(serverVersion: String) async throws {
+        let found = try await client.query("""
+            DEFINE TABLE IF NOT EXISTS embed_star_migration SCHEMALESS;
+            SELECT VALUE record::id(id) FROM embed_star_migration;
+            """)
+        let applied = Set(found.last?.array?.compactMap(\.int) ?? [])
+        for migration in migrations.all where !applied.contains(Int64(migration.version)) {
+            logger.info("applying migration", metadata: [
+                "version": "\(migration.version)", "summary": "\(migration.summary)", "server": "\(serverVersion)",
+            ])
+            let sql = (["BEGIN TRANSACTION"] + migration.statements + [
+                "CREATE type::record('embed_star_migration', \(migration.version)) SET summary = $summary, applied_at = time::now(), applied_by = $instance",
+                "COMMIT TRANSACTION",
+            ]).joined(separator: ";\n")
+            do {
+                _ = try await client.query(sql, ["summary": .string(migration.summary), "instance": .string(instanceID)])
+            } catch let error as SurrealError where error.message.contains("already exists") {
+                logger.info("migration applied by another instance meanwhile", metadata: ["version": "\(migration.version)"])
+            }
+            for statement in migration.afterwards {
+                _ = try await client.query(statement)
+            }
+            for statement in migration.optional {
+                do {
+                    _ = try await client.query(statement)
+                } catch let error as SurrealError where error.kind == .rpc || error.kind == .statement {
+                    logger.notice("optional schema statement not supported by this server", metadata: ["error": "\(error.message)"])
+                }
+            }
+        }
+    }
+
+    /// Puts every repo whose vector is not from `model` in the queue, once per model: the scan
+    /// runs when the model changes, not on every claim.
+    private func ensureQueued(model: String) async throws {
+        if queuedModel.withLock({ $0 == model }) { return }
+        let sql = """
+            LET $known = (SELECT VALUE model FROM ONLY embed_star_meta:queue);
+            IF $known != $model {
+                LET $ids = (SELECT VALUE id FROM \(table) WHERE embedding_model != $model);
+                FOR $r IN $ids { \(Migrations.enqueue("$r")); };
+                UPSERT embed_star_meta:queue SET model = $model, changed_at = time::now();
+            };
+            """
+        _ = try await retryingConflicts { try await self.client.query(sql, ["model": .string(model)]) }
+        queuedModel.withLock { $0 = model }
+    }
+
+    /// Runs `body` again when the transaction conflicted with another instance's.
+    func retryingConflicts<T>(_ body: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as SurrealError where error.kind == .conflict && attempt < 8 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 << min(attempt, 5)))))
+            }
+        }
+    }
+
+    // MARK: Claim
+
+    public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        try await ensureQueued(model: request.model)
+        let claimSQL = """
+            LET $now = time::now();
+            LET $ids = (SELECT VALUE id FROM \(queue) WHERE failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit);
+            UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER;
+            """
+        let leased = try await retryingConflicts {
+            try await self.client.query(claimSQL, [
+                "limit": .int(Int64(request.limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
+            ]).last?.array ?? []
+        }
+        guard !leased.isEmpty else { return [] }
+        let repoIDs = leased.compactMap { $0["repo"] }
+        let records = try await client.query("SELECT * FROM $ids", ["ids": .array(repoIDs)]).first?.array ?? []
+        var byID: [RecordID: SurrealValue] = [:]
+        for record in records { if let id = record["id"]?.recordID { byID[id] = record } }
+
+        var claimed: [ClaimedRepo] = []
+        var unreadable: [(SurrealValue, String)] = []
+        var gone: [SurrealValue] = []
+        for entry in leased {
+            guard let repoValue = entry["repo"], let repoID = repoValue.recordID, let queueID = entry["id"] else { continue }
+            guard let record = byID[repoID] else {
+                gone.append(queueID)
+                continue
+            }
+            switch Repo.decode(record.json, fallbackName: repoID.description) {
+            case .success(let repo):
+                let embeddedHash = record["embedding_model"]?.string == request.model ? record["embedding_hash"]?.string : nil
+                claimed.append(ClaimedRepo(repo: repo, revision: String(entry["revision"]?.int ?? 0), embeddedHash: embeddedHash,
+                                           attempts: Int(entry["attempts"]?.int ?? 0)))
+            case .failure(let error):
+                unreadable.append((queueID, error.description))
+            }
+        }
+        if !gone.isEmpty {
+            _ = try await client.query("DELETE $ids", ["ids": .array(gone)])
+        }
+        for (queueID, reason) in unreadable {
+            // A record that cannot be read never returns to the queue until it changes.
+            logger.warning("repo record cannot be read; marked failed", metadata: ["reason": "\(reason)"])
+            _ = try await client.query("UPDATE $q SET failed = true, last_error = $reason, lease_owner = NONE, lease_until = \(Migrations.epoch)",
+                                       ["q": queueID, "reason": .string(reason)])
+        }
+        return claimed
+    }
+
+    func queueID(_ id: RepoID) -> SurrealValue {
+        let record = RecordID(parsing: id.rawValue) ?? RecordID(table: table, id: .string(id.rawValue))
+        return .recordID(RecordID(table: queue, id: record.id))
+    }
+
+    func recordID(_ id: RepoID) -> SurrealValue {
+        .recordID(RecordID(parsing: id.rawValue) ?? RecordID(table: table, id: .string(id.rawValue)))
+    }
+
+    // MARK: Write
+
+    public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
+        var outcomes: [RepoID: WriteOutcome] = [:]
+        for chunk in Self.chunks(writes) {
+            var statements = ["BEGIN TRANSACTION", "LET $now = time::now()"]
+            var variables: [String: SurrealValue] = ["owner": .string(owner)]
+            for (index, write) in chunk.enumerated() {
+                variables["q\(index)"] = queueID(write.id)
+                variables["r\(index)"] = recordID(write.id)
+                variables["rev\(index)"] = .int(Int64(write.revision) ?? -1)
+                variables["m\(index)"] = .string(write.model)
+                let update: String
+                switch write.change {
+                case .embedded(let vector, let hash, _):
+                    variables["v\(index)"] = .floats(vector)
+                    variables["h\(index)"] = .string(hash)
+                    update = "UPDATE $r\(index) SET embedding = $v\(index), embedding_model = $m\(index), embedding_hash = $h\(index), embedding_generated_at = $now, embedding_attempts = 0, embedding_error = NONE RETURN NONE"
+                case .unchanged(let hash):
+                    variables["h\(index)"] = .string(hash)
+                    update = "UPDATE $r\(index) SET embedding_model = $m\(index), embedding_hash = $h\(index), embedding_attempts = 0, embedding_error = NONE RETURN NONE"
+                }
+                statements.append("LET $e\(index) = (SELECT lease_owner, revision FROM ONLY $q\(index))")
+                statements.append("""
+                    IF $e\(index) = NONE { 'not_found' } \
+                    ELSE IF $e\(index).lease_owner != $owner { 'lease_lost' } \
+                    ELSE IF $e\(index).revision != $rev\(index) { UPDATE $q\(index) SET lease_owner = NONE, lease_until = \(Migrations.epoch) RETURN NONE; 'changed_since_claim' } \
+                    ELSE { \(update); DELETE $q\(index); 'applied' }
+                    """)
+            }
+            statements.append("COMMIT TRANSACTION")
+            let results = try await retryingConflicts { try await self.client.query(statements.joined(separator: ";\n"), variables) }
+            let answers = results.compactMap(\.string)
+            guard answers.count == chunk.count else {
+                throw SurrealError(.protocolViolation, "write answered \(answers.count) outcomes for \(chunk.count) writes")
+            }
+            for (write, answer) in zip(chunk, answers) {
+                outcomes[write.id] = WriteOutcome(rawValue: answer) ?? .notFound
+            }
+        }
+        return outcomes
+    }
+
+    /// Writes in groups that keep a request well under the HTTP endpoint's 4 MiB.
+    static func chunks(_ writes: [RepoWrite]) -> [ArraySlice<RepoWrite>] {
+        var chunks: [ArraySlice<RepoWrite>] = []
+        var start = 0
+        var bytes = 0
+        for (index, write) in writes.enumerated() {
+            var size = 400
+            if case .embedded(let vector, _, _) = write.change { size += vector.count * 5 }
+            if index > start, bytes + size > 2_500_000 || index - start >= 500 {
+                chunks.append(writes[start..<index])
+                start = index
+                bytes = 0
+            }
+            bytes += size
+        }
+        if start < writes.count { chunks.append(writes[start...]) }
+        return chunks
+    }
+
+    // MARK: Failures and leases
+
+    public func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
+        guard !failures.isEmpty else { return [:] }
+        var statements = ["BEGIN TRANSACTION", "LET $now = time::now()"]
+        var variables: [String: SurrealValue] = ["owner": .string(owner), "max": .int(Int64(maxAttempts))]
+        for (index, failure) in failures.enumerated() {
+            variables["q\(index)"] = queueID(failure.id)
+            variables["r\(index)"] = recordID(failure.id)
+            variables["why\(index)"] = .string(failure.reason)
+            variables["p\(index)"] = .bool(failure.permanent)
+            variables["after\(index)"] = .duration(SurrealDuration(failure.retryAfter))
+            statements.append("""
+                LET $a\(index) = (UPDATE $q\(index) SET attempts = (attempts ?? 0) + 1, last_error = $why\(index), \
+                failed = $p\(index) OR (attempts ?? 0) + 1 >= $max, lease_owner = NONE, lease_until = \(Migrations.epoch), \
+                not_before = $now + $after\(index) WHERE lease_owner = $owner RETURN AFTER)
+                """)
+            statements.append("IF array::len($a\(index)) > 0 { UPDATE $r\(index) SET embedding_attempts = $a\(index)[0].attempts, embedding_error = $why\(index) RETURN NONE }")
+        }
+        statements.append("COMMIT TRANSACTION")
+        // The entries this owner updated (a lost lease updates nothing and reports nothing).
+        statements.append("RETURN array::flatten([\(failures.indices.map { "$a\($0)" }.joined(separator: ", "))])")
+        let results = try await retryingConflicts { try await self.client.query(statements.joined(separator: ";\n"), variables) }
+        var byQueueID: [SurrealValue: SurrealValue] = [:]
+        for entry in results.last?.array ?? [] { if let id = entry["id"] { byQueueID[id] = entry } }
+        var outcomes: [RepoID: FailureOutcome] = [:]
+        for failure in failures {
+            guard let entry = byQueueID[queueID(failure.id)], let attempts = entry["attempts"]?.int else { continue }
+            outcomes[failure.id] = entry["failed"]?.bool == true ? .failed(attempts: Int(attempts)) : .willRetry(attempts: Int(attempts))
+        }
+        return outcomes
+    }
+
+    public func release(_ ids: [RepoID], owner: String) async throws {
+        guard !ids.isEmpty else { return }
+        _ = try await retryingConflicts {
+            try await self.client.query("UPDATE $ids SET lease_owner = NONE, lease_until = \(Migrations.epoch) WHERE lease_owner = $owner RETURN NONE",
+                                        ["ids": .array(ids.map(self.queueID)), "owner": .string(owner)])
+        }
+    }
+
+    public func resetFailed() async throws -> Int {
+        let results = try await retryingConflicts {
+            try await self.client.query("""
+                LET $reset = (UPDATE \(queue) SET failed = false, attempts = 0, not_before = \(Migrations.epoch) WHERE failed = true RETURN id);
+                RETURN array::len($reset);
+                """)
+        }
+        return Int(results.last?.int ?? 0)
+    }
+
+    // MARK: Stats, search, health
+
+    public func stats(model: String) async throws -> StoreStats {
+        try await ensureQueued(model: model)
+        let results = try await client.query("""
+            SELECT count() FROM \(table) GROUP ALL;
+            SELECT count() FROM \(queue) WHERE failed = false GROUP ALL;
+            SELECT count() FROM \(queue) WHERE failed = true GROUP ALL;
+            SELECT count() FROM \(queue) WHERE failed = false AND lease_until > time::now() GROUP ALL;
+            """)
+        func count(_ index: Int) -> Int { Int(results[index].array?.first?["count"]?.int ?? 0) }
+        let total = count(0), pending = count(1), failed = count(2)
+        return StoreStats(total: total, embedded: max(0, total - pending - failed), pending: pending, failed: failed, leased: count(3))
+    }
+
+    public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        var conditions = ["embedding != NONE", "array::len(embedding) = $dimensions"]
+        var variables: [String: SurrealValue] = ["q": .floats(vector), "limit": .int(Int64(limit)), "dimensions": .int(Int64(vector.count))]
+        if let language = filter.language {
+            conditions.append("string::lowercase(language ?? '') = $language")
+            variables["language"] = .string(language.lowercased())
+        }
+        let sql = """
+            SELECT *, vector::similarity::cosine(embedding, $q) AS score OMIT embedding FROM \(table) \
+            WHERE \(conditions.joined(separator: " AND ")) ORDER BY score DESC LIMIT $limit
+            """
+        let rows = try await client.query(sql, variables).first?.array ?? []
+        return rows.compactMap { row in
+            guard case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { return nil }
+            let score: Double
+            switch row["score"] {
+            case .double(let value): score = value
+            case .int(let value): score = Double(value)
+            default: score = 0
+            }
+            return SearchHit(repo: repo, score: score)
+        }
+    }
+
+    public func health() async -> ComponentHealth {
+        let started = ContinuousClock.now
+        do {
+            try await client.ping()
+            return ComponentHealth(status: .up, latency: ContinuousClock.now - started)
+        } catch {
+            return ComponentHealth(status: .down, detail: "\(error)", latency: ContinuousClock.now - started)
+        }
+    }
+
+    public func shutdown() async {
+        await client.close()
+    }
+}
+
+extension SurrealValue {
+    /// The value as JSON, for reading records leniently: record ids become `table:key`,
+    /// datetimes ISO 8601 text.
+    var json: JSONValue {
+        switch self {
+        case .none, .null: return .null
+        case .bool(let value): return .bool(value)
+        case .int(let value): return .int(value)
+        case .double(let value): return .double(value)
+        case .string(let value): return .string(value)
+        case .bytes: return .null
+        case .array(let items): return .array(items.map(\.json))
+        case .object(let fields): return .object(fields.mapValues(\.json))
+        case .floats(let values): return .array(values.map { .double(Double($0)) })
+        case .table(let name): return .string(name)
+        case .recordID(let id): return .string(id.description)
+        case .uuid(let uuid): return .string(uuid.uuidString.lowercased())
+        case .decimal(let text): return Double(text).map(JSONValue.double) ?? .string(text)
+        case .datetime(let time): return .string(time.date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        case .duration(let duration): return .int(Int64(duration.seconds))
+        case .tagged(_, let inner): return inner.json
+        }
+    }
+}

@@ -1,0 +1,242 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import EmbedStarSurrealStore
+import Foundation
+import Logging
+import SurrealClient
+import Testing
+
+/// A SurrealStore on a fresh database of the dev server, and a client on the same database.
+struct StoreFixture {
+    let store: SurrealStore
+    let client: SurrealClient
+    let database: String
+
+    init(_ scheme: String, database: String? = nil, instance: String = "test") throws {
+        let database = database ?? "s\(UUID().uuidString.prefix(8).lowercased())"
+        self.database = database
+        let address = try #require(DevServer.address)
+        var configuration = SurrealStore.Configuration()
+        configuration.url = "\(scheme)://\(address)"
+        configuration.namespace = "test"
+        configuration.database = database
+        configuration.poolSize = 4
+        store = try SurrealStore(configuration: configuration, instanceID: instance, logger: Logger(label: "test"))
+        client = SurrealClient(configuration: try DevServer.configuration("http", database: database))
+    }
+
+    /// Inserts repos as the collector would.
+    func insert(_ repos: [Repo]) async throws {
+        for chunk in stride(from: 0, to: repos.count, by: 500).map({ Array(repos[$0..<min($0 + 500, repos.count)]) }) {
+            _ = try await client.query("INSERT INTO repo $records RETURN NONE", ["records": .array(chunk.map(\.surrealRecord))])
+        }
+    }
+
+    func close() async {
+        await store.shutdown()
+        await client.close()
+    }
+}
+
+extension Repo {
+    var surrealRecord: SurrealValue {
+        guard case .object(var fields) = SurrealValue(json: jsonValue) else { return .null }
+        fields["id"] = .recordID(RecordID(parsing: id.rawValue)!)  // synthetic ids are plain `repo:key`
+        return .object(fields)
+    }
+}
+
+extension SurrealValue {
+    init(json: JSONValue) {
+        switch json {
+        case .null: self = .null
+        case .bool(let value): self = .bool(value)
+        case .int(let value): self = .int(value)
+        case .double(let value): self = .double(value)
+        case .string(let value): self = .string(value)
+        case .array(let items): self = .array(items.map(SurrealValue.init(json:)))
+        case .object(let fields): self = .object(fields.mapValues(SurrealValue.init(json:)))
+        }
+    }
+}
+
+@Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
+struct StoreTests {
+    static let schemes = ["ws", "http"]
+    let model = "mock/mock-embed@16"
+
+    func claim(_ store: SurrealStore, _ owner: String, limit: Int = 50, lease: Duration = .seconds(60)) async throws -> [ClaimedRepo] {
+        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, model: model))
+    }
+
+    @Test(arguments: schemes)
+    func migrationsAreIdempotentAndSafeConcurrently(_ scheme: String) async throws {
+        let first = try StoreFixture(scheme)
+        let second = try StoreFixture(scheme, database: first.database, instance: "other")
+        defer { Task { await first.close(); await second.close() } }
+        try await first.insert(SyntheticRepos.generate(count: 20))
+        async let a: Void = first.store.prepare()
+        async let b: Void = second.store.prepare()
+        _ = try await (a, b)
+        try await first.store.prepare()
+        let versions = try await first.client.query("SELECT VALUE record::id(id) FROM embed_star_migration").first?.array
+        #expect(versions == [1])
+        // Repos that existed before the migration are pending.
+        #expect(try await first.store.stats(model: model).pending == 20)
+    }
+
+    @Test(arguments: schemes)
+    func claimsAreLeasedExclusivelyAndExpiredLeasesAreTakenOver(_ scheme: String) async throws {
+        let fixture = try StoreFixture(scheme)
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        try await fixture.insert(SyntheticRepos.generate(count: 60))
+        let ids = try await withThrowingTaskGroup(of: [RepoID].self) { group in
+            for owner in 0..<4 { group.addTask { try await claim(fixture.store, "o\(owner)", limit: 20).map(\.repo.id) } }
+            return try await group.reduce(into: [RepoID]()) { $0 += $1 }
+        }
+        #expect(Set(ids).count == ids.count)
+        #expect(ids.count == 60)
+        #expect(try await claim(fixture.store, "late").isEmpty)
+        let stats = try await fixture.store.stats(model: model)
+        #expect(stats.leased == 60 && stats.pending == 60)
+
+        let fresh = try StoreFixture(scheme)
+        defer { Task { await fresh.close() } }
+        try await fresh.store.prepare()
+        try await fresh.insert(SyntheticRepos.generate(count: 3))
+        let short = try await claim(fresh.store, "a", lease: .milliseconds(200))
+        #expect(short.count == 3)
+        try await Task.sleep(for: .milliseconds(400))
+        let takenOver = try await claim(fresh.store, "b")
+        #expect(takenOver.count == 3)
+        let write = RepoWrite(id: short[0].repo.id, revision: short[0].revision, model: model,
+                              change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date()))
+        #expect(try await fresh.store.write([write], owner: "a")[short[0].repo.id] == .leaseLost)
+    }
+
+    @Test(arguments: schemes)
+    func repoUpdatedBetweenClaimAndWriteStaysPendingWithItsNewText(_ scheme: String) async throws {
+        let fixture = try StoreFixture(scheme)
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        try await fixture.insert(SyntheticRepos.generate(count: 2))
+        let claimed = try await claim(fixture.store, "a")
+        let target = claimed[0].repo.id
+        _ = try await fixture.client.query("UPDATE type::record($id) SET description = 'rewritten while embedding'", ["id": .string(target.rawValue)])
+        let writes = claimed.map {
+            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
+        }
+        let outcomes = try await fixture.store.write(writes, owner: "a")
+        #expect(outcomes[target] == .changedSinceClaim)
+        #expect(outcomes[claimed[1].repo.id] == .applied)
+        let again = try await claim(fixture.store, "b")
+        #expect(again.map(\.repo.id) == [target])
+        #expect(again.first?.repo.description == "rewritten while embedding")
+    }
+
+    @Test(arguments: schemes)
+    func failuresCountAttemptsAndResetFailedBringsThemBack(_ scheme: String) async throws {
+        let fixture = try StoreFixture(scheme)
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        try await fixture.insert(SyntheticRepos.generate(count: 2))
+        var claimed = try await claim(fixture.store, "a")
+        let failure = { (claim: ClaimedRepo, permanent: Bool) in
+            RepoFailure(id: claim.repo.id, reason: "boom \(permanent)", permanent: permanent, retryAfter: .zero)
+        }
+        var outcomes = try await fixture.store.recordFailures([failure(claimed[0], false), failure(claimed[1], true)], owner: "a", maxAttempts: 2)
+        #expect(outcomes[claimed[0].repo.id] == .willRetry(attempts: 1))
+        #expect(outcomes[claimed[1].repo.id] == .failed(attempts: 1))
+        claimed = try await claim(fixture.store, "a")
+        #expect(claimed.count == 1 && claimed[0].attempts == 1)
+        outcomes = try await fixture.store.recordFailures([failure(claimed[0], false)], owner: "a", maxAttempts: 2)
+        #expect(outcomes[claimed[0].repo.id] == .failed(attempts: 2))
+        let row = try await fixture.client.query("SELECT embedding_attempts, embedding_error FROM ONLY type::record($id)", ["id": .string(claimed[0].repo.id.rawValue)])
+        #expect(row.first?["embedding_attempts"] == 2)
+        #expect(row.first?["embedding_error"] == "boom false")
+        #expect(try await fixture.store.stats(model: model).failed == 2)
+        #expect(try await fixture.store.resetFailed() == 2)
+        #expect(try await claim(fixture.store, "a").count == 2)
+    }
+
+    @Test(arguments: schemes)
+    func backfillOf2000ReposWritesEachItsOwnVectorAndSearchFindsIt(_ scheme: String) async throws {
+        let fixture = try StoreFixture(scheme)
+        defer { Task { await fixture.close() } }
+        let repos = SyntheticRepos.generate(count: 2000, seed: 21)
+        try await fixture.insert(repos)
+        var providerConfiguration = MockProvider.Configuration()
+        providerConfiguration.dimensions = 16
+        let provider = MockProvider(configuration: providerConfiguration)
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 100
+        configuration.parallelWorkers = 4
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "mock", store: fixture.store, configuration: configuration,
+                                                instanceID: "test", logger: Logger(label: "test"))
+        let summary = try await pipeline.backfill()
+        #expect(summary.embedded == 2000)
+        #expect(provider.statistics.texts == 2000)
+        let stats = try await fixture.store.stats(model: pipeline.modelIdentity)
+        #expect(stats == StoreStats(total: 2000, embedded: 2000, pending: 0, failed: 0, leased: 0))
+        let builder = try TextBuilder(maxTokens: pipeline.model.maxInputTokens)
+        let rows = try await fixture.client.query("SELECT id, embedding, embedding_hash, embedding_model FROM repo").first?.array ?? []
+        #expect(rows.count == 2000)
+        let byID = Dictionary(uniqueKeysWithValues: repos.map { ($0.id.rawValue, $0) })
+        var wrong = 0
+        for row in rows {
+            guard let id = row["id"]?.recordID?.description, let repo = byID[id] else { wrong += 1; continue }
+            let text = builder.text(for: repo)
+            if row["embedding"]?.floatArray != MockProvider.vector(for: text, dimensions: 16)
+                || row["embedding_hash"]?.string != ContentHash.make(text: text, model: pipeline.modelIdentity) {
+                wrong += 1
+            }
+        }
+        #expect(wrong == 0)
+
+        // Search: the vector of a repo's own text finds that repo first.
+        for repo in [repos[7], repos[1234], repos[1999]] {
+            let hits = try await fixture.store.nearest(to: MockProvider.vector(for: builder.text(for: repo), dimensions: 16), limit: 3, filter: SearchFilter())
+            #expect(hits.first?.repo.id == repo.id)
+            #expect((hits.first?.score ?? 0) > 0.999)
+        }
+        if let language = repos[7].language {
+            let filtered = try await fixture.store.nearest(to: MockProvider.vector(for: "x", dimensions: 16), limit: 10, filter: SearchFilter(language: language))
+            #expect(!filtered.isEmpty && filtered.allSatisfy { $0.repo.language == language })
+        }
+
+        // The collector bumps stars and updated_at everywhere: every repo is checked, none re-embedded.
+        _ = try await fixture.client.query("UPDATE repo SET stars += 1, updated_at = time::now() RETURN NONE")
+        let rerun = try await pipeline.backfill()
+        #expect(rerun.unchanged == 2000)
+        #expect(rerun.providerCalls == 0)
+        #expect(provider.statistics.texts == 2000)
+    }
+
+    @Test(arguments: schemes)
+    func unreadableRecordIsMarkedFailedAndDoesNotStopTheClaim(_ scheme: String) async throws {
+        let fixture = try StoreFixture(scheme)
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        try await fixture.insert(SyntheticRepos.generate(count: 3))
+        _ = try await fixture.client.query("CREATE repo:broken SET full_name = 42, topics = 'not a list'")
+        let claimed = try await claim(fixture.store, "a")
+        #expect(claimed.count == 3)
+        let stats = try await fixture.store.stats(model: model)
+        #expect(stats.failed == 1)
+    }
+
+    @Test func unicodeAndOddIdsRoundTrip() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        _ = try await fixture.client.query("CREATE repo:⟨odd-id.with.dots⟩ SET full_name = 'ünï/cödé', description = '日本語 👍'; CREATE repo:12345 SET full_name = 'num/id'")
+        let claimed = try await claim(fixture.store, "a")
+        #expect(Set(claimed.map(\.repo.fullName)) == ["ünï/cödé", "num/id"])
+        let writes = claimed.map { RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
+        let outcomes = try await fixture.store.write(writes, owner: "a")
+        #expect(outcomes.values.allSatisfy { $0 == .applied }, "\(outcomes)")
+        #expect(try await fixture.store.stats(model: model).embedded == 2)
+    }
+}
