@@ -103,12 +103,20 @@ public final class SurrealStore: RepoStore {
         let claimSQL = """
             LET $now = time::now();
             LET $ids = (SELECT VALUE id FROM \(queue) WHERE failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit);
-            UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER;
+            LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
+            RETURN [array::len($ids), $leased];
             """
-        let leased = try await retryingConflicts {
-            try await self.client.query(claimSQL, [
-                "limit": .int(Int64(request.limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
-            ]).last?.array ?? []
+        let variables: [String: SurrealValue] = [
+            "limit": .int(Int64(request.limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
+        ]
+        var leased: [SurrealValue] = []
+        // Another instance may lease what this one selected a moment before: then this one
+        // selects again, so an empty answer always means nothing is pending.
+        for _ in 0..<10 {
+            let answer = try await retryingConflicts { try await self.client.query(claimSQL, variables).last?.array ?? [] }
+            leased = answer.count == 2 ? answer[1].array ?? [] : []
+            let selected = answer.first?.int ?? 0
+            if !leased.isEmpty || selected == 0 { break }
         }
         guard !leased.isEmpty else { return [] }
         let repoIDs = leased.compactMap { $0["repo"] }
