@@ -80,9 +80,12 @@ def main():
     host, _, port = args.bind.rpartition(":")
     engine = Engine(args.path)
 
+    sockets = set()
+
     async def rpc_ws(request):
         ws = web.WebSocketResponse(protocols=("cbor",), heartbeat=None, max_msg_size=128 * 1024 * 1024)
         await ws.prepare(request)
+        sockets.add(ws)
         session = await engine.attach()
         tasks = set()
 
@@ -100,10 +103,16 @@ def main():
                 elif message.type == WSMsgType.TEXT:
                     await ws.close(code=1003, message=b"this server speaks cbor only")
         finally:
+            sockets.discard(ws)
             for task in tasks:
                 task.cancel()
             await engine.detach(session)
         return ws
+
+    async def close_sockets(_):
+        # On SIGTERM, drop WebSocket clients at once, as a stopping server does.
+        for ws in list(sockets):
+            await ws.close(code=1001, message=b"server shutting down")
 
     async def rpc_http(request):
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -150,7 +159,8 @@ def main():
     app.router.add_get("/health", health)
     app.router.add_get("/version", version)
     app.on_startup.append(startup)
-    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None)
+    app.on_shutdown.append(close_sockets)
+    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None, shutdown_timeout=2)
 
 
 if __name__ == "__main__":

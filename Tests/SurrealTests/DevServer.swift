@@ -31,8 +31,6 @@ enum DevServer {
 
         init(path: String) throws {
             self.path = path
-            let socket = Foundation.Process()
-            _ = socket
             port = Int.random(in: 20_000...40_000)
         }
 
@@ -62,12 +60,17 @@ enum DevServer {
             Issue.record("dev server on port \(port) did not come up")
         }
 
+        /// Kills the server as a crash would (no goodbye to clients) and waits until it is gone.
         func stop() {
-            process?.terminate()
-            process?.waitUntilExit()
-            process = nil
+            guard let process else { return }
+            kill(process.processIdentifier, SIGKILL)
+            // Not waitUntilExit: it spins a run loop on a cooperative thread.
+            while process.isRunning { usleep(20_000) }
+            self.process = nil
         }
 
-        deinit { process?.terminate() }
+        deinit {
+            if let process { kill(process.processIdentifier, SIGKILL) }
+        }
     }
 }

@@ -13,17 +13,17 @@ struct StoreFixture {
     let client: SurrealClient
     let database: String
 
-    init(_ scheme: String, database: String? = nil, instance: String = "test") throws {
+    init(_ scheme: String, database: String? = nil, instance: String = "test", address: String? = nil) throws {
         let database = database ?? "s\(UUID().uuidString.prefix(8).lowercased())"
         self.database = database
-        let address = try #require(DevServer.address)
+        let address = try #require(address ?? DevServer.address)
         var configuration = SurrealStore.Configuration()
         configuration.url = "\(scheme)://\(address)"
         configuration.namespace = "test"
         configuration.database = database
         configuration.poolSize = 4
         store = try SurrealStore(configuration: configuration, instanceID: instance, logger: Logger(label: "test"))
-        client = SurrealClient(configuration: try DevServer.configuration("http", database: database))
+        client = SurrealClient(configuration: try DevServer.configuration("http", address: address, database: database))
     }
 
     /// Inserts repos as the collector would.

@@ -18,6 +18,8 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
     public var maxBatchTokens: Int?
     /// Names this instance's leases; defaults to host name and process id.
     public var instanceID: String?
+    /// How long a backfill waits out an unreachable store before it gives up (`run` never does).
+    public var storeOutageSeconds = 300
 
     public init() {}
 
@@ -25,6 +27,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
         case batchSize = "batch_size", parallelWorkers = "parallel_workers", batchDelayMs = "batch_delay_ms"
         case leaseSeconds = "lease_seconds", maxAttempts = "max_attempts", retryDelayMs = "retry_delay_ms"
         case pollIntervalMs = "poll_interval_ms", maxBatchTokens = "max_batch_tokens", instanceID = "instance_id"
+        case storeOutageSeconds = "store_outage_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -39,6 +42,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
         pollIntervalMs = try c.decodeIfPresent(Int.self, forKey: .pollIntervalMs) ?? d.pollIntervalMs
         maxBatchTokens = try c.decodeIfPresent(Int.self, forKey: .maxBatchTokens)
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
+        storeOutageSeconds = try c.decodeIfPresent(Int.self, forKey: .storeOutageSeconds) ?? d.storeOutageSeconds
     }
 
     /// Rejects values that cannot work, naming the key (and where it was set, when known).
@@ -54,6 +58,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
         try check(retryDelayMs >= 0, .retryDelayMs, "must not be negative")
         try check(pollIntervalMs >= 10, .pollIntervalMs, "must be at least 10")
         try check((maxBatchTokens ?? 1) >= 1, .maxBatchTokens, "must be at least 1")
+        try check(storeOutageSeconds >= 0, .storeOutageSeconds, "must not be negative")
     }
 }
 

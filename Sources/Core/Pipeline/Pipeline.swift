@@ -23,6 +23,9 @@ public final class Pipeline: Sendable {
     /// Learned from the first vector when the provider could not say; every later vector must match.
     private let learnedDimensions: Mutex<Int?>
     private let metrics: PipelineMetrics
+    /// Claims whose release failed (the store was down): released as soon as it answers again,
+    /// so no repo stays leased until its lease runs out.
+    private let unreleased = Mutex<Set<RepoID>>([])
 
     /// Prepares the store and the provider (learning the model), then returns a pipeline ready to run.
     public static func start(
@@ -96,19 +99,27 @@ public final class Pipeline: Sendable {
 
     private func workerLoop(_ worker: Int, stop: StopSignal, idle: IdleBehaviour, onBatch: @Sendable (PipelineSummary) -> Void) async throws -> PipelineSummary {
         var total = PipelineSummary()
-        var storeFailures = 0
+        var outageStarted: ContinuousClock.Instant?
+        var failures = 0
         while !stop.isStopped {
             let summary: PipelineSummary?
             do {
+                try await releaseUnreleased()
                 summary = try await processNextBatch()
-                storeFailures = 0
+                outageStarted = nil
+                failures = 0
             } catch let error as EmbeddingError {
                 throw error
-            } catch where idle == .poll && !(error is CancellationError) {
-                // The service rides out store outages; a backfill reports them.
-                storeFailures += 1
-                logger.error("batch failed; retrying", metadata: ["worker": "\(worker)", "error": "\(error)"])
-                await stop.sleep(for: .milliseconds(min(30_000, configuration.pollIntervalMs << min(storeFailures, 5))))
+            } catch where !(error is CancellationError) && (error.isRetryable || idle == .poll) {
+                // The store is unreachable or restarting: wait and try again. A backfill gives
+                // up after `store_outage_seconds`; the service never does.
+                let started = outageStarted ?? ContinuousClock.now
+                outageStarted = started
+                if idle == .finish, ContinuousClock.now - started > .seconds(configuration.storeOutageSeconds) { throw error }
+                failures += 1
+                logger.warning("store unavailable; retrying", metadata: ["worker": "\(worker)", "error": "\(error)"])
+                let ceiling = min(10_000, 100 << min(failures, 7))
+                await stop.sleep(for: .milliseconds(Int.random(in: ceiling / 2...ceiling)))
                 continue
             }
             guard let summary else {
@@ -122,7 +133,16 @@ public final class Pipeline: Sendable {
                 await stop.sleep(for: .milliseconds(configuration.batchDelayMs))
             }
         }
+        try? await releaseUnreleased()
         return total
+    }
+
+    private func releaseUnreleased() async throws {
+        let ids = unreleased.withLock { $0 }
+        guard !ids.isEmpty else { return }
+        try await store.release(Array(ids), owner: instanceID)
+        unreleased.withLock { $0.subtract(ids) }
+        logger.info("released claims left over from a store outage", metadata: ["count": "\(ids.count)"])
     }
 
     // MARK: One batch
@@ -142,7 +162,12 @@ public final class Pipeline: Sendable {
             return try await process(claimed)
         } catch {
             // Whatever was not written goes back to the queue now rather than at lease expiry.
-            try? await store.release(claimed.map(\.repo.id), owner: instanceID)
+            let ids = claimed.map(\.repo.id)
+            do {
+                try await store.release(ids, owner: instanceID)
+            } catch {
+                unreleased.withLock { $0.formUnion(ids) }
+            }
             throw error
         }
     }

@@ -1,4 +1,5 @@
 import EmbedStarCore
+import SurrealClient
 
 extension StoreFactory {
     /// `store: surreal`: SurrealDB over WebSocket or HTTP.
@@ -10,3 +11,5 @@ extension StoreFactory {
         try SurrealStore(configuration: configuration, instanceID: context.instanceID, logger: context.logger)
     }
 }
+
+extension SurrealError: RetryableError {}
