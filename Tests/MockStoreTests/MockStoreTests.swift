@@ -95,6 +95,16 @@ import Testing
         #expect(try await claim(store, "c").count == 4)
     }
 
+    @Test func releaseAllFreesAnOwnersOrphansButNotWhatItIsWorkingOn() async throws {
+        let store = MockStore(repos: Array(repos.prefix(5)))
+        let claimed = try await claim(store, "a")
+        let working: Set = [claimed[0].repo.id]
+        #expect(try await store.releaseAll(owner: "b", except: []) == 0)
+        #expect(try await store.releaseAll(owner: "a", except: working) == 4)
+        let again = try await claim(store, "c")
+        #expect(Set(again.map(\.repo.id)) == Set(claimed.dropFirst().map(\.repo.id)))
+    }
+
     @Test func otherModelMakesRepoPendingAndHidesTheOldHash() async throws {
         let store = MockStore(repos: Array(repos.prefix(1)))
         let claimed = try await claim(store, "a")

@@ -23,9 +23,10 @@ public final class Pipeline: Sendable {
     /// Learned from the first vector when the provider could not say; every later vector must match.
     private let learnedDimensions: Mutex<Int?>
     private let metrics: PipelineMetrics
-    /// Claims whose release failed (the store was down): released as soon as it answers again,
-    /// so no repo stays leased until its lease runs out.
-    private let unreleased = Mutex<Set<RepoID>>([])
+    /// Repos this process is working on now. After a store outage every other lease of this
+    /// instance is an orphan (a claim whose answer was lost, a release that failed) and is
+    /// released, so no repo stays leased until its lease runs out.
+    private let inFlight = Mutex<Set<RepoID>>([])
 
     /// Prepares the store and the provider (learning the model), then returns a pipeline ready to run.
     public static func start(
@@ -67,7 +68,15 @@ public final class Pipeline: Sendable {
     /// Processes everything pending, then returns. Stops early (finishing batches in flight)
     /// when `stop` triggers.
     public func backfill(stop: StopSignal = StopSignal(), onBatch: @escaping @Sendable (PipelineSummary) -> Void = { _ in }) async throws -> PipelineSummary {
-        try await workers(stop: stop, idle: .finish, onBatch: onBatch)
+        var total = PipelineSummary()
+        while true {
+            total.add(try await workers(stop: stop, idle: .finish, onBatch: onBatch))
+            // Nothing is in flight now: leases still held are orphans of an outage, and their
+            // repos still need embedding.
+            if stop.isStopped { break }
+            if try await releaseOrphans() == 0 { break }
+        }
+        return total
     }
 
     /// Keeps embedding as repos become pending, polling when idle, until `stop` triggers.
@@ -104,7 +113,7 @@ public final class Pipeline: Sendable {
         while !stop.isStopped {
             let summary: PipelineSummary?
             do {
-                try await releaseUnreleased()
+                if failures > 0 { try await releaseOrphans() }
                 summary = try await processNextBatch()
                 outageStarted = nil
                 failures = 0
@@ -133,16 +142,15 @@ public final class Pipeline: Sendable {
                 await stop.sleep(for: .milliseconds(configuration.batchDelayMs))
             }
         }
-        try? await releaseUnreleased()
         return total
     }
 
-    private func releaseUnreleased() async throws {
-        let ids = unreleased.withLock { $0 }
-        guard !ids.isEmpty else { return }
-        try await store.release(Array(ids), owner: instanceID)
-        unreleased.withLock { $0.subtract(ids) }
-        logger.info("released claims left over from a store outage", metadata: ["count": "\(ids.count)"])
+    /// Releases this instance's leases on repos it is not working on; returns how many.
+    @discardableResult
+    private func releaseOrphans() async throws -> Int {
+        let released = try await store.releaseAll(owner: instanceID, except: inFlight.withLock { $0 })
+        if released > 0 { logger.info("released claims orphaned by a store outage", metadata: ["count": "\(released)"]) }
+        return released
     }
 
     // MARK: One batch
@@ -156,18 +164,23 @@ public final class Pipeline: Sendable {
         return try await processClaimed(claimed)
     }
 
+    private func track(_ ids: [RepoID], working: Bool) {
+        inFlight.withLock { set in
+            if working { set.formUnion(ids) } else { set.subtract(ids) }
+        }
+    }
+
     /// Processes repos this instance has claimed; what is not written is released on error.
     public func processClaimed(_ claimed: [ClaimedRepo]) async throws -> PipelineSummary {
+        let ids = claimed.map(\.repo.id)
+        track(ids, working: true)
+        defer { track(ids, working: false) }
         do {
             return try await process(claimed)
         } catch {
-            // Whatever was not written goes back to the queue now rather than at lease expiry.
-            let ids = claimed.map(\.repo.id)
-            do {
-                try await store.release(ids, owner: instanceID)
-            } catch {
-                unreleased.withLock { $0.formUnion(ids) }
-            }
+            // Whatever was not written goes back to the queue now rather than at lease expiry
+            // (if the store is down, the release after the outage does it).
+            try? await store.release(ids, owner: instanceID)
             throw error
         }
     }

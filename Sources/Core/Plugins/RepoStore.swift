@@ -166,6 +166,10 @@ public protocol RepoStore: Sendable {
 
     func release(_ ids: [RepoID], owner: String) async throws
 
+    /// Ends every lease `owner` holds except on `except`; returns how many. After an outage the
+    /// pipeline calls this for claims whose answers or releases were lost.
+    func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int
+
     /// Puts failed repos back in the queue with their attempts cleared; returns how many.
     func resetFailed() async throws -> Int
 

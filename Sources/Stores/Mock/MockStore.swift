@@ -188,6 +188,17 @@ public actor MockStore: RepoStore {
         }
     }
 
+    public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int {
+        var count = 0
+        for position in entries.indices where entries[position].leaseOwner == owner && !except.contains(entries[position].id) {
+            entries[position].leaseOwner = nil
+            entries[position].leaseExpires = nil
+            firstCandidate = min(firstCandidate, position)
+            count += 1
+        }
+        return count
+    }
+
     public func resetFailed() async throws -> Int {
         var count = 0
         for position in entries.indices where entries[position].failed {

@@ -266,6 +266,17 @@ public final class SurrealStore: RepoStore {
         }
     }
 
+    public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int {
+        let results = try await retryingConflicts {
+            try await self.client.query("""
+                LET $freed = (UPDATE \(queue) SET lease_owner = NONE, lease_until = \(Migrations.epoch) \
+                WHERE lease_owner = $owner AND repo NOTINSIDE $except RETURN id);
+                RETURN array::len($freed);
+                """, ["owner": .string(owner), "except": .array(except.map(self.recordID))])
+        }
+        return Int(results.last?.int ?? 0)
+    }
+
     public func resetFailed() async throws -> Int {
         let results = try await retryingConflicts {
             try await self.client.query("""
