@@ -8,6 +8,7 @@ extension SurrealStore {
         public var url = "ws://localhost:8000"
         public var user: String? = "root"
         public var pass: String? = "root"
+        /// Empty for a server without authentication.
         /// Sign in as a namespace or database user instead of a root user.
         public var authLevel = AuthLevel.root
         public var namespace = "gitstars"
@@ -38,8 +39,8 @@ extension SurrealStore {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = Configuration()
             url = try c.decodeIfPresent(String.self, forKey: .url) ?? d.url
-            user = try c.decodeIfPresent(String.self, forKey: .user)
-            pass = try c.decodeIfPresent(String.self, forKey: .pass)
+            user = try c.decodeIfPresent(String.self, forKey: .user) ?? d.user
+            pass = try c.decodeIfPresent(String.self, forKey: .pass) ?? d.pass
             authLevel = try c.decodeIfPresent(AuthLevel.self, forKey: .authLevel) ?? d.authLevel
             namespace = try c.decodeIfPresent(String.self, forKey: .namespace) ?? d.namespace
             database = try c.decodeIfPresent(String.self, forKey: .database) ?? d.database
@@ -64,12 +65,13 @@ extension SurrealStore {
                 throw fail(key, "'\(name)' is not a plain identifier (letters, digits, underscores)")
             }
             guard !watchedFields.isEmpty else { throw fail(.watchedFields, "must name at least one field") }
-            if (user == nil) != (pass == nil) { throw fail(user == nil ? .user : .pass, "user and pass go together") }
+            if user?.isEmpty == false, pass == nil || pass?.isEmpty == true { throw fail(.pass, "is needed with user") }
         }
 
         func client() throws -> SurrealConfiguration {
             var credentials: SurrealConfiguration.Credentials?
-            if let user, let pass {
+            // An empty user signs in as nobody (a server without authentication).
+            if let user, !user.isEmpty, let pass {
                 switch authLevel {
                 case .root: credentials = .init(user: user, password: pass)
                 case .namespace: credentials = .init(user: user, password: pass, namespace: namespace)

@@ -1,0 +1,82 @@
+"""Direct SurrealDB work for bench/surreal-store, over the dev server's HTTP /rpc.
+
+  seed URL DB FILE PENDING MODEL   insert the repos of FILE (JSON) into DB; all but PENDING of
+                                   them look embedded by MODEL (vector, hash, no queue entry)
+  raw-writes URL DB COUNT DIMS     the engine's own write rate: batched UPDATEs of COUNT repos'
+                                   vectors, 50 per request, no embed-star involved
+"""
+import base64
+import json
+import random
+import sys
+import time
+import urllib.request
+
+import cbor2
+
+BATCH = 500
+
+
+def rpc(url, db, method, params):
+    request = urllib.request.Request(url + "/rpc", data=cbor2.dumps({"id": 1, "method": method, "params": params}), headers={
+        "Content-Type": "application/cbor", "Accept": "application/cbor", "surreal-ns": "bench", "surreal-db": db,
+        "Authorization": "Basic " + base64.b64encode(b"root:root").decode()})
+    reply = cbor2.loads(urllib.request.urlopen(request, timeout=600).read())
+    if "error" in reply:
+        raise SystemExit("rpc error: %s" % reply["error"])
+    for statement in reply["result"]:
+        if statement["status"] != "OK":
+            raise SystemExit("statement error: %s" % statement["result"])
+    return reply["result"]
+
+
+def record_id(text):
+    table, _, key = text.partition(":")
+    return cbor2.CBORTag(8, [table, key])
+
+
+def seed(url, db, path, pending, model):
+    repos = json.load(open(path))
+    for start in range(0, len(repos), BATCH):
+        chunk = []
+        for repo in repos[start:start + BATCH]:
+            repo = dict(repo)
+            repo["id"] = record_id(repo["id"])
+            chunk.append(repo)
+        rpc(url, db, "query", ["INSERT INTO repo $r RETURN NONE", {"r": chunk}])
+    done = [record_id(repo["id"]) for repo in repos[pending:]]
+    vector = [random.random() for _ in range(16)]
+    for start in range(0, len(done), BATCH):
+        ids = done[start:start + BATCH]
+        rpc(url, db, "query", [
+            "UPDATE $ids SET embedding = $v, embedding_model = $m, embedding_hash = 'bench' RETURN NONE;"
+            "DELETE (SELECT VALUE id FROM embed_queue WHERE repo INSIDE $ids) RETURN NONE;",
+            {"ids": ids, "v": vector, "m": model}])
+
+
+def raw_writes(url, db, count, dims):
+    ids = [record_id("repo:raw%d" % i) for i in range(count)]
+    for start in range(0, count, BATCH):
+        rpc(url, db, "query", ["FOR $i IN $ids { CREATE $i SET full_name = 'raw/x'; }", {"ids": ids[start:start + BATCH]}])
+    vectors = [[random.random() for _ in range(dims)] for _ in range(50)]
+    started = time.perf_counter()
+    for start in range(0, count, 50):
+        batch = ids[start:start + 50]
+        statements = ["BEGIN TRANSACTION"]
+        variables = {}
+        for index, rid in enumerate(batch):
+            variables["r%d" % index] = rid
+            variables["v%d" % index] = vectors[index]
+            statements.append("UPDATE $r%d SET embedding = $v%d, embedding_model = 'raw', embedding_hash = 'h' RETURN NONE" % (index, index))
+        statements.append("COMMIT TRANSACTION")
+        rpc(url, db, "query", [";\n".join(statements), variables])
+    seconds = time.perf_counter() - started
+    print(json.dumps({"writes": count, "seconds": seconds, "writes_per_second": count / seconds}))
+
+
+if __name__ == "__main__":
+    command = sys.argv[1]
+    if command == "seed":
+        seed(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
+    elif command == "raw-writes":
+        raw_writes(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
