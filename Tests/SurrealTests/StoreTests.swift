@@ -81,9 +81,15 @@ struct StoreTests {
         _ = try await (a, b)
         try await first.store.prepare()
         let versions = try await first.client.query("SELECT VALUE record::id(id) FROM embed_star_migration").first?.array
-        #expect(versions == [1])
-        // Repos that existed before the migration are pending.
-        #expect(try await first.store.stats(model: model).pending == 20)
+        #expect(versions.map { Set($0) } == [1, 2])
+        // Repos that existed before the migration are pending and counted.
+        var stats = try await first.store.stats(model: model)
+        #expect(stats.pending == 20 && stats.total == 20)
+        // Counts follow inserts and deletes.
+        try await first.insert(SyntheticRepos.generate(count: 25).suffix(5))
+        _ = try await first.client.query("DELETE repo:syn0, repo:syn1")
+        stats = try await first.store.stats(model: model)
+        #expect(stats.total == 23 && stats.pending == 23)
     }
 
     @Test(arguments: schemes)

@@ -292,7 +292,7 @@ public final class SurrealStore: RepoStore {
     public func stats(model: String) async throws -> StoreStats {
         try await ensureQueued(model: model)
         let results = try await client.query("""
-            SELECT count() FROM \(table) GROUP ALL;
+            RETURN [{ count: math::sum(SELECT VALUE n FROM embed_star_count) }];
             SELECT count() FROM \(queue) WHERE failed = false GROUP ALL;
             SELECT count() FROM \(queue) WHERE failed = true GROUP ALL;
             SELECT count() FROM \(queue) WHERE failed = false AND lease_until > time::now() GROUP ALL;
