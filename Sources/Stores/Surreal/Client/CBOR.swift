@@ -88,10 +88,20 @@ private struct Writer {
             }
         case .floats(let values):
             header(4, UInt64(values.count))
-            bytes.reserveCapacity(bytes.count + values.count * 5)
-            for number in values {
-                bytes.append(0xfa)
-                append(number.bitPattern)
+            // Vectors are most of every write: fill their bytes in place, not value by value.
+            let start = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: values.count * 5))
+            bytes.withUnsafeMutableBufferPointer { buffer in
+                var offset = start
+                for number in values {
+                    let bits = number.bitPattern
+                    buffer[offset] = 0xfa
+                    buffer[offset + 1] = UInt8(truncatingIfNeeded: bits >> 24)
+                    buffer[offset + 2] = UInt8(truncatingIfNeeded: bits >> 16)
+                    buffer[offset + 3] = UInt8(truncatingIfNeeded: bits >> 8)
+                    buffer[offset + 4] = UInt8(truncatingIfNeeded: bits)
+                    offset += 5
+                }
             }
         case .table(let name): header(6, CBOR.Tag.table); text(name)
         case .recordID(let id):
