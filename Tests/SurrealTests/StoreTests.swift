@@ -208,6 +208,12 @@ struct StoreTests {
         }
         #expect(wrong == 0)
 
+        // The queue ran dry: the HNSW index exists now, for 16 dimensions.
+        let meta = try await fixture.client.query("SELECT VALUE dimensions FROM ONLY embed_star_meta:hnsw")
+        #expect(meta.first == 16)
+        let info = try await fixture.client.query("INFO FOR TABLE repo")
+        #expect("\(info)".contains("embed_star_hnsw"))
+
         // Search: the vector of a repo's own text finds that repo first.
         for repo in [repos[7], repos[1234], repos[1999]] {
             let hits = try await fixture.store.nearest(to: MockProvider.vector(for: builder.text(for: repo), dimensions: 16), limit: 3, filter: SearchFilter())
@@ -225,6 +231,15 @@ struct StoreTests {
         #expect(rerun.unchanged == 2000)
         #expect(rerun.providerCalls == 0)
         #expect(provider.statistics.texts == 2000)
+
+        // A model with another dimension: the index gives way, every repo gets its new vector.
+        providerConfiguration.dimensions = 8
+        let other = try await Pipeline.start(provider: MockProvider(configuration: providerConfiguration), providerName: "mock",
+                                             store: fixture.store, configuration: configuration, instanceID: "test", logger: Logger(label: "test"))
+        #expect(try await other.backfill().embedded == 2000)
+        #expect(try await fixture.store.stats(model: other.modelIdentity).embedded == 2000)
+        let hits = try await fixture.store.nearest(to: MockProvider.vector(for: builder.text(for: repos[5]), dimensions: 8), limit: 1, filter: SearchFilter())
+        #expect(hits.first?.repo.id == repos[5].id)
     }
 
     @Test(arguments: schemes)

@@ -15,6 +15,10 @@ public final class SurrealStore: RepoStore {
     private let migrations: Migrations
     /// The model whose repos the queue is known to hold, so the check runs once per process.
     private let queuedModel = Mutex<String?>(nil)
+    /// The dimension of the HNSW index on the vectors, if there is one (nil: search by scan).
+    let indexedDimensions = Mutex<Int?>(nil)
+    /// When the index was last considered; it is looked at when the queue runs dry, at most once a minute.
+    let indexCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
     private var table: String { configuration.table }
     private var queue: String { Migrations.queue }
 
@@ -118,7 +122,10 @@ public final class SurrealStore: RepoStore {
             let selected = answer.first?.int ?? 0
             if !leased.isEmpty || selected == 0 { break }
         }
-        guard !leased.isEmpty else { return [] }
+        guard !leased.isEmpty else {
+            try await maintainIndex()
+            return []
+        }
         let repoIDs = leased.compactMap { $0["repo"] }
         let records = try await client.query("SELECT * FROM $ids", ["ids": .array(repoIDs)]).first?.array ?? []
         var byID: [RecordID: SurrealValue] = [:]
@@ -194,7 +201,15 @@ public final class SurrealStore: RepoStore {
                     """)
             }
             statements.append("COMMIT TRANSACTION")
-            let results = try await retryingConflicts { try await self.client.query(statements.joined(separator: ";\n"), variables) }
+            let sql = statements.joined(separator: ";\n")
+            let results: [SurrealValue]
+            do {
+                results = try await retryingConflicts { try await self.client.query(sql, variables) }
+            } catch let error as SurrealError where error.message.contains("vector dimension") {
+                // A new model with another dimension: the old index cannot hold its vectors.
+                try await dropIndex()
+                results = try await retryingConflicts { try await self.client.query(sql, variables) }
+            }
             let answers = results.compactMap(\.string)
             guard answers.count == chunk.count else {
                 throw SurrealError(.protocolViolation, "write answered \(answers.count) outcomes for \(chunk.count) writes")
@@ -303,6 +318,8 @@ public final class SurrealStore: RepoStore {
     }
 
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        if indexCheckedAt.withLock({ $0 }) == nil { try await loadIndexState() }
+        if let hits = try await nearestIndexed(vector, limit: limit, filter: filter) { return hits }
         var conditions = ["embedding != NONE", "array::len(embedding) = $dimensions"]
         var variables: [String: SurrealValue] = ["q": .floats(vector), "limit": .int(Int64(limit)), "dimensions": .int(Int64(vector.count))]
         if let language = filter.language {
