@@ -190,7 +190,9 @@ struct StoreTests {
                                                 instanceID: "test", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
         #expect(summary.embedded == 2000)
-        #expect(provider.statistics.texts == 2000)
+        // Each text is sent once, unless a store error made a batch go round again.
+        let sent = provider.statistics.texts
+        #expect(sent >= 2000 && sent <= 2000 + configuration.batchSize)
         let stats = try await fixture.store.stats(model: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 2000, embedded: 2000, pending: 0, failed: 0, leased: 0))
         let builder = try TextBuilder(maxTokens: pipeline.model.maxInputTokens)
@@ -230,7 +232,7 @@ struct StoreTests {
         let rerun = try await pipeline.backfill()
         #expect(rerun.unchanged == 2000)
         #expect(rerun.providerCalls == 0)
-        #expect(provider.statistics.texts == 2000)
+        #expect(provider.statistics.texts == sent)
 
         // A model with another dimension: the index gives way, every repo gets its new vector.
         providerConfiguration.dimensions = 8
