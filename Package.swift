@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -88,6 +90,18 @@ let package = Package(
             dependencies: ["EmbedStarCore"],
             path: "Sources/Stores/Mock"
         ),
+        // The monitoring HTTP server: /livez, /readyz, /health, /metrics.
+        .target(
+            name: "EmbedStarMonitoring",
+            dependencies: [
+                "EmbedStarCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Monitoring"
+        ),
         .executableTarget(
             name: "EmbedStarRunner",
             dependencies: [
@@ -99,6 +113,7 @@ let package = Package(
                 "EmbedStarTogether",
                 "EmbedStarSurrealStore",
                 "SurrealClient",
+                "EmbedStarMonitoring",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -137,6 +152,15 @@ let package = Package(
             name: "SurrealTests",
             dependencies: ["EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore"],
             path: "Tests/SurrealTests"
+        ),
+        .testTarget(
+            name: "MonitoringTests",
+            dependencies: [
+                "EmbedStarCore", "EmbedStarMonitoring", "EmbedStarMockProvider", "EmbedStarMockStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Tests/MonitoringTests"
         ),
         .testTarget(
             name: "RunnerTests",

@@ -26,10 +26,10 @@ struct PipelineService: Service {
         }
     }
 
-    /// Runs `service` until it ends or a signal stops it.
-    static func runGroup(_ service: PipelineService, logger: Logger) async throws {
+    /// Runs `service` (and `others`, such as the monitoring server) until it ends or a signal stops it.
+    static func runGroup(_ service: PipelineService, with others: [any Service] = [], logger: Logger) async throws {
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)] + others.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

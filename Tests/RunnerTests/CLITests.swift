@@ -64,6 +64,8 @@ struct CLI {
 private let mockConfig = """
     provider: mock
     store: mock
+    monitoring:
+      port: 0
     pipeline:
       batch_size: ${BATCH_SIZE:-20}
       parallel_workers: 2
@@ -108,7 +110,7 @@ private func json(_ text: String) throws -> [String: Any] {
         try cli.write("plugins.yaml", mockConfig.replacingOccurrences(of: "    dimensions: 16", with: "    dimensons: 16"))
         var result = try cli.run(["config"])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("plugins.yaml:9:5: providers.mock: unknown key 'dimensons'; did you mean 'dimensions'?"))
+        #expect(result.stderr.contains("plugins.yaml:11:5: providers.mock: unknown key 'dimensons'; did you mean 'dimensions'?"))
 
         try cli.write("plugins.yaml", "provider: mock\nstore: [unclosed\n")
         result = try cli.run(["config"])

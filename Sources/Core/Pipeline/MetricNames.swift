@@ -10,3 +10,7 @@ public enum MetricNames {
     public static let writeConflicts = "embed_star_write_conflicts_total"
     public static let reposPending = "embed_star_repos_pending"
 }
+
+extension MetricNames {
+    public static let circuitBreakerState = "embed_star_circuit_breaker_state"
+}

@@ -23,6 +23,8 @@ public final class Pipeline: Sendable {
     /// Learned from the first vector when the provider could not say; every later vector must match.
     private let learnedDimensions: Mutex<Int?>
     private let metrics: PipelineMetrics
+    /// Liveness and progress, for the monitoring server.
+    public let activity: PipelineActivity
     /// Repos this process is working on now. After a store outage every other lease of this
     /// instance is an orphan (a claim whose answer was lost, a release that failed) and is
     /// released, so no repo stays leased until its lease runs out.
@@ -61,6 +63,7 @@ public final class Pipeline: Sendable {
         textBuilder = try TextBuilder(template: text.template, maxTokens: budget)
         learnedDimensions = Mutex(model.dimensions)
         metrics = PipelineMetrics(provider: providerName, model: model.name)
+        activity = PipelineActivity(workers: configuration.parallelWorkers)
     }
 
     // MARK: Loops
@@ -87,7 +90,8 @@ public final class Pipeline: Sendable {
     private enum IdleBehaviour { case finish, poll }
 
     private func workers(stop: StopSignal, idle: IdleBehaviour, onBatch: @escaping @Sendable (PipelineSummary) -> Void) async throws -> PipelineSummary {
-        try await withThrowingTaskGroup(of: PipelineSummary.self) { group in
+        activity.started(workers: configuration.parallelWorkers)
+        return try await withThrowingTaskGroup(of: PipelineSummary.self) { group in
             for worker in 0..<configuration.parallelWorkers {
                 group.addTask {
                     try await self.workerLoop(worker, stop: stop, idle: idle, onBatch: onBatch)
@@ -111,6 +115,7 @@ public final class Pipeline: Sendable {
         var outageStarted: ContinuousClock.Instant?
         var failures = 0
         while !stop.isStopped {
+            activity.heartbeat()
             let summary: PipelineSummary?
             do {
                 if failures > 0 { try await releaseOrphans() }
@@ -137,6 +142,7 @@ public final class Pipeline: Sendable {
                 continue
             }
             total.add(summary)
+            activity.finished(summary)
             onBatch(summary)
             if configuration.batchDelayMs > 0 {
                 await stop.sleep(for: .milliseconds(configuration.batchDelayMs))
@@ -174,7 +180,11 @@ public final class Pipeline: Sendable {
     public func processClaimed(_ claimed: [ClaimedRepo]) async throws -> PipelineSummary {
         let ids = claimed.map(\.repo.id)
         track(ids, working: true)
-        defer { track(ids, working: false) }
+        activity.busy(1)
+        defer {
+            track(ids, working: false)
+            activity.busy(-1)
+        }
         do {
             return try await process(claimed)
         } catch {
@@ -402,6 +412,10 @@ private struct PipelineMetrics: Sendable {
         rateLimits = Counter(label: MetricNames.rateLimits, dimensions: [("provider", provider)])
         batchSize = Recorder(label: MetricNames.batchSize, dimensions: [("provider", provider)])
         duration = Metrics.Timer(label: MetricNames.embeddingDuration, dimensions: dimensions, preferredDisplayUnit: .seconds)
+        // Every error series exists from the start, so rate() alerts see a zero, not a gap.
+        for kind in Self.errorKinds {
+            Counter(label: MetricNames.embeddingErrors, dimensions: [("provider", provider), ("kind", kind)]).increment(by: 0)
+        }
     }
 
     func record(_ summary: PipelineSummary) {
@@ -410,6 +424,8 @@ private struct PipelineMetrics: Sendable {
         conflicts.increment(by: summary.conflicts)
         batchSize.record(summary.claimed)
     }
+
+    static let errorKinds = ["retryable", "rate_limited", "invalid_input", "fatal", "invalid_vector", "wrong_count", "other"]
 
     func error(_ kind: String) {
         Counter(label: MetricNames.embeddingErrors, dimensions: [("provider", provider), ("kind", kind)]).increment()

@@ -1,6 +1,8 @@
 import ArgumentParser
 import EmbedStarCore
+import EmbedStarMonitoring
 import Foundation
+import ServiceLifecycle
 import Synchronization
 
 struct RunCommand: AsyncParsableCommand {
@@ -13,8 +15,20 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
+            let registry = MonitoringMetrics.bootstrap()
             let runtime = try await options.runtime(logger: logger)
             let pipeline = try await runtime.startPipeline()
+            let settings = runtime.configuration.settings
+            var others: [any Service] = []
+            if settings.monitoring.enabled {
+                let state = MonitoringState(
+                    components: .init(store: runtime.store, storeName: settings.store, provider: runtime.provider,
+                                      providerName: settings.provider, model: pipeline.modelIdentity, instanceID: runtime.instanceID),
+                    activity: pipeline.activity, registry: registry, livenessTimeout: .seconds(settings.monitoring.livenessTimeoutSeconds))
+                others.append(MonitoringServer.application(state, configuration: settings.monitoring, logger: logger))
+                others.append(StatsRefresher(state: state, interval: .seconds(settings.monitoring.statsIntervalSeconds)))
+                logger.info("monitoring on http://\(settings.monitoring.bind):\(settings.monitoring.port) (/livez /readyz /health /metrics)")
+            }
             logger.info("embed-star running", metadata: [
                 "provider": "\(runtime.configuration.settings.provider)", "store": "\(runtime.configuration.settings.store)",
                 "model": "\(pipeline.modelIdentity)", "workers": "\(runtime.configuration.settings.pipeline.parallelWorkers)",
@@ -29,7 +43,7 @@ struct RunCommand: AsyncParsableCommand {
                 logger.info("embed-star stopped", metadata: ["embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)"])
             })
             do {
-                try await PipelineService.runGroup(service, logger: logger)
+                try await PipelineService.runGroup(service, with: others, logger: logger)
             } catch {
                 await runtime.store.shutdown()
                 throw error

@@ -1,0 +1,94 @@
+import EmbedStarCore
+import Foundation
+import Metrics
+import Prometheus
+import Synchronization
+
+/// What the monitoring endpoints report: the pipeline's activity, the store and provider, and
+/// the Prometheus registry. Never holds a secret.
+public final class MonitoringState: Sendable {
+    public struct Components: Sendable {
+        public var store: any RepoStore
+        public var storeName: String
+        public var provider: any EmbeddingProvider
+        public var providerName: String
+        public var model: String
+        public var instanceID: String
+
+        public init(store: any RepoStore, storeName: String, provider: any EmbeddingProvider, providerName: String, model: String, instanceID: String) {
+            self.store = store
+            self.storeName = storeName
+            self.provider = provider
+            self.providerName = providerName
+            self.model = model
+            self.instanceID = instanceID
+        }
+    }
+
+    public let components: Components
+    public let activity: PipelineActivity
+    public let registry: PrometheusCollectorRegistry
+    public let livenessTimeout: Duration
+    public let version: String
+    private let cached = Mutex<(stats: StoreStats?, provider: ComponentHealth?, providerCheckedAt: ContinuousClock.Instant?)>((nil, nil, nil))
+
+    public init(components: Components, activity: PipelineActivity, registry: PrometheusCollectorRegistry,
+                livenessTimeout: Duration = .seconds(300), version: String = EmbedStarVersion.current) {
+        self.components = components
+        self.activity = activity
+        self.registry = registry
+        self.livenessTimeout = livenessTimeout
+        self.version = version
+        Gauge(label: "embed_star_build_info", dimensions: [("version", version), ("provider", components.providerName), ("store", components.storeName)]).record(1)
+        Gauge(label: MetricNames.circuitBreakerState, dimensions: [("provider", components.providerName)]).record(0)
+    }
+
+    /// Live when the workers went round recently (or have not started yet).
+    public var isLive: Bool {
+        let snapshot = activity.snapshot
+        guard snapshot.started, let last = snapshot.lastHeartbeat else { return true }
+        return Date().timeIntervalSince(last) < livenessTimeout.seconds
+    }
+
+    /// Reads the store's counts into the backlog gauges (called periodically, not per scrape).
+    public func refreshStats() async {
+        do {
+            let stats = try await components.store.stats(model: components.model)
+            cached.withLock { $0.stats = stats }
+            Gauge(label: MetricNames.reposPending).record(stats.pending)
+            Gauge(label: "embed_star_repos_failed").record(stats.failed)
+            Gauge(label: "embed_star_repos_total").record(stats.total)
+            Gauge(label: "embed_star_repos_embedded").record(stats.embedded)
+        } catch {
+            Counter(label: "embed_star_store_errors_total", dimensions: [("operation", "stats")]).increment()
+        }
+        let snapshot = activity.snapshot
+        Gauge(label: "embed_star_workers_busy").record(snapshot.busyWorkers)
+        Gauge(label: "embed_star_worker_utilization").record(snapshot.workers > 0 ? Double(snapshot.busyWorkers) / Double(snapshot.workers) : 0)
+    }
+
+    var lastStats: StoreStats? { cached.withLock { $0.stats } }
+
+    /// The provider's health, asked at most every 30 s (a health check is free, but not nothing).
+    func providerHealth() async -> ComponentHealth {
+        let now = ContinuousClock.now
+        if let (health, at) = cached.withLock({ state in state.provider.map { ($0, state.providerCheckedAt!) } }),  // set together below
+           now - at < .seconds(30) {
+            return health
+        }
+        let health = await components.provider.health()
+        cached.withLock { $0 = ($0.stats, health, now) }
+        return health
+    }
+}
+
+public enum EmbedStarVersion {
+    public static let current = "0.1.0"
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

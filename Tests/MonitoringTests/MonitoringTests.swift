@@ -1,0 +1,124 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import EmbedStarMonitoring
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Prometheus
+import Testing
+
+/// swift-metrics is bootstrapped once per process.
+let registry = MonitoringMetrics.bootstrap()
+
+/// A store whose health and stats can be made to fail.
+actor SwitchableStore: RepoStore {
+    let inner: MockStore
+    var down = false
+
+    init(_ inner: MockStore) { self.inner = inner }
+
+    func setDown(_ value: Bool) { down = value }
+
+    func prepare() async throws { try await inner.prepare() }
+    func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] { try await inner.claimPending(request) }
+    func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
+    func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
+        try await inner.recordFailures(failures, owner: owner, maxAttempts: maxAttempts)
+    }
+    func release(_ ids: [RepoID], owner: String) async throws { try await inner.release(ids, owner: owner) }
+    func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
+    func resetFailed() async throws -> Int { try await inner.resetFailed() }
+    func stats(model: String) async throws -> StoreStats {
+        if down { throw CancellationError() }
+        return try await inner.stats(model: model)
+    }
+    func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] { [] }
+    func health() async -> ComponentHealth {
+        down ? ComponentHealth(status: .down, detail: "ws://root:hunter2@db:8000/rpc: connection refused") : .up
+    }
+}
+
+@Suite(.serialized) struct MonitoringTests {
+    func fixture(repos: Int = 30, livenessTimeout: Duration = .seconds(300)) async throws -> (MonitoringState, Pipeline, SwitchableStore) {
+        let store = SwitchableStore(MockStore(repos: SyntheticRepos.generate(count: repos)))
+        var providerConfiguration = MockProvider.Configuration()
+        providerConfiguration.dimensions = 8
+        let provider = MockProvider(configuration: providerConfiguration)
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: PipelineConfiguration(),
+                                                instanceID: "test-instance", logger: Logger(label: "test"))
+        let state = MonitoringState(
+            components: .init(store: store, storeName: "mock", provider: provider, providerName: "mock", model: pipeline.modelIdentity, instanceID: "test-instance"),
+            activity: pipeline.activity, registry: registry, livenessTimeout: livenessTimeout)
+        return (state, pipeline, store)
+    }
+
+    func app(_ state: MonitoringState) -> some ApplicationProtocol {
+        Application(router: MonitoringRouter.make(state))
+    }
+
+    @Test func livenessFollowsTheWorkers() async throws {
+        let (state, pipeline, _) = try await fixture(livenessTimeout: .milliseconds(300))
+        try await app(state).test(.router) { client in
+            try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
+            _ = try await pipeline.backfill()
+            try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
+            // Workers that went round once and then stopped answering look stuck.
+            try await Task.sleep(for: .milliseconds(400))
+            try await client.execute(uri: "/livez", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(String(buffer: response.body).contains("stuck"))
+            }
+        }
+    }
+
+    @Test func readinessAndHealthFollowTheStore() async throws {
+        let (state, pipeline, store) = try await fixture()
+        _ = try await pipeline.backfill()
+        await state.refreshStats()
+        try await app(state).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/health", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "application/json")
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
+                #expect(json["status"] as? String == "up")
+                #expect(json["pending"] as? Int == 0)
+                #expect(json["workers"] as? Int == 4)
+                #expect(json["last_successful_write"] is String)
+                #expect((json["store"] as? [String: Any])?["status"] as? String == "up")
+                #expect((json["provider"] as? [String: Any])?["circuit"] as? String == "closed")
+                #expect((json["provider"] as? [String: Any])?["model"] as? String == "mock/mock-embed@8")
+            }
+            await store.setDown(true)
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+            try await client.execute(uri: "/health", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                let body = String(buffer: response.body)
+                #expect(body.contains("\"status\":\"down\""))
+                #expect(!body.contains("hunter2"))
+            }
+        }
+    }
+
+    @Test func metricsUseTheSeedsNamesInPrometheusFormat() async throws {
+        let (state, pipeline, _) = try await fixture(repos: 40)
+        _ = try await pipeline.backfill()
+        await state.refreshStats()
+        try await app(state).test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+                let text = String(buffer: response.body)
+                for name in ["embed_star_embeddings_total", "embed_star_embeddings_errors_total", "embed_star_repos_pending",
+                             "embed_star_circuit_breaker_state", "embed_star_embedding_duration_seconds_bucket", "embed_star_rate_limits_total",
+                             "embed_star_build_info", "embed_star_batch_size", "embed_star_provider_requests_total", "embed_star_worker_utilization"] {
+                    #expect(text.contains(name), "\(name) missing")
+                }
+                #expect(text.contains("embed_star_repos_pending 0"))
+                #expect(!text.contains("repo:syn"))  // labels never carry repo names
+            }
+        }
+    }
+}
