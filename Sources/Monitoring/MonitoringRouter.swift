@@ -23,7 +23,8 @@ public enum MonitoringRouter {
             return response
         }
         router.get("/metrics") { _, _ -> Response in
-            var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(bytes: state.registry.emitToBuffer())))
+            let text = MetricHelp.annotate(state.registry.emitToString())
+            var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: text)))
             response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return response
         }

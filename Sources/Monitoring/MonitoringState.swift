@@ -57,7 +57,7 @@ public final class MonitoringState: Sendable {
             cached.withLock { $0.stats = stats }
             Gauge(label: MetricNames.reposPending).record(stats.pending)
             Gauge(label: "embed_star_repos_failed").record(stats.failed)
-            Gauge(label: "embed_star_repos_total").record(stats.total)
+            Gauge(label: "embed_star_repos_stored").record(stats.total)
             Gauge(label: "embed_star_repos_embedded").record(stats.embedded)
         } catch {
             Counter(label: "embed_star_store_errors_total", dimensions: [("operation", "stats")]).increment()
