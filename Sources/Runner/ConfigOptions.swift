@@ -109,8 +109,12 @@ enum Console {
 
 /// Bootstraps logging once, runs `body`, and turns errors into messages and exit codes.
 func runCommand(_ body: (Logger) async throws -> Void) async throws {
-    let level = LogLevelSpec.fromEnvironment(ProcessInfo.processInfo.environment)
+    let environment = ProcessInfo.processInfo.environment
+    let level = LogLevelSpec.fromEnvironment(environment)
+    // LOG_FORMAT=json: one JSON object per line; anything else: key=value text.
+    let json = environment["LOG_FORMAT"]?.lowercased() == "json"
     LoggingSystem.bootstrap { label in
+        if json { return JSONLogHandler(label: label, level: level) }
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level
         return handler

@@ -204,6 +204,21 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(stats["failed"] as? Int == 0)
     }
 
+    @Test func jsonLogsCarryBatchAndInstanceOnEveryBatchLine() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig)
+        _ = try cli.run(["seed", "--count", "60", "--out", "repos.json"])
+        let result = try cli.run(["backfill", "--set", "pipeline.instance_id=inst-7"], environment: ["LOG_FORMAT": "json", "LOG_LEVEL": "debug"])
+        #expect(result.status == 0)
+        let lines = result.stderr.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        #expect(!lines.isEmpty)
+        let batchLines = lines.filter { $0["msg"] == "batch done" || $0["msg"] == "repo written" }
+        #expect(batchLines.count == 3 + 60)  // batch_size 20: three summaries, one debug line per repo
+        #expect(batchLines.allSatisfy { $0["instance"] == "inst-7" && ($0["batch"]?.isEmpty == false) })
+        #expect(Set(batchLines.compactMap { $0["batch"] }).count == 3)
+    }
+
     @Test func seedWritesDeterministicRecords() throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

@@ -202,6 +202,9 @@ public final class Pipeline: Sendable {
     }
 
     func process(_ claimed: [ClaimedRepo]) async throws -> PipelineSummary {
+        let started = ContinuousClock.now
+        var log = logger
+        log[metadataKey: "batch"] = "\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
         var summary = PipelineSummary()
         summary.claimed = claimed.count
         var writes: [RepoWrite] = []
@@ -234,7 +237,7 @@ public final class Pipeline: Sendable {
         let maxCount = max(1, min(configuration.batchSize, model.maxBatchSize))
         let maxTokens = [configuration.maxBatchTokens, model.maxBatchTokens].compactMap { $0 }.min()
         for range in Batcher.split(costs: costs, maxCount: maxCount, maxTokens: maxTokens) {
-            results += try await embedIsolating(Array(uniqueTexts[range]), summary: &summary)
+            results += try await embedIsolating(Array(uniqueTexts[range]), summary: &summary, log: log)
         }
 
         let now = Date()
@@ -253,7 +256,10 @@ public final class Pipeline: Sendable {
         if !writes.isEmpty {
             let outcomes = try await store.write(writes, owner: instanceID)
             for write in writes {
-                switch outcomes[write.id] ?? .notFound {
+                let outcome = outcomes[write.id] ?? .notFound
+                log.debug("repo written", metadata: ["repo": "\(write.id)", "outcome": "\(outcome.rawValue)",
+                                                     "change": "\(write.change.isEmbedding ? "embedded" : "unchanged")"])
+                switch outcome {
                 case .applied:
                     if case .unchanged = write.change { summary.unchanged += 1 } else { summary.embedded += 1 }
                 case .changedSinceClaim, .leaseLost:
@@ -264,7 +270,7 @@ public final class Pipeline: Sendable {
             }
         }
         if !failures.isEmpty {
-            logger.warning("repos could not be embedded this time", metadata: [
+            log.warning("repos could not be embedded this time", metadata: [
                 "count": "\(failures.count)", "first_reason": "\(failures[0].reason)",
             ])
             let outcomes = try await store.recordFailures(failures, owner: instanceID, maxAttempts: configuration.maxAttempts)
@@ -272,9 +278,10 @@ public final class Pipeline: Sendable {
                 switch outcome {
                 case .failed(let attempts):
                     summary.failed += 1
-                    logger.warning("repo failed for good", metadata: ["repo": "\(id)", "attempts": "\(attempts)"])
-                case .willRetry:
+                    log.warning("repo failed for good", metadata: ["repo": "\(id)", "attempts": "\(attempts)"])
+                case .willRetry(let attempts):
                     summary.retrying += 1
+                    log.debug("repo will be retried", metadata: ["repo": "\(id)", "attempts": "\(attempts)"])
                 }
             }
         }
@@ -283,9 +290,11 @@ public final class Pipeline: Sendable {
             summary.released += released.count
         }
         metrics.record(summary)
-        logger.debug("batch done", metadata: [
+        log.info("batch done", metadata: [
             "claimed": "\(summary.claimed)", "embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)",
             "failed": "\(summary.failed)", "retrying": "\(summary.retrying)", "conflicts": "\(summary.conflicts)",
+            "released": "\(summary.released)", "provider_calls": "\(summary.providerCalls)",
+            "ms": "\(Int((ContinuousClock.now - started).nanoseconds / 1_000_000))",
         ])
         return summary
     }
@@ -307,9 +316,9 @@ public final class Pipeline: Sendable {
 
     /// Embeds `texts`, isolating inputs the provider rejects so the rest of the batch is embedded.
     /// Throws only for run-fatal errors and cancellation.
-    private func embedIsolating(_ texts: [String], summary: inout PipelineSummary) async throws -> [Result<[Float], ItemProblem>] {
+    private func embedIsolating(_ texts: [String], summary: inout PipelineSummary, log: Logger) async throws -> [Result<[Float], ItemProblem>] {
         do {
-            let vectors = try await embedWithRetry(texts, summary: &summary)
+            let vectors = try await embedWithRetry(texts, summary: &summary, log: log)
             guard vectors.count == texts.count else {
                 metrics.error("wrong_count")
                 let problem = ItemProblem(reason: "provider returned \(vectors.count) vectors for \(texts.count) texts", permanent: false)
@@ -324,7 +333,7 @@ public final class Pipeline: Sendable {
             case .invalidInput(let indices?) where !indices.isEmpty && indices.allSatisfy(texts.indices.contains) && indices.count < texts.count:
                 let bad = Set(indices)
                 let rest = texts.indices.filter { !bad.contains($0) }
-                let restResults = try await embedIsolating(rest.map { texts[$0] }, summary: &summary)
+                let restResults = try await embedIsolating(rest.map { texts[$0] }, summary: &summary, log: log)
                 var results = Array(repeating: Result<[Float], ItemProblem>.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: true)), count: texts.count)
                 for (position, index) in rest.enumerated() { results[index] = restResults[position] }
                 return results
@@ -333,8 +342,8 @@ public final class Pipeline: Sendable {
                     return [.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: true))]
                 }
                 let middle = texts.count / 2
-                let left = try await embedIsolating(Array(texts[..<middle]), summary: &summary)
-                return left + (try await embedIsolating(Array(texts[middle...]), summary: &summary))
+                let left = try await embedIsolating(Array(texts[..<middle]), summary: &summary, log: log)
+                return left + (try await embedIsolating(Array(texts[middle...]), summary: &summary, log: log))
             case .rateLimited:
                 return Array(repeating: .failure(ItemProblem(reason: error.description, permanent: false, release: true)), count: texts.count)
             case .retryable:
@@ -362,7 +371,7 @@ public final class Pipeline: Sendable {
 
     /// A few quick retries for transient faults inside one batch; repo-level retries with
     /// longer backoff happen through the store's attempt count.
-    private func embedWithRetry(_ texts: [String], summary: inout PipelineSummary) async throws -> [[Float]] {
+    private func embedWithRetry(_ texts: [String], summary: inout PipelineSummary, log: Logger) async throws -> [[Float]] {
         var attempt = 0
         while true {
             attempt += 1
@@ -384,7 +393,7 @@ public final class Pipeline: Sendable {
                 default: throw error
                 }
                 guard attempt < 3 else { throw error }
-                logger.debug("provider call failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                log.debug("provider call failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
                 try await Task.sleep(for: wait)
             }
         }

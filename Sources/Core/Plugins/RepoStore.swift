@@ -45,6 +45,11 @@ public struct RepoWrite: Sendable {
         case embedded(vector: [Float], contentHash: String, generatedAt: Date)
         /// The text and model are what made the stored vector: keep it, mark this revision done.
         case unchanged(contentHash: String)
+
+        public var isEmbedding: Bool {
+            if case .embedded = self { return true }
+            return false
+        }
     }
 
     public var id: RepoID

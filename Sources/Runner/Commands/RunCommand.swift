@@ -34,12 +34,7 @@ struct RunCommand: AsyncParsableCommand {
                 "model": "\(pipeline.modelIdentity)", "workers": "\(runtime.configuration.settings.pipeline.parallelWorkers)",
                 "instance": "\(runtime.instanceID)",
             ])
-            let service = PipelineService(pipeline: pipeline, mode: .run, onBatch: { summary in
-                logger.info("batch", metadata: [
-                    "claimed": "\(summary.claimed)", "embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)",
-                    "failed": "\(summary.failed)", "retrying": "\(summary.retrying)", "conflicts": "\(summary.conflicts)",
-                ])
-            }, onFinish: { summary in
+            let service = PipelineService(pipeline: pipeline, mode: .run, onBatch: { _ in }, onFinish: { summary in
                 logger.info("embed-star stopped", metadata: ["embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)"])
             })
             do {
