@@ -114,6 +114,7 @@ let package = Package(
                 "EmbedStarSurrealStore",
                 "SurrealClient",
                 "EmbedStarMonitoring",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -60,7 +60,7 @@ public final class MonitoringState: Sendable {
             Gauge(label: "embed_star_repos_stored").record(stats.total)
             Gauge(label: "embed_star_repos_embedded").record(stats.embedded)
         } catch {
-            Counter(label: "embed_star_store_errors_total", dimensions: [("operation", "stats")]).increment()
+            Counter(label: MetricNames.storeErrors, dimensions: [("operation", "stats")]).increment()
         }
         let snapshot = activity.snapshot
         Gauge(label: "embed_star_workers_busy").record(snapshot.busyWorkers)

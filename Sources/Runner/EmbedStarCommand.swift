@@ -11,7 +11,7 @@ struct EmbedStarCommand: AsyncParsableCommand {
             """,
         subcommands: [
             RunCommand.self, BackfillCommand.self, StatusCommand.self, RetryFailedCommand.self,
-            ConfigCommand.self, PluginsCommand.self, SeedCommand.self, BenchClaimsCommand.self, BenchCBORCommand.self,
+            ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self, BenchClaimsCommand.self, BenchCBORCommand.self,
         ]
     )
 }

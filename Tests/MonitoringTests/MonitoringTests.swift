@@ -113,7 +113,8 @@ actor SwitchableStore: RepoStore {
                 let text = String(buffer: response.body)
                 for name in ["embed_star_embeddings_total", "embed_star_embeddings_errors_total", "embed_star_repos_pending",
                              "embed_star_circuit_breaker_state", "embed_star_embedding_duration_seconds_bucket", "embed_star_rate_limits_total",
-                             "embed_star_build_info", "embed_star_batch_size", "embed_star_provider_requests_total", "embed_star_worker_utilization"] {
+                             "embed_star_build_info", "embed_star_batch_size", "embed_star_provider_requests_total", "embed_star_worker_utilization",
+                             "embed_star_store_query_duration_seconds_bucket"] {
                     #expect(text.contains(name), "\(name) missing")
                 }
                 #expect(text.contains("embed_star_repos_pending 0"))

@@ -13,4 +13,6 @@ public enum MetricNames {
 
 extension MetricNames {
     public static let circuitBreakerState = "embed_star_circuit_breaker_state"
+    public static let storeQueryDuration = "embed_star_store_query_duration_seconds"
+    public static let storeErrors = "embed_star_store_errors_total"
 }

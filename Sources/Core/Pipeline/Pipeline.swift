@@ -163,9 +163,11 @@ public final class Pipeline: Sendable {
 
     /// Claims one batch and processes it; `nil` when nothing is pending.
     public func processNextBatch() async throws -> PipelineSummary? {
-        let claimed = try await store.claimPending(ClaimRequest(
-            owner: instanceID, limit: configuration.batchSize,
-            leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity))
+        let claimed = try await metrics.timed("claim") {
+            try await store.claimPending(ClaimRequest(
+                owner: instanceID, limit: configuration.batchSize,
+                leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity))
+        }
         guard !claimed.isEmpty else { return nil }
         return try await processClaimed(claimed)
     }
@@ -254,7 +256,7 @@ public final class Pipeline: Sendable {
         }
 
         if !writes.isEmpty {
-            let outcomes = try await store.write(writes, owner: instanceID)
+            let outcomes = try await metrics.timed("write") { try await store.write(writes, owner: instanceID) }
             for write in writes {
                 let outcome = outcomes[write.id] ?? .notFound
                 log.debug("repo written", metadata: ["repo": "\(write.id)", "outcome": "\(outcome.rawValue)",
@@ -273,7 +275,9 @@ public final class Pipeline: Sendable {
             log.warning("repos could not be embedded this time", metadata: [
                 "count": "\(failures.count)", "first_reason": "\(failures[0].reason)",
             ])
-            let outcomes = try await store.recordFailures(failures, owner: instanceID, maxAttempts: configuration.maxAttempts)
+            let outcomes = try await metrics.timed("failures") {
+                try await store.recordFailures(failures, owner: instanceID, maxAttempts: configuration.maxAttempts)
+            }
             for (id, outcome) in outcomes {
                 switch outcome {
                 case .failed(let attempts):
@@ -446,6 +450,21 @@ private struct PipelineMetrics: Sendable {
     }
 
     func rateLimited() { rateLimits.increment() }
+
+    /// Times a store call (`embed_star_store_query_duration_seconds{operation}`); failures count
+    /// in `embed_star_store_errors_total{operation}`.
+    func timed<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        let started = ContinuousClock.now
+        do {
+            let value = try await body()
+            Metrics.Timer(label: MetricNames.storeQueryDuration, dimensions: [("operation", operation)], preferredDisplayUnit: .seconds)
+                .recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+            return value
+        } catch {
+            Counter(label: MetricNames.storeErrors, dimensions: [("operation", operation)]).increment()
+            throw error
+        }
+    }
 }
 
 extension Duration {
