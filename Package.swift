@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SurrealClient", targets: ["SurrealClient"]),
         .library(name: "EmbedStarSurrealStore", targets: ["EmbedStarSurrealStore"]),
         .library(name: "EmbedStarOllama", targets: ["EmbedStarOllama"]),
+        .library(name: "EmbedStarLocal", targets: ["EmbedStarLocal"]),
         .library(name: "EmbedStarOpenAI", targets: ["EmbedStarOpenAI"]),
         .library(name: "EmbedStarTogether", targets: ["EmbedStarTogether"]),
     ],
@@ -66,6 +67,11 @@ let package = Package(
             path: "Sources/Stores/Surreal/Store"
         ),
         .target(
+            name: "EmbedStarLocal",
+            dependencies: ["EmbedStarCore"],
+            path: "Sources/Providers/Local"
+        ),
+        .target(
             name: "EmbedStarOllama",
             dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
             path: "Sources/Providers/Ollama"
@@ -111,6 +117,7 @@ let package = Package(
                 "EmbedStarOllama",
                 "EmbedStarOpenAI",
                 "EmbedStarTogether",
+                "EmbedStarLocal",
                 "EmbedStarSurrealStore",
                 "SurrealClient",
                 "EmbedStarMonitoring",
@@ -144,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "ProviderTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore",
+                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore", "EmbedStarLocal",
                 "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderTests"

@@ -1,4 +1,5 @@
 import EmbedStarCore
+import EmbedStarLocal
 import EmbedStarMockProvider
 import EmbedStarMockStore
 import EmbedStarOllama
@@ -14,6 +15,7 @@ enum BuiltInPlugins {
         registry.register(ProviderFactory.ollama)
         registry.register(ProviderFactory.openAI)
         registry.register(ProviderFactory.together)
+        registry.register(ProviderFactory.local)
         registry.register(StoreFactory.mock)
         registry.register(StoreFactory.surreal)
         return registry

