@@ -89,8 +89,11 @@ private func json(_ text: String) throws -> [String: Any] {
         defer { cli.cleanUp() }
         let result = try cli.run(["plugins"])
         #expect(result.status == 0)
-        #expect(result.stdout.contains("providers:\n  mock"))
-        #expect(result.stdout.contains("stores:\n  mock"))
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let providers = lines.drop { $0 != "providers:" }.dropFirst().prefix { $0.hasPrefix("  ") }.map { $0.split(separator: " ")[0] }
+        let stores = lines.drop { $0 != "stores:" }.dropFirst().prefix { $0.hasPrefix("  ") }.map { $0.split(separator: " ")[0] }
+        #expect(providers == ["local", "mock", "ollama", "openai", "together"])
+        #expect(stores == ["mock", "surreal"])
     }
 
     @Test func shippedConfigurationIsValidInTheDevEnvironmentAndHidesSecrets() throws {
@@ -122,7 +125,8 @@ private func json(_ text: String) throws -> [String: Any] {
         result = try cli.run(["status", "--embedding-provider", "olama"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("unknown provider 'olama'"))
-        #expect(result.stderr.contains("registered providers: mock"))
+        #expect(result.stderr.contains("did you mean 'ollama'?"))
+        #expect(result.stderr.contains("registered providers: local, mock, ollama, openai, together"))
 
         result = try cli.run(["backfill"], environment: ["BATCH_SIZE": "0"])
         #expect(result.status == 2)
@@ -217,6 +221,43 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(batchLines.count == 3 + 60)  // batch_size 20: three summaries, one debug line per repo
         #expect(batchLines.allSatisfy { $0["instance"] == "inst-7" && ($0["batch"]?.isEmpty == false) })
         #expect(Set(batchLines.compactMap { $0["batch"] }).count == 3)
+    }
+
+    @Test func searchFindsTheRepoWhoseTextIsQueried() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig)
+        _ = try cli.run(["seed", "--count", "200", "--out", "repos.json"])
+        var result = try cli.run(["search", "anything"])
+        #expect(result.stdout.contains("No embedded repos"))
+        _ = try cli.run(["backfill"])
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: cli.folder.appendingPathComponent("repos.json"))) as? [[String: Any]])
+        let target = records[42]
+        let fullName = try #require(target["full_name"] as? String)
+        let description = target["description"] as? String ?? ""
+        let language = target["language"] as? String
+        let topics = (target["topics"] as? [String]) ?? []
+        let owner = (target["owner"] as? [String: Any])?["login"] as? String ?? ""
+        var lines = [fullName, description]
+        if let language { lines.append("Language: \(language)") }
+        if !topics.isEmpty { lines.append("Topics: \(topics.joined(separator: ", "))") }
+        lines.append("Owner: \(owner)")
+        let text = lines.filter { !$0.isEmpty }.joined(separator: "\n")
+        result = try cli.run(["search", text, "--limit", "3", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let hits = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        #expect(hits.count == 3)
+        #expect(hits.first?["full_name"] as? String == fullName)
+        #expect((hits.first?["score"] as? Double ?? 0) > 0.999)
+        if let language {
+            let filtered = try cli.run(["search", "library", "--language", language.lowercased(), "--json"])
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(filtered.stdout.utf8)) as? [[String: Any]])
+            #expect(!rows.isEmpty && rows.allSatisfy { $0["language"] as? String == language })
+        }
+        let table = try cli.run(["search", text, "--limit", "1"])
+        #expect(table.stdout.hasPrefix("score  repo"))
+        #expect(table.stdout.contains(fullName))
+        #expect(try cli.run(["search", "  "]).status != 0)
     }
 
     @Test func seedWritesDeterministicRecords() throws {
