@@ -281,3 +281,27 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws ->
         #expect(stats.pending == 5 && stats.leased == 0)
     }
 }
+
+@Suite struct PipelinePrefixTests {
+    @Test func theDocumentPrefixIsEmbeddedAndHashedSoChangingItReembeds() async throws {
+        let repos = SyntheticRepos.generate(count: 5, seed: 4)
+        let store = MockStore(repos: repos)
+        let provider = mockProvider()
+        var text = TextConfiguration()
+        text.documentPrefix = "passage: "
+        let first = try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: PipelineConfiguration(),
+                                             text: text, instanceID: "t", logger: Logger(label: "test"))
+        #expect(try await first.backfill().embedded == 5)
+        let expected = "passage: " + (try TextBuilder().text(for: repos[0]))
+        #expect(await store.entry(repos[0].id)?.embedding == MockProvider.vector(for: expected, dimensions: 32))
+        // Same prefix again: nothing to do. Another prefix: every repo again.
+        #expect(try await first.backfill().providerCalls == 0)
+        for repo in repos { var changed = repo; changed.stars += 1; await store.upsert(changed) }
+        #expect(try await first.backfill().unchanged == 5)
+        text.documentPrefix = "search_document: "
+        let second = try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: PipelineConfiguration(),
+                                              text: text, instanceID: "t", logger: Logger(label: "test"))
+        #expect(second.modelIdentity != first.modelIdentity)
+        #expect(try await second.backfill().embedded == 5)
+    }
+}

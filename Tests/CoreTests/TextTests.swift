@@ -74,3 +74,19 @@ private let repo = Repo(
         #expect(a.count == 64)
     }
 }
+
+@Suite struct PrefixTests {
+    @Test func knownModelsGetTheirPrefixesAndYAMLOverrides() throws {
+        #expect(TaskPrefixes.resolve(provider: "ollama", model: "nomic-embed-text", query: nil, document: nil)
+            == TaskPrefixes(query: "search_query: ", document: "search_document: "))
+        #expect(TaskPrefixes.resolve(provider: "together", model: "BAAI/bge-base-en-v1.5", query: nil, document: nil).document == "")
+        #expect(TaskPrefixes.resolve(provider: "together", model: "BAAI/bge-base-en-v1.5", query: nil, document: nil).query.hasPrefix("Represent"))
+        #expect(TaskPrefixes.resolve(provider: "local", model: "multilingual-e5-small-q4", query: nil, document: nil) == .none)
+        #expect(TaskPrefixes.resolve(provider: "openai", model: "e5", query: "query: ", document: "passage: ")
+            == TaskPrefixes(query: "query: ", document: "passage: "))
+        // A quoted empty string in YAML switches a default off.
+        let config = try ConfigLoader.load(yaml: "provider: ollama\nstore: mock\ntext:\n  document_prefix: ''\n", source: "p.yaml")
+        #expect(config.settings.text.prefixes(provider: "ollama", model: "nomic-embed-text").document == "")
+        #expect(config.settings.text.prefixes(provider: "ollama", model: "nomic-embed-text").query == "search_query: ")
+    }
+}

@@ -18,6 +18,8 @@ public final class Pipeline: Sendable {
     /// Names the model that makes this run's vectors (``ModelIdentity``).
     public let modelIdentity: String
     private let textBuilder: TextBuilder
+    /// What goes before each document text (part of the hashed text).
+    public let prefixes: TaskPrefixes
     private let validator = VectorValidator()
     private let logger: Logger
     /// Learned from the first vector when the provider could not say; every later vector must match.
@@ -58,8 +60,12 @@ public final class Pipeline: Sendable {
         self.configuration = configuration
         self.instanceID = instanceID
         self.logger = logger
-        modelIdentity = ModelIdentity.make(provider: providerName, model: model)
-        let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min()
+        let prefixes = text.prefixes(provider: providerName, model: model.name)
+        self.prefixes = prefixes
+        modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes)
+        // The prefix costs tokens too: the text gets what is left of the budget.
+        let prefixCost = TokenEstimator.estimate(prefixes.document)
+        let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min().map { max(1, $0 - prefixCost) }
         textBuilder = try TextBuilder(template: text.template, maxTokens: budget)
         learnedDimensions = Mutex(model.dimensions)
         metrics = PipelineMetrics(provider: providerName, model: model.name)
@@ -214,7 +220,8 @@ public final class Pipeline: Sendable {
         var released: [RepoID] = []
         var work: [Work] = []
         for claim in claimed {
-            let text = textBuilder.text(for: claim.repo, tokenCount: provider.tokenCount)
+            let built = textBuilder.text(for: claim.repo, tokenCount: provider.tokenCount)
+            let text = built.isEmpty ? built : prefixes.document + built
             let hash = ContentHash.make(text: text, model: modelIdentity)
             if hash == claim.embeddedHash {
                 writes.append(RepoWrite(id: claim.repo.id, revision: claim.revision, model: modelIdentity, change: .unchanged(contentHash: hash)))

@@ -33,8 +33,13 @@ public struct Runtime: Sendable {
             configuration: settings.pipeline, text: settings.text, instanceID: instanceID, logger: pipelineLogger)
     }
 
-    /// The model identity this configuration embeds with, without calling the provider.
-    public var modelIdentity: String { ModelIdentity.make(provider: configuration.settings.provider, model: provider.model) }
+    /// The model identity this configuration embeds with, as the pipeline computes it (the
+    /// provider is asked about its model, which costs no embedding).
+    public func modelIdentity() async throws -> String {
+        let settings = configuration.settings
+        let model = try await provider.prepare()
+        return ModelIdentity.make(provider: settings.provider, model: model, prefixes: settings.text.prefixes(provider: settings.provider, model: model.name))
+    }
 
     public static func defaultInstanceID() -> String {
         "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"

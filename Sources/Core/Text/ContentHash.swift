@@ -3,9 +3,15 @@ import Crypto
 /// Names the model that made a vector: provider, model and dimensions. A repo whose vector came
 /// from another identity is pending again.
 public enum ModelIdentity {
-    public static func make(provider: String, model: ModelInfo) -> String {
-        if let dimensions = model.dimensions { return "\(provider)/\(model.name)@\(dimensions)" }
-        return "\(provider)/\(model.name)"
+    /// `provider/model@dimensions`, plus a short digest of the task prefixes when there are any:
+    /// other prefixes make other vectors, so repos embedded with other prefixes are pending.
+    public static func make(provider: String, model: ModelInfo, prefixes: TaskPrefixes = .none) -> String {
+        var identity = "\(provider)/\(model.name)"
+        if let dimensions = model.dimensions { identity += "@\(dimensions)" }
+        if prefixes != .none {
+            identity += "+p" + ContentHash.make(text: prefixes.query + "\u{0}" + prefixes.document, model: "prefixes").prefix(8)
+        }
+        return identity
     }
 }
 

@@ -23,7 +23,7 @@ struct BenchClaimsCommand: AsyncParsableCommand {
             let runtime = try await options.runtime(logger: logger)
             let store = runtime.store
             try await store.prepare()
-            let model = runtime.modelIdentity
+            let model = try await runtime.modelIdentity()
             let owner = "bench-\(UUID().uuidString.prefix(8))"
             _ = try await store.stats(model: model)  // the one-time queue check is not a claim's cost
             var claims: [Double] = []

@@ -31,8 +31,10 @@ struct SearchCommand: AsyncParsableCommand {
         try await runCommand { logger in
             let runtime = try await options.runtime(logger: logger)
             try await runtime.store.prepare()
-            _ = try await runtime.provider.prepare()
-            let vector = try await runtime.provider.embed([query], mode: .query)
+            let model = try await runtime.provider.prepare()
+            let settings = runtime.configuration.settings
+            let prefix = settings.text.prefixes(provider: settings.provider, model: model.name).query
+            let vector = try await runtime.provider.embed([prefix + query], mode: .query)
             guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
             let hits = try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language))
             await runtime.store.shutdown()

@@ -17,7 +17,7 @@ struct StatusCommand: AsyncParsableCommand {
         try await runCommand { logger in
             let runtime = try await options.runtime(logger: logger)
             try await runtime.store.prepare()
-            let model = runtime.modelIdentity
+            let model = try await runtime.modelIdentity()
             let stats = try await runtime.store.stats(model: model)
             await runtime.store.shutdown()
             if json {
