@@ -10,7 +10,7 @@ struct EmbedStarCommand: AsyncParsableCommand {
             EMBED_STAR_ENV), ${VAR} references to the environment or .env, and the flags below.
             """,
         subcommands: [
-            RunCommand.self, BackfillCommand.self, SearchCommand.self, StatusCommand.self, RetryFailedCommand.self,
+            RunCommand.self, BackfillCommand.self, SearchCommand.self, ImportCommand.self, StatusCommand.self, RetryFailedCommand.self,
             ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self, BenchClaimsCommand.self, BenchCBORCommand.self,
         ]
     )

@@ -30,6 +30,7 @@ actor SwitchableStore: RepoStore {
     func release(_ ids: [RepoID], owner: String) async throws { try await inner.release(ids, owner: owner) }
     func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
     func resetFailed() async throws -> Int { try await inner.resetFailed() }
+    func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
     func stats(model: String) async throws -> StoreStats {
         if down { throw CancellationError() }
         return try await inner.stats(model: model)

@@ -260,6 +260,34 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(try cli.run(["search", "  "]).status != 0)
     }
 
+    @Test func importLoadsGitHubStarsUpsertingByIdAndReportsBadEntries() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig.replacingOccurrences(of: "seed_file: repos.json\n", with: ""))
+        func star(_ id: Int, _ name: String, _ description: String) -> String {
+            #"{"id": \#(id), "full_name": "\#(name)", "name": "x", "description": "\#(description)", "html_url": "https://github.com/\#(name)", "#
+                + #""stargazers_count": 12, "language": "Rust", "owner": {"login": "o", "avatar_url": "https://a"}, "private": false, "#
+                + #""topics": ["toml"], "created_at": "2020-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z", "extra": {"ignored": true}}"#
+        }
+        // Two pages back to back, as `gh api --paginate` prints them, with two bad entries.
+        try cli.write("stars.json", "[\(star(1, "o/a", "first")), \(star(2, "o/b", "second"))]\n[\(star(3, "o/c", "third")), {\"full_name\": \"no/id\"}, 42]")
+        var result = try cli.run(["import", "stars.json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("Imported 3 repos into mock; skipped 2 bad entries."))
+        #expect(result.stderr.contains("field 'id': missing or not a number"))
+        result = try cli.run(["backfill", "--json"])
+        #expect((try json(result.stdout)["summary"] as? [String: Any])?["embedded"] as? Int == 3)
+        // The same stars again: nothing pending. One changed description: one pending.
+        try cli.write("stars2.json", "[{\"starred_at\": \"2024-05-01T00:00:00Z\", \"repo\": \(star(1, "o/a", "first, rewritten"))}, \(star(2, "o/b", "second"))]")
+        _ = try cli.run(["import", "stars2.json"])
+        let stats = try json(try cli.run(["status", "--json"]).stdout)
+        #expect(stats["total"] as? Int == 3)
+        #expect(stats["pending"] as? Int == 1)
+        result = try cli.run(["import", "missing.json"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("cannot read missing.json"))
+    }
+
     @Test func seedWritesDeterministicRecords() throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

@@ -257,6 +257,27 @@ struct StoreTests {
         #expect(stats.failed == 1)
     }
 
+    @Test(arguments: schemes)
+    func upsertLikeACollectorQueuesOnlyWhatChanged(_ scheme: String) async throws {
+        let fixture = try StoreFixture(scheme)
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        var repos = SyntheticRepos.generate(count: 3, seed: 30)
+        try await fixture.store.upsert(repos)
+        #expect(try await fixture.store.stats(model: model).pending == 3)
+        let claimed = try await claim(fixture.store, "a")
+        let writes = claimed.map { RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
+        _ = try await fixture.store.write(writes, owner: "a")
+        try await fixture.store.upsert(repos)
+        #expect(try await fixture.store.stats(model: model) == StoreStats(total: 3, embedded: 3, pending: 0, failed: 0, leased: 0))
+        repos[1].description = "changed by the collector"
+        try await fixture.store.upsert(repos)
+        let again = try await claim(fixture.store, "b")
+        #expect(again.map(\.repo.id) == [repos[1].id])
+        #expect(again.first?.repo.description == "changed by the collector")
+        #expect(again.first?.embeddedHash == "h")  // the old vector stays until the new one is written
+    }
+
     @Test func unicodeAndOddIdsRoundTrip() async throws {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }

@@ -178,6 +178,10 @@ public protocol RepoStore: Sendable {
     /// Puts failed repos back in the queue with their attempts cleared; returns how many.
     func resetFailed() async throws -> Int
 
+    /// Inserts repos or updates them by id, as a collector would (`embed-star import`): a new
+    /// repo or a changed field makes it pending; an identical record changes nothing.
+    func upsert(_ repos: [Repo]) async throws
+
     func stats(model: String) async throws -> StoreStats
 
     /// The `limit` repos whose vectors are closest (cosine) to `vector`, closest first.

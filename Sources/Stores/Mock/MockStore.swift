@@ -261,6 +261,10 @@ public actor MockStore: RepoStore {
 
     // MARK: Beyond the contract: what a collector and tests do
 
+    public func upsert(_ repos: [Repo]) async throws {
+        for repo in repos { upsert(repo) }
+    }
+
     /// Inserts or updates a repo as the collector would. A change to any field makes a new revision.
     public func upsert(_ repo: Repo) {
         if let position = index[repo.id] {

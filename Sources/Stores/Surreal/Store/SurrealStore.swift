@@ -292,6 +292,22 @@ public final class SurrealStore: RepoStore {
         return Int(results.last?.int ?? 0)
     }
 
+    public func upsert(_ repos: [Repo]) async throws {
+        for start in stride(from: 0, to: repos.count, by: 200) {
+            var statements: [String] = []
+            var variables: [String: SurrealValue] = [:]
+            for (index, repo) in repos[start..<min(start + 200, repos.count)].enumerated() {
+                guard case .object(var fields) = SurrealValue(json: repo.jsonValue) else { continue }
+                fields["id"] = nil
+                variables["i\(index)"] = recordID(repo.id)
+                variables["f\(index)"] = .object(fields)
+                // MERGE keeps embed-star's own fields; the events see only the collector's.
+                statements.append("UPSERT $i\(index) MERGE $f\(index) RETURN NONE")
+            }
+            _ = try await retryingConflicts { try await self.client.query(statements.joined(separator: ";\n"), variables) }
+        }
+    }
+
     public func resetFailed() async throws -> Int {
         let results = try await retryingConflicts {
             try await self.client.query("""
@@ -359,6 +375,18 @@ public final class SurrealStore: RepoStore {
 }
 
 extension SurrealValue {
+    init(json: JSONValue) {
+        switch json {
+        case .null: self = .none
+        case .bool(let value): self = .bool(value)
+        case .int(let value): self = .int(value)
+        case .double(let value): self = .double(value)
+        case .string(let value): self = .string(value)
+        case .array(let items): self = .array(items.map(SurrealValue.init(json:)))
+        case .object(let fields): self = .object(fields.mapValues(SurrealValue.init(json:)))
+        }
+    }
+
     /// The value as JSON, for reading records leniently: record ids become `table:key`,
     /// datetimes ISO 8601 text.
     var json: JSONValue {

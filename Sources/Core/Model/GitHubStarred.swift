@@ -1,0 +1,85 @@
+import Foundation
+
+/// Reads what GitHub's API returns for starred repositories (`gh api --paginate user/starred`):
+/// one JSON array, several arrays back to back (what `--paginate` prints), or the
+/// `application/vnd.github.star+json` shape (`{starred_at, repo}`). Each repo becomes a record
+/// `repo:<github id>`; entries that cannot be read are reported, the rest are kept.
+public enum GitHubStarred {
+    public static func parse(_ data: Data, source: String) throws -> (repos: [Repo], rejected: [RecordError]) {
+        var repos: [Repo] = []
+        var rejected: [RecordError] = []
+        var position = 0
+        for document in try documents(in: data, source: source) {
+            guard case .array(let entries) = document else {
+                throw RecordError(record: source, field: nil, problem: "expected a JSON array of repositories, got \(document.typeName)")
+            }
+            for entry in entries {
+                defer { position += 1 }
+                switch repo(from: entry, name: "#\(position) of \(source)") {
+                case .success(let repo): repos.append(repo)
+                case .failure(let error): rejected.append(error)
+                }
+            }
+        }
+        return (repos, rejected)
+    }
+
+    static func repo(from entry: JSONValue, name: String) -> Result<Repo, RecordError> {
+        var value = entry
+        if case .object(let fields) = entry, case .object? = fields["repo"] { value = fields["repo"]! }  // the star+json shape, checked just above
+        guard case .object(let fields) = value else {
+            return .failure(RecordError(record: name, field: nil, problem: "expected an object, got \(value.typeName)"))
+        }
+        guard case .int(let githubID)? = fields["id"] else {
+            return .failure(RecordError(record: name, field: "id", problem: "missing or not a number"))
+        }
+        // GitHub's names mapped onto the collector's, then read with the same lenient rules.
+        var record: [String: JSONValue] = ["id": .string("repo:\(githubID)"), "github_id": .int(githubID)]
+        let renames = ["full_name": "full_name", "name": "name", "description": "description", "html_url": "url",
+                       "stargazers_count": "stars", "language": "language", "private": "is_private", "topics": "topics",
+                       "created_at": "created_at", "updated_at": "updated_at"]
+        for (from, to) in renames { if let field = fields[from] { record[to] = field } }
+        if case .object(let owner)? = fields["owner"] {
+            var kept: [String: JSONValue] = [:]
+            if let login = owner["login"] { kept["login"] = login }
+            if let avatar = owner["avatar_url"] { kept["avatar_url"] = avatar }
+            record["owner"] = .object(kept)
+        }
+        return Repo.decode(.object(record), fallbackName: "\(name) (github id \(githubID))")
+    }
+
+    /// The JSON documents in `data`, which may be several back to back.
+    static func documents(in data: Data, source: String) throws -> [JSONValue] {
+        let bytes = [UInt8](data)
+        var documents: [JSONValue] = []
+        var start: Int?
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for (index, byte) in bytes.enumerated() {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                if depth == 0 { start = index }
+                depth += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth -= 1
+                if depth == 0, let begin = start {
+                    do {
+                        documents.append(try JSONDecoder().decode(JSONValue.self, from: Data(bytes[begin...index])))
+                    } catch {
+                        throw RecordError(record: source, field: nil, problem: "not valid JSON near byte \(begin)")
+                    }
+                    start = nil
+                }
+            default: break
+            }
+        }
+        guard depth == 0, !inString else { throw RecordError(record: source, field: nil, problem: "the JSON ends in the middle of a value") }
+        return documents
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import EmbedStarCore
+import Foundation
+
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Load repos from GitHub's starred-repositories JSON (gh api --paginate user/starred > stars.json) into the store.",
+        discussion: "Repos are upserted by GitHub id (record repo:<id>): a new or changed repo becomes pending; bad entries are reported and skipped."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Argument(help: "The JSON file ('-' for standard input).")
+    var file: String
+
+    func run() async throws {
+        try await runCommand { logger in
+            let data: Data
+            do {
+                data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+            } catch {
+                throw CLIError.failure("cannot read \(file): no such file or not readable")
+            }
+            let parsed: (repos: [Repo], rejected: [RecordError])
+            do {
+                parsed = try GitHubStarred.parse(data, source: file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent)
+            } catch let error as RecordError {
+                throw CLIError.failure("\(error)")
+            }
+            let runtime = try await options.runtime(logger: logger)
+            try await runtime.store.prepare()
+            try await runtime.store.upsert(parsed.repos)
+            await runtime.store.shutdown()
+            for problem in parsed.rejected.prefix(10) {
+                FileHandle.standardError.write(Data("skipped \(problem)\n".utf8))
+            }
+            if parsed.rejected.count > 10 {
+                FileHandle.standardError.write(Data("... and \(parsed.rejected.count - 10) more\n".utf8))
+            }
+            print("Imported \(parsed.repos.count) repos into \(runtime.configuration.settings.store); skipped \(parsed.rejected.count) bad entries.")
+        }
+    }
+}
