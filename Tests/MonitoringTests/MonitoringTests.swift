@@ -60,13 +60,13 @@ actor SwitchableStore: RepoStore {
     }
 
     @Test func livenessFollowsTheWorkers() async throws {
-        let (state, pipeline, _) = try await fixture(livenessTimeout: .milliseconds(300))
+        let (state, pipeline, _) = try await fixture(livenessTimeout: .seconds(2))
         try await app(state).test(.router) { client in
             try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
             _ = try await pipeline.backfill()
             try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
             // Workers that went round once and then stopped answering look stuck.
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .milliseconds(2500))
             try await client.execute(uri: "/livez", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(String(buffer: response.body).contains("stuck"))

@@ -45,11 +45,11 @@ struct FaultTests {
     @Test(arguments: providers)
     func slowAnswerPastTheTimeoutIsRetryable(_ name: String) async throws {
         let server = try ModelServer()
-        try await server.inject([["slow": 2.0]])
+        try await server.inject([["slow": 5.0]])
         let started = ContinuousClock.now
         let error = await embeddingError { _ = try await server.provider(name, "timeout_seconds: 0.5\n").embed(["x"], mode: .document) }
         #expect(error?.kind == .retryable)
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(ContinuousClock.now - started < .seconds(4))  // gave up well before the answer
     }
 
     @Test(arguments: providers)
