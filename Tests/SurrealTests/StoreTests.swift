@@ -47,20 +47,6 @@ extension Repo {
     }
 }
 
-extension SurrealValue {
-    init(json: JSONValue) {
-        switch json {
-        case .null: self = .null
-        case .bool(let value): self = .bool(value)
-        case .int(let value): self = .int(value)
-        case .double(let value): self = .double(value)
-        case .string(let value): self = .string(value)
-        case .array(let items): self = .array(items.map(SurrealValue.init(json:)))
-        case .object(let fields): self = .object(fields.mapValues(SurrealValue.init(json:)))
-        }
-    }
-}
-
 @Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
 struct StoreTests {
     static let schemes = ["ws", "http"]

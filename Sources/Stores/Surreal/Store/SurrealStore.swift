@@ -375,7 +375,8 @@ public final class SurrealStore: RepoStore {
 }
 
 extension SurrealValue {
-    init(json: JSONValue) {
+    /// JSON as SurrealDB values (null becomes NONE: the field is left out).
+    public init(json: JSONValue) {
         switch json {
         case .null: self = .none
         case .bool(let value): self = .bool(value)
