@@ -85,10 +85,3 @@ public final class MonitoringState: Sendable {
 public enum EmbedStarVersion {
     public static let current = "0.1.0"
 }
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

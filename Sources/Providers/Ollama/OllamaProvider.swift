@@ -62,7 +62,7 @@ public final class OllamaProvider: EmbeddingProvider {
                 rateLimitObserver: @escaping @Sendable (RateLimitHint) -> Void = { _ in }) {
         self.configuration = configuration
         self.logger = logger
-        http = ProviderHTTPClient(provider: "ollama", transport: transport, timeout: .milliseconds(Int64(configuration.timeoutSeconds * 1000)),
+        http = ProviderHTTPClient(provider: "ollama", transport: transport, timeout: .seconds(configuration.timeoutSeconds),
                                   rateLimitObserver: rateLimitObserver)
         model = ModelInfo(name: configuration.model, dimensions: configuration.dimensions, maxBatchSize: configuration.maxBatchSize,
                           maxInputTokens: configuration.maxInputTokens ?? 2048)

@@ -46,12 +46,7 @@ public struct OpenAIProvider: EmbeddingProvider {
             maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens) ?? d.maxInputTokens
             timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
-            guard URL(string: baseURL)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
-                throw fail(.baseURL, "must be an http or https URL, got '\(baseURL)'")
-            }
-            if (apiKey ?? "").isEmpty, URL(string: baseURL)?.host == "api.openai.com" {
-                throw fail(.apiKey, "is required for api.openai.com (set OPENAI_API_KEY)")
-            }
+            try HostedAPI.check(baseURL: baseURL, apiKey: apiKey, vendorHost: "api.openai.com", keyVariable: "OPENAI_API_KEY", in: decoder)
             guard (1...2048).contains(maxBatchSize) else { throw fail(.maxBatchSize, "must be between 1 and 2048 (the API's limit)") }
             guard maxBatchTokens >= 1, maxInputTokens >= 1 else { throw fail(.maxBatchTokens, "token limits must be positive") }
             guard timeoutSeconds > 0 else { throw fail(.timeoutSeconds, "must be positive") }
@@ -74,11 +69,10 @@ public struct OpenAIProvider: EmbeddingProvider {
 
     public init(configuration: Configuration, transport: any HTTPTransport, rateLimitObserver: @escaping @Sendable (RateLimitHint) -> Void = { _ in }) {
         self.configuration = configuration
-        var headers = HTTPHeaders()
-        if let key = configuration.apiKey, !key.isEmpty { headers.add(name: "authorization", value: "Bearer \(key)") }
+        var headers = HostedAPI.headers(apiKey: configuration.apiKey)
         if let organization = configuration.organization { headers.add(name: "openai-organization", value: organization) }
         if let project = configuration.project { headers.add(name: "openai-project", value: project) }
-        http = ProviderHTTPClient(provider: "openai", transport: transport, timeout: .milliseconds(Int64(configuration.timeoutSeconds * 1000)),
+        http = ProviderHTTPClient(provider: "openai", transport: transport, timeout: .seconds(configuration.timeoutSeconds),
                                   headers: headers, rateLimitObserver: rateLimitObserver)
         model = ModelInfo(
             name: configuration.model,

@@ -31,12 +31,7 @@ public struct TogetherProvider: EmbeddingProvider {
             maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens)
             timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
-            guard URL(string: baseURL)?.scheme.map({ ["http", "https"].contains($0) }) == true else {
-                throw fail(.baseURL, "must be an http or https URL, got '\(baseURL)'")
-            }
-            if (apiKey ?? "").isEmpty, URL(string: baseURL)?.host == "api.together.xyz" {
-                throw fail(.apiKey, "is required for api.together.xyz (set TOGETHER_API_KEY)")
-            }
+            try HostedAPI.check(baseURL: baseURL, apiKey: apiKey, vendorHost: "api.together.xyz", keyVariable: "TOGETHER_API_KEY", in: decoder)
             guard maxBatchSize >= 1 else { throw fail(.maxBatchSize, "must be at least 1") }
             guard timeoutSeconds > 0 else { throw fail(.timeoutSeconds, "must be positive") }
         }
@@ -56,10 +51,8 @@ public struct TogetherProvider: EmbeddingProvider {
 
     public init(configuration: Configuration, transport: any HTTPTransport, rateLimitObserver: @escaping @Sendable (RateLimitHint) -> Void = { _ in }) {
         self.configuration = configuration
-        var headers = HTTPHeaders()
-        if let key = configuration.apiKey, !key.isEmpty { headers.add(name: "authorization", value: "Bearer \(key)") }
-        http = ProviderHTTPClient(provider: "together", transport: transport, timeout: .milliseconds(Int64(configuration.timeoutSeconds * 1000)),
-                                  headers: headers, rateLimitObserver: rateLimitObserver)
+        http = ProviderHTTPClient(provider: "together", transport: transport, timeout: .seconds(configuration.timeoutSeconds),
+                                  headers: HostedAPI.headers(apiKey: configuration.apiKey), rateLimitObserver: rateLimitObserver)
         let known = Self.knownModels[configuration.model]
         model = ModelInfo(name: configuration.model, dimensions: known?.dimensions, maxBatchSize: configuration.maxBatchSize,
                           maxInputTokens: configuration.maxInputTokens ?? known?.contextTokens ?? 512)

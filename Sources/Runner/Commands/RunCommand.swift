@@ -160,10 +160,3 @@ final class Progress: Sendable {
         FileHandle.standardError.write(Data("\n".utf8))
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

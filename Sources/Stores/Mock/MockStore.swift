@@ -319,10 +319,3 @@ public struct MockStoreError: Error, CustomStringConvertible {
         self.description = description
     }
 }
-
-extension Duration {
-    var seconds: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
-    }
-}

@@ -80,9 +80,9 @@ extension SurrealStore {
             }
             var configuration = try SurrealConfiguration(url: url, namespace: namespace, database: database, credentials: credentials)
             configuration.poolSize = poolSize
-            configuration.poolWaitTimeout = .milliseconds(Int64(poolWaitSeconds * 1000))
-            configuration.connectTimeout = .milliseconds(Int64(connectTimeoutSeconds * 1000))
-            configuration.requestTimeout = .milliseconds(Int64(requestTimeoutSeconds * 1000))
+            configuration.poolWaitTimeout = .seconds(poolWaitSeconds)
+            configuration.connectTimeout = .seconds(connectTimeoutSeconds)
+            configuration.requestTimeout = .seconds(requestTimeoutSeconds)
             return configuration
         }
     }
