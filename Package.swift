@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "EmbedStarMockStore", targets: ["EmbedStarMockStore"]),
         .library(name: "SurrealClient", targets: ["SurrealClient"]),
         .library(name: "EmbedStarSurrealStore", targets: ["EmbedStarSurrealStore"]),
+        .library(name: "EmbedStarSQLiteStore", targets: ["EmbedStarSQLiteStore"]),
+        .library(name: "EmbedStarTesting", targets: ["EmbedStarTesting"]),
         .library(name: "EmbedStarOllama", targets: ["EmbedStarOllama"]),
         .library(name: "EmbedStarLocal", targets: ["EmbedStarLocal"]),
         .library(name: "EmbedStarOpenAI", targets: ["EmbedStarOpenAI"]),
@@ -29,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -65,6 +68,18 @@ let package = Package(
             name: "EmbedStarSurrealStore",
             dependencies: ["EmbedStarCore", "SurrealClient"],
             path: "Sources/Stores/Surreal/Store"
+        ),
+        // One SQLite file: the embedded default (needs Debian's libsqlite3-dev to build).
+        .target(
+            name: "EmbedStarSQLiteStore",
+            dependencies: ["EmbedStarCore", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Sources/Stores/SQLite"
+        ),
+        // What plugin authors test with: the conformance suites every provider and store must pass.
+        .target(
+            name: "EmbedStarTesting",
+            dependencies: ["EmbedStarCore"],
+            path: "Sources/Testing"
         ),
         .target(
             name: "EmbedStarLocal",
@@ -119,6 +134,7 @@ let package = Package(
                 "EmbedStarTogether",
                 "EmbedStarLocal",
                 "EmbedStarSurrealStore",
+                "EmbedStarSQLiteStore",
                 "SurrealClient",
                 "EmbedStarMonitoring",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -145,8 +161,13 @@ let package = Package(
         ),
         .testTarget(
             name: "MockStoreTests",
-            dependencies: ["EmbedStarCore", "EmbedStarMockStore"],
+            dependencies: ["EmbedStarCore", "EmbedStarMockStore", "EmbedStarTesting"],
             path: "Tests/MockStoreTests"
+        ),
+        .testTarget(
+            name: "SQLiteStoreTests",
+            dependencies: ["EmbedStarCore", "EmbedStarSQLiteStore", "EmbedStarTesting", "EmbedStarMockStore", "EmbedStarMockProvider", "EmbedStarLocal", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/SQLiteStoreTests"
         ),
         .testTarget(
             name: "ProviderTests",
@@ -158,7 +179,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SurrealTests",
-            dependencies: ["EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore"],
+            dependencies: ["EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting"],
             path: "Tests/SurrealTests"
         ),
         .testTarget(

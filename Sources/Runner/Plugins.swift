@@ -4,6 +4,7 @@ import EmbedStarMockProvider
 import EmbedStarMockStore
 import EmbedStarOllama
 import EmbedStarOpenAI
+import EmbedStarSQLiteStore
 import EmbedStarSurrealStore
 import EmbedStarTogether
 
@@ -18,6 +19,7 @@ enum BuiltInPlugins {
         registry.register(ProviderFactory.local)
         registry.register(StoreFactory.mock)
         registry.register(StoreFactory.surreal)
+        registry.register(StoreFactory.sqlite)
         return registry
     }
 }

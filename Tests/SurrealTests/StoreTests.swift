@@ -2,6 +2,7 @@ import EmbedStarCore
 import EmbedStarMockProvider
 import EmbedStarMockStore
 import EmbedStarSurrealStore
+import EmbedStarTesting
 import Foundation
 import Logging
 import SurrealClient
@@ -54,6 +55,22 @@ struct StoreTests {
 
     func claim(_ store: SurrealStore, _ owner: String, limit: Int = 50, lease: Duration = .seconds(60)) async throws -> [ClaimedRepo] {
         try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, model: model))
+    }
+
+    /// The contract every store keeps (EmbedStarTesting); the second handle talks HTTP to the
+    /// database the first reaches over WebSocket, as another instance would.
+    @Test(arguments: StoreCheck.allCases)
+    func conformance(_ check: StoreCheck) async throws {
+        let database = "c\(UUID().uuidString.prefix(8).lowercased())"
+        @Sendable func store(_ scheme: String, _ instance: String) throws -> SurrealStore {
+            var configuration = SurrealStore.Configuration()
+            configuration.url = "\(scheme)://\(try #require(DevServer.address))"
+            configuration.namespace = "test"
+            configuration.database = database
+            configuration.poolSize = 4
+            return try SurrealStore(configuration: configuration, instanceID: instance, logger: Logger(label: "test"))
+        }
+        try await StoreConformance(make: { try store("ws", "test") }, second: { _ in try store("http", "other") }).run(check)
     }
 
     @Test(arguments: schemes)

@@ -46,6 +46,14 @@ public struct RecordID: Sendable, Hashable, CustomStringConvertible {
         id = Int64(key).map(SurrealValue.int) ?? .string(key)
     }
 
+    /// `table:key` with the key as it is, brackets only where `init(parsing:)` needs them to
+    /// read it back (a string key that looks like a number): how embed-star names repos, so an
+    /// id imported as `repo:my-project` comes back the same.
+    public var plainDescription: String {
+        if case .string(let key) = id, Int64(key) == nil, !key.hasPrefix("⟨") { return "\(table):\(key)" }
+        return description
+    }
+
     public var description: String {
         switch id {
         case .int(let number): return "\(table):\(number)"

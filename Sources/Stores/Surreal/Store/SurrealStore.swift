@@ -402,7 +402,7 @@ extension SurrealValue {
         case .object(let fields): return .object(fields.mapValues(\.json))
         case .floats(let values): return .array(values.map { .double(Double($0)) })
         case .table(let name): return .string(name)
-        case .recordID(let id): return .string(id.description)
+        case .recordID(let id): return .string(id.plainDescription)
         case .uuid(let uuid): return .string(uuid.uuidString.lowercased())
         case .decimal(let text): return Double(text).map(JSONValue.double) ?? .string(text)
         case .datetime(let time): return .string(time.date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))

@@ -1,0 +1,31 @@
+import EmbedStarCore
+import Foundation
+
+extension SQLiteStore {
+    public struct Configuration: PluginConfiguration {
+        /// The database file, relative to the configuration file's folder; created when missing.
+        public var path = ".embed-star/stars.sqlite"
+        /// How long a statement waits for another process's write lock before failing.
+        public var busyTimeoutSeconds = 10.0
+
+        public init(path: String = ".embed-star/stars.sqlite", busyTimeoutSeconds: Double = 10) {
+            self.path = path
+            self.busyTimeoutSeconds = busyTimeoutSeconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case path, busyTimeoutSeconds = "busy_timeout_seconds"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Configuration()
+            path = try c.decodeIfPresent(String.self, forKey: .path) ?? d.path
+            busyTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .busyTimeoutSeconds) ?? d.busyTimeoutSeconds
+            guard !path.isEmpty else { throw ConfigError.invalid(CodingKeys.path.rawValue, "must name a file", in: decoder) }
+            guard busyTimeoutSeconds >= 0, busyTimeoutSeconds.isFinite else {
+                throw ConfigError.invalid(CodingKeys.busyTimeoutSeconds.rawValue, "must be zero or more seconds, got \(busyTimeoutSeconds)", in: decoder)
+            }
+        }
+    }
+}

@@ -1,0 +1,482 @@
+import EmbedStarCore
+import Foundation
+import GRDB
+import Logging
+
+/// Repos and their vectors in one SQLite file: the embedded default, nothing to run.
+///
+/// The same contract as the server stores. Every change runs in an `IMMEDIATE` transaction, so
+/// claims, conditional writes and failures are atomic even when several processes share the file
+/// (WAL mode: readers never wait for the writer). Records are kept as the collector's JSON and
+/// read leniently; vectors are little-endian float32 blobs (4 bytes per dimension). Search is an
+/// exact cosine scan over every vector of the query's dimension.
+public final class SQLiteStore: RepoStore, Sendable {
+    private let configuration: Configuration
+    private let file: URL
+    private let logger: Logger
+    private let opened = OpenedPool()
+
+    public init(configuration: Configuration = Configuration(), directory: URL = URL(fileURLWithPath: "."), logger: Logger = Logger(label: "embed-star.sqlite-store")) {
+        self.configuration = configuration
+        file = configuration.path.hasPrefix("/") ? URL(fileURLWithPath: configuration.path) : directory.appendingPathComponent(configuration.path)
+        self.logger = logger
+    }
+
+    /// The database file.
+    public var path: String { file.path }
+
+    // MARK: RepoStore
+
+    public func prepare() async throws {
+        let pool = try database()
+        let applied = try await pool.writeWithoutTransaction { db in try SQLiteMigrations.apply(db) }
+        if !applied.isEmpty {
+            logger.info("sqlite store migrated", metadata: ["file": "\(file.path)", "applied": "\(applied.map(String.init).joined(separator: ","))"])
+        }
+    }
+
+    public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        guard request.limit > 0 else { return [] }
+        let now = Date().timeIntervalSince1970
+        let expires = now + request.leaseDuration.seconds
+        let (claimed, unreadable) = try await transaction { db -> ([ClaimedRepo], [(String, String)]) in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT id, record, revision, embedding_model, embedding_hash, attempts FROM repo
+                WHERE failed = 0 AND (current = 0 OR embedding_model IS NOT ?1)
+                  AND (lease_expires IS NULL OR lease_expires <= ?2)
+                  AND (not_before IS NULL OR not_before <= ?2)
+                ORDER BY rowid LIMIT ?3
+                """, arguments: [request.model, now, request.limit])
+            var claimed: [ClaimedRepo] = []
+            var unreadable: [(String, String)] = []
+            for row in rows {
+                let id: String = row["id"]
+                switch Self.decodeRecord(row["record"], id: id) {
+                case .failure(let error):
+                    let reason = "unreadable record: \(error)"
+                    try db.execute(sql: "UPDATE repo SET failed = 1, last_error = ?, lease_owner = NULL, lease_expires = NULL WHERE id = ?",
+                                   arguments: [reason, id])
+                    unreadable.append((id, reason))
+                case .success(let repo):
+                    try db.execute(sql: "UPDATE repo SET lease_owner = ?, lease_expires = ? WHERE id = ?", arguments: [request.owner, expires, id])
+                    let model: String? = row["embedding_model"]
+                    claimed.append(ClaimedRepo(repo: repo, revision: String(row["revision"] as Int64),
+                                               embeddedHash: model == request.model ? row["embedding_hash"] : nil,
+                                               attempts: row["attempts"]))
+                }
+            }
+            return (claimed, unreadable)
+        }
+        for (id, reason) in unreadable {
+            logger.warning("marked an unreadable record failed", metadata: ["repo": "\(id)", "reason": "\(reason)"])
+        }
+        return claimed
+    }
+
+    public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
+        guard !writes.isEmpty else { return [:] }
+        return try await transaction { db in
+            var outcomes: [RepoID: WriteOutcome] = [:]
+            for write in writes {
+                guard let row = try Row.fetchOne(db, sql: "SELECT revision, lease_owner FROM repo WHERE id = ?", arguments: [write.id.rawValue]) else {
+                    outcomes[write.id] = .notFound
+                    continue
+                }
+                guard (row["lease_owner"] as String?) == owner else {
+                    outcomes[write.id] = .leaseLost
+                    continue
+                }
+                guard String(row["revision"] as Int64) == write.revision else {
+                    try db.execute(sql: "UPDATE repo SET lease_owner = NULL, lease_expires = NULL WHERE id = ?", arguments: [write.id.rawValue])
+                    outcomes[write.id] = .changedSinceClaim
+                    continue
+                }
+                switch write.change {
+                case .embedded(let vector, let hash, let generatedAt):
+                    try db.execute(sql: """
+                        UPDATE repo SET embedding = ?, embedding_dim = ?, embedding_hash = ?, embedding_generated_at = ?,
+                          embedding_model = ?, embedded_revision = revision, attempts = 0, last_error = NULL, not_before = NULL,
+                          lease_owner = NULL, lease_expires = NULL
+                        WHERE id = ?
+                        """, arguments: [VectorBlob.encode(vector), vector.count, hash, generatedAt.timeIntervalSince1970, write.model, write.id.rawValue])
+                case .unchanged(let hash):
+                    try db.execute(sql: """
+                        UPDATE repo SET embedding_hash = ?, embedding_model = ?, embedded_revision = revision, attempts = 0,
+                          last_error = NULL, not_before = NULL, lease_owner = NULL, lease_expires = NULL
+                        WHERE id = ?
+                        """, arguments: [hash, write.model, write.id.rawValue])
+                }
+                outcomes[write.id] = .applied
+            }
+            return outcomes
+        }
+    }
+
+    public func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
+        guard !failures.isEmpty else { return [:] }
+        let now = Date().timeIntervalSince1970
+        return try await transaction { db in
+            var outcomes: [RepoID: FailureOutcome] = [:]
+            for failure in failures {
+                guard let row = try Row.fetchOne(db, sql: "SELECT attempts, lease_owner FROM repo WHERE id = ?", arguments: [failure.id.rawValue]),
+                      (row["lease_owner"] as String?) == owner else { continue }
+                let attempts = (row["attempts"] as Int) + 1
+                let failed = failure.permanent || attempts >= maxAttempts
+                try db.execute(sql: """
+                    UPDATE repo SET attempts = ?, last_error = ?, failed = ?, not_before = ?, lease_owner = NULL, lease_expires = NULL
+                    WHERE id = ?
+                    """, arguments: [attempts, failure.reason, failed, failed ? nil : now + failure.retryAfter.seconds, failure.id.rawValue])
+                outcomes[failure.id] = failed ? .failed(attempts: attempts) : .willRetry(attempts: attempts)
+            }
+            return outcomes
+        }
+    }
+
+    public func release(_ ids: [RepoID], owner: String) async throws {
+        guard !ids.isEmpty else { return }
+        try await transaction { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE repo SET lease_owner = NULL, lease_expires = NULL WHERE id = ? AND lease_owner = ?",
+                               arguments: [id.rawValue, owner])
+            }
+        }
+    }
+
+    public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int {
+        try await transaction { db in
+            let held = try String.fetchAll(db, sql: "SELECT id FROM repo WHERE lease_owner = ?", arguments: [owner])
+            var count = 0
+            for id in held where !except.contains(RepoID(id)) {
+                try db.execute(sql: "UPDATE repo SET lease_owner = NULL, lease_expires = NULL WHERE id = ?", arguments: [id])
+                count += 1
+            }
+            return count
+        }
+    }
+
+    public func resetFailed() async throws -> Int {
+        try await transaction { db in
+            try db.execute(sql: "UPDATE repo SET failed = 0, attempts = 0, last_error = NULL, not_before = NULL WHERE failed = 1")
+            return db.changesCount
+        }
+    }
+
+    public func upsert(_ repos: [Repo]) async throws {
+        guard !repos.isEmpty else { return }
+        let encoded = try repos.map { ($0, try Self.encodeRecord($0)) }
+        try await transaction { db in
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO repo (id, record, full_name, language) VALUES (?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET record = excluded.record, full_name = excluded.full_name,
+                  language = excluded.language, revision = revision + 1
+                WHERE record IS NOT excluded.record
+                """)
+            for (repo, record) in encoded {
+                try statement.execute(arguments: [repo.id.rawValue, record, repo.fullName, repo.language])
+            }
+        }
+    }
+
+    public func stats(model: String) async throws -> StoreStats {
+        let now = Date().timeIntervalSince1970
+        return try await database().read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS total,
+                  coalesce(sum(failed = 1), 0) AS failed,
+                  coalesce(sum(failed = 0 AND (current = 0 OR embedding_model IS NOT ?1)), 0) AS pending,
+                  coalesce(sum(failed = 0 AND (current = 0 OR embedding_model IS NOT ?1) AND lease_expires > ?2), 0) AS leased
+                FROM repo
+                """, arguments: [model, now]) else { return StoreStats(total: 0, embedded: 0, pending: 0, failed: 0, leased: 0) }
+            let total: Int = row["total"], failed: Int = row["failed"], pending: Int = row["pending"]
+            return StoreStats(total: total, embedded: total - failed - pending, pending: pending, failed: failed, leased: row["leased"])
+        }
+    }
+
+    public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        guard limit > 0, !vector.isEmpty else { return [] }
+        let query = VectorBlob.normalized(vector)
+        guard let query else { return [] }
+        return try await database().read { db in
+            var best = TopK(capacity: limit)
+            var sql = "SELECT rowid, embedding FROM repo WHERE embedding_dim = ?"
+            var arguments: StatementArguments = [vector.count]
+            if let language = filter.language {
+                sql += " AND language = ? COLLATE NOCASE"
+                arguments += [language]
+            }
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            var candidate = [Float](repeating: 0, count: vector.count)
+            while let row = try rows.next() {
+                try row.withUnsafeData(atIndex: 1) { data in
+                    guard let data, data.count == vector.count * 4 else { return }
+                    if let score = VectorBlob.cosine(query, data, scratch: &candidate) {
+                        best.insert(score: score, rowid: row[0])
+                    }
+                }
+            }
+            var hits: [SearchHit] = []
+            for (score, rowid) in best.sorted() {
+                guard let row = try Row.fetchOne(db, sql: "SELECT id, record FROM repo WHERE rowid = ?", arguments: [rowid]),
+                      case .success(let repo) = Self.decodeRecord(row["record"], id: row["id"]) else { continue }
+                hits.append(SearchHit(repo: repo, score: score))
+            }
+            return hits
+        }
+    }
+
+    public func health() async -> ComponentHealth {
+        let start = ContinuousClock.now
+        do {
+            _ = try await database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM embed_star_migration") }
+            return ComponentHealth(status: .up, latency: ContinuousClock.now - start)
+        } catch {
+            return ComponentHealth(status: .down, detail: "\(error)", latency: ContinuousClock.now - start)
+        }
+    }
+
+    public func shutdown() async {
+        opened.close()
+    }
+
+    // MARK: Details
+
+    /// What embed-star keeps about one repo, for tests and tools.
+    public struct Entry: Sendable {
+        public var repo: Repo?
+        public var revision: Int
+        public var embedding: [Float]?
+        public var embeddingModel: String?
+        public var embeddingHash: String?
+        public var attempts: Int
+        public var lastError: String?
+        public var failed: Bool
+        public var leaseOwner: String?
+    }
+
+    public func entry(_ id: RepoID) async throws -> Entry? {
+        try await database().read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM repo WHERE id = ?", arguments: [id.rawValue]) else { return nil }
+            return Optional(Entry(repo: try? Self.decodeRecord(row["record"], id: id.rawValue).get(), revision: row["revision"],
+                         embedding: (row["embedding"] as Data?).map(VectorBlob.decode), embeddingModel: row["embedding_model"],
+                         embeddingHash: row["embedding_hash"], attempts: row["attempts"], lastError: row["last_error"],
+                         failed: row["failed"], leaseOwner: row["lease_owner"]))
+        }
+    }
+
+    /// Runs SQL against the file, for tests and tools that need what the contract does not offer.
+    public func execute(_ sql: String) async throws {
+        try await transaction { db in try db.execute(sql: sql) }
+    }
+
+    private func database() throws -> DatabasePool {
+        try opened.get {
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            var config = GRDB.Configuration()
+            config.busyMode = .timeout(configuration.busyTimeoutSeconds)
+            config.label = "embed-star.sqlite"
+            do {
+                return try DatabasePool(path: file.path, configuration: config)
+            } catch {
+                throw SQLiteStoreError("cannot open \(file.path): \(error)")
+            }
+        }
+    }
+
+    /// One `IMMEDIATE` transaction: the write lock is taken first, so what the closure reads
+    /// cannot change under it, in this process or another.
+    private func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await database().writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            return result!  // set: inTransaction ran the closure or threw
+        }
+    }
+
+    static func encodeRecord(_ repo: Repo) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(repo.jsonValue), as: UTF8.self)
+    }
+
+    static func decodeRecord(_ record: String?, id: String) -> Result<Repo, EmbedStarCore.RecordError> {
+        guard let record, let value = try? JSONDecoder().decode(JSONValue.self, from: Data(record.utf8)) else {
+            return .failure(EmbedStarCore.RecordError(record: id, field: nil, problem: "the stored record is not JSON"))
+        }
+        return Repo.decode(value, fallbackName: id).map { repo in
+            var repo = repo
+            repo.id = RepoID(id)
+            return repo
+        }
+    }
+}
+
+public struct SQLiteStoreError: Error, CustomStringConvertible {
+    public var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// The pool, opened on first use and closed at shutdown.
+private final class OpenedPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pool: DatabasePool?
+
+    func get(_ open: () throws -> DatabasePool) throws -> DatabasePool {
+        lock.lock()
+        defer { lock.unlock() }
+        if let pool { return pool }
+        let opened = try open()
+        pool = opened
+        return opened
+    }
+
+    func close() {
+        lock.lock()
+        let pool = self.pool
+        self.pool = nil
+        lock.unlock()
+        try? pool?.close()
+    }
+}
+
+/// Versioned schema changes, applied once each in one transaction that holds the write lock,
+/// so processes starting together neither race nor repeat them.
+enum SQLiteMigrations {
+    static let steps: [(version: Int, sql: String)] = [
+        (1, """
+            CREATE TABLE repo (
+              id TEXT PRIMARY KEY NOT NULL,
+              record TEXT NOT NULL,
+              full_name TEXT NOT NULL,
+              language TEXT,
+              revision INTEGER NOT NULL DEFAULT 1,
+              embedding_model TEXT,
+              embedding_hash TEXT,
+              embedded_revision INTEGER,
+              embedding_dim INTEGER,
+              embedding_generated_at REAL,
+              attempts INTEGER NOT NULL DEFAULT 0,
+              last_error TEXT,
+              failed INTEGER NOT NULL DEFAULT 0,
+              not_before REAL,
+              lease_owner TEXT,
+              lease_expires REAL,
+              embedding BLOB,
+              current INTEGER GENERATED ALWAYS AS (embedding_dim IS NOT NULL AND embedded_revision IS revision) VIRTUAL
+            );
+            CREATE INDEX repo_queue ON repo (failed, current, embedding_model, lease_expires);
+            CREATE INDEX repo_lease ON repo (lease_owner) WHERE lease_owner IS NOT NULL;
+            CREATE INDEX repo_vectors ON repo (embedding_dim, language COLLATE NOCASE) WHERE embedding_dim IS NOT NULL;
+            """),
+    ]
+
+    /// Applies what is missing; returns the versions it applied.
+    static func apply(_ db: Database) throws -> [Int] {
+        var applied: [Int] = []
+        try db.inTransaction(.immediate) {
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS embed_star_migration (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+            let done = Set(try Int.fetchAll(db, sql: "SELECT version FROM embed_star_migration"))
+            if let newest = done.max(), newest > steps.last!.version {  // steps is a non-empty literal
+                throw SQLiteStoreError("the database was migrated by a newer embed-star (schema version \(newest), this one knows \(steps.last!.version))")
+            }
+            for step in steps where !done.contains(step.version) {
+                try db.execute(sql: step.sql)
+                try db.execute(sql: "INSERT INTO embed_star_migration (version, applied_at) VALUES (?, ?)",
+                               arguments: [step.version, Date().timeIntervalSince1970])
+                applied.append(step.version)
+            }
+            return .commit
+        }
+        return applied
+    }
+}
+
+/// Vectors as little-endian float32 blobs, and the cosine over them.
+enum VectorBlob {
+    static func encode(_ vector: [Float]) -> Data {
+        var data = Data(count: vector.count * 4)
+        data.withUnsafeMutableBytes { raw in
+            for (i, value) in vector.enumerated() { raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
+        }
+        return data
+    }
+
+    static func decode(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { raw in
+            (0..<raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+
+    /// `vector` scaled to length 1, or nil when it has no direction or is not finite.
+    static func normalized(_ vector: [Float]) -> [Float]? {
+        let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        guard norm > 0, norm.isFinite else { return nil }
+        return vector.map { $0 / norm }
+    }
+
+    /// Cosine of a unit `query` and the blob; nil for a zero vector. `scratch` has the query's length.
+    @inline(__always)
+    static func cosine(_ query: [Float], _ blob: Data, scratch: inout [Float]) -> Double? {
+        scratch.withUnsafeMutableBytes { target in
+            blob.withUnsafeBytes { source in target.copyMemory(from: source) }
+        }
+        var dot: Float = 0, norm: Float = 0
+        query.withUnsafeBufferPointer { q in
+            scratch.withUnsafeBufferPointer { v in
+                // Little-endian hosts only (every platform Swift on Linux and macOS runs on).
+                for i in 0..<q.count {
+                    dot += q[i] * v[i]
+                    norm += v[i] * v[i]
+                }
+            }
+        }
+        guard norm > 0 else { return nil }
+        return Double(dot / norm.squareRoot())
+    }
+}
+
+/// The `capacity` best scores seen, as a bounded min-heap.
+struct TopK {
+    let capacity: Int
+    private var heap: [(score: Double, rowid: Int64)] = []
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        heap.reserveCapacity(capacity)
+    }
+
+    mutating func insert(score: Double, rowid: Int64) {
+        if heap.count < capacity {
+            heap.append((score, rowid))
+            var child = heap.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard heap[child].score < heap[parent].score else { break }
+                heap.swapAt(child, parent)
+                child = parent
+            }
+        } else if score > heap[0].score {
+            heap[0] = (score, rowid)
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < heap.count, heap[left].score < heap[smallest].score { smallest = left }
+                if right < heap.count, heap[right].score < heap[smallest].score { smallest = right }
+                guard smallest != parent else { break }
+                heap.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+    }
+
+    /// Best first.
+    func sorted() -> [(score: Double, rowid: Int64)] {
+        heap.sorted { $0.score > $1.score }
+    }
+}

@@ -1,0 +1,296 @@
+import EmbedStarCore
+import Foundation
+import Testing
+
+/// One promise of the ``RepoStore`` contract, checked by ``StoreConformance``.
+public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case migrationsAreIdempotent
+    case everyRepoStartsPending
+    case twoClaimersNeverGetTheSameRepo
+    case liveLeaseIsNotHandedOut
+    case expiredLeaseIsTakenOver
+    case conditionalWriteRejectsAChangedRepo
+    case writeOfAMissingRepoIsNotFound
+    case unchangedWriteKeepsTheVector
+    case failuresCountAttemptsAndMarkFailed
+    case retryAfterKeepsARepoOutOfTheQueue
+    case releaseReturnsReposAtOnce
+    case releaseAllSparesWhatIsInFlight
+    case otherModelMakesRepoPending
+    case upsertOnlyChangesWhatChanged
+    case statsFollowTheData
+    case nearestOrdersByCosineAndFilters
+    case unicodeRoundTrips
+
+    public var testDescription: String { rawValue }
+}
+
+/// The store contract as executable checks. A plugin's test target runs all of them in one test:
+///
+/// ```swift
+/// @Test(arguments: StoreCheck.allCases)
+/// func conformance(_ check: StoreCheck) async throws {
+///     try await StoreConformance { MyStore(path: temporaryFile()) }.run(check)
+/// }
+/// ```
+///
+/// `make` returns a new, empty store each time it is called (two calls may return two handles on
+/// the same data only when `shared` says so). The checks call `prepare`, load repos with `upsert`
+/// and end with `shutdown`. A broken promise is recorded as a test issue naming the check.
+public struct StoreConformance: Sendable {
+    public typealias Factory = @Sendable () async throws -> any RepoStore
+
+    let make: Factory
+    /// Makes a second handle on the data of the first (another process or instance); when nil,
+    /// the checks that need two instances use one.
+    let second: (@Sendable (any RepoStore) async throws -> any RepoStore)?
+
+    public init(make: @escaping Factory, second: (@Sendable (any RepoStore) async throws -> any RepoStore)? = nil) {
+        self.make = make
+        self.second = second
+    }
+
+    /// Repos with the shapes stores meet: full records, bare ones, unicode everywhere.
+    public static func sampleRepos(count: Int = 12) -> [Repo] {
+        let languages: [String?] = ["Rust", "Python", "Go", nil, "Swift"]
+        return (0..<count).map { (n: Int) -> Repo in
+            let owner = "owner\(n % 3)"
+            let name = "project-\(n)"
+            let description: String? = n == 1 ? nil : "Project number \(n) does something useful"
+            let topics: [String] = n.isMultiple(of: 2) ? ["cli", "tool"] : []
+            let created = Date(timeIntervalSince1970: 1_500_000_000 + Double(n))
+            let updated = Date(timeIntervalSince1970: 1_600_000_000 + Double(n))
+            return Repo(id: RepoID("repo:conf\(n)"), githubID: 900_000 + Int64(n), fullName: "\(owner)/\(name)",
+                        description: description, url: "https://github.com/\(owner)/\(name)", stars: n * 10,
+                        language: languages[n % languages.count], owner: Repo.Owner(login: owner), topics: topics,
+                        createdAt: created, updatedAt: updated)
+        }
+    }
+
+    let model = "conformance/model@4"
+
+    public func run(_ check: StoreCheck) async throws {
+        let store = try await make()
+        try await store.prepare()
+        do {
+            try await run(check, on: store)
+        } catch {
+            await store.shutdown()
+            throw error
+        }
+        await store.shutdown()
+    }
+
+    private func loaded(_ store: any RepoStore, _ count: Int = 12) async throws -> [Repo] {
+        let repos = Self.sampleRepos(count: count)
+        try await store.upsert(repos)
+        return repos
+    }
+
+    private func claim(_ store: any RepoStore, _ owner: String, limit: Int = 50, lease: Duration = .seconds(60), model: String? = nil) async throws -> [ClaimedRepo] {
+        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, model: model ?? self.model))
+    }
+
+    private func embedded(_ claim: ClaimedRepo, _ vector: [Float] = [1, 0, 0, 0], hash: String = "h") -> RepoWrite {
+        RepoWrite(id: claim.repo.id, revision: claim.revision, model: model, change: .embedded(vector: vector, contentHash: hash, generatedAt: Date()))
+    }
+
+    private func failure(_ id: RepoID, permanent: Bool = false, retryAfter: Duration = .zero) -> RepoFailure {
+        RepoFailure(id: id, reason: "provider said no: ✗", permanent: permanent, retryAfter: retryAfter)
+    }
+
+    private func run(_ check: StoreCheck, on store: any RepoStore) async throws {
+        switch check {
+        case .migrationsAreIdempotent:
+            let repos = try await loaded(store, 3)
+            try await store.prepare()
+            let other = try await second?(store) ?? store
+            async let a: Void = store.prepare()
+            async let b: Void = other.prepare()
+            _ = try await (a, b)
+            if other as AnyObject !== store as AnyObject { await other.shutdown() }
+            #expect(try await store.stats(model: model).total == repos.count, "\(check): a repeated prepare lost or duplicated repos")
+
+        case .everyRepoStartsPending:
+            let repos = try await loaded(store)
+            #expect(try await store.stats(model: model) == StoreStats(total: repos.count, embedded: 0, pending: repos.count, failed: 0, leased: 0))
+            let claimed = try await claim(store, "a")
+            #expect(Set(claimed.map(\.repo.id)) == Set(repos.map(\.id)), "\(check): a claim must hand out every pending repo")
+            #expect(claimed.allSatisfy { $0.attempts == 0 && $0.embeddedHash == nil })
+            #expect(try await store.stats(model: model).leased == repos.count)
+
+        case .twoClaimersNeverGetTheSameRepo:
+            let repos = try await loaded(store, 40)
+            let other = try await second?(store) ?? store
+            let ids = try await withThrowingTaskGroup(of: [RepoID].self) { group in
+                for owner in 0..<8 {
+                    let target = owner.isMultiple(of: 2) ? store : other
+                    group.addTask { try await claim(target, "owner\(owner)", limit: 7).map(\.repo.id) }
+                }
+                return try await group.reduce(into: [RepoID]()) { $0 += $1 }
+            }
+            if other as AnyObject !== store as AnyObject { await other.shutdown() }
+            #expect(ids.count == repos.count, "\(check): 8 claimers of 7 should share all 40 repos")
+            #expect(Set(ids).count == ids.count, "\(check): a repo was handed to two claimers")
+
+        case .liveLeaseIsNotHandedOut:
+            let repos = try await loaded(store, 3)
+            #expect(try await claim(store, "a").count == repos.count)
+            #expect(try await claim(store, "b").isEmpty, "\(check): a leased repo was handed to another owner")
+            #expect(try await claim(store, "a").isEmpty, "\(check): a leased repo was handed out twice to its owner")
+
+        case .expiredLeaseIsTakenOver:
+            _ = try await loaded(store, 3)
+            let first = try await claim(store, "a", lease: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(1200))  // stores may keep time in whole seconds
+            let second = try await claim(store, "b")
+            #expect(Set(second.map(\.repo.id)) == Set(first.map(\.repo.id)), "\(check): an expired lease must be claimable")
+            let late = try await store.write([embedded(first[0])], owner: "a")
+            #expect(late[first[0].repo.id] == .leaseLost, "\(check): the old owner's write must be refused")
+            let current = try await store.write([embedded(second[0])], owner: "b")
+            #expect(current[second[0].repo.id] == .applied)
+
+        case .conditionalWriteRejectsAChangedRepo:
+            _ = try await loaded(store, 2)
+            let claimed = try await claim(store, "a")
+            var changed = claimed[0].repo
+            changed.description = "changed while it was being embedded"
+            try await store.upsert([changed])
+            let outcomes = try await store.write(claimed.map { embedded($0) }, owner: "a")
+            #expect(outcomes[changed.id] == .changedSinceClaim, "\(check): a write over a changed repo must be refused")
+            #expect(outcomes[claimed[1].repo.id] == .applied)
+            #expect(try await store.stats(model: model) == StoreStats(total: 2, embedded: 1, pending: 1, failed: 0, leased: 0))
+            let again = try await claim(store, "b")
+            #expect(again.map(\.repo.id) == [changed.id])
+            #expect(again.first?.repo.description == changed.description)
+
+        case .writeOfAMissingRepoIsNotFound:
+            _ = try await loaded(store, 1)
+            let claimed = try await claim(store, "a")
+            var ghost = embedded(claimed[0])
+            ghost.id = RepoID("repo:conformance-missing")
+            let outcomes = try await store.write([ghost], owner: "a")
+            #expect(outcomes[ghost.id] == .notFound)
+
+        case .unchangedWriteKeepsTheVector:
+            _ = try await loaded(store, 1)
+            var claimed = try await claim(store, "a")
+            _ = try await store.write([embedded(claimed[0], [0, 1, 0, 0], hash: "same")], owner: "a")
+            var touched = claimed[0].repo
+            touched.updatedAt = Date(timeIntervalSince1970: 1_700_000_000)
+            try await store.upsert([touched])
+            claimed = try await claim(store, "a")
+            #expect(claimed.count == 1, "\(check): a changed record must be pending again")
+            #expect(claimed.first?.embeddedHash == "same", "\(check): the claim must carry the stored hash")
+            let outcome = try await store.write([RepoWrite(id: touched.id, revision: claimed[0].revision, model: model, change: .unchanged(contentHash: "same"))], owner: "a")
+            #expect(outcome[touched.id] == .applied)
+            #expect(try await claim(store, "a").isEmpty)
+            let hits = try await store.nearest(to: [0, 1, 0, 0], limit: 1, filter: SearchFilter())
+            #expect(hits.first?.repo.id == touched.id, "\(check): an unchanged write must keep the vector")
+
+        case .failuresCountAttemptsAndMarkFailed:
+            _ = try await loaded(store, 2)
+            var claimed = try await claim(store, "a")
+            let (retried, permanent) = (claimed[0].repo.id, claimed[1].repo.id)
+            var outcomes = try await store.recordFailures([failure(retried), failure(permanent, permanent: true)], owner: "a", maxAttempts: 2)
+            #expect(outcomes[retried] == .willRetry(attempts: 1))
+            #expect(outcomes[permanent] == .failed(attempts: 1))
+            claimed = try await claim(store, "a")
+            #expect(claimed.map(\.repo.id) == [retried])
+            #expect(claimed.first?.attempts == 1)
+            outcomes = try await store.recordFailures([failure(retried)], owner: "a", maxAttempts: 2)
+            #expect(outcomes[retried] == .failed(attempts: 2), "\(check): max_attempts reached must mark the repo failed")
+            #expect(try await store.stats(model: model) == StoreStats(total: 2, embedded: 0, pending: 0, failed: 2, leased: 0))
+            #expect(try await claim(store, "a").isEmpty, "\(check): a failed repo must leave the queue")
+            let stranger = try await store.recordFailures([failure(retried)], owner: "b", maxAttempts: 2)
+            #expect(stranger.isEmpty, "\(check): a failure from an owner without the lease must be ignored")
+            #expect(try await store.resetFailed() == 2)
+            let back = try await claim(store, "a")
+            #expect(back.count == 2 && back.allSatisfy { $0.attempts == 0 }, "\(check): retry-failed must clear the attempts")
+
+        case .retryAfterKeepsARepoOutOfTheQueue:
+            _ = try await loaded(store, 1)
+            let claimed = try await claim(store, "a")
+            _ = try await store.recordFailures([failure(claimed[0].repo.id, retryAfter: .seconds(60))], owner: "a", maxAttempts: 5)
+            #expect(try await claim(store, "a").isEmpty, "\(check): a repo waiting out retry_after was handed out")
+            #expect(try await store.stats(model: model).pending == 1)
+
+        case .releaseReturnsReposAtOnce:
+            _ = try await loaded(store, 4)
+            let claimed = try await claim(store, "a")
+            try await store.release(claimed.map(\.repo.id), owner: "b")
+            #expect(try await claim(store, "c").isEmpty, "\(check): a release by another owner must change nothing")
+            try await store.release(claimed.map(\.repo.id), owner: "a")
+            let again = try await claim(store, "c")
+            #expect(again.count == 4 && again.allSatisfy { $0.attempts == 0 }, "\(check): a release must not count an attempt")
+
+        case .releaseAllSparesWhatIsInFlight:
+            _ = try await loaded(store, 5)
+            let claimed = try await claim(store, "a")
+            #expect(try await store.releaseAll(owner: "b", except: []) == 0)
+            #expect(try await store.releaseAll(owner: "a", except: [claimed[0].repo.id]) == 4)
+            let again = try await claim(store, "c")
+            #expect(Set(again.map(\.repo.id)) == Set(claimed.dropFirst().map(\.repo.id)))
+
+        case .otherModelMakesRepoPending:
+            _ = try await loaded(store, 1)
+            let claimed = try await claim(store, "a")
+            _ = try await store.write([embedded(claimed[0])], owner: "a")
+            #expect(try await claim(store, "a").isEmpty)
+            #expect(try await store.stats(model: "conformance/other@4").pending == 1)
+            let other = try await claim(store, "a", model: "conformance/other@4")
+            #expect(other.count == 1, "\(check): a vector from another model must make the repo pending")
+            #expect(other.first?.embeddedHash == nil, "\(check): another model's hash must not be offered")
+
+        case .upsertOnlyChangesWhatChanged:
+            let repos = try await loaded(store, 3)
+            let claimed = try await claim(store, "a")
+            _ = try await store.write(claimed.map { embedded($0) }, owner: "a")
+            try await store.upsert(repos)
+            #expect(try await store.stats(model: model).pending == 0, "\(check): an identical record must not become pending")
+            var changed = repos[1]
+            changed.topics = ["new-topic"]
+            let added = Repo(id: RepoID("repo:conf-new"), fullName: "new/one")
+            try await store.upsert([changed, added])
+            #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 2, pending: 2, failed: 0, leased: 0))
+            let pending = Set(try await claim(store, "a").map(\.repo.id))
+            #expect(pending == [changed.id, added.id], "\(check): exactly the changed and the new repo must be pending")
+
+        case .statsFollowTheData:
+            _ = try await loaded(store, 6)
+            let claimed = try await claim(store, "a", limit: 4)
+            _ = try await store.write([embedded(claimed[0]), embedded(claimed[1])], owner: "a")
+            _ = try await store.recordFailures([failure(claimed[2].repo.id, permanent: true)], owner: "a", maxAttempts: 5)
+            #expect(try await store.stats(model: model) == StoreStats(total: 6, embedded: 2, pending: 3, failed: 1, leased: 1))
+
+        case .nearestOrdersByCosineAndFilters:
+            _ = try await loaded(store, 5)
+            let claimed = try await claim(store, "a")
+            let vectors: [[Float]] = [[1, 0, 0, 0], [0.7, 0.7, 0, 0], [0, 0, 1, 0], [0, 0, 0, 2], [-1, 0, 0, 0]]
+            _ = try await store.write(zip(claimed, vectors).map { embedded($0, $1) }, owner: "a")
+            let hits = try await store.nearest(to: [2, 0.2, 0, 0], limit: 3, filter: SearchFilter())
+            #expect(hits.map(\.repo.id) == [claimed[0].repo.id, claimed[1].repo.id, claimed[2].repo.id] || hits.map(\.repo.id) == [claimed[0].repo.id, claimed[1].repo.id, claimed[3].repo.id],
+                    "\(check): hits must come closest first")
+            #expect(hits.count == 3)
+            if hits.count == 3 {
+                #expect(hits[0].score > hits[1].score && hits[1].score > hits[2].score)
+                #expect(abs(hits[0].score - 0.995) < 0.01, "\(check): the score must be the cosine similarity")
+            }
+            let target = try #require(claimed.first { $0.repo.language != nil })
+            let language = try #require(target.repo.language)
+            let filtered = try await store.nearest(to: [1, 0, 0, 0], limit: 5, filter: SearchFilter(language: language.uppercased()))
+            #expect(!filtered.isEmpty && filtered.allSatisfy { $0.repo.language == language }, "\(check): the language filter must ignore case")
+            #expect(filtered.contains { $0.repo.id == target.repo.id })
+
+        case .unicodeRoundTrips:
+            let repo = Repo(id: RepoID("repo:conf-unicode"), fullName: "ünï/日本語-репо", description: "emoji 👍🏽, RTL שלום, combining é, NUL-free \u{2028}",
+                            language: "C++", owner: Repo.Owner(login: "ünï"), topics: ["日本", "ß"])
+            try await store.upsert([repo])
+            let claimed = try await claim(store, "a")
+            #expect(claimed.first?.repo.fullName == repo.fullName)
+            #expect(claimed.first?.repo.description == repo.description)
+            #expect(claimed.first?.repo.topics == repo.topics)
+            #expect(claimed.first?.repo.owner?.login == repo.owner?.login)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import EmbedStarSQLiteStore
+import EmbedStarTesting
+import Foundation
+import Logging
+import Testing
+
+/// A fresh folder per test, removed by the caller.
+func temporaryFolder() throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-sqlite-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder
+}
+
+@Suite struct SQLiteStoreTests {
+    @Test(arguments: StoreCheck.allCases)
+    func conformance(_ check: StoreCheck) async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The second handle is another connection pool on the same file, as another process has.
+        try await StoreConformance(make: { SQLiteStore(directory: folder) },
+                                   second: { _ in SQLiteStore(directory: folder) }).run(check)
+    }
+
+    @Test func anUnreadableRecordIsMarkedFailedNotHandedOut() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        try await store.upsert(SyntheticRepos.generate(count: 3))
+        try await store.execute("UPDATE repo SET record = '{\"full_name\": 42' WHERE id = 'repo:syn1'")
+        let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m"))
+        #expect(claimed.map(\.repo.id) == [RepoID("repo:syn0"), RepoID("repo:syn2")])
+        let entry = try #require(try await store.entry(RepoID("repo:syn1")))
+        #expect(entry.failed)
+        #expect(entry.lastError?.contains("not JSON") == true)
+        #expect(try await store.stats(model: "m").failed == 1)
+        await store.shutdown()
+    }
+
+    @Test func vectorsArePackedAsFloat32AndSurviveAReopen() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let vector: [Float] = [0.5, -1.25, .leastNonzeroMagnitude, 3.4e38]
+        do {
+            let store = SQLiteStore(directory: folder)
+            try await store.prepare()
+            try await store.upsert(SyntheticRepos.generate(count: 1))
+            let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 1, leaseDuration: .seconds(60), model: "m"))
+            _ = try await store.write([RepoWrite(id: claimed[0].repo.id, revision: claimed[0].revision, model: "m",
+                                                 change: .embedded(vector: vector, contentHash: "h", generatedAt: Date()))], owner: "a")
+            await store.shutdown()
+        }
+        let reopened = SQLiteStore(directory: folder)
+        try await reopened.prepare()
+        let entry = try #require(try await reopened.entry(RepoID("repo:syn0")))
+        #expect(entry.embedding == vector)
+        #expect(try await reopened.stats(model: "m").embedded == 1)
+        let size = try FileManager.default.attributesOfItem(atPath: reopened.path)[.size] as? Int
+        #expect(size != nil)
+        await reopened.shutdown()
+    }
+
+    @Test func aBackfillThroughThePipelineEmbedsEverything() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        let repos = SyntheticRepos.generate(count: 300)
+        try await store.upsert(repos)
+        var providerConfiguration = MockProvider.Configuration()
+        providerConfiguration.dimensions = 32
+        let provider = MockProvider(configuration: providerConfiguration)
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 25
+        configuration.parallelWorkers = 3
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: configuration,
+                                                instanceID: "sqlite-test", logger: Logger(label: "test"))
+        let summary = try await pipeline.backfill()
+        #expect(summary.embedded == 300)
+        let stats = try await store.stats(model: pipeline.modelIdentity)
+        #expect(stats == StoreStats(total: 300, embedded: 300, pending: 0, failed: 0, leased: 0))
+        // Search finds a repo by its own text.
+        let probe = repos[17]
+        let query = try await provider.embed([try TextBuilder().text(for: probe)], mode: .query)[0]
+        let hits = try await store.nearest(to: query, limit: 3, filter: SearchFilter())
+        #expect(hits.first?.repo.id == probe.id)
+        await store.shutdown()
+    }
+}
