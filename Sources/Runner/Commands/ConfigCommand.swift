@@ -64,13 +64,21 @@ struct SeedCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Different seeds give different repos.")
     var seed: UInt64 = 1
 
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case collector, github
+    }
+
+    @Option(name: .long, help: "collector: records as the collector writes them (the mock store's seed file); github: GitHub's starred-repositories JSON, for `import`.")
+    var format = Format.collector
+
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
     }
 
     func run() async throws {
         try await runCommand { _ in
-            let data = try SyntheticRepos.json(SyntheticRepos.generate(count: count, seed: seed))
+            let repos = SyntheticRepos.generate(count: count, seed: seed)
+            let data = try format == .github ? SyntheticRepos.githubJSON(repos) : SyntheticRepos.json(repos)
             if out == "-" {
                 FileHandle.standardOutput.write(data)
             } else {

@@ -11,22 +11,30 @@ struct ImportCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Argument(help: "The JSON file ('-' for standard input).")
-    var file: String
+    @Argument(help: "The JSON files ('-' for standard input).")
+    var files: [String]
+
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("name at least one JSON file ('-' for standard input)") }
+    }
 
     func run() async throws {
         try await runCommand { logger in
-            let data: Data
-            do {
-                data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
-            } catch {
-                throw CLIError.failure("cannot read \(file): no such file or not readable")
-            }
-            let parsed: (repos: [Repo], rejected: [RecordError])
-            do {
-                parsed = try GitHubStarred.parse(data, source: file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent)
-            } catch let error as RecordError {
-                throw CLIError.failure("\(error)")
+            var parsed: (repos: [Repo], rejected: [RecordError]) = ([], [])
+            for file in files {
+                let data: Data
+                do {
+                    data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+                } catch {
+                    throw CLIError.failure("cannot read \(file): no such file or not readable")
+                }
+                do {
+                    let one = try GitHubStarred.parse(data, source: file == "-" ? "stdin" : URL(fileURLWithPath: file).lastPathComponent)
+                    parsed.repos += one.repos
+                    parsed.rejected += one.rejected
+                } catch let error as RecordError {
+                    throw CLIError.failure("\(error)")
+                }
             }
             let runtime = try await options.runtime(logger: logger)
             try await runtime.store.prepare()

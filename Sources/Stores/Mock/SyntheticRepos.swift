@@ -98,4 +98,30 @@ public enum SyntheticRepos {
         data.append(contentsOf: Array("]\n".utf8))
         return data
     }
+
+    /// The repos as GitHub's API returns starred repositories (`gh api user/starred`), what
+    /// `embed-star import` reads.
+    public static func githubJSON(_ repos: [Repo]) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let dates = Date.ISO8601FormatStyle()
+        var data = Data("[\n".utf8)
+        for (position, repo) in repos.enumerated() {
+            var fields: [String: JSONValue] = [
+                "id": .int(repo.githubID ?? Int64(position + 1)), "name": .string(repo.name), "full_name": .string(repo.fullName),
+                "stargazers_count": .int(Int64(repo.stars)), "private": .bool(repo.isPrivate), "topics": .array(repo.topics.map(JSONValue.string)),
+                "description": repo.description.map(JSONValue.string) ?? .null, "language": repo.language.map(JSONValue.string) ?? .null,
+            ]
+            if let url = repo.url { fields["html_url"] = .string(url) }
+            if let owner = repo.owner {
+                fields["owner"] = .object(["login": .string(owner.login), "avatar_url": owner.avatarURL.map(JSONValue.string) ?? .null])
+            }
+            if let created = repo.createdAt { fields["created_at"] = .string(created.formatted(dates)) }
+            if let updated = repo.updatedAt { fields["updated_at"] = .string(updated.formatted(dates)) }
+            data.append(try encoder.encode(JSONValue.object(fields)))
+            data.append(contentsOf: Array((position + 1 < repos.count ? ",\n" : "\n").utf8))
+        }
+        data.append(contentsOf: Array("]\n".utf8))
+        return data
+    }
 }
