@@ -93,7 +93,7 @@ private func json(_ text: String) throws -> [String: Any] {
         let providers = lines.drop { $0 != "providers:" }.dropFirst().prefix { $0.hasPrefix("  ") }.map { $0.split(separator: " ")[0] }
         let stores = lines.drop { $0 != "stores:" }.dropFirst().prefix { $0.hasPrefix("  ") }.map { $0.split(separator: " ")[0] }
         #expect(providers == ["local", "mock", "ollama", "openai", "together"])
-        #expect(stores == ["mock", "surreal"])
+        #expect(stores == ["mock", "sqlite", "surreal"])
     }
 
     @Test func shippedConfigurationIsValidInTheDevEnvironmentAndHidesSecrets() throws {
