@@ -11,7 +11,7 @@ struct EmbedStarCommand: AsyncParsableCommand {
             """,
         subcommands: [
             RunCommand.self, BackfillCommand.self, SearchCommand.self, ImportCommand.self, StatusCommand.self, RetryFailedCommand.self,
-            ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self, BenchClaimsCommand.self, BenchCBORCommand.self,
+            ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self, BenchClaimsCommand.self, BenchSearchCommand.self, BenchCBORCommand.self,
         ]
     )
 }

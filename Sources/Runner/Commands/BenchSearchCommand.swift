@@ -1,0 +1,65 @@
+import ArgumentParser
+import EmbedStarCore
+import Foundation
+
+/// Measures what a search costs on the configured store, without the query's embedding (for bench/ scripts).
+struct BenchSearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-search",
+        abstract: "Measure nearest-neighbour latency on the configured store with random query vectors.",
+        shouldDisplay: false
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Searches to time.")
+    var samples = 20
+
+    @Option(name: .long, help: "Hits per search.")
+    var limit = 10
+
+    @Option(name: .long, help: "Also time searches restricted to this language.")
+    var language: String?
+
+    func run() async throws {
+        try await runCommand { logger in
+            let runtime = try await options.runtime(logger: logger)
+            let store = runtime.store
+            try await store.prepare()
+            guard let dimensions = try await runtime.provider.prepare().dimensions else {
+                throw CLIError.failure("the provider does not say its dimensions; pick one that does (mock, local)")
+            }
+            var random = SeededRandom(seed: 11)
+            func query() -> [Float] { (0..<dimensions).map { _ in Float(random.nextUnit() * 2 - 1) } }
+            func time(_ filter: SearchFilter) async throws -> (median: Double, min: Double, max: Double, hits: Int) {
+                _ = try await store.nearest(to: query(), limit: limit, filter: filter)  // warm the page cache
+                var times: [Double] = []
+                var hits = 0
+                for _ in 0..<samples {
+                    let vector = query()
+                    let started = ContinuousClock.now
+                    hits = try await store.nearest(to: vector, limit: limit, filter: filter).count
+                    times.append((ContinuousClock.now - started).seconds * 1000)
+                }
+                times.sort()
+                return (times[times.count / 2], times[0], times[times.count - 1], hits)
+            }
+            var result: [String: Double] = [:]
+            let all = try await time(SearchFilter())
+            result["search_ms_median"] = all.median
+            result["search_ms_min"] = all.min
+            result["search_ms_max"] = all.max
+            result["hits"] = Double(all.hits)
+            if let language {
+                let filtered = try await time(SearchFilter(language: language))
+                result["language_ms_median"] = filtered.median
+                result["language_ms_min"] = filtered.min
+                result["language_ms_max"] = filtered.max
+            }
+            result["stored"] = Double(try await store.stats(model: try await runtime.modelIdentity()).embedded)
+            await store.shutdown()
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
