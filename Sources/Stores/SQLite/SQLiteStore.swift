@@ -42,10 +42,10 @@ public final class SQLiteStore: RepoStore, Sendable {
         let (claimed, unreadable) = try await transaction { db -> ([ClaimedRepo], [(String, String)]) in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT id, record, revision, embedding_model, embedding_hash, attempts FROM repo
-                WHERE failed = 0 AND (current = 0 OR embedding_model IS NOT ?1)
+                WHERE \(SQLiteMigrations.pendingForModel1)
                   AND (lease_expires IS NULL OR lease_expires <= ?2)
                   AND (not_before IS NULL OR not_before <= ?2)
-                ORDER BY rowid LIMIT ?3
+                LIMIT ?3
                 """, arguments: [request.model, now, request.limit])
             var claimed: [ClaimedRepo] = []
             var unreadable: [(String, String)] = []
@@ -78,7 +78,7 @@ public final class SQLiteStore: RepoStore, Sendable {
         return try await transaction { db in
             var outcomes: [RepoID: WriteOutcome] = [:]
             for write in writes {
-                guard let row = try Row.fetchOne(db, sql: "SELECT revision, lease_owner FROM repo WHERE id = ?", arguments: [write.id.rawValue]) else {
+                guard let row = try Row.fetchOne(db, sql: "SELECT seq, revision, lease_owner FROM repo WHERE id = ?", arguments: [write.id.rawValue]) else {
                     outcomes[write.id] = .notFound
                     continue
                 }
@@ -94,11 +94,13 @@ public final class SQLiteStore: RepoStore, Sendable {
                 switch write.change {
                 case .embedded(let vector, let hash, let generatedAt):
                     try db.execute(sql: """
-                        UPDATE repo SET embedding = ?, embedding_dim = ?, embedding_hash = ?, embedding_generated_at = ?,
+                        UPDATE repo SET embedding_dim = ?, embedding_hash = ?, embedding_generated_at = ?,
                           embedding_model = ?, embedded_revision = revision, attempts = 0, last_error = NULL, not_before = NULL,
                           lease_owner = NULL, lease_expires = NULL
                         WHERE id = ?
-                        """, arguments: [VectorBlob.encode(vector), vector.count, hash, generatedAt.timeIntervalSince1970, write.model, write.id.rawValue])
+                        """, arguments: [vector.count, hash, generatedAt.timeIntervalSince1970, write.model, write.id.rawValue])
+                    try db.execute(sql: "INSERT OR REPLACE INTO repo_vector (repo, vector) VALUES (?, ?)",
+                                   arguments: [row["seq"] as Int64, VectorBlob.encode(vector)])
                 case .unchanged(let hash):
                     try db.execute(sql: """
                         UPDATE repo SET embedding_hash = ?, embedding_model = ?, embedded_revision = revision, attempts = 0,
@@ -198,11 +200,16 @@ public final class SQLiteStore: RepoStore, Sendable {
         guard let query else { return [] }
         return try await database().read { db in
             var best = TopK(capacity: limit)
-            var sql = "SELECT rowid, embedding FROM repo WHERE embedding_dim = ?"
-            var arguments: StatementArguments = [vector.count]
+            // The vectors live in their own table, packed apart from the records: the scan reads
+            // only them (or, with a language, only that language's).
+            var sql = "SELECT v.repo, v.vector FROM repo_vector v WHERE length(v.vector) = ?"
+            var arguments: StatementArguments = [vector.count * 4]
             if let language = filter.language {
-                sql += " AND language = ? COLLATE NOCASE"
-                arguments += [language]
+                sql = """
+                    SELECT v.repo, v.vector FROM repo r JOIN repo_vector v ON v.repo = r.seq
+                    WHERE r.embedding_dim = ? AND r.language = ? COLLATE NOCASE
+                    """
+                arguments = [vector.count, language]
             }
             let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
             var candidate = [Float](repeating: 0, count: vector.count)
@@ -210,13 +217,13 @@ public final class SQLiteStore: RepoStore, Sendable {
                 try row.withUnsafeData(atIndex: 1) { data in
                     guard let data, data.count == vector.count * 4 else { return }
                     if let score = VectorBlob.cosine(query, data, scratch: &candidate) {
-                        best.insert(score: score, rowid: row[0])
+                        best.insert(score: score, seq: row[0])
                     }
                 }
             }
             var hits: [SearchHit] = []
-            for (score, rowid) in best.sorted() {
-                guard let row = try Row.fetchOne(db, sql: "SELECT id, record FROM repo WHERE rowid = ?", arguments: [rowid]),
+            for (score, seq) in best.sorted() {
+                guard let row = try Row.fetchOne(db, sql: "SELECT id, record FROM repo WHERE seq = ?", arguments: [seq]),
                       case .success(let repo) = Self.decodeRecord(row["record"], id: row["id"]) else { continue }
                 hits.append(SearchHit(repo: repo, score: score))
             }
@@ -255,7 +262,9 @@ public final class SQLiteStore: RepoStore, Sendable {
 
     public func entry(_ id: RepoID) async throws -> Entry? {
         try await database().read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM repo WHERE id = ?", arguments: [id.rawValue]) else { return nil }
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT r.*, v.vector AS embedding FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq WHERE r.id = ?
+                """, arguments: [id.rawValue]) else { return nil }
             return Optional(Entry(repo: try? Self.decodeRecord(row["record"], id: id.rawValue).get(), revision: row["revision"],
                          embedding: (row["embedding"] as Data?).map(VectorBlob.decode), embeddingModel: row["embedding_model"],
                          embeddingHash: row["embedding_hash"], attempts: row["attempts"], lastError: row["last_error"],
@@ -347,10 +356,18 @@ private final class OpenedPool: @unchecked Sendable {
 /// Versioned schema changes, applied once each in one transaction that holds the write lock,
 /// so processes starting together neither race nor repeat them.
 enum SQLiteMigrations {
+    /// Pending for the model bound to `?1`, spelled so each branch is a range of `repo_queue`
+    /// (a claim reads only candidates, however many repos are embedded).
+    static let pendingForModel1 = """
+        (failed = 0 AND current = 0 OR failed = 0 AND current = 1 AND embedding_model < ?1
+         OR failed = 0 AND current = 1 AND embedding_model > ?1 OR failed = 0 AND current = 1 AND embedding_model IS NULL)
+        """
+
     static let steps: [(version: Int, sql: String)] = [
         (1, """
             CREATE TABLE repo (
-              id TEXT PRIMARY KEY NOT NULL,
+              seq INTEGER PRIMARY KEY,
+              id TEXT NOT NULL UNIQUE,
               record TEXT NOT NULL,
               full_name TEXT NOT NULL,
               language TEXT,
@@ -366,12 +383,15 @@ enum SQLiteMigrations {
               not_before REAL,
               lease_owner TEXT,
               lease_expires REAL,
-              embedding BLOB,
               current INTEGER GENERATED ALWAYS AS (embedding_dim IS NOT NULL AND embedded_revision IS revision) VIRTUAL
             );
             CREATE INDEX repo_queue ON repo (failed, current, embedding_model, lease_expires);
             CREATE INDEX repo_lease ON repo (lease_owner) WHERE lease_owner IS NOT NULL;
             CREATE INDEX repo_vectors ON repo (embedding_dim, language COLLATE NOCASE) WHERE embedding_dim IS NOT NULL;
+            CREATE TABLE repo_vector (
+              repo INTEGER PRIMARY KEY NOT NULL REFERENCES repo (seq) ON DELETE CASCADE,
+              vector BLOB NOT NULL
+            );
             """),
     ]
 
@@ -443,16 +463,16 @@ enum VectorBlob {
 /// The `capacity` best scores seen, as a bounded min-heap.
 struct TopK {
     let capacity: Int
-    private var heap: [(score: Double, rowid: Int64)] = []
+    private var heap: [(score: Double, seq: Int64)] = []
 
     init(capacity: Int) {
         self.capacity = capacity
         heap.reserveCapacity(capacity)
     }
 
-    mutating func insert(score: Double, rowid: Int64) {
+    mutating func insert(score: Double, seq: Int64) {
         if heap.count < capacity {
-            heap.append((score, rowid))
+            heap.append((score, seq))
             var child = heap.count - 1
             while child > 0 {
                 let parent = (child - 1) / 2
@@ -461,7 +481,7 @@ struct TopK {
                 child = parent
             }
         } else if score > heap[0].score {
-            heap[0] = (score, rowid)
+            heap[0] = (score, seq)
             var parent = 0
             while true {
                 let left = 2 * parent + 1, right = left + 1
@@ -476,7 +496,7 @@ struct TopK {
     }
 
     /// Best first.
-    func sorted() -> [(score: Double, rowid: Int64)] {
+    func sorted() -> [(score: Double, seq: Int64)] {
         heap.sorted { $0.score > $1.score }
     }
 }
