@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MockProviderTests",
-            dependencies: ["EmbedStarCore", "EmbedStarMockProvider"],
+            dependencies: ["EmbedStarCore", "EmbedStarMockProvider", "EmbedStarTesting"],
             path: "Tests/MockProviderTests"
         ),
         .testTarget(
@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(
             name: "ProviderTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore", "EmbedStarLocal",
+                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore", "EmbedStarLocal", "EmbedStarTesting",
                 "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderTests"

@@ -1,5 +1,8 @@
 import EmbedStarCore
 import EmbedStarMockProvider
+import EmbedStarTesting
+import Foundation
+import Synchronization
 import Testing
 
 @Suite struct MockProviderTests {
@@ -66,5 +69,98 @@ import Testing
         #expect(throws: ConfigError.self) { try provider("dimension: 3") }
         #expect(throws: ConfigError.self) { try provider("error_rate: 2") }
         #expect(throws: ConfigError.self) { try provider("dimensions: many") }
+    }
+}
+
+/// The provider conformance suite against the mock, and against deliberately broken providers
+/// to show the suite catches them.
+@Suite struct MockProviderConformanceTests {
+    static func harness(_ fault: ProviderFault?) -> ProviderUnderTest? {
+        var configuration = MockProvider.Configuration()
+        configuration.dimensions = 64
+        configuration.maxBatchSize = 8
+        switch fault {
+        case nil: break
+        case .unavailable: configuration.errorRate = 1
+        case .rateLimited: configuration.rateLimitRate = 1
+        case .rejectsPoison: configuration.rejectTextsContaining = [ProviderConformance.poison]
+        case .badCredentials: configuration.failAll = true
+        case .slow: configuration.latencyMs = 10_000
+        }
+        let provider = MockProvider(configuration: configuration)
+        return ProviderUnderTest(provider, embeddingCalls: { provider.statistics.calls })
+    }
+
+    @Test(arguments: ProviderCheck.allCases)
+    func conformance(_ check: ProviderCheck) async throws {
+        try await ProviderConformance { Self.harness($0) }.run(check)
+    }
+
+    /// Answers in reverse order.
+    struct Shuffling: EmbeddingProvider {
+        let inner = MockProvider()
+        var model: ModelInfo { inner.model }
+        func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] { try await inner.embed(texts, mode: mode).reversed() }
+        func health() async -> ComponentHealth { .up }
+    }
+
+    /// Checks its health by embedding a word.
+    struct HealthSpends: EmbeddingProvider {
+        let inner = MockProvider()
+        var model: ModelInfo { inner.model }
+        func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] { try await inner.embed(texts, mode: mode) }
+        func health() async -> ComponentHealth { (try? await inner.embed(["ping"], mode: .document)) != nil ? .up : ComponentHealth(status: .down) }
+    }
+
+    /// Lets its backend's errors through as they are.
+    struct Unclassified: EmbeddingProvider {
+        let inner: MockProvider
+        var model: ModelInfo { inner.model }
+        func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+            do { return try await inner.embed(texts, mode: mode) } catch { throw CocoaError(.fileReadUnknown) }
+        }
+        func health() async -> ComponentHealth { .up }
+    }
+
+    /// Sends everything in one call, whatever its limit.
+    final class IgnoresLimit: EmbeddingProvider {
+        let model = ModelInfo(name: "greedy", dimensions: 8, maxBatchSize: 4)
+        let calls = Mutex(0)
+        func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+            calls.withLock { $0 += 1 }
+            return texts.map { MockProvider.vector(for: $0, dimensions: 8) }
+        }
+        func health() async -> ComponentHealth { .up }
+    }
+
+    @Test func theSuiteCatchesAShuffledAnswer() async throws {
+        await withKnownIssue {
+            try await ProviderConformance { _ in ProviderUnderTest(Shuffling()) }.run(.batchOrderIsKept)
+        }
+    }
+
+    @Test func theSuiteCatchesAHealthCheckThatSpendsAnEmbedding() async throws {
+        await withKnownIssue {
+            try await ProviderConformance { _ in
+                let provider = HealthSpends()
+                return ProviderUnderTest(provider, embeddingCalls: { provider.inner.statistics.calls })
+            }.run(.healthSpendsNoEmbedding)
+        }
+    }
+
+    @Test func theSuiteCatchesUnclassifiedErrors() async throws {
+        await withKnownIssue {
+            try await ProviderConformance { fault in Self.harness(fault).map { ProviderUnderTest(Unclassified(inner: $0.provider as! MockProvider)) } }
+                .run(.errorsMapOntoCoreKinds)
+        }
+    }
+
+    @Test func theSuiteCatchesABatchOverTheLimit() async throws {
+        await withKnownIssue {
+            try await ProviderConformance { _ in
+                let provider = IgnoresLimit()
+                return ProviderUnderTest(provider, embeddingCalls: { provider.calls.withLock { $0 } })
+            }.run(.maxBatchSizeIsRespected)
+        }
     }
 }

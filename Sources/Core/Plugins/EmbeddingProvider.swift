@@ -64,3 +64,27 @@ extension EmbeddingProvider {
 
     public func tokenCount(_ text: String) -> Int { TokenEstimator.estimate(text) }
 }
+
+extension EmbeddingProvider {
+    /// Runs `send` on consecutive slices of at most `model.maxBatchSize` texts and joins the
+    /// answers in order, so a backend never gets more than its limit in one call (and an empty
+    /// batch never reaches it). An
+    /// `.invalidInput` error from a slice names its inputs by their index in `texts`.
+    public func inBatches(_ texts: [String], _ send: ([String]) async throws -> [[Float]]) async throws -> [[Float]] {
+        guard !texts.isEmpty else { return [] }
+        let size = max(1, model.maxBatchSize)
+        guard texts.count > size else { return try await send(texts) }
+        var vectors: [[Float]] = []
+        vectors.reserveCapacity(texts.count)
+        for start in stride(from: 0, to: texts.count, by: size) {
+            let slice = Array(texts[start..<min(start + size, texts.count)])
+            do {
+                vectors += try await send(slice)
+            } catch let error as EmbeddingError {
+                guard case .invalidInput(let indices?) = error.kind else { throw error }
+                throw EmbeddingError(.invalidInput(indices: indices.map { $0 + start }), error.message)
+            }
+        }
+        return vectors
+    }
+}

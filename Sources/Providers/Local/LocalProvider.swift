@@ -58,10 +58,12 @@ public final class LocalProvider: EmbeddingProvider {
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
         guard !texts.isEmpty else { return [] }
-        do {
-            return try await engine.embed(texts, query: mode == .query)
-        } catch {
-            throw EmbeddingError(.retryable, "\(error)")
+        return try await inBatches(texts) { batch in
+            do {
+                return try await engine.embed(batch, query: mode == .query)
+            } catch {
+                throw EmbeddingError(.retryable, "\(error)")
+            }
         }
     }
 

@@ -88,6 +88,11 @@ public final class MockProvider: EmbeddingProvider {
     public var statistics: Statistics { state.withLock { $0.statistics } }
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+        try await inBatches(texts) { try await embedBatch($0) }
+    }
+
+    /// One call to the (pretend) backend.
+    private func embedBatch(_ texts: [String]) async throws -> [[Float]] {
         let (errorRoll, limitRoll) = state.withLock { state in
             state.statistics.calls += 1
             state.statistics.texts += texts.count

@@ -106,6 +106,10 @@ public final class OllamaProvider: EmbeddingProvider {
     }
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+        try await inBatches(texts) { try await embedBatch($0) }
+    }
+
+    private func embedBatch(_ texts: [String]) async throws -> [[Float]] {
         guard !texts.isEmpty else { return [] }
         if let empty = texts.firstIndex(where: \.isEmpty) {
             throw EmbeddingError(.invalidInput(indices: [empty]), "empty input")

@@ -83,8 +83,10 @@ public struct OpenAIProvider: EmbeddingProvider {
     }
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
-        try await http.openAIEmbeddings(baseURL: configuration.baseURL, model: configuration.model, texts: texts, encoding: configuration.encodingFormat,
-                                    dimensions: configuration.dimensions, user: configuration.user)
+        try await inBatches(texts) { batch in
+            try await http.openAIEmbeddings(baseURL: configuration.baseURL, model: configuration.model, texts: batch, encoding: configuration.encodingFormat,
+                                        dimensions: configuration.dimensions, user: configuration.user)
+        }
     }
 
     /// `GET /models`: answers without spending an embedding.

@@ -59,7 +59,7 @@ public struct TogetherProvider: EmbeddingProvider {
     }
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
-        try await http.openAIEmbeddings(baseURL: configuration.baseURL, model: configuration.model, texts: texts)
+        try await inBatches(texts) { try await http.openAIEmbeddings(baseURL: configuration.baseURL, model: configuration.model, texts: $0) }
     }
 
     /// `GET /models`: answers without spending an embedding.
