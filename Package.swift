@@ -81,6 +81,17 @@ let package = Package(
             dependencies: ["EmbedStarCore"],
             path: "Sources/Testing"
         ),
+        // The plugin docs/writing-a-plugin.md builds, kept here so CI builds and tests it.
+        .target(
+            name: "ExampleCompatProvider",
+            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            path: "Examples/CompatProvider/Sources"
+        ),
+        .testTarget(
+            name: "ExampleCompatProviderTests",
+            dependencies: ["ExampleCompatProvider", "EmbedStarCore", "EmbedStarTesting"],
+            path: "Examples/CompatProvider/Tests"
+        ),
         .target(
             name: "EmbedStarLocal",
             dependencies: ["EmbedStarCore"],
@@ -137,6 +148,7 @@ let package = Package(
                 "EmbedStarSQLiteStore",
                 "SurrealClient",
                 "EmbedStarMonitoring",
+                "ExampleCompatProvider",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -92,7 +92,7 @@ private func json(_ text: String) throws -> [String: Any] {
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let providers = lines.drop { $0 != "providers:" }.dropFirst().prefix { $0.hasPrefix("  ") }.map { $0.split(separator: " ")[0] }
         let stores = lines.drop { $0 != "stores:" }.dropFirst().prefix { $0.hasPrefix("  ") }.map { $0.split(separator: " ")[0] }
-        #expect(providers == ["local", "mock", "ollama", "openai", "together"])
+        #expect(providers == ["example-compat", "local", "mock", "ollama", "openai", "together"])
         #expect(stores == ["mock", "sqlite", "surreal"])
     }
 
@@ -126,7 +126,7 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(result.status == 2)
         #expect(result.stderr.contains("unknown provider 'olama'"))
         #expect(result.stderr.contains("did you mean 'ollama'?"))
-        #expect(result.stderr.contains("registered providers: local, mock, ollama, openai, together"))
+        #expect(result.stderr.contains("registered providers: example-compat, local, mock, ollama, openai, together"))
 
         result = try cli.run(["backfill"], environment: ["BATCH_SIZE": "0"])
         #expect(result.status == 2)
