@@ -227,3 +227,44 @@ private func configError(_ body: () throws -> Void) -> ConfigError? {
         #expect(!text.contains("openai"))  // only the selected plugins are shown
     }
 }
+
+@Suite struct ConfigSchemaTests {
+    struct Sample: PluginConfiguration {
+        enum Mode: String, Decodable, Sendable { case fast, slow }
+        var url: String
+        var apiKey: String?
+        var batchSize = 16
+        var ratio = 0.5
+        var mode = Mode.fast
+        var tags: [String] = ["a", "b"]
+        var dimensions: Int?
+
+        enum CodingKeys: String, CodingKey { case url, apiKey = "api_key", batchSize = "batch_size", ratio, mode, tags, dimensions }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            url = try c.decode(String.self, forKey: .url)
+            apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey)
+            batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
+            ratio = try c.decodeIfPresent(Double.self, forKey: .ratio) ?? ratio
+            mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? mode
+            tags = try c.decodeIfPresent([String].self, forKey: .tags) ?? tags
+            dimensions = try c.decodeIfPresent(Int.self, forKey: .dimensions)
+            guard apiKey != nil || !url.contains("hosted") else { throw ConfigError.invalid("api_key", "needed", in: decoder) }
+        }
+    }
+
+    @Test func keysTypesDefaultsAndSecretsComeFromTheType() {
+        let keys = ConfigSchema.describe(Sample.self)
+        #expect(keys.map(\.name) == ["url", "api_key", "batch_size", "ratio", "mode", "tags", "dimensions"])
+        let byName = Dictionary(uniqueKeysWithValues: keys.map { ($0.name, $0) })
+        #expect(byName["url"]?.required == true && byName["url"]?.type == "string" && byName["url"]?.defaultValue == nil)
+        #expect(byName["api_key"]?.secret == true && byName["api_key"]?.required == false)
+        #expect(byName["batch_size"]?.type == "integer" && byName["batch_size"]?.defaultValue == "16")
+        #expect(byName["ratio"]?.type == "number" && byName["ratio"]?.defaultValue == "0.5")
+        #expect(byName["mode"]?.defaultValue == "fast")
+        #expect(byName["tags"]?.type == "list" && byName["tags"]?.defaultValue == "[a, b]")
+        #expect(byName["dimensions"]?.type == "integer" && byName["dimensions"]?.defaultValue == "none")
+        #expect(keys.filter(\.secret).map(\.name) == ["api_key"])
+    }
+}

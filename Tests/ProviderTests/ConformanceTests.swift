@@ -41,6 +41,7 @@ struct ProviderConformanceTests {
             guard fault == nil else { return nil }  // an engine in the process cannot be made to fail
             var configuration = LocalProvider.Configuration()
             configuration.maxBatchSize = 8
+            configuration.threads = 1  // leave a core to the tests running beside this one
             return ProviderUnderTest(try LocalProvider(configuration: configuration, searchFrom: [packageRoot]))
         }.run(check)
     }

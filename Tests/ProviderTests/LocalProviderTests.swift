@@ -7,7 +7,7 @@ import Testing
 
 private let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-private func localProvider(_ yaml: String = "{}") throws -> LocalProvider {
+private func localProvider(_ yaml: String = "threads: 1") throws -> LocalProvider {
     let configuration = try ConfigDecoder().decode(LocalProvider.Configuration.self, from: ConfigNode.parse(yaml: yaml, source: "t"), path: "providers.local")
     return try LocalProvider(configuration: configuration, searchFrom: [packageRoot])
 }

@@ -96,6 +96,33 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(stores == ["mock", "sqlite", "surreal"])
     }
 
+    /// `plugins --verbose` reads the keys off each plugin's configuration type; the README's
+    /// configuration reference must name every one of them under the plugin's heading.
+    @Test func readmeDocumentsEveryKeyOfEveryPlugin() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let result = try cli.run(["plugins", "--verbose"])
+        #expect(result.status == 0)
+        let readme = try String(contentsOf: CLI.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        var section: String?
+        var checked = 0
+        for line in result.stdout.split(separator: "\n").map(String.init) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("      "), !line.hasPrefix("        "), trimmed.hasSuffix(":") || trimmed.hasSuffix("(no keys)") {
+                section = String(trimmed.split(separator: ":")[0])
+                continue
+            }
+            guard line.hasPrefix("        "), let section else { continue }
+            let key = String(trimmed.split(separator: " ")[0])
+            let heading = "### `\(section)`"
+            let body = readme.components(separatedBy: heading).dropFirst().first?.components(separatedBy: "\n### ").first
+            #expect(body != nil, "README has no \(heading) section")
+            #expect(body?.contains("`\(key)`") == true, "README's \(heading) does not document `\(key)`")
+            checked += 1
+        }
+        #expect(checked > 40)
+    }
+
     @Test func shippedConfigurationIsValidInTheDevEnvironmentAndHidesSecrets() throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

@@ -29,7 +29,9 @@ struct RetrievalTests {
         let store = SQLiteStore(directory: folder)
         try await store.prepare()
         try await store.upsert(repos.repos)
-        let provider = try LocalProvider(configuration: LocalProvider.Configuration(), searchFrom: [packageRoot])
+        var providerConfiguration = LocalProvider.Configuration()
+        providerConfiguration.threads = 1  // leave a core to the tests running beside this one
+        let provider = try LocalProvider(configuration: providerConfiguration, searchFrom: [packageRoot])
         var configuration = PipelineConfiguration()
         configuration.batchSize = 64
         configuration.parallelWorkers = 2

@@ -14,7 +14,7 @@ enum DevServer {
             url: "\(scheme)://\(address)", namespace: "test", database: database ?? "t\(UUID().uuidString.prefix(8).lowercased())",
             credentials: .init(user: "root", password: password))
         configuration.poolSize = 2
-        configuration.connectTimeout = .seconds(5)
+        configuration.connectTimeout = .seconds(20)  // generous: the model tests load both cores
         configuration.requestTimeout = .seconds(20)
         return configuration
     }

@@ -1,6 +1,6 @@
 /// Writes the effective configuration back as YAML for `embed-star config`, with secrets hidden.
 public enum ConfigRendering {
-    private static let secretWords = ["key", "pass", "secret", "token", "credential", "auth"]
+    private static let secretWords = ["key", "pass", "secret", "token", "credential", "authorization"]
 
     /// True for keys whose values must never be shown: API keys, passwords, tokens.
     public static func isSecret(_ key: String) -> Bool {

@@ -41,6 +41,8 @@ public struct ProviderFactory: Sendable {
     public let summary: String
     let validate: @Sendable (ConfigNode, String, Bool) throws -> Void
     let build: @Sendable (ConfigNode, String, PluginContext) async throws -> any EmbeddingProvider
+    /// The keys of its configuration section, read off its configuration type.
+    public let keys: @Sendable () -> [ConfigKeyInfo]
 
     public init<Configuration: PluginConfiguration>(
         name: String,
@@ -51,6 +53,7 @@ public struct ProviderFactory: Sendable {
         self.name = name
         self.summary = summary
         validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
+        keys = { ConfigSchema.describe(Configuration.self) }
         build = { node, path, context in try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context) }
     }
 }
@@ -61,6 +64,8 @@ public struct StoreFactory: Sendable {
     public let summary: String
     let validate: @Sendable (ConfigNode, String, Bool) throws -> Void
     let build: @Sendable (ConfigNode, String, PluginContext) async throws -> any RepoStore
+    /// The keys of its configuration section, read off its configuration type.
+    public let keys: @Sendable () -> [ConfigKeyInfo]
 
     public init<Configuration: PluginConfiguration>(
         name: String,
@@ -71,6 +76,7 @@ public struct StoreFactory: Sendable {
         self.name = name
         self.summary = summary
         validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
+        keys = { ConfigSchema.describe(Configuration.self) }
         build = { node, path, context in try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context) }
     }
 }

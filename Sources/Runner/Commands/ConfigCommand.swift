@@ -36,15 +36,36 @@ struct PluginsCommand: AsyncParsableCommand {
         abstract: "List the registered embedding providers and stores."
     )
 
+    @Flag(name: .shortAndLong, help: "Also list each plugin's configuration keys: type, default, required, secret.")
+    var verbose = false
+
     func run() async throws {
         let registry = BuiltInPlugins.registry
         print("providers:")
         for factory in registry.providers.values.sorted(by: { $0.name < $1.name }) {
-            print("  \(factory.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(factory.summary)")
+            show(factory.name, factory.summary, section: "providers", factory.keys)
         }
         print("stores:")
         for factory in registry.stores.values.sorted(by: { $0.name < $1.name }) {
-            print("  \(factory.name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(factory.summary)")
+            show(factory.name, factory.summary, section: "stores", factory.keys)
+        }
+    }
+
+    private func show(_ name: String, _ summary: String, section: String, _ keys: () -> [ConfigKeyInfo]) {
+        print("  \(name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(summary)")
+        guard verbose else { return }
+        let entries = keys()
+        print("      \(section).\(name):" + (entries.isEmpty ? " (no keys)" : ""))
+        let width = max(24, (entries.map(\.name.count).max() ?? 0) + 2)
+        for key in entries {
+            var notes: [String] = []
+            if key.required {
+                notes.append("required")
+            } else {
+                notes.append(key.defaultValue.map { "default \($0)" } ?? "no default")
+            }
+            if key.secret { notes.append("secret") }
+            print("        \(key.name.padding(toLength: width, withPad: " ", startingAt: 0))\(key.type.padding(toLength: 9, withPad: " ", startingAt: 0)) \(notes.joined(separator: ", "))")
         }
     }
 }
