@@ -18,7 +18,7 @@ struct CompatProviderTests {
             if let fault { try await server.inject(fault) }
             var configuration = CompatProvider.Configuration(baseURL: "\(server.root)/v1", model: "multilingual-e5-small-q4")
             configuration.maxBatchSize = 8
-            configuration.timeoutSeconds = 20
+            configuration.timeoutSeconds = 120  // the model is shared by every test running beside this one
             return ProviderUnderTest(CompatProvider(configuration: configuration), embeddingCalls: { try await server.embedCalls() })
         }.run(check)
     }
