@@ -162,6 +162,7 @@ let package = Package(
                 "EmbedStarCore",
                 "EmbedStarMockProvider",
                 "EmbedStarMockStore",
+                "EmbedStarTesting",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             path: "Tests/CoreTests"

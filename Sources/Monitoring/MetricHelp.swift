@@ -14,6 +14,8 @@ enum MetricHelp {
         MetricNames.writeConflicts: "Writes refused because the repo changed or the lease was lost.",
         MetricNames.reposPending: "Repos waiting for an embedding (store count).",
         MetricNames.circuitBreakerState: "Circuit to the provider: 0 closed, 1 open, 2 half-open.",
+        MetricNames.cacheHits: "Texts whose vector came from the embedding cache (no provider call).",
+        MetricNames.cacheMisses: "Texts the embedding cache did not hold.",
         "embed_star_repos_failed": "Repos marked failed (store count).",
         "embed_star_repos_stored": "Repos in the store.",
         "embed_star_repos_embedded": "Repos with a current vector (store count).",

@@ -67,7 +67,8 @@ struct HealthReport: Encodable {
         let (store, provider) = await (storeHealth, providerHealth)
         let activity = state.activity.snapshot
         let stats = state.lastStats
-        let overall = store.status == .down ? "down" : (provider.status == .up && state.isLive ? "up" : "degraded")
+        let circuitClosed = state.components.breaker.map { $0.current == .closed } ?? true
+        let overall = store.status == .down ? "down" : (provider.status == .up && circuitClosed && state.isLive ? "up" : "degraded")
         return HealthReport(
             status: overall,
             version: state.version,
@@ -76,7 +77,7 @@ struct HealthReport: Encodable {
                              detail: store.detail.map(redact)),
             provider: Component(name: state.components.providerName, status: provider.status.rawValue,
                                 latencyMs: provider.latency.map { $0.seconds * 1000 }, detail: provider.detail.map(redact),
-                                model: state.components.model, circuit: "closed"),
+                                model: state.components.model, circuit: state.components.breaker?.current.name ?? "closed"),
             pending: stats?.pending, failed: stats?.failed,
             workers: activity.workers, workersBusy: activity.busyWorkers, live: state.isLive,
             lastSuccessfulWrite: activity.lastSuccessfulWrite.map { $0.formatted(.iso8601) })

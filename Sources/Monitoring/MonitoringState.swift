@@ -14,8 +14,12 @@ public final class MonitoringState: Sendable {
         public var providerName: String
         public var model: String
         public var instanceID: String
+        /// The provider's circuit breaker, for `/health`.
+        public var breaker: CircuitBreaker?
 
-        public init(store: any RepoStore, storeName: String, provider: any EmbeddingProvider, providerName: String, model: String, instanceID: String) {
+        public init(store: any RepoStore, storeName: String, provider: any EmbeddingProvider, providerName: String, model: String, instanceID: String,
+                    breaker: CircuitBreaker? = nil) {
+            self.breaker = breaker
             self.store = store
             self.storeName = storeName
             self.provider = provider
@@ -40,7 +44,8 @@ public final class MonitoringState: Sendable {
         self.livenessTimeout = livenessTimeout
         self.version = version
         Gauge(label: "embed_star_build_info", dimensions: [("version", version), ("provider", components.providerName), ("store", components.storeName)]).record(1)
-        Gauge(label: MetricNames.circuitBreakerState, dimensions: [("provider", components.providerName)]).record(0)
+        Gauge(label: MetricNames.circuitBreakerState, dimensions: [("provider", components.providerName)])
+            .record(components.breaker?.current.gauge ?? 0)
     }
 
     /// Live when the workers went round recently (or have not started yet).

@@ -65,16 +65,14 @@ import Testing
 
 /// Stores that break one promise each, to show the conformance suite catches them.
 @Suite struct BrokenStoreTests {
-    /// Hands out repos that are leased to someone else: it releases every earlier claim first.
-    actor IgnoresLeases: RepoStore {
+    /// Leases for no time at all: every claim hands out repos someone else is working on.
+    struct IgnoresLeases: RepoStore {
         let inner = MockStore()
-        var handedOut: [(RepoID, String)] = []
         func prepare() async throws { try await inner.prepare() }
         func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
-            for (id, owner) in handedOut { try await inner.release([id], owner: owner) }
-            let claimed = try await inner.claimPending(request)
-            handedOut += claimed.map { ($0.repo.id, request.owner) }
-            return claimed
+            var request = request
+            request.leaseDuration = .zero
+            return try await inner.claimPending(request)
         }
         func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
         func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {

@@ -15,4 +15,6 @@ extension MetricNames {
     public static let circuitBreakerState = "embed_star_circuit_breaker_state"
     public static let storeQueryDuration = "embed_star_store_query_duration_seconds"
     public static let storeErrors = "embed_star_store_errors_total"
+    public static let cacheHits = "embed_star_cache_hits_total"
+    public static let cacheMisses = "embed_star_cache_misses_total"
 }

@@ -20,7 +20,8 @@ public final class Pipeline: Sendable {
     private let textBuilder: TextBuilder
     /// What goes before each document text (part of the hashed text).
     public let prefixes: TaskPrefixes
-    private let validator = VectorValidator()
+    /// Rate limiter, circuit breaker, retries, cache and vector checks for the provider.
+    public let protection: ProviderProtection
     private let logger: Logger
     /// Learned from the first vector when the provider could not say; every later vector must match.
     private let learnedDimensions: Mutex<Int?>
@@ -39,6 +40,7 @@ public final class Pipeline: Sendable {
         store: any RepoStore,
         configuration: PipelineConfiguration,
         text: TextConfiguration = TextConfiguration(),
+        protection: ProviderProtection? = nil,
         instanceID: String,
         logger: Logger
     ) async throws -> Pipeline {
@@ -46,13 +48,16 @@ public final class Pipeline: Sendable {
         try await store.prepare()
         let model = try await provider.prepare()
         return try Pipeline(provider: provider, providerName: providerName, store: store, model: model,
-                            configuration: configuration, text: text, instanceID: instanceID, logger: logger)
+                            configuration: configuration, text: text,
+                            protection: protection ?? ProviderProtection(provider: providerName, logger: logger),
+                            instanceID: instanceID, logger: logger)
     }
 
     init(
         provider: any EmbeddingProvider, providerName: String, store: any RepoStore, model: ModelInfo,
-        configuration: PipelineConfiguration, text: TextConfiguration, instanceID: String, logger: Logger
+        configuration: PipelineConfiguration, text: TextConfiguration, protection: ProviderProtection, instanceID: String, logger: Logger
     ) throws {
+        self.protection = protection
         self.provider = provider
         self.providerName = providerName
         self.store = store
@@ -122,6 +127,12 @@ public final class Pipeline: Sendable {
         var failures = 0
         while !stop.isStopped {
             activity.heartbeat()
+            if let open = protection.breaker.openFor, open > .zero {
+                // No provider calls while the circuit is open, and no claims that would only be
+                // handed back: wait for the half-open probe.
+                await stop.sleep(for: min(open, .milliseconds(configuration.pollIntervalMs)))
+                continue
+            }
             let summary: PipelineSummary?
             do {
                 if failures > 0 { try await releaseOrphans() }
@@ -232,22 +243,40 @@ public final class Pipeline: Sendable {
             }
         }
 
-        // The same text is embedded once per batch, whichever repos share it.
+        // The same text is embedded once per batch, whichever repos share it; a text the cache
+        // holds (same hash: same provider, model, dimensions, prefixes and text) not at all.
         var uniqueTexts: [String] = []
+        var uniqueHashes: [String] = []
         var slotOfHash: [String: Int] = [:]
         for item in work where slotOfHash[item.hash] == nil {
             slotOfHash[item.hash] = uniqueTexts.count
             uniqueTexts.append(item.text)
+            uniqueHashes.append(item.hash)
         }
 
-        var results: [Result<[Float], ItemProblem>] = []
-        results.reserveCapacity(uniqueTexts.count)
-        let costs = uniqueTexts.map(provider.tokenCount)
+        var found = [Result<[Float], ItemProblem>?](repeating: nil, count: uniqueTexts.count)
+        var missing: [Int] = []
+        for slot in uniqueTexts.indices {
+            if let vector = protection.cache?.get(uniqueHashes[slot]) {
+                found[slot] = .success(vector)
+                summary.cacheHits += 1
+            } else {
+                missing.append(slot)
+            }
+        }
+        metrics.cache(hits: uniqueTexts.count - missing.count, misses: protection.cache == nil ? 0 : missing.count)
+        let costs = missing.map { provider.tokenCount(uniqueTexts[$0]) }
         let maxCount = max(1, min(configuration.batchSize, model.maxBatchSize))
         let maxTokens = [configuration.maxBatchTokens, model.maxBatchTokens].compactMap { $0 }.min()
         for range in Batcher.split(costs: costs, maxCount: maxCount, maxTokens: maxTokens) {
-            results += try await embedIsolating(Array(uniqueTexts[range]), summary: &summary, log: log)
+            let slots = Array(missing[range])
+            let answers = try await embedIsolating(slots.map { uniqueTexts[$0] }, summary: &summary, log: log)
+            for (slot, answer) in zip(slots, answers) {
+                found[slot] = answer
+                if case .success(let vector) = answer { protection.cache?.put(uniqueHashes[slot], vector) }
+            }
         }
+        let results = found.map { $0! }  // every slot was answered: from the cache or by a call
 
         let now = Date()
         for item in work {
@@ -360,6 +389,9 @@ public final class Pipeline: Sendable {
             case .retryable:
                 return Array(repeating: .failure(ItemProblem(reason: error.description, permanent: false)), count: texts.count)
             }
+        } catch let error as CircuitOpenError {
+            // Not the repos' fault: they go back to the queue without an attempt.
+            return Array(repeating: .failure(ItemProblem(reason: error.description, permanent: false, release: true)), count: texts.count)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -373,40 +405,81 @@ public final class Pipeline: Sendable {
             if learned == nil { learned = vector.count }
             return learned!  // set on the line above when it was nil
         }
-        if let problem = validator.problem(with: vector, expectedDimensions: expected) {
+        if let problem = protection.validator.problem(with: vector, expectedDimensions: expected) {
             metrics.error("invalid_vector")
             return .failure(ItemProblem(reason: "invalid vector from the provider: \(problem)", permanent: false))
         }
         return .success(vector)
     }
 
-    /// A few quick retries for transient faults inside one batch; repo-level retries with
-    /// longer backoff happen through the store's attempt count.
+    /// One provider call with its protection: the circuit must be closed (or this the half-open
+    /// probe), the rate limiter must allow it, transient faults are retried with exponential
+    /// backoff and full jitter within the retry policy's attempts and deadline, and a
+    /// `retry-after` is honoured exactly (no call before it is up) without counting as a failure.
+    /// Repo-level retries with longer delays happen through the store's attempt count.
     private func embedWithRetry(_ texts: [String], summary: inout PipelineSummary, log: Logger) async throws -> [[Float]] {
-        var attempt = 0
+        let clock = protection.clock
+        let breaker = protection.breaker
+        let began = clock.now()
+        let cost = texts.reduce(0) { $0 + provider.tokenCount($1) }
+        var failures = 0
+        var rateLimited = 0
+        var random = SystemRandomNumberGenerator()
         while true {
-            attempt += 1
+            if case .rejected(let retryIn) = breaker.permit() { throw CircuitOpenError(retryIn: retryIn) }
+            do {
+                try await protection.limiter.acquire(cost: cost)
+            } catch {
+                breaker.recordNeutral()
+                throw error
+            }
             summary.providerCalls += 1
             summary.textsSent += texts.count
             let started = ContinuousClock.now
+            let failure: any Error
             do {
                 let vectors = try await provider.embed(texts, mode: .document)
                 metrics.request("ok", duration: ContinuousClock.now - started)
+                breaker.recordSuccess()
                 return vectors
             } catch let error as EmbeddingError {
                 metrics.request(error.label, duration: ContinuousClock.now - started)
-                let wait: Duration
                 switch error.kind {
-                case .retryable: wait = .milliseconds(100 * (1 << attempt))
                 case .rateLimited(let retryAfter):
+                    // Not a failure of the items nor of the circuit: wait exactly as asked.
+                    breaker.recordNeutral()
                     metrics.rateLimited()
-                    wait = min(retryAfter ?? .seconds(1), .seconds(60))
-                default: throw error
+                    let wait = retryAfter ?? .seconds(1)
+                    protection.limiter.pause(for: wait)
+                    rateLimited += 1
+                    // Past the policy's attempts or deadline the repos go back to the queue
+                    // (no attempt counted); the pause still holds every worker's next call.
+                    guard rateLimited < protection.retry.maxAttempts, protection.retry.allows(wait: wait, elapsed: clock.now() - began) else {
+                        throw error
+                    }
+                    log.debug("provider asked to slow down; waiting", metadata: ["retry_after_ms": "\(wait.nanoseconds / 1_000_000)"])
+                    continue
+                case .invalidInput:
+                    breaker.recordSuccess()  // the provider answered; the input is the problem
+                    throw error
+                case .fatal:
+                    breaker.recordNeutral()
+                    throw error
+                case .retryable:
+                    failure = error
                 }
-                guard attempt < 3 else { throw error }
-                log.debug("provider call failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                try await Task.sleep(for: wait)
+            } catch is CancellationError {
+                breaker.recordNeutral()
+                throw CancellationError()
+            } catch {
+                metrics.request("other", duration: ContinuousClock.now - started)
+                failure = error
             }
+            breaker.recordFailure()
+            failures += 1
+            guard let wait = protection.retry.delay(afterAttempt: failures, elapsed: clock.now() - began, using: &random) else { throw failure }
+            log.debug("provider call failed; retrying", metadata: ["error": "\(failure)", "attempt": "\(failures)", "wait_ms": "\(wait.nanoseconds / 1_000_000)"])
+            try await clock.sleep(for: wait)
         }
     }
 }
@@ -419,6 +492,8 @@ private struct PipelineMetrics: Sendable {
     let unchanged: Counter
     let conflicts: Counter
     let rateLimits: Counter
+    let cacheHits: Counter
+    let cacheMisses: Counter
     let batchSize: Recorder
     let duration: Metrics.Timer
 
@@ -430,6 +505,8 @@ private struct PipelineMetrics: Sendable {
         unchanged = Counter(label: MetricNames.unchanged, dimensions: dimensions)
         conflicts = Counter(label: MetricNames.writeConflicts, dimensions: [("provider", provider)])
         rateLimits = Counter(label: MetricNames.rateLimits, dimensions: [("provider", provider)])
+        cacheHits = Counter(label: MetricNames.cacheHits, dimensions: [("provider", provider)])
+        cacheMisses = Counter(label: MetricNames.cacheMisses, dimensions: [("provider", provider)])
         batchSize = Recorder(label: MetricNames.batchSize, dimensions: [("provider", provider)])
         duration = Metrics.Timer(label: MetricNames.embeddingDuration, dimensions: dimensions, preferredDisplayUnit: .seconds)
         // Every error series exists from the start, so rate() alerts see a zero, not a gap.
@@ -457,6 +534,11 @@ private struct PipelineMetrics: Sendable {
     }
 
     func rateLimited() { rateLimits.increment() }
+
+    func cache(hits: Int, misses: Int) {
+        if hits > 0 { cacheHits.increment(by: hits) }
+        if misses > 0 { cacheMisses.increment(by: misses) }
+    }
 
     /// Times a store call (`embed_star_store_query_duration_seconds{operation}`); failures count
     /// in `embed_star_store_errors_total{operation}`.

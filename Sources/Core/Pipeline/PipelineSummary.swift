@@ -17,6 +17,8 @@ public struct PipelineSummary: Sendable, Hashable, Codable {
     public var providerCalls = 0
     /// Texts sent to the provider (after de-duplication).
     public var textsSent = 0
+    /// Texts whose vector came from the cache.
+    public var cacheHits = 0
 
     public init() {}
 
@@ -30,5 +32,6 @@ public struct PipelineSummary: Sendable, Hashable, Codable {
         released += other.released
         providerCalls += other.providerCalls
         textsSent += other.textsSent
+        cacheHits += other.cacheHits
     }
 }

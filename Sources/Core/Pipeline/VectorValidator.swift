@@ -2,6 +2,7 @@
 /// zeros. A vector that fails is never written; the repo is retried.
 public struct VectorValidator: Sendable {
     public var minNorm: Float = 1e-6
+    public var maxNorm: Float = 1e4
     /// The share of exact zeros above which a vector is rejected (real models give almost none).
     public var maxZeroFraction: Double = 0.5
 
@@ -20,7 +21,9 @@ public struct VectorValidator: Sendable {
             sumOfSquares += value * value
             if value == 0 { zeros += 1 }
         }
-        if sumOfSquares.squareRoot() < minNorm { return "vector has zero norm" }
+        let norm = sumOfSquares.squareRoot()
+        if norm < minNorm { return "vector has zero norm" }
+        if norm > maxNorm { return "vector norm \(norm) is above \(maxNorm)" }
         if vector.count >= 8, Double(zeros) / Double(vector.count) > maxZeroFraction {
             return "vector is mostly zeros (\(zeros) of \(vector.count))"
         }

@@ -10,6 +10,9 @@ public struct Runtime: Sendable {
     public let store: any RepoStore
     public let instanceID: String
     public let logger: Logger
+    /// The provider's rate limiter, circuit breaker, retries and cache; the provider feeds the
+    /// limiter its rate-limit headers.
+    public let protection: ProviderProtection
 
     public static func build(_ configuration: LoadedConfiguration, registry: PluginRegistry, logger: Logger) async throws -> Runtime {
         let unclaimed = try registry.validate(configuration)
@@ -17,10 +20,13 @@ public struct Runtime: Sendable {
             logger.debug("configuration section has no registered plugin; ignored", metadata: ["section": "\(section)"])
         }
         let instanceID = configuration.settings.pipeline.instanceID ?? Self.defaultInstanceID()
-        let context = PluginContext(logger: logger, directory: configuration.directory, instanceID: instanceID)
+        let protection = ProviderProtection(configuration.settings.resilience, provider: configuration.settings.provider, logger: logger)
+        let context = PluginContext(logger: logger, directory: configuration.directory, instanceID: instanceID,
+                                    rateLimitObserver: { protection.limiter.observe($0) })
         let provider = try await registry.makeProvider(configuration, context: context)
         let store = try await registry.makeStore(configuration, context: context)
-        return Runtime(configuration: configuration, provider: provider, store: store, instanceID: instanceID, logger: logger)
+        return Runtime(configuration: configuration, provider: provider, store: store, instanceID: instanceID, logger: logger,
+                       protection: protection)
     }
 
     /// Prepares store and provider and returns a pipeline over them.
@@ -30,7 +36,7 @@ public struct Runtime: Sendable {
         pipelineLogger[metadataKey: "instance"] = "\(instanceID)"
         return try await Pipeline.start(
             provider: provider, providerName: settings.provider, store: store,
-            configuration: settings.pipeline, text: settings.text, instanceID: instanceID, logger: pipelineLogger)
+            configuration: settings.pipeline, text: settings.text, protection: protection, instanceID: instanceID, logger: pipelineLogger)
     }
 
     /// The model identity this configuration embeds with, as the pipeline computes it (the

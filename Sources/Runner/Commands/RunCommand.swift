@@ -23,7 +23,8 @@ struct RunCommand: AsyncParsableCommand {
             if settings.monitoring.enabled {
                 let state = MonitoringState(
                     components: .init(store: runtime.store, storeName: settings.store, provider: runtime.provider,
-                                      providerName: settings.provider, model: pipeline.modelIdentity, instanceID: runtime.instanceID),
+                                      providerName: settings.provider, model: pipeline.modelIdentity, instanceID: runtime.instanceID,
+                                      breaker: pipeline.protection.breaker),
                     activity: pipeline.activity, registry: registry, livenessTimeout: .seconds(settings.monitoring.livenessTimeoutSeconds))
                 others.append(MonitoringServer.application(state, configuration: settings.monitoring, logger: logger))
                 others.append(StatsRefresher(state: state, interval: .seconds(settings.monitoring.statsIntervalSeconds)))

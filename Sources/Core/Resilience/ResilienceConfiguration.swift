@@ -1,0 +1,162 @@
+/// `resilience:` in plugins.yaml: how the provider is protected and its answers checked.
+public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
+    public struct RateLimit: Decodable, Sendable, Hashable {
+        /// Unset: unlimited until the provider's `x-ratelimit-*` headers say otherwise.
+        public var requestsPerMinute: Int?
+        public var tokensPerMinute: Int?
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey { case requestsPerMinute = "requests_per_minute", tokensPerMinute = "tokens_per_minute" }
+    }
+
+    public struct Breaker: Decodable, Sendable, Hashable {
+        public var failureThreshold = 5
+        public var failureRate = 0.5
+        public var minimumRequests = 10
+        public var windowSeconds = 60.0
+        public var openSeconds = 30.0
+        public var halfOpenProbes = 1
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case failureThreshold = "failure_threshold", failureRate = "failure_rate", minimumRequests = "minimum_requests"
+            case windowSeconds = "window_seconds", openSeconds = "open_seconds", halfOpenProbes = "half_open_probes"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Breaker()
+            failureThreshold = try c.decodeIfPresent(Int.self, forKey: .failureThreshold) ?? d.failureThreshold
+            failureRate = try c.decodeIfPresent(Double.self, forKey: .failureRate) ?? d.failureRate
+            minimumRequests = try c.decodeIfPresent(Int.self, forKey: .minimumRequests) ?? d.minimumRequests
+            windowSeconds = try c.decodeIfPresent(Double.self, forKey: .windowSeconds) ?? d.windowSeconds
+            openSeconds = try c.decodeIfPresent(Double.self, forKey: .openSeconds) ?? d.openSeconds
+            halfOpenProbes = try c.decodeIfPresent(Int.self, forKey: .halfOpenProbes) ?? d.halfOpenProbes
+            func fail(_ key: CodingKeys, _ rule: String) -> ConfigError { .invalid(key.rawValue, rule, in: decoder) }
+            guard failureThreshold >= 1 else { throw fail(.failureThreshold, "must be at least 1") }
+            guard failureRate > 0, failureRate <= 1 else { throw fail(.failureRate, "must be more than 0 and at most 1") }
+            guard minimumRequests >= 1 else { throw fail(.minimumRequests, "must be at least 1") }
+            guard windowSeconds > 0, openSeconds > 0 else { throw fail(.openSeconds, "window and open times must be positive") }
+            guard halfOpenProbes >= 1 else { throw fail(.halfOpenProbes, "must be at least 1") }
+        }
+
+        public var settings: CircuitBreakerState.Settings {
+            var settings = CircuitBreakerState.Settings()
+            settings.failureThreshold = failureThreshold
+            settings.failureRate = failureRate
+            settings.minimumRequests = minimumRequests
+            settings.window = .seconds(windowSeconds)
+            settings.openDuration = .seconds(openSeconds)
+            settings.halfOpenProbes = halfOpenProbes
+            return settings
+        }
+    }
+
+    public struct Retry: Decodable, Sendable, Hashable {
+        public var maxAttempts = 4
+        public var baseDelayMs = 250
+        public var maxDelayMs = 10_000
+        public var deadlineSeconds = 120.0
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case maxAttempts = "max_attempts", baseDelayMs = "base_delay_ms", maxDelayMs = "max_delay_ms", deadlineSeconds = "deadline_seconds"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Retry()
+            maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
+            baseDelayMs = try c.decodeIfPresent(Int.self, forKey: .baseDelayMs) ?? d.baseDelayMs
+            maxDelayMs = try c.decodeIfPresent(Int.self, forKey: .maxDelayMs) ?? d.maxDelayMs
+            deadlineSeconds = try c.decodeIfPresent(Double.self, forKey: .deadlineSeconds) ?? d.deadlineSeconds
+            guard maxAttempts >= 1 else { throw ConfigError.invalid(CodingKeys.maxAttempts.rawValue, "must be at least 1", in: decoder) }
+            guard baseDelayMs >= 0, maxDelayMs >= baseDelayMs else {
+                throw ConfigError.invalid(CodingKeys.maxDelayMs.rawValue, "delays must be zero or more, max at least base", in: decoder)
+            }
+            guard deadlineSeconds > 0 else { throw ConfigError.invalid(CodingKeys.deadlineSeconds.rawValue, "must be positive", in: decoder) }
+        }
+
+        public var policy: RetryPolicy {
+            var policy = RetryPolicy()
+            policy.maxAttempts = maxAttempts
+            policy.baseDelay = .milliseconds(baseDelayMs)
+            policy.maxDelay = .milliseconds(maxDelayMs)
+            policy.deadline = .seconds(deadlineSeconds)
+            return policy
+        }
+    }
+
+    public struct Cache: Decodable, Sendable, Hashable {
+        /// 0 turns the cache off.
+        public var maxBytes = 64 << 20
+        public var ttlSeconds = 86_400.0
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey { case maxBytes = "max_bytes", ttlSeconds = "ttl_seconds" }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            maxBytes = try c.decodeIfPresent(Int.self, forKey: .maxBytes) ?? Cache().maxBytes
+            ttlSeconds = try c.decodeIfPresent(Double.self, forKey: .ttlSeconds) ?? Cache().ttlSeconds
+            guard maxBytes >= 0 else { throw ConfigError.invalid(CodingKeys.maxBytes.rawValue, "must not be negative", in: decoder) }
+            guard ttlSeconds > 0 else { throw ConfigError.invalid(CodingKeys.ttlSeconds.rawValue, "must be positive", in: decoder) }
+        }
+    }
+
+    public struct Validation: Decodable, Sendable, Hashable {
+        public var minNorm = 1e-6
+        /// Real embedding models give unit vectors or close; a norm far off means garbage.
+        public var maxNorm = 1e4
+        public var maxZeroFraction = 0.5
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey { case minNorm = "min_norm", maxNorm = "max_norm", maxZeroFraction = "max_zero_fraction" }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Validation()
+            minNorm = try c.decodeIfPresent(Double.self, forKey: .minNorm) ?? d.minNorm
+            maxNorm = try c.decodeIfPresent(Double.self, forKey: .maxNorm) ?? d.maxNorm
+            maxZeroFraction = try c.decodeIfPresent(Double.self, forKey: .maxZeroFraction) ?? d.maxZeroFraction
+            guard minNorm >= 0, maxNorm > minNorm else { throw ConfigError.invalid(CodingKeys.maxNorm.rawValue, "must be more than min_norm", in: decoder) }
+            guard (0...1).contains(maxZeroFraction) else {
+                throw ConfigError.invalid(CodingKeys.maxZeroFraction.rawValue, "must be between 0 and 1", in: decoder)
+            }
+        }
+
+        public var validator: VectorValidator {
+            var validator = VectorValidator()
+            validator.minNorm = Float(minNorm)
+            validator.maxNorm = Float(maxNorm)
+            validator.maxZeroFraction = maxZeroFraction
+            return validator
+        }
+    }
+
+    public var rateLimit = RateLimit()
+    public var circuitBreaker = Breaker()
+    public var retry = Retry()
+    public var cache = Cache()
+    public var validation = Validation()
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case rateLimit = "rate_limit", circuitBreaker = "circuit_breaker", retry, cache, validation
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        rateLimit = try c.decodeIfPresent(RateLimit.self, forKey: .rateLimit) ?? RateLimit()
+        circuitBreaker = try c.decodeIfPresent(Breaker.self, forKey: .circuitBreaker) ?? Breaker()
+        retry = try c.decodeIfPresent(Retry.self, forKey: .retry) ?? Retry()
+        cache = try c.decodeIfPresent(Cache.self, forKey: .cache) ?? Cache()
+        validation = try c.decodeIfPresent(Validation.self, forKey: .validation) ?? Validation()
+    }
+}

@@ -1,0 +1,212 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import EmbedStarTesting
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// The limiter, breaker, retry policy and cache as state machines on a hand-moved clock.
+@Suite struct RateLimiterTests {
+    @Test func requestsPerMinuteSpaceCallsOutAfterTheBurst() {
+        var budget = RateLimitBudget(requestsPerMinute: 60, tokensPerMinute: nil, now: .zero)
+        for _ in 0..<60 { #expect(budget.reserve(cost: 1, now: .zero) == .zero) }  // a minute's budget at once
+        #expect(budget.reserve(cost: 1, now: .zero) == .seconds(1))
+        #expect(budget.reserve(cost: 1, now: .zero) == .seconds(2))
+        // Time refills the bucket: 10 s later the two booked requests are paid for and 8 are free.
+        for _ in 0..<8 { #expect(budget.reserve(cost: 1, now: .seconds(10)) == .zero) }
+        #expect(budget.reserve(cost: 1, now: .seconds(10)) > .zero)
+    }
+
+    @Test func tokensPerMinuteWaitForTheirCost() {
+        var budget = RateLimitBudget(requestsPerMinute: nil, tokensPerMinute: 6_000, now: .zero)
+        #expect(budget.reserve(cost: 6_000, now: .zero) == .zero)
+        #expect(budget.reserve(cost: 1_000, now: .zero) == .seconds(10))
+        // A batch above a minute's budget waits for a full bucket, never forever.
+        var small = RateLimitBudget(requestsPerMinute: nil, tokensPerMinute: 100, now: .zero)
+        #expect(small.reserve(cost: 5_000, now: .zero) == .zero)
+        #expect(small.reserve(cost: 5_000, now: .zero) == .seconds(60))
+    }
+
+    @Test func retryAfterPausesEverythingUntilItIsUp() {
+        var budget = RateLimitBudget(requestsPerMinute: nil, tokensPerMinute: nil, now: .zero)
+        budget.pause(for: .seconds(2), now: .seconds(5))
+        #expect(budget.reserve(cost: 1, now: .seconds(5)) == .seconds(2))
+        #expect(budget.reserve(cost: 1, now: .milliseconds(6_500)) == .milliseconds(500))
+        #expect(budget.reserve(cost: 1, now: .seconds(7)) == .zero)
+    }
+
+    @Test func headersSetLimitsAndPauseWhenNothingRemains() {
+        var budget = RateLimitBudget(requestsPerMinute: nil, tokensPerMinute: nil, now: .zero)
+        var hint = RateLimitHint(provider: "openai")
+        hint.requestsLimit = 120
+        hint.requestsRemaining = 1
+        budget.adapt(hint, now: .zero)
+        #expect(budget.requestsPerMinute == 120)
+        #expect(budget.reserve(cost: 1, now: .zero) == .zero)
+        #expect(budget.reserve(cost: 1, now: .zero) == .milliseconds(500))  // 120/min: one every 0.5 s
+        hint.requestsRemaining = 0
+        hint.requestsReset = .seconds(7)
+        budget.adapt(hint, now: .seconds(1))
+        #expect(budget.reserve(cost: 1, now: .seconds(1)) >= .seconds(7))
+    }
+
+    @Test func theLimiterSleepsOnItsClock() async throws {
+        let clock = ManualClock()
+        let limiter = RateLimiter(requestsPerMinute: 2, tokensPerMinute: nil, clock: clock)
+        for _ in 0..<3 { try await limiter.acquire(cost: 1) }
+        #expect(clock.slept.filter { $0 > .zero } == [.seconds(30)])
+        #expect(clock.now() == .seconds(30))
+    }
+}
+
+@Suite struct CircuitBreakerTests {
+    func breaker(threshold: Int = 3, rate: Double = 0.5, minimum: Int = 10, probes: Int = 1) -> CircuitBreakerState {
+        var settings = CircuitBreakerState.Settings()
+        settings.failureThreshold = threshold
+        settings.failureRate = rate
+        settings.minimumRequests = minimum
+        settings.openDuration = .seconds(30)
+        settings.window = .seconds(60)
+        settings.halfOpenProbes = probes
+        return CircuitBreakerState(settings: settings)
+    }
+
+    @Test func opensAfterConsecutiveFailuresAndRejectsWhileOpen() {
+        var b = breaker()
+        for second in 0..<2 {
+            #expect(b.permit(now: .seconds(second)) == .allowed)
+            b.recordFailure(now: .seconds(second))
+        }
+        #expect(b.state == .closed)
+        b.recordFailure(now: .seconds(2))
+        #expect(b.state == .open(until: .seconds(32)))
+        #expect(b.state.gauge == 1)
+        #expect(b.permit(now: .seconds(12)) == .rejected(retryIn: .seconds(20)))
+    }
+
+    @Test func aSuccessResetsTheConsecutiveCount() {
+        var b = breaker()
+        b.recordFailure(now: .zero)
+        b.recordFailure(now: .zero)
+        b.recordSuccess(now: .zero)
+        b.recordFailure(now: .zero)
+        b.recordFailure(now: .zero)
+        #expect(b.state == .closed)
+    }
+
+    @Test func opensOnTheFailureRateOverTheMinimumOfRequests() {
+        var b = breaker(threshold: 100, rate: 0.5, minimum: 10)
+        for i in 0..<9 {
+            if i.isMultiple(of: 2) { b.recordFailure(now: .seconds(i)) } else { b.recordSuccess(now: .seconds(i)) }
+        }
+        #expect(b.state == .closed)  // 5 of 9: under the minimum of requests
+        b.recordFailure(now: .seconds(9))
+        #expect(b.state == .open(until: .seconds(39)))  // 6 of 10
+        // Old outcomes leave the window.
+        var c = breaker(threshold: 100, rate: 0.5, minimum: 4)
+        c.recordFailure(now: .zero)
+        c.recordFailure(now: .zero)
+        c.recordSuccess(now: .seconds(100))
+        c.recordSuccess(now: .seconds(100))
+        c.recordFailure(now: .seconds(100))
+        #expect(c.state == .closed)
+    }
+
+    @Test func halfOpenProbesCloseOrReopen() {
+        var b = breaker(threshold: 1, probes: 2)
+        b.recordFailure(now: .zero)
+        #expect(b.permit(now: .seconds(30)) == .allowed)
+        #expect(b.state == .halfOpen(inFlight: 1, succeeded: 0))
+        #expect(b.state.gauge == 2)
+        #expect(b.permit(now: .seconds(30)) == .allowed)
+        #expect(b.permit(now: .seconds(30)) == .rejected(retryIn: .milliseconds(100)))  // only two probes
+        b.recordSuccess(now: .seconds(31))
+        #expect(b.state == .halfOpen(inFlight: 1, succeeded: 1))
+        b.recordSuccess(now: .seconds(31))
+        #expect(b.state == .closed)
+
+        b.recordFailure(now: .seconds(40))
+        #expect(b.permit(now: .seconds(70)) == .allowed)
+        b.recordFailure(now: .seconds(71))
+        #expect(b.state == .open(until: .seconds(101)))
+    }
+
+    @Test func neutralAnswersFreeTheProbeWithoutDeciding() {
+        var b = breaker(threshold: 1)
+        b.recordFailure(now: .zero)
+        #expect(b.permit(now: .seconds(30)) == .allowed)
+        b.recordNeutral()  // a 429: the provider is up but busy
+        #expect(b.state == .halfOpen(inFlight: 0, succeeded: 0))
+        #expect(b.permit(now: .seconds(31)) == .allowed)
+    }
+}
+
+@Suite struct RetryPolicyTests {
+    @Test func fullJitterStaysUnderTheCappedExponentialStep() {
+        var policy = RetryPolicy()
+        policy.maxAttempts = 10
+        policy.baseDelay = .milliseconds(100)
+        policy.maxDelay = .seconds(2)
+        policy.deadline = .seconds(3600)
+        var random = SeededRandom(seed: 9)
+        for attempt in 1..<10 {
+            let cap = min(Duration.seconds(2), .milliseconds(100) * (1 << (attempt - 1)))
+            var waits: [Duration] = []
+            for _ in 0..<200 { waits.append(policy.delay(afterAttempt: attempt, elapsed: .zero, using: &random)!) }
+            #expect(waits.allSatisfy { $0 >= .zero && $0 <= cap })
+            // Full jitter: spread over the whole range, not clustered at the cap.
+            #expect(waits.min()! < cap / 4 && waits.max()! > cap * 3 / 4)
+        }
+    }
+
+    @Test func attemptsAndTheDeadlineBoundIt() {
+        var policy = RetryPolicy()
+        policy.maxAttempts = 3
+        policy.baseDelay = .seconds(1)
+        policy.maxDelay = .seconds(1)
+        policy.deadline = .seconds(10)
+        var random = SeededRandom(seed: 1)
+        #expect(policy.delay(afterAttempt: 2, elapsed: .zero, using: &random) != nil)
+        #expect(policy.delay(afterAttempt: 3, elapsed: .zero, using: &random) == nil)
+        #expect(policy.delay(afterAttempt: 1, elapsed: .seconds(10), using: &random) == nil)
+        #expect(policy.allows(wait: .seconds(2), elapsed: .seconds(7)))
+        #expect(!policy.allows(wait: .seconds(4), elapsed: .seconds(7)))
+    }
+}
+
+@Suite struct EmbeddingCacheTests {
+    @Test func hitsMissesLeastRecentlyUsedAndTheByteBound() {
+        let clock = ManualClock()
+        let vector = [Float](repeating: 0.5, count: 100)
+        let one = EmbeddingCache.costForTests(key: "k0", vector: vector)
+        let cache = EmbeddingCache(maxBytes: one * 3, ttl: .seconds(60), clock: clock)
+        for key in ["k0", "k1", "k2"] { cache.put(key, vector) }
+        #expect(cache.get("k0") == vector)  // k0 is now the most recent
+        cache.put("k3", vector)  // evicts k1, the least recently used
+        #expect(cache.get("k1") == nil)
+        #expect(cache.get("k2") != nil && cache.get("k3") != nil && cache.get("k0") != nil)
+        let stats = cache.statistics
+        #expect(stats.entries == 3 && stats.bytes <= one * 3)
+        #expect(stats.hits == 4 && stats.misses == 1)
+    }
+
+    @Test func entriesExpire() {
+        let clock = ManualClock()
+        let cache = EmbeddingCache(maxBytes: 1 << 20, ttl: .seconds(60), clock: clock)
+        cache.put("k", [1, 2, 3])
+        clock.advance(by: .seconds(59))
+        #expect(cache.get("k") != nil)
+        clock.advance(by: .seconds(2))
+        #expect(cache.get("k") == nil)
+        #expect(cache.statistics.entries == 0)
+    }
+
+    @Test func anEntryLargerThanTheBoundIsNotKept() {
+        let cache = EmbeddingCache(maxBytes: 100, ttl: .seconds(60), clock: ManualClock())
+        cache.put("big", [Float](repeating: 1, count: 1_000))
+        #expect(cache.get("big") == nil)
+        #expect(cache.statistics.bytes == 0)
+    }
+}
