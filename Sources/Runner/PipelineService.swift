@@ -1,4 +1,6 @@
+import Dispatch
 import EmbedStarCore
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -38,6 +40,38 @@ struct PipelineService: Service {
         configuration.maximumGracefulShutdownDuration = .seconds(30)
         configuration.maximumCancellationDuration = .seconds(5)
         let group = ServiceGroup(configuration: configuration)
+        let impatience = SecondSignal(logger: logger)
+        defer { impatience.cancel() }
         try await group.run()
+    }
+}
+
+/// A second SIGTERM or SIGINT during a graceful shutdown ends the process at once (exit status
+/// 128 + the signal), as a user pressing Ctrl-C twice expects. Nothing is corrupted: every
+/// store write is one transaction that either happened or did not; the leases of unfinished
+/// repos run out and the repos are claimed again.
+final class SecondSignal: @unchecked Sendable {  // the sources are only touched on `queue`
+    private let queue = DispatchQueue(label: "embed-star.signals")
+    private var sources: [any DispatchSourceSignal] = []
+    private var seen = 0
+
+    init(logger: Logger) {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)  // delivered to the dispatch sources instead of killing the process
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [unowned self] in
+                seen += 1
+                guard seen >= 2 else { return }
+                logger.warning("second signal: stopping at once; unfinished repos stay pending until their leases run out",
+                               metadata: ["signal": "\(number)"])
+                exit(128 + number)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func cancel() {
+        queue.sync { sources.forEach { $0.cancel() } }
     }
 }

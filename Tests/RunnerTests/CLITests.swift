@@ -222,6 +222,83 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(try json(status.stdout)["embedded"] as? Int == 50)
     }
 
+    /// A slow provider, so a signal lands while batches are in flight; SQLite, so what the
+    /// process left behind can be read after it is gone.
+    static let slowSQLiteConfig = """
+        provider: mock
+        store: sqlite
+        monitoring:
+          port: 0
+        pipeline:
+          batch_size: 10
+          parallel_workers: 2
+          poll_interval_ms: 50
+        providers:
+          mock:
+            dimensions: 16
+            latency_ms: 3000
+        stores:
+          sqlite:
+            path: stars.sqlite
+        """
+
+    /// Starts `embed-star run` on 100 repos and returns once two batches are in flight.
+    func startSlowRun(_ cli: CLI) throws -> (Process, Pipe) {
+        try cli.write("plugins.yaml", Self.slowSQLiteConfig)
+        _ = try cli.run(["seed", "--count", "100", "--format", "github", "--out", "stars.json"])
+        #expect(try cli.run(["import", "stars.json"]).status == 0)
+        let (process, _, err) = try cli.start(["run"], environment: ["LOG_LEVEL": "debug"])
+        var log = ""
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !log.contains("embed-star running"), ContinuousClock.now < deadline {
+            log += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        Thread.sleep(forTimeInterval: 1)  // both workers have claimed and are waiting on the provider
+        return (process, err)
+    }
+
+    @Test func sigtermMidBatchFinishesTheBatchesInFlightAndLeavesTheRestPending() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let (process, err) = try startSlowRun(cli)
+        let signalled = ContinuousClock.now
+        kill(process.processIdentifier, SIGTERM)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(log)")
+        #expect(ContinuousClock.now - signalled < .seconds(10), "the shutdown deadline is 30 s, the batches need 2 more")
+        let stats = try json(try cli.run(["status", "--json"]).stdout)
+        #expect(stats["embedded"] as? Int == 20, "the two batches in flight finish: \(stats)")
+        #expect(stats["pending"] as? Int == 80)
+        #expect(stats["leased"] as? Int == 0, "nothing stays claimed")
+    }
+
+    @Test func aSecondSignalExitsAtOnceWithoutCorruptingAnything() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let (process, err) = try startSlowRun(cli)
+        kill(process.processIdentifier, SIGTERM)
+        Thread.sleep(forTimeInterval: 0.3)
+        let signalled = ContinuousClock.now
+        kill(process.processIdentifier, SIGTERM)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(ContinuousClock.now - signalled < .seconds(1.5), "the batches in flight still needed about 1.7 s")
+        #expect(process.terminationStatus == 128 + SIGTERM, "\(log)")
+        #expect(log.contains("second signal"))
+        let stats = try json(try cli.run(["status", "--json"]).stdout)
+        #expect(stats["embedded"] as? Int == 0)
+        #expect(stats["pending"] as? Int == 100, "every repo is still there and pending: \(stats)")
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        check.arguments = [cli.folder.appendingPathComponent("stars.sqlite").path, "PRAGMA integrity_check; SELECT count(*) FROM repo_vector;"]
+        let out = Pipe()
+        check.standardOutput = out
+        try check.run()
+        check.waitUntilExit()
+        #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "ok\n0\n")
+    }
+
     @Test func runFatalProviderErrorExitsOneAndLosesNothing() throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
