@@ -142,9 +142,15 @@ func pipeline(
         let entry = try #require(await store.entry(poison.id))
         #expect(entry.failed)
         #expect(entry.embedding == nil)
-        #expect(entry.lastError?.contains("rejected by the provider") == true)
+        #expect(entry.lastError?.contains("rejected by the provider: mock provider rejects 1 input(s)") == true)
+        // Each attempt is counted; the repo leaves the queue at max_attempts (5), not before.
+        #expect(entry.attempts == 5)
         let stats = try await store.stats(model: "mock/mock-embed@32")
         #expect(stats.failed == 1 && stats.embedded == repos.count - 1 && stats.pending == 0)
+        // retry-failed puts it back in the queue with its attempts cleared.
+        #expect(try await store.resetFailed() == 1)
+        #expect(try await store.stats(model: "mock/mock-embed@32").pending == 1)
+        #expect(await store.entry(poison.id)?.attempts == 0)
     }
 
     /// A provider that rejects a bad input without saying which one: the batch is bisected.

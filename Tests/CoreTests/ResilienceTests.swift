@@ -210,3 +210,122 @@ import Testing
         #expect(cache.statistics.bytes == 0)
     }
 }
+
+/// The pipeline with its protection on a hand-moved clock: outages and rate-limit storms play
+/// out in milliseconds of real time.
+@Suite struct PipelineResilienceTests {
+    /// The mock provider behind a switch, recording when (on the test clock) each call came.
+    final class Flaky: EmbeddingProvider {
+        let inner = mockProvider()
+        let clock: ManualClock
+        let state = Mutex<(down: Bool, rateLimits: Int, calls: [(at: Duration, answer: String)])>((false, 0, []))
+        var model: ModelInfo { inner.model }
+
+        init(clock: ManualClock) { self.clock = clock }
+
+        func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+            let now = clock.now()
+            let answer = state.withLock { state -> String in
+                let answer = state.down ? "503" : state.rateLimits > 0 ? "429" : "ok"
+                if answer == "429" { state.rateLimits -= 1 }
+                state.calls.append((now, answer))
+                return answer
+            }
+            switch answer {
+            case "503": throw EmbeddingError(.retryable, "503 Service Unavailable")
+            case "429": throw EmbeddingError(.rateLimited(retryAfter: .seconds(2)), "429 Too Many Requests")
+            default: return try await inner.embed(texts, mode: mode)
+            }
+        }
+
+        func health() async -> ComponentHealth { .up }
+        var calls: [(at: Duration, answer: String)] { state.withLock { $0.calls } }
+    }
+
+    func protection(_ clock: ManualClock) -> ProviderProtection {
+        var configuration = ResilienceConfiguration()
+        configuration.retry.maxAttempts = 2
+        configuration.circuitBreaker.failureThreshold = 3
+        configuration.circuitBreaker.openSeconds = 30
+        return ProviderProtection(configuration, provider: "flaky", clock: clock)
+    }
+
+    @Test func anOutageOpensTheCircuitFailsNoRepoAndTheBackfillFinishesWhenTheProviderIsBack() async throws {
+        let clock = ManualClock()
+        let provider = Flaky(clock: clock)
+        provider.state.withLock { $0.down = true }
+        let repos = SyntheticRepos.generate(count: 200, seed: 12)
+        let store = MockStore(repos: repos)
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 20
+        configuration.parallelWorkers = 2
+        configuration.retryDelayMs = 0
+        configuration.pollIntervalMs = 20
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
+                                                protection: protection(clock), instanceID: "outage", logger: Logger(label: "test"))
+        let backfill = Task { try await pipeline.backfill() }
+        try await waitUntil { if case .open = pipeline.protection.breaker.current { true } else { false } }
+        let callsWhenOpened = provider.calls.count
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(provider.calls.count == callsWhenOpened, "no provider call while the circuit is open")
+        #expect(try await store.stats(model: pipeline.modelIdentity).failed == 0)
+
+        provider.state.withLock { $0.down = false }
+        clock.advance(by: .seconds(31))  // the open period ends: one probe, then closed
+        let summary = try await backfill.value
+        #expect(pipeline.protection.breaker.current == .closed)
+        let stats = try await store.stats(model: pipeline.modelIdentity)
+        #expect(stats == StoreStats(total: 200, embedded: 200, pending: 0, failed: 0, leased: 0))
+        #expect(summary.failed == 0)
+        // After the outage the calls succeed; the failures all came before the circuit opened.
+        let failedCalls = provider.calls.filter { $0.answer == "503" }.count
+        #expect(failedCalls == callsWhenOpened, "\(failedCalls) failed calls, \(callsWhenOpened) before it opened")
+    }
+
+    @Test func aRateLimitStormIsWaitedOutExactlyAndTheBackfillCompletes() async throws {
+        let clock = ManualClock()
+        let provider = Flaky(clock: clock)
+        provider.state.withLock { $0.rateLimits = 6 }
+        let repos = SyntheticRepos.generate(count: 60, seed: 13)
+        let store = MockStore(repos: repos)
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 10
+        configuration.parallelWorkers = 2
+        configuration.retryDelayMs = 0
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
+                                                protection: protection(clock), instanceID: "storm", logger: Logger(label: "test"))
+        let summary = try await pipeline.backfill()
+        #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 60)
+        #expect(summary.failed == 0 && summary.retrying == 0)
+        let calls = provider.calls
+        #expect(calls.filter { $0.answer == "429" }.count == 6)
+        // No call, from any worker, before the 2 s a 429 asked for were up.
+        for (index, call) in calls.enumerated() where call.answer == "429" {
+            for later in calls[(index + 1)...] {
+                #expect(later.at >= call.at + .seconds(2), "a call at \(later.at) came before the retry-after of the 429 at \(call.at) was up")
+            }
+        }
+        #expect(pipeline.protection.breaker.current == .closed, "rate limits are not failures of the circuit")
+    }
+
+    @Test func theCacheSparesTheProviderATextItHasEmbedded() async throws {
+        let repos = SyntheticRepos.generate(count: 30, seed: 14)
+        let provider = mockProvider()
+        let protection = ProviderProtection(provider: "mock")
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 10
+        let first = MockStore(repos: repos)
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "mock", store: first, configuration: configuration,
+                                                protection: protection, instanceID: "cache", logger: Logger(label: "test"))
+        _ = try await pipeline.backfill()
+        let callsAfterFirst = provider.statistics.texts
+        // The same repos in a second store: same texts, same model, all from the cache.
+        let again = try await Pipeline.start(provider: provider, providerName: "mock", store: MockStore(repos: repos), configuration: configuration,
+                                             protection: protection, instanceID: "cache2", logger: Logger(label: "test"))
+        let summary = try await again.backfill()
+        #expect(summary.embedded == 30)
+        #expect(summary.cacheHits == 30)
+        #expect(provider.statistics.texts == callsAfterFirst, "no text was sent twice")
+        #expect(protection.cache?.statistics.hits == 30)
+    }
+}

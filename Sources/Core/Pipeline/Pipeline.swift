@@ -374,12 +374,12 @@ public final class Pipeline: Sendable {
                 let bad = Set(indices)
                 let rest = texts.indices.filter { !bad.contains($0) }
                 let restResults = try await embedIsolating(rest.map { texts[$0] }, summary: &summary, log: log)
-                var results = Array(repeating: Result<[Float], ItemProblem>.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: true)), count: texts.count)
+                var results = Array(repeating: Result<[Float], ItemProblem>.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: false)), count: texts.count)
                 for (position, index) in rest.enumerated() { results[index] = restResults[position] }
                 return results
             case .invalidInput:
                 if texts.count == 1 {
-                    return [.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: true))]
+                    return [.failure(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: false))]
                 }
                 let middle = texts.count / 2
                 let left = try await embedIsolating(Array(texts[..<middle]), summary: &summary, log: log)
