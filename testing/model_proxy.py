@@ -13,7 +13,8 @@ belong to a token. Faults apply to embedding calls only, one per call, in order:
   POST /__faults/<token>  [{"status": 429, "headers": {...}, "body": {...}}, {"slow": 3},
                            {"reset": true}, {"truncate": true}, {"drop_vector": true}]
   POST /__mode/<token>    {"ollama_legacy": true}   (no /api/embed, as on old servers)
-  GET  /__stats/<token>   {"embed_calls": N, "other_calls": N}
+                          {"down_for": 30}          (embedding calls answer 503 for 30 s from now)
+  GET  /__stats/<token>   {"embed_calls": N, "other_calls": N, "log": [[unix time, status], ...]}
 """
 import argparse
 import collections
@@ -32,7 +33,7 @@ EMBED_PATHS = {"/v1/embeddings", "/embeddings", "/api/embed", "/api/embeddings"}
 state_lock = threading.Lock()
 faults = collections.defaultdict(collections.deque)
 modes = collections.defaultdict(dict)
-stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0})
+stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0, "log": []})
 direct_model = None
 
 
@@ -107,20 +108,27 @@ class Handler(BaseHTTPRequestHandler):
                 faults[path[len("/__faults/"):]] = collections.deque(json.loads(raw or b"[]"))
             return self.send(200, {"ok": True})
         if path.startswith("/__mode/"):
+            mode = json.loads(raw or b"{}")
+            if "down_for" in mode:
+                mode["down_until"] = time.time() + float(mode.pop("down_for"))
             with state_lock:
-                modes[path[len("/__mode/"):]] = json.loads(raw or b"{}")
+                modes[path[len("/__mode/"):]] = mode
             return self.send(200, {"ok": True})
         if path == "/__direct":
             return self.direct(json.loads(raw))
         fault = None
+        now = time.time()
         with state_lock:
+            mode = dict(modes[token])
             if path in EMBED_PATHS:
                 stats[token]["embed_calls"] += 1
-                if faults[token]:
+                if mode.get("down_until", 0) > now:
+                    fault = {"status": 503, "body": {"error": {"message": "the model server is down"}}}
+                elif faults[token]:
                     fault = faults[token].popleft()
+                stats[token]["log"].append([now, fault.get("status", 200) if fault else 200])
             else:
                 stats[token]["other_calls"] += 1
-            mode = dict(modes[token])
         if fault and "status" in fault:
             return self.send(fault["status"], fault.get("body", {"error": {"message": "injected"}}), fault.get("headers"))
         if fault and fault.get("reset"):

@@ -329,3 +329,25 @@ import Testing
         #expect(protection.cache?.statistics.hits == 30)
     }
 }
+
+@Suite struct RateLimiterPauseTests {
+    @Test func aPauseThatArrivesWhileACallWaitsHoldsItToo() async throws {
+        let clock = ManualClock(autoAdvance: false)
+        let limiter = RateLimiter(requestsPerMinute: nil, tokensPerMinute: nil, clock: clock)
+        limiter.pause(for: .seconds(2))
+        let finished = Mutex(false)
+        let waiting = Task {
+            let waited = try await limiter.acquire(cost: 1)
+            finished.withLock { $0 = true }
+            return waited
+        }
+        try await waitUntil { clock.sleeping == 1 }
+        // While that call sleeps its 2 s, another worker's 429 asks for 5 s from now.
+        limiter.pause(for: .seconds(5))
+        clock.advance(by: .seconds(2))
+        try await waitUntil { clock.sleeping == 1 && clock.slept.count == 2 }  // it went back to sleep
+        #expect(!finished.withLock { $0 })
+        clock.advance(by: .seconds(3))
+        #expect(try await waiting.value == .seconds(5))
+    }
+}

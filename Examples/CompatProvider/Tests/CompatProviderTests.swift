@@ -47,8 +47,8 @@ struct TestFront {
     }
 
     func embedCalls() async throws -> Int {
-        let stats = try JSONSerialization.jsonObject(with: try await call("/__stats/\(token)")) as? [String: Int]
-        return stats?["embed_calls"] ?? -1
+        let stats = try JSONSerialization.jsonObject(with: try await call("/__stats/\(token)")) as? [String: Any]
+        return stats?["embed_calls"] as? Int ?? -1
     }
 
     private func call(_ path: String, body: Data? = nil) async throws -> Data {

@@ -100,9 +100,15 @@ public final class RateLimiter: Sendable {
     /// Waits until a request of `cost` tokens may be sent. Returns how long it waited.
     @discardableResult
     public func acquire(cost: Int) async throws -> Duration {
-        let wait = budget.withLock { $0.reserve(cost: cost, now: clock.now()) }
-        try await clock.sleep(for: wait)
-        return wait
+        var wait = budget.withLock { $0.reserve(cost: cost, now: clock.now()) }
+        var waited = Duration.zero
+        while wait > .zero {
+            try await clock.sleep(for: wait)
+            waited += wait
+            // A `retry-after` that came in while this call waited holds it too.
+            wait = budget.withLock { max(.zero, $0.pausedUntil - clock.now()) }
+        }
+        return waited
     }
 
     public func pause(for delay: Duration) {
