@@ -14,7 +14,8 @@ belong to a token. Faults apply to embedding calls only, one per call, in order:
                            {"reset": true}, {"truncate": true}, {"drop_vector": true}]
   POST /__mode/<token>    {"ollama_legacy": true}   (no /api/embed, as on old servers)
                           {"down_for": 30}          (embedding calls answer 503 for 30 s from now)
-  GET  /__stats/<token>   {"embed_calls": N, "other_calls": N, "log": [[unix time, status], ...]}
+  GET  /__stats/<token>   {"embed_calls": N, "other_calls": N, "texts": N (embedded, faults excluded),
+                           "log": [[unix time, status], ...]}
 """
 import argparse
 import collections
@@ -33,7 +34,7 @@ EMBED_PATHS = {"/v1/embeddings", "/embeddings", "/api/embed", "/api/embeddings"}
 state_lock = threading.Lock()
 faults = collections.defaultdict(collections.deque)
 modes = collections.defaultdict(dict)
-stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0, "log": []})
+stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0, "texts": 0, "log": []})
 direct_model = None
 
 
@@ -139,6 +140,10 @@ class Handler(BaseHTTPRequestHandler):
             request = json.loads(raw or b"{}")
         except ValueError:
             return self.send(400, {"error": "invalid JSON"})
+        if path in EMBED_PATHS:
+            inputs = request.get("input", request.get("prompt"))
+            with state_lock:
+                stats[token]["texts"] += len(inputs) if isinstance(inputs, list) else 1
         if path in ("/v1/embeddings", "/embeddings"):
             return self.openai(request, fault)
         if path == "/api/embed" and not mode.get("ollama_legacy"):
