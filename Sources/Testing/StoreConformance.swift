@@ -17,6 +17,8 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case releaseReturnsReposAtOnce
     case releaseAllSparesWhatIsInFlight
     case otherModelMakesRepoPending
+    case staleReposComeLastAndWithinTheirLimit
+    case coverageCountsVectorsPerModel
     case upsertOnlyChangesWhatChanged
     case statsFollowTheData
     case nearestOrdersByCosineAndFilters
@@ -241,6 +243,37 @@ public struct StoreConformance: Sendable {
             let other = try await claim(store, "a", model: "conformance/other@4")
             #expect(other.count == 1, "\(check): a vector from another model must make the repo pending")
             #expect(other.first?.embeddedHash == nil, "\(check): another model's hash must not be offered")
+
+        case .staleReposComeLastAndWithinTheirLimit:
+            let repos = try await loaded(store, 6)
+            let first = try await claim(store, "a")
+            _ = try await store.write(first.map { embedded($0) }, owner: "a")
+            var changed = repos[4]
+            changed.description = "changed after the model's vector"
+            try await store.upsert([changed])
+            // Another model now: five repos are stale, one is changed.
+            let other = "conformance/other@4"
+            let paced = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), model: other, staleLimit: 2))
+            #expect(paced.count == 3, "\(check): the changed repo plus two stale ones, got \(paced.count)")
+            #expect(paced.first?.repo.id == changed.id && paced.first?.stale == false, "\(check): a changed repo comes first and is not stale")
+            let staleMarked = paced.dropFirst().allSatisfy { $0.stale }
+            #expect(staleMarked, "\(check): repos only another model embedded are marked stale")
+            let none = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), model: other, staleLimit: 0))
+            #expect(none.isEmpty, "\(check): a stale limit of 0 holds every stale repo back")
+            let rest = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), model: other))
+            let restStale = rest.allSatisfy { $0.stale }
+            #expect(rest.count == 3 && restStale, "\(check): no limit hands out the other three")
+
+        case .coverageCountsVectorsPerModel:
+            _ = try await loaded(store, 5)
+            #expect(try await store.coverage().isEmpty)
+            let claimed = try await claim(store, "a")
+            _ = try await store.write(claimed.prefix(3).map { embedded($0) }, owner: "a")
+            let other = "conformance/other@4"
+            _ = try await store.write(claimed.suffix(2).map {
+                RepoWrite(id: $0.repo.id, revision: $0.revision, model: other, change: .embedded(vector: [0, 1, 0, 0], contentHash: "o", generatedAt: Date()))
+            }, owner: "a")
+            #expect(try await store.coverage() == [model: 3, other: 2], "\(check): vectors per model")
 
         case .upsertOnlyChangesWhatChanged:
             let repos = try await loaded(store, 3)

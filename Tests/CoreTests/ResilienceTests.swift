@@ -351,3 +351,49 @@ import Testing
         #expect(try await waiting.value == .seconds(5))
     }
 }
+
+@Suite struct ModelChangeTests {
+    @Test func aModelChangeIsReembeddedAtItsPaceWhileChangedReposGoFirst() async throws {
+        let repos = SyntheticRepos.generate(count: 100, seed: 15)
+        let store = MockStore(repos: repos)
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 10
+        configuration.parallelWorkers = 2
+        configuration.pollIntervalMs = 10
+        let old = try await Pipeline.start(provider: mockProvider { $0.model = "old-model" }, providerName: "mock", store: store,
+                                           configuration: configuration, instanceID: "old", logger: Logger(label: "test"))
+        _ = try await old.backfill()
+
+        let clock = ManualClock()
+        configuration.reembedPerMinute = 30
+        let new = try await Pipeline.start(provider: mockProvider { $0.model = "new-model" }, providerName: "mock", store: store,
+                                           configuration: configuration, protection: ProviderProtection(provider: "mock", clock: clock),
+                                           instanceID: "new", logger: Logger(label: "test"))
+        let stop = StopSignal()
+        let service = Task { try await new.run(stop: stop) }
+        func covered() async throws -> Int { try await store.coverage()[new.modelIdentity] ?? 0 }
+        try await waitUntil { try await covered() == 30 }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await covered() == 30, "a minute's pace, no more")
+        #expect(try await store.coverage()[old.modelIdentity] == 70)
+
+        // A repo that changes meanwhile is not held back by the pace.
+        var changed = repos[99]
+        changed.description = "rewritten while the model changes"
+        await store.upsert(changed)
+        try await waitUntil { await store.entry(changed.id)?.embeddingModel == new.modelIdentity }
+        #expect(try await covered() == 31)
+
+        clock.advance(by: .seconds(60))
+        try await waitUntil { try await covered() == 61 }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await covered() == 61)
+        clock.advance(by: .seconds(120))  // the budget holds a minute's worth at most
+        try await waitUntil { try await covered() == 91 }
+        clock.advance(by: .seconds(60))
+        try await waitUntil { try await covered() == 100 }
+        #expect(try await store.coverage()[old.modelIdentity] == nil)
+        stop.trigger()
+        _ = try await service.value
+    }
+}

@@ -83,6 +83,7 @@ import Testing
         func resetFailed() async throws -> Int { try await inner.resetFailed() }
         func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
         func stats(model: String) async throws -> StoreStats { try await inner.stats(model: model) }
+        func coverage() async throws -> [String: Int] { try await inner.coverage() }
         func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
             try await inner.nearest(to: vector, limit: limit, filter: filter)
         }
@@ -110,6 +111,7 @@ import Testing
         func resetFailed() async throws -> Int { try await inner.resetFailed() }
         func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
         func stats(model: String) async throws -> StoreStats { try await inner.stats(model: model) }
+        func coverage() async throws -> [String: Int] { try await inner.coverage() }
         func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
             try await inner.nearest(to: vector, limit: limit, filter: filter)
         }

@@ -35,6 +35,7 @@ actor SwitchableStore: RepoStore {
         if down { throw CancellationError() }
         return try await inner.stats(model: model)
     }
+    func coverage() async throws -> [String: Int] { try await inner.coverage() }
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] { [] }
     func health() async -> ComponentHealth {
         down ? ComponentHealth(status: .down, detail: "ws://root:hunter2@db:8000/rpc: connection refused") : .up

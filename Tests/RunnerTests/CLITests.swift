@@ -299,6 +299,21 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "ok\n0\n")
     }
 
+    @Test func statusShowsCoveragePerModelDuringAModelChange() throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", mockConfig)
+        _ = try cli.run(["seed", "--count", "30", "--out", "repos.json"])
+        #expect(try cli.run(["backfill"]).status == 0)
+        let other = ["--set", "providers.mock.model=next-model"]
+        let before = try cli.run(["status"] + other)
+        #expect(before.stdout.contains("pending:  30"))
+        #expect(before.stdout.contains("vectors by model:\n  mock/mock-embed@16: 30 (100.0%)"), "\(before.stdout)")
+        let report = try json(try cli.run(["status", "--json"] + other).stdout)
+        #expect(report["coverage"] as? [String: Int] == ["mock/mock-embed@16": 30])
+        #expect(report["model"] as? String == "mock/next-model@16")
+    }
+
     @Test func runFatalProviderErrorExitsOneAndLosesNothing() throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

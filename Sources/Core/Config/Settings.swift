@@ -20,6 +20,9 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
     public var instanceID: String?
     /// How long a backfill waits out an unreachable store before it gives up (`run` never does).
     public var storeOutageSeconds = 300
+    /// After a model change, how many repos the service re-embeds per minute (new and changed
+    /// repos always go first); unset re-embeds as fast as everything else. `backfill` ignores it.
+    public var reembedPerMinute: Int?
 
     public init() {}
 
@@ -27,7 +30,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
         case batchSize = "batch_size", parallelWorkers = "parallel_workers", batchDelayMs = "batch_delay_ms"
         case leaseSeconds = "lease_seconds", maxAttempts = "max_attempts", retryDelayMs = "retry_delay_ms"
         case pollIntervalMs = "poll_interval_ms", maxBatchTokens = "max_batch_tokens", instanceID = "instance_id"
-        case storeOutageSeconds = "store_outage_seconds"
+        case storeOutageSeconds = "store_outage_seconds", reembedPerMinute = "reembed_per_minute"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -43,6 +46,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
         maxBatchTokens = try c.decodeIfPresent(Int.self, forKey: .maxBatchTokens)
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
         storeOutageSeconds = try c.decodeIfPresent(Int.self, forKey: .storeOutageSeconds) ?? d.storeOutageSeconds
+        reembedPerMinute = try c.decodeIfPresent(Int.self, forKey: .reembedPerMinute)
     }
 
     /// Rejects values that cannot work, naming the key (and where it was set, when known).
@@ -59,6 +63,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
         try check(pollIntervalMs >= 10, .pollIntervalMs, "must be at least 10")
         try check((maxBatchTokens ?? 1) >= 1, .maxBatchTokens, "must be at least 1")
         try check(storeOutageSeconds >= 0, .storeOutageSeconds, "must not be negative")
+        try check((reembedPerMinute ?? 1) >= 1, .reembedPerMinute, "must be at least 1 (leave it out for no limit)")
     }
 }
 

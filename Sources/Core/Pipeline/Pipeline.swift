@@ -32,6 +32,8 @@ public final class Pipeline: Sendable {
     /// instance is an orphan (a claim whose answer was lost, a release that failed) and is
     /// released, so no repo stays leased until its lease runs out.
     private let inFlight = Mutex<Set<RepoID>>([])
+    /// The pace of re-embedding repos another model embedded (`pipeline.reembed_per_minute`).
+    private let stalePace: Mutex<RateLimitBudget>
 
     /// Prepares the store and the provider (learning the model), then returns a pipeline ready to run.
     public static func start(
@@ -75,6 +77,7 @@ public final class Pipeline: Sendable {
         learnedDimensions = Mutex(model.dimensions)
         metrics = PipelineMetrics(provider: providerName, model: model.name)
         activity = PipelineActivity(workers: configuration.parallelWorkers)
+        stalePace = Mutex(RateLimitBudget(requestsPerMinute: configuration.reembedPerMinute, tokensPerMinute: nil, now: protection.clock.now()))
     }
 
     // MARK: Loops
@@ -136,7 +139,7 @@ public final class Pipeline: Sendable {
             let summary: PipelineSummary?
             do {
                 if failures > 0 { try await releaseOrphans() }
-                summary = try await processNextBatch()
+                summary = try await processNextBatch(paced: idle == .poll)
                 outageStarted = nil
                 failures = 0
             } catch let error as EmbeddingError {
@@ -178,13 +181,19 @@ public final class Pipeline: Sendable {
 
     // MARK: One batch
 
-    /// Claims one batch and processes it; `nil` when nothing is pending.
-    public func processNextBatch() async throws -> PipelineSummary? {
+    /// Claims one batch and processes it; `nil` when nothing is pending (or, when `paced`, when
+    /// only repos another model embedded are, and their pace is spent for now).
+    public func processNextBatch(paced: Bool = false) async throws -> PipelineSummary? {
+        let clock = protection.clock
+        let staleLimit = paced ? stalePace.withLock { $0.available(now: clock.now()) } : .max
         let claimed = try await metrics.timed("claim") {
             try await store.claimPending(ClaimRequest(
                 owner: instanceID, limit: configuration.batchSize,
-                leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity))
+                leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
+                staleLimit: staleLimit == .max ? nil : staleLimit))
         }
+        let stale = claimed.filter(\.stale).count
+        if stale > 0 { stalePace.withLock { $0.spend(stale, now: clock.now()) } }
         guard !claimed.isEmpty else { return nil }
         return try await processClaimed(claimed)
     }

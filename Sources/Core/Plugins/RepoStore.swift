@@ -10,12 +10,17 @@ public struct ClaimRequest: Sendable {
     /// The model identity the vectors must come from (``ModelIdentity``); a repo embedded by
     /// another model is pending.
     public var model: String
+    /// At most this many *stale* repos (unchanged, but embedded by another model) in this claim;
+    /// nil for no limit. Repos that are new or changed are never held back by it. This is how a
+    /// model change is re-embedded at a pace.
+    public var staleLimit: Int?
 
-    public init(owner: String, limit: Int, leaseDuration: Duration, model: String) {
+    public init(owner: String, limit: Int, leaseDuration: Duration, model: String, staleLimit: Int? = nil) {
         self.owner = owner
         self.limit = limit
         self.leaseDuration = leaseDuration
         self.model = model
+        self.staleLimit = staleLimit
     }
 }
 
@@ -29,12 +34,15 @@ public struct ClaimedRepo: Sendable {
     public var embeddedHash: String?
     /// Failed attempts so far.
     public var attempts: Int
+    /// Pending only because its vector came from another model (see ``ClaimRequest/staleLimit``).
+    public var stale: Bool
 
-    public init(repo: Repo, revision: String, embeddedHash: String?, attempts: Int) {
+    public init(repo: Repo, revision: String, embeddedHash: String?, attempts: Int, stale: Bool = false) {
         self.repo = repo
         self.revision = revision
         self.embeddedHash = embeddedHash
         self.attempts = attempts
+        self.stale = stale
     }
 }
 
@@ -148,7 +156,9 @@ public struct SearchHit: Sendable {
 ///   or when its vector came from another model than `ClaimRequest.model`; and it is neither
 ///   failed, nor waiting out a `retryAfter`, nor leased to another owner with time left.
 /// - `claimPending` hands each pending repo to at most one owner at a time; an expired lease
-///   may be taken by anyone. Concurrent claims never return the same repo.
+///   may be taken by anyone. Concurrent claims never return the same repo. New and changed
+///   repos come before stale ones (embedded by another model), which are limited to
+///   `staleLimit` and marked `stale`.
 /// - `write` applies each write atomically and only if the caller still holds the lease and the
 ///   record's revision is the claimed one; otherwise it reports why and changes nothing. An
 ///   applied write ends the lease and clears the attempt count and last error.
@@ -183,6 +193,10 @@ public protocol RepoStore: Sendable {
     func upsert(_ repos: [Repo]) async throws
 
     func stats(model: String) async throws -> StoreStats
+
+    /// How many repos carry a vector from each model identity (`status` shows the coverage
+    /// during a model change).
+    func coverage() async throws -> [String: Int]
 
     /// The `limit` repos whose vectors are closest (cosine) to `vector`, closest first.
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]

@@ -44,6 +44,19 @@ public struct RateLimitBudget: Sendable {
         return wait
     }
 
+    /// Whole requests the budget holds now (unlimited: `Int.max`), without booking any.
+    public mutating func available(now: Duration) -> Int {
+        refill(now)
+        guard requestsPerMinute != nil else { return .max }
+        return max(0, Int(requests.rounded(.down)))
+    }
+
+    /// Books `count` requests already made.
+    public mutating func spend(_ count: Int, now: Duration) {
+        refill(now)
+        if requestsPerMinute != nil { requests -= Double(count) }
+    }
+
     /// The provider said to wait: nothing is sent before `now + delay`.
     public mutating func pause(for delay: Duration, now: Duration) {
         pausedUntil = max(pausedUntil, now + delay)

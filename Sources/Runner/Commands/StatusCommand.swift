@@ -19,11 +19,20 @@ struct StatusCommand: AsyncParsableCommand {
             try await runtime.store.prepare()
             let model = try await runtime.modelIdentity()
             let stats = try await runtime.store.stats(model: model)
+            let coverage = try await runtime.store.coverage()
             await runtime.store.shutdown()
             if json {
+                struct Report: Encodable {
+                    var model: String
+                    var total, embedded, pending, failed, leased: Int
+                    /// Repos carrying a vector, by the model identity that made it.
+                    var coverage: [String: Int]
+                }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+                let report = Report(model: model, total: stats.total, embedded: stats.embedded, pending: stats.pending,
+                                    failed: stats.failed, leased: stats.leased, coverage: coverage)
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
                 print("""
                     model:    \(model)
@@ -32,6 +41,14 @@ struct StatusCommand: AsyncParsableCommand {
                     pending:  \(stats.pending) (\(stats.leased) being worked on)
                     failed:   \(stats.failed)
                     """)
+                // During a model change: how far each model's vectors reach.
+                if coverage.keys.contains(where: { $0 != model }) {
+                    print("vectors by model:")
+                    for (name, count) in coverage.sorted(by: { $0.value > $1.value }) {
+                        let share = stats.total > 0 ? Double(count) * 100 / Double(stats.total) : 0
+                        print("  \(name)\(name == model ? " (current)" : ""): \(count) (\(String(format: "%.1f", share))%)")
+                    }
+                }
             }
         }
     }

@@ -101,6 +101,7 @@ public actor MockStore: RepoStore {
         }
         let now = Date()
         var claimed: [ClaimedRepo] = []
+        var staleCandidates: [Int] = []
         var position = firstCandidate
         var advancing = true
         while position < entries.count, claimed.count < request.limit {
@@ -114,13 +115,38 @@ public actor MockStore: RepoStore {
             // A live lease is skipped whoever holds it: the holder is still working on it.
             if entry.leaseOwner != nil, let expires = entry.leaseExpires, expires > now { continue }
             if let notBefore = entry.notBefore, notBefore > now { continue }
-            entries[position].leaseOwner = request.owner
-            entries[position].leaseExpires = now.addingTimeInterval(request.leaseDuration.seconds)
-            claimed.append(ClaimedRepo(repo: entry.repo, revision: String(entry.revision),
-                                       embeddedHash: entry.embeddingModel == request.model ? entry.embeddingHash : nil,
-                                       attempts: entry.attempts))
+            if isStale(entry, model: request.model) {
+                staleCandidates.append(position)  // after the new and changed ones
+                continue
+            }
+            claimed.append(lease(position, request, now: now, stale: false))
+        }
+        for position in staleCandidates.prefix(min(request.limit - claimed.count, request.staleLimit ?? .max)) {
+            claimed.append(lease(position, request, now: now, stale: true))
         }
         return claimed
+    }
+
+    private func lease(_ position: Int, _ request: ClaimRequest, now: Date, stale: Bool) -> ClaimedRepo {
+        entries[position].leaseOwner = request.owner
+        entries[position].leaseExpires = now.addingTimeInterval(request.leaseDuration.seconds)
+        let entry = entries[position]
+        return ClaimedRepo(repo: entry.repo, revision: String(entry.revision),
+                           embeddedHash: entry.embeddingModel == request.model ? entry.embeddingHash : nil,
+                           attempts: entry.attempts, stale: stale)
+    }
+
+    /// Unchanged since its vector, which another model made.
+    private func isStale(_ entry: Entry, model: String) -> Bool {
+        entry.embedding != nil && entry.embeddedRevision == entry.revision && entry.embeddingModel != model
+    }
+
+    public func coverage() async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for entry in entries where entry.embedding != nil {
+            if let model = entry.embeddingModel { counts[model, default: 0] += 1 }
+        }
+        return counts
     }
 
     public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {

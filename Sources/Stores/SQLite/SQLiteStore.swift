@@ -40,13 +40,19 @@ public final class SQLiteStore: RepoStore, Sendable {
         let now = Date().timeIntervalSince1970
         let expires = now + request.leaseDuration.seconds
         let (claimed, unreadable) = try await transaction { db -> ([ClaimedRepo], [(String, String)]) in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT id, record, revision, embedding_model, embedding_hash, attempts FROM repo
-                WHERE \(SQLiteMigrations.pendingForModel1)
-                  AND (lease_expires IS NULL OR lease_expires <= ?2)
-                  AND (not_before IS NULL OR not_before <= ?2)
-                LIMIT ?3
+            // New and changed repos first; then, within `staleLimit`, those only another model embedded.
+            let free = "(lease_expires IS NULL OR lease_expires <= ?2) AND (not_before IS NULL OR not_before <= ?2)"
+            var rows = try Row.fetchAll(db, sql: """
+                SELECT id, record, revision, embedding_model, embedding_hash, attempts, 0 AS stale FROM repo
+                WHERE failed = 0 AND current = 0 AND \(free) LIMIT ?3
                 """, arguments: [request.model, now, request.limit])
+            let room = min(request.limit - rows.count, request.staleLimit ?? .max)
+            if room > 0 {
+                rows += try Row.fetchAll(db, sql: """
+                    SELECT id, record, revision, embedding_model, embedding_hash, attempts, 1 AS stale FROM repo
+                    WHERE \(SQLiteMigrations.staleForModel1) AND \(free) LIMIT ?3
+                    """, arguments: [request.model, now, room])
+            }
             var claimed: [ClaimedRepo] = []
             var unreadable: [(String, String)] = []
             for row in rows {
@@ -62,7 +68,7 @@ public final class SQLiteStore: RepoStore, Sendable {
                     let model: String? = row["embedding_model"]
                     claimed.append(ClaimedRepo(repo: repo, revision: String(row["revision"] as Int64),
                                                embeddedHash: model == request.model ? row["embedding_hash"] : nil,
-                                               attempts: row["attempts"]))
+                                               attempts: row["attempts"], stale: row["stale"]))
                 }
             }
             return (claimed, unreadable)
@@ -191,6 +197,18 @@ public final class SQLiteStore: RepoStore, Sendable {
                 """, arguments: [model, now]) else { return StoreStats(total: 0, embedded: 0, pending: 0, failed: 0, leased: 0) }
             let total: Int = row["total"], failed: Int = row["failed"], pending: Int = row["pending"]
             return StoreStats(total: total, embedded: total - failed - pending, pending: pending, failed: failed, leased: row["leased"])
+        }
+    }
+
+    public func coverage() async throws -> [String: Int] {
+        try await database().read { db in
+            var counts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT embedding_model, count(*) AS n FROM repo WHERE embedding_dim IS NOT NULL GROUP BY embedding_model
+                """) {
+                if let model: String = row["embedding_model"] { counts[model] = row["n"] }
+            }
+            return counts
         }
     }
 
@@ -356,10 +374,11 @@ private final class OpenedPool: @unchecked Sendable {
 /// Versioned schema changes, applied once each in one transaction that holds the write lock,
 /// so processes starting together neither race nor repeat them.
 enum SQLiteMigrations {
-    /// Pending for the model bound to `?1`, spelled so each branch is a range of `repo_queue`
-    /// (a claim reads only candidates, however many repos are embedded).
-    static let pendingForModel1 = """
-        (failed = 0 AND current = 0 OR failed = 0 AND current = 1 AND embedding_model < ?1
+    /// Unchanged since another model than the one bound to `?1` embedded it, spelled so each
+    /// branch is a range of `repo_queue` (a claim reads only candidates, however many repos are
+    /// embedded).
+    static let staleForModel1 = """
+        (failed = 0 AND current = 1 AND embedding_model < ?1
          OR failed = 0 AND current = 1 AND embedding_model > ?1 OR failed = 0 AND current = 1 AND embedding_model IS NULL)
         """
 

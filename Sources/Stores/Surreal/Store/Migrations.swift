@@ -22,10 +22,13 @@ struct Migrations {
     static let epoch = "d'1970-01-01T00:00:00Z'"
 
     /// Makes a repo pending: a new revision, not failed, claimable now (a live lease stays: its
-    /// holder's write will see the new revision and be refused).
-    static func enqueue(_ id: String) -> String {
-        """
-        UPSERT type::record("\(queue)", record::id(\(id))) SET repo = \(id), revision = (revision ?? 0) + 1, \
+    /// holder's write will see the new revision and be refused). `stale`: queued because another
+    /// model made its vector; such entries are claimed after the others, at a pace. An entry
+    /// already queued for a change stays not stale.
+    static func enqueue(_ id: String, stale: Bool = false) -> String {
+        let staleness = stale ? "stale = (revision = NONE AND \(id).embedding != NONE) OR stale = true" : "stale = false"
+        return """
+        UPSERT type::record("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? 0) + 1, \
         failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch)
         """
     }

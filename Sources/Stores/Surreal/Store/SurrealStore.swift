@@ -79,7 +79,7 @@ public final class SurrealStore: RepoStore {
             LET $known = (SELECT VALUE model FROM ONLY embed_star_meta:queue);
             IF $known != $model {
                 LET $ids = (SELECT VALUE id FROM \(table) WHERE embedding_model != $model);
-                FOR $r IN $ids { \(Migrations.enqueue("$r")); };
+                FOR $r IN $ids { \(Migrations.enqueue("$r", stale: true)); };
                 UPSERT embed_star_meta:queue SET model = $model, changed_at = time::now();
             };
             """
@@ -106,12 +106,16 @@ public final class SurrealStore: RepoStore {
         try await ensureQueued(model: request.model)
         let claimSQL = """
             LET $now = time::now();
-            LET $ids = (SELECT VALUE id FROM \(queue) WHERE failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit);
+            LET $fresh = (SELECT VALUE id FROM \(queue) WHERE failed = false AND lease_until < $now AND not_before <= $now AND stale != true LIMIT $limit);
+            LET $room = math::min([$limit - array::len($fresh), $stale_limit]);
+            LET $old = (SELECT VALUE id FROM \(queue) WHERE $room > 0 AND failed = false AND lease_until < $now AND not_before <= $now AND stale = true LIMIT math::max([$room, 1]));
+            LET $ids = array::concat($fresh, $old);
             LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
             RETURN [array::len($ids), $leased];
             """
         let variables: [String: SurrealValue] = [
             "limit": .int(Int64(request.limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
+            "stale_limit": .int(Int64(min(request.staleLimit ?? request.limit, request.limit))),
         ]
         var leased: [SurrealValue] = []
         // Another instance may lease what this one selected a moment before: then this one
@@ -144,7 +148,7 @@ public final class SurrealStore: RepoStore {
             case .success(let repo):
                 let embeddedHash = record["embedding_model"]?.string == request.model ? record["embedding_hash"]?.string : nil
                 claimed.append(ClaimedRepo(repo: repo, revision: String(entry["revision"]?.int ?? 0), embeddedHash: embeddedHash,
-                                           attempts: Int(entry["attempts"]?.int ?? 0)))
+                                           attempts: Int(entry["attempts"]?.int ?? 0), stale: entry["stale"]?.bool == true))
             case .failure(let error):
                 unreadable.append((queueID, error.description))
             }
@@ -331,6 +335,15 @@ public final class SurrealStore: RepoStore {
         func count(_ index: Int) -> Int { Int(results[index].array?.first?["count"]?.int ?? 0) }
         let total = count(0), pending = count(1), failed = count(2)
         return StoreStats(total: total, embedded: max(0, total - pending - failed), pending: pending, failed: failed, leased: count(3))
+    }
+
+    public func coverage() async throws -> [String: Int] {
+        let rows = try await client.query("SELECT embedding_model, count() AS n FROM \(table) WHERE embedding != NONE GROUP BY embedding_model")
+        var counts: [String: Int] = [:]
+        for row in rows.first?.array ?? [] {
+            if let model = row["embedding_model"]?.string { counts[model] = Int(row["n"]?.int ?? 0) }
+        }
+        return counts
     }
 
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
