@@ -2,6 +2,7 @@ import EmbedStarCore
 import EmbedStarMockStore
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// The resilience promises against the real model behind the test front, in real time.
@@ -40,6 +41,29 @@ struct ResilienceScenarioTests {
         print("provider down 30 s: \(down.count) calls while down, \(log.count - down.count) successful, backfill \(Int(Date().timeIntervalSince1970 - started)) s")
     }
 
+    /// The provider as the pipeline sees it: when each call left and when its answer came back.
+    final class Recording: EmbeddingProvider {
+        let inner: any EmbeddingProvider
+        let calls = Mutex<[(sent: ContinuousClock.Instant, answered: ContinuousClock.Instant, rateLimited: Bool)]>([])
+        var model: ModelInfo { inner.model }
+        init(_ inner: any EmbeddingProvider) { self.inner = inner }
+        func prepare() async throws -> ModelInfo { try await inner.prepare() }
+        func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+            let sent = ContinuousClock.now
+            do {
+                let vectors = try await inner.embed(texts, mode: mode)
+                calls.withLock { $0.append((sent, ContinuousClock.now, false)) }
+                return vectors
+            } catch let error as EmbeddingError {
+                var limited = false
+                if case .rateLimited = error.kind { limited = true }
+                calls.withLock { $0.append((sent, ContinuousClock.now, limited)) }
+                throw error
+            }
+        }
+        func health() async -> ComponentHealth { await inner.health() }
+    }
+
     @Test func a429StormWithRetryAfter2IsWaitedOutAndTheBackfillCompletes() async throws {
         let server = try ModelServer()
         let storm: [String: Any] = ["status": 429, "headers": ["retry-after": "2"], "body": ["error": ["message": "Rate limit reached"]]]
@@ -50,18 +74,21 @@ struct ResilienceScenarioTests {
         configuration.batchSize = 20
         configuration.parallelWorkers = 3
         configuration.retryDelayMs = 0
-        let pipeline = try await Pipeline.start(provider: try server.provider("openai", "timeout_seconds: 120\n"), providerName: "openai", store: store,
+        let provider = Recording(try server.provider("openai", "timeout_seconds: 120\n"))
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "openai", store: store,
                                                 configuration: configuration, instanceID: "storm", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
         #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 120)
         #expect(summary.failed == 0 && summary.retrying == 0)
         let log = try await server.callLog()
         #expect(log.filter { $0.status == 429 }.count == 6)
-        // Calls already on their way when a 429 was answered (arriving within 50 ms of it, from
-        // the other workers) could not know; every later one must wait out the 2 s.
-        for (index, limited) in log.enumerated() where limited.status == 429 {
-            for call in log[(index + 1)...] where call.at > limited.at + 0.05 {
-                #expect(call.at >= limited.at + 2, "a call came \(limited.at + 2 - call.at) s before the retry-after of 2 s was up")
+        // Seen from the pipeline: a call sent after a 429 came back (by any worker) waited out
+        // the 2 s; calls already on their way could not know.
+        let calls = provider.calls.withLock { $0 }
+        #expect(calls.filter(\.rateLimited).count == 6)
+        for limited in calls where limited.rateLimited {
+            for call in calls where call.sent > limited.answered + .milliseconds(50) {
+                #expect(call.sent >= limited.answered + .seconds(2), "a call left \(limited.answered + .seconds(2) - call.sent) before the retry-after of 2 s was up")
             }
         }
     }
