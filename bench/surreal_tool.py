@@ -54,7 +54,7 @@ def seed(url, db, path, pending, model):
             {"ids": ids, "v": vector, "m": model}])
 
 
-def raw_writes(url, db, count, dims):
+def raw_writes(url, db, count, dims, quiet=False):
     ids = [record_id("repo:raw%d" % i) for i in range(count)]
     for start in range(0, count, BATCH):
         rpc(url, db, "query", ["FOR $i IN $ids { CREATE $i SET full_name = 'raw/x'; }", {"ids": ids[start:start + BATCH]}])
@@ -71,7 +71,10 @@ def raw_writes(url, db, count, dims):
         statements.append("COMMIT TRANSACTION")
         rpc(url, db, "query", [";\n".join(statements), variables])
     seconds = time.perf_counter() - started
-    print(json.dumps({"writes": count, "seconds": seconds, "writes_per_second": count / seconds}))
+    result = {"writes": count, "seconds": seconds, "writes_per_second": count / seconds}
+    if not quiet:
+        print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

