@@ -67,7 +67,27 @@ class Bench:
                    for name, stream in (("out", process.stdout), ("err", process.stderr))]
         for reader in readers:
             reader.start()
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+        # Peak RSS of embed-star itself: its VmHWM, which starts at exec (ru_maxrss would count
+        # the forked copy of this Python process before the exec).
+        peak = {"kb": 0}
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                try:
+                    with open("/proc/%d/status" % process.pid) as status_file:
+                        for line in status_file:
+                            if line.startswith("VmHWM:"):
+                                peak["kb"] = max(peak["kb"], int(line.split()[1]))
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    pass
+                done.wait(0.01)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        _, status, _ = os.wait4(process.pid, 0)
+        done.set()
+        watcher.join()
         for reader in readers:
             reader.join()
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -78,7 +98,7 @@ class Bench:
                 f.write(output["err"])
             raise SystemExit("embed-star %s failed (%d); its standard error is in %s:\n%s" % (
                 " ".join(arguments), process.returncode, log, output["err"].decode(errors="replace")[:3000]))
-        return output["out"].decode(), seconds, usage.ru_maxrss / 1024
+        return output["out"].decode(), seconds, peak["kb"] / 1024
 
     def seed_file(self, count, seed=1, name=None):
         path = os.path.join(self.work, name or "repos-%d-%d.json" % (count, seed))
@@ -121,7 +141,7 @@ class Bench:
         ratio = "%.0f%%" % (100 * row["ratio"]) if "ratio" in row else ""
         print("%-9s %-50s %-28s %-26s %-7s %s" % (row["part"], row["what"], self.fmt(row["ours"], row["unit"]),
                                                  (row["reference_name"] + ": " + self.fmt(row["reference"], row["unit"])) if row["reference"] else "",
-                                                 ratio, row["goal"] or ""), flush=True)
+                                                 ratio, (row["goal"] or "") + ("  " + row["note"] if row["note"] else "")), flush=True)
 
     # ---- parts
 

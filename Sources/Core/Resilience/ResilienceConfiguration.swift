@@ -92,7 +92,7 @@ public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
 
     public struct Cache: Decodable, Sendable, Hashable {
         /// 0 turns the cache off.
-        public var maxBytes = 64 << 20
+        public var maxBytes = 8 << 20
         public var ttlSeconds = 86_400.0
 
         public init() {}
