@@ -148,9 +148,14 @@ class Bench:
     def store_limit(self):
         count, runs = self.args.writes, self.args.runs
         for dims in (384, 1536):
-            raw, ours = [], []
+            raw, schema, ours = [], [], []
             for _ in range(runs):
                 raw.append(surreal_tool.raw_writes(self.surreal, self.database("raw"), count, dims, quiet=True)["writes_per_second"])
+                # The same writes on embed-star's schema (its events on the repo table): what
+                # the engine allows once the queue is kept by events.
+                db = self.database("schema")
+                self.run("status", "--config", self.config(db, dims=dims))
+                schema.append(surreal_tool.raw_writes(self.surreal, db, count, dims, quiet=True)["writes_per_second"])
                 db = self.database("store")
                 config = self.config(db, dims=dims)
                 self.run("status", "--config", config)
@@ -160,6 +165,8 @@ class Bench:
                 ours.append(report["reposPerSecond"])
             self.add("store", "write-back of %d vectors, %d dims (backfill, mock provider)" % (count, dims), "/s",
                      self.figure(ours), self.figure(raw), "engine", "85%")
+            self.add("store", "  same, vs the engine on embed-star's schema (events)", "/s",
+                     self.figure(ours), self.figure(schema), "engine+events", "")
 
     def model_limit(self):
         count, runs = self.args.texts, self.args.runs

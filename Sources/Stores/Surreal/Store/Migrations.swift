@@ -23,10 +23,10 @@ struct Migrations {
 
     /// Makes a repo pending: a new revision, not failed, claimable now (a live lease stays: its
     /// holder's write will see the new revision and be refused). `stale`: queued because another
-    /// model made its vector; such entries are claimed after the others, at a pace. An entry
-    /// already queued for a change stays not stale.
+    /// model made its vector (the caller only passes repos that have one); such entries are
+    /// claimed after the others, at a pace. An entry already queued for a change stays not stale.
     static func enqueue(_ id: String, stale: Bool = false) -> String {
-        let staleness = stale ? "stale = (revision = NONE AND \(id).embedding != NONE) OR stale = true" : "stale = false"
+        let staleness = stale ? "stale = revision = NONE OR stale = true" : "stale = false"
         return """
         UPSERT type::record("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? 0) + 1, \
         failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch)

@@ -78,7 +78,7 @@ public final class SurrealStore: RepoStore {
         let sql = """
             LET $known = (SELECT VALUE model FROM ONLY embed_star_meta:queue);
             IF $known != $model {
-                LET $ids = (SELECT VALUE id FROM \(table) WHERE embedding_model != $model);
+                LET $ids = (SELECT VALUE id FROM \(table) WHERE embedding != NONE AND embedding_model != $model);
                 FOR $r IN $ids { \(Migrations.enqueue("$r", stale: true)); };
                 UPSERT embed_star_meta:queue SET model = $model, changed_at = time::now();
             };
@@ -104,34 +104,43 @@ public final class SurrealStore: RepoStore {
 
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
         try await ensureQueued(model: request.model)
-        let claimSQL = """
-            LET $now = time::now();
-            LET $fresh = (SELECT VALUE id FROM \(queue) WHERE failed = false AND lease_until < $now AND not_before <= $now AND stale != true LIMIT $limit);
-            LET $room = math::min([$limit - array::len($fresh), $stale_limit]);
-            LET $old = (SELECT VALUE id FROM \(queue) WHERE $room > 0 AND failed = false AND lease_until < $now AND not_before <= $now AND stale = true LIMIT math::max([$room, 1]));
-            LET $ids = array::concat($fresh, $old);
-            LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
-            RETURN [array::len($ids), $leased];
+        // New and changed repos first; repos only another model embedded (stale) after them,
+        // within `staleLimit`. Each select is leased in the same request; the UPDATE's condition
+        // makes a repo another instance leased a moment before drop out.
+        func claimSQL(stale: Bool) -> String {
             """
-        let variables: [String: SurrealValue] = [
-            "limit": .int(Int64(request.limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
-            "stale_limit": .int(Int64(min(request.staleLimit ?? request.limit, request.limit))),
-        ]
-        var leased: [SurrealValue] = []
-        // Another instance may lease what this one selected a moment before: then this one
-        // selects again, so an empty answer always means nothing is pending.
-        for _ in 0..<10 {
-            let answer = try await retryingConflicts { try await self.client.query(claimSQL, variables).last?.array ?? [] }
-            leased = answer.count == 2 ? answer[1].array ?? [] : []
-            let selected = answer.first?.int ?? 0
-            if !leased.isEmpty || selected == 0 { break }
+            LET $now = time::now();
+            LET $ids = (SELECT VALUE id FROM \(queue) WHERE failed = false AND lease_until < $now AND not_before <= $now AND \(stale ? "stale = true" : "stale != true") LIMIT $limit);
+            LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
+            RETURN [array::len($ids), $leased, (SELECT * FROM $leased.repo)];
+            """
+        }
+        /// The leased queue entries and the repo records they name (one round trip).
+        func lease(stale: Bool, limit: Int) async throws -> (entries: [SurrealValue], records: [SurrealValue]) {
+            let variables: [String: SurrealValue] = [
+                "limit": .int(Int64(limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
+            ]
+            // Another instance may lease what this one selected a moment before: then this one
+            // selects again, so an empty answer always means nothing is pending.
+            for _ in 0..<10 {
+                let answer = try await retryingConflicts { try await self.client.query(claimSQL(stale: stale), variables).last?.array ?? [] }
+                let leased = answer.count == 3 ? answer[1].array ?? [] : []
+                let selected = answer.first?.int ?? 0
+                if !leased.isEmpty || selected == 0 { return (leased, answer.count == 3 ? answer[2].array ?? [] : []) }
+            }
+            return ([], [])
+        }
+        var (leased, records) = try await lease(stale: false, limit: request.limit)
+        let room = min(request.limit - leased.count, request.staleLimit ?? .max)
+        if room > 0 {
+            let more = try await lease(stale: true, limit: room)
+            leased += more.entries
+            records += more.records
         }
         guard !leased.isEmpty else {
             try await maintainIndex()
             return []
         }
-        let repoIDs = leased.compactMap { $0["repo"] }
-        let records = try await client.query("SELECT * FROM $ids", ["ids": .array(repoIDs)]).first?.array ?? []
         var byID: [RecordID: SurrealValue] = [:]
         for record in records { if let id = record["id"]?.recordID { byID[id] = record } }
 
