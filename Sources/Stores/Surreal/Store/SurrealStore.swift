@@ -185,56 +185,83 @@ public final class SurrealStore: RepoStore {
 
     // MARK: Write
 
+    /// One short statement per chunk whatever its size (the engine parses it once): the queue
+    /// entries are read, then every write applies only if its entry is still leased to `owner` at
+    /// the claimed revision, all in one transaction. The outcomes follow from what was read.
+    static let writeSQL = """
+        BEGIN TRANSACTION;
+        LET $now = time::now();
+        LET $before = (SELECT id, lease_owner, revision FROM $qs);
+        FOR $w IN $ws {
+            LET $e = (SELECT lease_owner, revision FROM ONLY $w.q);
+            IF $e != NONE AND $e.lease_owner = $owner {
+                IF $e.revision = $w.rev {
+                    IF $w.v != NONE {
+                        UPDATE $w.r SET embedding = $w.v, embedding_model = $w.m, embedding_hash = $w.h, embedding_generated_at = $now,
+                            embedding_attempts = 0, embedding_error = NONE RETURN NONE;
+                    } ELSE {
+                        UPDATE $w.r SET embedding_model = $w.m, embedding_hash = $w.h, embedding_attempts = 0, embedding_error = NONE RETURN NONE;
+                    };
+                    DELETE $w.q;
+                } ELSE {
+                    UPDATE $w.q SET lease_owner = NONE, lease_until = \(Migrations.epoch) RETURN NONE;
+                };
+            };
+        };
+        RETURN $before;
+        COMMIT TRANSACTION;
+        """
+
     public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
         var outcomes: [RepoID: WriteOutcome] = [:]
         for chunk in Self.chunks(writes) {
-            var statements = ["BEGIN TRANSACTION", "LET $now = time::now()"]
-            var variables: [String: SurrealValue] = ["owner": .string(owner)]
-            for (index, write) in chunk.enumerated() {
-                variables["q\(index)"] = queueID(write.id)
-                variables["r\(index)"] = recordID(write.id)
-                variables["rev\(index)"] = .int(Int64(write.revision) ?? -1)
-                variables["m\(index)"] = .string(write.model)
-                let update: String
+            var items: [SurrealValue] = []
+            var queueIDs: [SurrealValue] = []
+            for write in chunk {
+                var fields: [String: SurrealValue] = [
+                    "q": queueID(write.id), "r": recordID(write.id), "rev": .int(Int64(write.revision) ?? -1), "m": .string(write.model),
+                ]
                 switch write.change {
                 case .embedded(let vector, let hash, _):
-                    variables["v\(index)"] = .floats(vector)
-                    variables["h\(index)"] = .string(hash)
-                    update = "UPDATE $r\(index) SET embedding = $v\(index), embedding_model = $m\(index), embedding_hash = $h\(index), embedding_generated_at = $now, embedding_attempts = 0, embedding_error = NONE RETURN NONE"
+                    fields["v"] = .floats(vector)
+                    fields["h"] = .string(hash)
                 case .unchanged(let hash):
-                    variables["h\(index)"] = .string(hash)
-                    update = "UPDATE $r\(index) SET embedding_model = $m\(index), embedding_hash = $h\(index), embedding_attempts = 0, embedding_error = NONE RETURN NONE"
+                    fields["h"] = .string(hash)
                 }
-                statements.append("LET $e\(index) = (SELECT lease_owner, revision FROM ONLY $q\(index))")
-                statements.append("""
-                    IF $e\(index) = NONE { 'not_found' } \
-                    ELSE IF $e\(index).lease_owner != $owner { 'lease_lost' } \
-                    ELSE IF $e\(index).revision != $rev\(index) { UPDATE $q\(index) SET lease_owner = NONE, lease_until = \(Migrations.epoch) RETURN NONE; 'changed_since_claim' } \
-                    ELSE { \(update); DELETE $q\(index); 'applied' }
-                    """)
+                items.append(.object(fields))
+                queueIDs.append(queueID(write.id))
             }
-            statements.append("COMMIT TRANSACTION")
-            let sql = statements.joined(separator: ";\n")
+            let variables: [String: SurrealValue] = ["owner": .string(owner), "ws": .array(items), "qs": .array(queueIDs)]
             let results: [SurrealValue]
             do {
-                results = try await retryingConflicts { try await self.client.query(sql, variables) }
+                results = try await retryingConflicts { try await self.client.query(Self.writeSQL, variables) }
             } catch let error as SurrealError where error.message.contains("vector dimension") {
                 // A new model with another dimension: the old index cannot hold its vectors.
                 try await dropIndex()
-                results = try await retryingConflicts { try await self.client.query(sql, variables) }
+                results = try await retryingConflicts { try await self.client.query(Self.writeSQL, variables) }
             }
-            let answers = results.compactMap(\.string)
-            guard answers.count == chunk.count else {
-                throw SurrealError(.protocolViolation, "write answered \(answers.count) outcomes for \(chunk.count) writes")
+            guard let before = results.last(where: { $0.array != nil })?.array else {
+                throw SurrealError(.protocolViolation, "write answered no queue state")
             }
-            for (write, answer) in zip(chunk, answers) {
-                outcomes[write.id] = WriteOutcome(rawValue: answer) ?? .notFound
+            var entries: [RecordID: SurrealValue] = [:]
+            for entry in before { if let id = entry["id"]?.recordID { entries[id] = entry } }
+            for write in chunk {
+                guard case .recordID(let id) = queueID(write.id), let entry = entries[id] else {
+                    outcomes[write.id] = .notFound
+                    continue
+                }
+                if entry["lease_owner"]?.string != owner {
+                    outcomes[write.id] = .leaseLost
+                } else if entry["revision"]?.int != (Int64(write.revision) ?? -1) {
+                    outcomes[write.id] = .changedSinceClaim
+                } else {
+                    outcomes[write.id] = .applied
+                }
             }
         }
         return outcomes
     }
 
-    /// Writes in groups that keep a request well under the HTTP endpoint's 4 MiB.
     static func chunks(_ writes: [RepoWrite]) -> [ArraySlice<RepoWrite>] {
         var chunks: [ArraySlice<RepoWrite>] = []
         var start = 0
