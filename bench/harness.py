@@ -37,8 +37,17 @@ class Bench:
     # ---- helpers
 
     def database(self, name):
+        """A new database name; the previous ones are removed first, so the dev server (which
+        keeps everything in memory) does not slow down over the run."""
+        for old in getattr(self, "databases", []):
+            try:
+                surreal_tool.rpc(self.surreal, old, "query", ["REMOVE DATABASE IF EXISTS %s" % old, {}])
+            except SystemExit:
+                pass
         self.counter += 1
-        return "%s%d_%d" % (name, os.getpid(), self.counter)
+        name = "%s%d_%d" % (name, os.getpid(), self.counter)
+        self.databases = [name]
+        return name
 
     def config(self, db, provider="mock", dims=384, store="surreal", batch=100, workers=4, seed_file=None, extra=""):
         providers = {
