@@ -31,9 +31,10 @@ extension SurrealStore {
               dimensions > 0, dimensions <= 16_384
         else { return }
         if indexedDimensions.withLock({ $0 }) == Int(dimensions) { return }
-        // DIMENSION takes no parameter; the number was checked above.
+        // DIMENSION takes no parameter; the number was checked above. CONCURRENTLY: the engine
+        // builds it in the background (at 100k vectors a blocking build outlasts the request timeout).
         _ = try await client.query("""
-            DEFINE INDEX OVERWRITE \(Self.indexName) ON \(configuration.table) FIELDS embedding HNSW DIMENSION \(dimensions) DIST COSINE;
+            DEFINE INDEX OVERWRITE \(Self.indexName) ON \(configuration.table) FIELDS embedding HNSW DIMENSION \(dimensions) DIST COSINE CONCURRENTLY;
             UPSERT embed_star_meta:hnsw SET dimensions = \(dimensions), defined_at = time::now();
             """)
         indexedDimensions.withLock { $0 = Int(dimensions) }
