@@ -384,7 +384,9 @@ public final class SurrealStore: RepoStore {
 
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         if indexCheckedAt.withLock({ $0 }) == nil { try await loadIndexState() }
-        if let hits = try await nearestIndexed(vector, limit: limit, filter: filter) { return hits }
+        // The index answers in full once built; while the engine still builds it (concurrently) or
+        // when fewer vectors than `limit` exist, it may answer short: then the exact scan does.
+        if let hits = try await nearestIndexed(vector, limit: limit, filter: filter), hits.count >= limit { return hits }
         var conditions = ["embedding != NONE", "array::len(embedding) = $dimensions"]
         var variables: [String: SurrealValue] = ["q": .floats(vector), "limit": .int(Int64(limit)), "dimensions": .int(Int64(vector.count))]
         if let language = filter.language {
