@@ -213,7 +213,18 @@ actor WebSocketConnection {
         if let credentials = configuration.credentials {
             _ = try await self.send(request: "signin", params: [credentials.signinParams], through: send)
         }
-        _ = try await self.send(request: "use", params: [.string(configuration.namespace), .string(configuration.database)], through: send)
+        // The first `use` of a new namespace or database defines it; pooled connections opening
+        // together can conflict on that, and the conflict is safe to retry.
+        var attempt = 0
+        while true {
+            do {
+                _ = try await self.send(request: "use", params: [.string(configuration.namespace), .string(configuration.database)], through: send)
+                break
+            } catch let error as SurrealError where error.kind == .conflict && attempt < 6 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 << attempt))))
+            }
+        }
         guard case .connecting(let waiters) = state else { throw CancellationError() }
         state = .ready(send)
         failures = 0
