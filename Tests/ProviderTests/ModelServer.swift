@@ -65,6 +65,9 @@ struct ModelServer {
     }
 
     func provider(_ name: String, _ yaml: String = "") throws -> any EmbeddingProvider {
+        // One model serves every test running at once on two cores: a call may wait its turn
+        // for a long while, and that is not what these tests are about.
+        let yaml = yaml.contains("timeout_seconds") ? yaml : yaml + "\ntimeout_seconds: 300\n"
         let section: String
         switch name {
         case "openai": section = "base_url: \(root)/v1\napi_key: test-key\nmodel: multilingual-e5-small-q4\n" + yaml

@@ -25,7 +25,7 @@ struct ResilienceScenarioTests {
         let protection = ProviderProtection(resilience, provider: "openai")
         try await server.mode(["down_for": 30])
         let started = Date().timeIntervalSince1970
-        let pipeline = try await Pipeline.start(provider: try server.provider("openai", "timeout_seconds: 120\n"), providerName: "openai", store: store,
+        let pipeline = try await Pipeline.start(provider: try server.provider("openai", "timeout_seconds: 300\n"), providerName: "openai", store: store,
                                                 configuration: configuration, protection: protection, instanceID: "down", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
         let stats = try await store.stats(model: pipeline.modelIdentity)
@@ -74,7 +74,7 @@ struct ResilienceScenarioTests {
         configuration.batchSize = 20
         configuration.parallelWorkers = 3
         configuration.retryDelayMs = 0
-        let provider = Recording(try server.provider("openai", "timeout_seconds: 120\n"))
+        let provider = Recording(try server.provider("openai", "timeout_seconds: 300\n"))
         let pipeline = try await Pipeline.start(provider: provider, providerName: "openai", store: store,
                                                 configuration: configuration, instanceID: "storm", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
