@@ -61,7 +61,11 @@ final class SecondSignal: @unchecked Sendable {  // the sources are only touched
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler { [unowned self] in
                 seen += 1
-                guard seen >= 2 else { return }
+                guard seen >= 2 else {
+                    logger.notice("signal received: stopping once the batches in flight are written; a second signal stops at once",
+                                  metadata: ["signal": "\(number)"])
+                    return
+                }
                 logger.warning("second signal: stopping at once; unfinished repos stay pending until their leases run out",
                                metadata: ["signal": "\(number)"])
                 exit(128 + number)

@@ -9,6 +9,22 @@ import Testing
 
 /// The limiter, breaker, retry policy and cache as state machines on a hand-moved clock.
 @Suite struct RateLimiterTests {
+    /// Two workers claiming at once: the second sees only what the first left, and what the
+    /// first did not use comes back (the re-embedding pace overshot when both read the budget
+    /// before either spent it).
+    @Test func takeSharesTheBudgetBetweenCallersAndRefundGivesBackTheRest() {
+        var budget = RateLimitBudget(requestsPerMinute: 15, tokensPerMinute: nil, now: .zero)
+        #expect(budget.take(upTo: 10, now: .zero) == 10)
+        #expect(budget.take(upTo: 10, now: .zero) == 5)
+        #expect(budget.take(upTo: 10, now: .zero) == 0)
+        budget.refund(7)  // the first claim found 3 stale repos
+        #expect(budget.take(upTo: 10, now: .zero) == 7)
+        budget.refund(100)
+        #expect(budget.available(now: .zero) == 15, "a refund never grows the budget past a minute's worth")
+        var unlimited = RateLimitBudget(requestsPerMinute: nil, tokensPerMinute: nil, now: .zero)
+        #expect(unlimited.take(upTo: 10, now: .zero) == 10)
+    }
+
     @Test func requestsPerMinuteSpaceCallsOutAfterTheBurst() {
         var budget = RateLimitBudget(requestsPerMinute: 60, tokensPerMinute: nil, now: .zero)
         for _ in 0..<60 { #expect(budget.reserve(cost: 1, now: .zero) == .zero) }  // a minute's budget at once

@@ -85,7 +85,7 @@ import Testing
         case .rateLimited: configuration.rateLimitRate = 1
         case .rejectsPoison: configuration.rejectTextsContaining = [ProviderConformance.poison]
         case .badCredentials: configuration.failAll = true
-        case .slow: configuration.latencyMs = 10_000
+        case .slow: configuration.latencyMs = ProviderConformance.slowAnswerSeconds * 1000
         }
         let provider = MockProvider(configuration: configuration)
         return ProviderUnderTest(provider, embeddingCalls: { provider.statistics.calls })

@@ -20,7 +20,7 @@ struct ProviderConformanceTests {
         case .rateLimited: one = ["status": 429, "headers": ["retry-after": "1"], "body": ["error": ["message": "Rate limit reached"]]]
         case .rejectsPoison: one = ["status": 400, "body": ["error": ["message": "input 1 is invalid: content rejected"]]]
         case .badCredentials: one = ["status": 401, "body": ["error": ["message": "Incorrect API key provided"]]]
-        case .slow: one = ["slow": 10.0]
+        case .slow: one = ["slow": Double(ProviderConformance.slowAnswerSeconds)]
         }
         return Array(repeating: one, count: 3)
     }

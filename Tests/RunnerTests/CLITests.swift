@@ -1,66 +1,6 @@
 import Foundation
 import Testing
 
-/// Runs the built `embed-star` executable as a user would and checks exit codes and output.
-struct CLI {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static var executable: URL {
-        if let path = ProcessInfo.processInfo.environment["EMBED_STAR_BIN"] { return URL(fileURLWithPath: path) }
-        // Tests run from the build folder, next to the executable.
-        var folder = Bundle.main.bundleURL
-        while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("embed-star").path), folder.path != "/" {
-            folder.deleteLastPathComponent()
-        }
-        return folder.appendingPathComponent("embed-star")
-    }
-
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    let folder: URL
-
-    init() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    }
-
-    func write(_ name: String, _ text: String) throws {
-        try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
-    }
-
-    /// Starts the executable; `environment` is added to a clean one (no inherited config variables).
-    func start(_ arguments: [String], environment: [String: String] = [:], in directory: URL? = nil) throws -> (Process, Pipe, Pipe) {
-        let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments
-        process.currentDirectoryURL = directory ?? folder
-        var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "LOG_LEVEL": "info"]
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        return (process, out, err)
-    }
-
-    func run(_ arguments: [String], environment: [String: String] = [:], in directory: URL? = nil) throws -> Result {
-        let (process, out, err) = try start(arguments, environment: environment, in: directory)
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
-    }
-
-    func cleanUp() {
-        try? FileManager.default.removeItem(at: folder)
-    }
-}
-
 private let mockConfig = """
     provider: mock
     store: mock
@@ -84,10 +24,10 @@ private func json(_ text: String) throws -> [String: Any] {
 }
 
 @Suite(.serialized) struct CLITests {
-    @Test func pluginsListsTheBuiltInPlugins() throws {
+    @Test func pluginsListsTheBuiltInPlugins() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["plugins"])
+        let result = try await cli.run(["plugins"])
         #expect(result.status == 0)
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let providers = lines.drop { $0 != "providers:" }.dropFirst().prefix { $0.hasPrefix("  ") }.map { $0.split(separator: " ")[0] }
@@ -98,10 +38,10 @@ private func json(_ text: String) throws -> [String: Any] {
 
     /// `plugins --verbose` reads the keys off each plugin's configuration type; the README's
     /// configuration reference must name every one of them under the plugin's heading.
-    @Test func readmeDocumentsEveryKeyOfEveryPlugin() throws {
+    @Test func readmeDocumentsEveryKeyOfEveryPlugin() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["plugins", "--verbose"])
+        let result = try await cli.run(["plugins", "--verbose"])
         #expect(result.status == 0)
         let readme = try String(contentsOf: CLI.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
         var section: String?
@@ -123,10 +63,10 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(checked > 40)
     }
 
-    @Test func shippedConfigurationIsValidInTheDevEnvironmentAndHidesSecrets() throws {
+    @Test func shippedConfigurationIsValidInTheDevEnvironmentAndHidesSecrets() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["config", "--env", "dev"], environment: ["DB_PASS": "hunter2-secret", "OPENAI_API_KEY": "sk-live-123"], in: CLI.packageRoot)
+        let result = try await cli.run(["config", "--env", "dev"], environment: ["DB_PASS": "hunter2-secret", "OPENAI_API_KEY": "sk-live-123"], in: CLI.packageRoot)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("provider: mock"))
         #expect(result.stdout.contains("seed_file: examples/sample-repos.json"))
@@ -134,68 +74,68 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(!result.stdout.contains("sk-live-123") && !result.stderr.contains("sk-live-123"))
     }
 
-    @Test func invalidConfigurationExitsTwoWithFileLineAndKey() throws {
+    @Test func invalidConfigurationExitsTwoWithFileLineAndKey() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig.replacingOccurrences(of: "    dimensions: 16", with: "    dimensons: 16"))
-        var result = try cli.run(["config"])
+        var result = try await cli.run(["config"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("plugins.yaml:11:5: providers.mock: unknown key 'dimensons'; did you mean 'dimensions'?"))
 
         try cli.write("plugins.yaml", "provider: mock\nstore: [unclosed\n")
-        result = try cli.run(["config"])
+        result = try await cli.run(["config"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("plugins.yaml:"))
         #expect(result.stderr.contains("invalid YAML"))
 
         try cli.write("plugins.yaml", mockConfig)
-        result = try cli.run(["status", "--embedding-provider", "olama"])
+        result = try await cli.run(["status", "--embedding-provider", "olama"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("unknown provider 'olama'"))
         #expect(result.stderr.contains("did you mean 'ollama'?"))
         #expect(result.stderr.contains("registered providers: example-compat, local, mock, ollama, openai, together"))
 
-        result = try cli.run(["backfill"], environment: ["BATCH_SIZE": "0"])
+        result = try await cli.run(["backfill"], environment: ["BATCH_SIZE": "0"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("pipeline.batch_size: must be between 1 and 10000, got 0"))
 
-        result = try cli.run(["config", "--config", "missing.yaml"])
+        result = try await cli.run(["config", "--config", "missing.yaml"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("missing.yaml: cannot read the configuration file"))
     }
 
-    @Test func backfillEmbedsEverythingAndARerunFindsNothingToDo() throws {
+    @Test func backfillEmbedsEverythingAndARerunFindsNothingToDo() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig)
-        let seed = try cli.run(["seed", "--count", "300", "--out", "repos.json"])
+        let seed = try await cli.run(["seed", "--count", "300", "--out", "repos.json"])
         #expect(seed.status == 0)
 
-        var result = try cli.run(["backfill", "--json"])
+        var result = try await cli.run(["backfill", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         var report = try json(result.stdout)
         var summary = try #require(report["summary"] as? [String: Any])
         #expect(summary["embedded"] as? Int == 300)
         #expect(report["model"] as? String == "mock/mock-embed@16")
 
-        result = try cli.run(["status", "--json"])
+        result = try await cli.run(["status", "--json"])
         #expect(result.status == 0)
         let stats = try json(result.stdout)
         #expect(stats["embedded"] as? Int == 300)
         #expect(stats["pending"] as? Int == 0)
 
-        result = try cli.run(["backfill", "--json", "--batch-size", "7"])
+        result = try await cli.run(["backfill", "--json", "--batch-size", "7"])
         report = try json(result.stdout)
         summary = try #require(report["summary"] as? [String: Any])
         #expect(summary["embedded"] as? Int == 0)
         #expect(summary["providerCalls"] as? Int == 0)
 
         // Another dimension is another model: everything is pending again.
-        result = try cli.run(["backfill", "--json", "--set", "providers.mock.dimensions=8"])
+        result = try await cli.run(["backfill", "--json", "--set", "providers.mock.dimensions=8"])
         summary = try #require(try json(result.stdout)["summary"] as? [String: Any])
         #expect(summary["embedded"] as? Int == 300)
 
-        result = try cli.run(["backfill"])
+        result = try await cli.run(["backfill"])
         #expect(result.stdout.contains("0 embedded"))
         #expect(result.stdout.contains("Now: 300 repos, 300 embedded, 0 pending, 0 failed."))
     }
@@ -204,22 +144,15 @@ private func json(_ text: String) throws -> [String: Any] {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig)
-        _ = try cli.run(["seed", "--count", "50", "--out", "repos.json"])
-        let (process, _, err) = try cli.start(["run"])
+        _ = try await cli.run(["seed", "--count", "50", "--out", "repos.json"])
+        let process = try cli.start(["run"])
         // Wait for the first batch log line, then ask it to stop.
-        var log = Data()
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !String(decoding: log, as: UTF8.self).contains("batch"), ContinuousClock.now < deadline {
-            log.append(err.fileHandleForReading.availableData)
-        }
-        kill(process.processIdentifier, SIGTERM)
-        log.append(err.fileHandleForReading.readDataToEndOfFile())
-        process.waitUntilExit()
-        let text = String(decoding: log, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
-        #expect(text.contains("embed-star stopped"))
-        let status = try cli.run(["status", "--json"])
-        #expect(try json(status.stdout)["embedded"] as? Int == 50)
+        #expect(try await process.waitForStderr(timeout: .seconds(60)) { $0.contains("batch") }, "\(process.stderr)")
+        process.signal(SIGTERM)
+        let status = await process.exit()
+        #expect(status == 0, "\(process.stderr)")
+        #expect(process.stderr.contains("embed-star stopped"))
+        #expect(try await cli.status()["embedded"] as? Int == 50)
     }
 
     /// A slow provider, so a signal lands while batches are in flight; SQLite, so what the
@@ -236,103 +169,95 @@ private func json(_ text: String) throws -> [String: Any] {
         providers:
           mock:
             dimensions: 16
-            latency_ms: 3000
+            latency_ms: ${LATENCY_MS}
         stores:
           sqlite:
             path: stars.sqlite
         """
 
-    /// Starts `embed-star run` on 100 repos and returns once two batches are in flight.
-    func startSlowRun(_ cli: CLI) throws -> (Process, Pipe) {
-        try cli.write("plugins.yaml", Self.slowSQLiteConfig)
-        _ = try cli.run(["seed", "--count", "100", "--format", "github", "--out", "stars.json"])
-        #expect(try cli.run(["import", "stars.json"]).status == 0)
-        let (process, _, err) = try cli.start(["run"], environment: ["LOG_LEVEL": "debug"])
-        var log = ""
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !log.contains("embed-star running"), ContinuousClock.now < deadline {
-            log += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+    /// Starts `embed-star run` on 100 repos and returns once both workers hold a claimed batch
+    /// (read from the database, which the process shares with `status`).
+    func startSlowRun(_ cli: CLI, latencyMs: Int) async throws -> Subprocess {
+        try cli.write("plugins.yaml", Self.slowSQLiteConfig.replacingOccurrences(of: "${LATENCY_MS}", with: "\(latencyMs)"))
+        _ = try await cli.run(["seed", "--count", "100", "--format", "github", "--out", "stars.json"])
+        #expect(try await cli.run(["import", "stars.json"]).status == 0)
+        let process = try cli.start(["run"], environment: ["LOG_LEVEL": "debug"])
+        let claimed = try await waitUntil(timeout: .seconds(120), every: .milliseconds(200)) {
+            try await cli.status()["leased"] as? Int == 20 || !process.isRunning
         }
-        Thread.sleep(forTimeInterval: 1)  // both workers have claimed and are waiting on the provider
-        return (process, err)
+        #expect(claimed && process.isRunning, "both workers claim a batch of 10: \(process.stderr)")
+        return process
     }
 
-    @Test func sigtermMidBatchFinishesTheBatchesInFlightAndLeavesTheRestPending() throws {
+    @Test func sigtermMidBatchFinishesTheBatchesInFlightAndLeavesTheRestPending() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let (process, err) = try startSlowRun(cli)
-        let signalled = ContinuousClock.now
-        kill(process.processIdentifier, SIGTERM)
-        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(log)")
-        #expect(ContinuousClock.now - signalled < .seconds(10), "the shutdown deadline is 30 s, the batches need 2 more")
-        let stats = try json(try cli.run(["status", "--json"]).stdout)
+        let process = try await startSlowRun(cli, latencyMs: 3000)
+        process.signal(SIGTERM)
+        let status = await process.exit()
+        #expect(status == 0, "\(process.stderr)")
+        let stats = try await cli.status()
         #expect(stats["embedded"] as? Int == 20, "the two batches in flight finish: \(stats)")
         #expect(stats["pending"] as? Int == 80)
         #expect(stats["leased"] as? Int == 0, "nothing stays claimed")
+        #expect(process.stderr.contains("embed-star stopped"))
     }
 
-    @Test func aSecondSignalExitsAtOnceWithoutCorruptingAnything() throws {
+    @Test func aSecondSignalExitsAtOnceWithoutCorruptingAnything() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let (process, err) = try startSlowRun(cli)
-        kill(process.processIdentifier, SIGTERM)
-        Thread.sleep(forTimeInterval: 0.3)
-        let signalled = ContinuousClock.now
-        kill(process.processIdentifier, SIGTERM)
-        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(ContinuousClock.now - signalled < .seconds(1.5), "the batches in flight still needed about 1.7 s")
-        #expect(process.terminationStatus == 128 + SIGTERM, "\(log)")
-        #expect(log.contains("second signal"))
-        let stats = try json(try cli.run(["status", "--json"]).stdout)
-        #expect(stats["embedded"] as? Int == 0)
+        // Batches that take 30 s: if the second signal waited for them, they would be embedded.
+        let process = try await startSlowRun(cli, latencyMs: 30_000)
+        process.signal(SIGTERM)
+        // The first signal is taken (the process says it is stopping) before the second is sent.
+        #expect(try await process.waitForStderr(timeout: .seconds(60)) { $0.contains("signal received") }, "\(process.stderr)")
+        process.signal(SIGTERM)
+        let status = await process.exit()
+        #expect(status == 128 + SIGTERM, "\(process.stderr)")
+        #expect(process.stderr.contains("second signal"))
+        let stats = try await cli.status()
+        #expect(stats["embedded"] as? Int == 0, "the batches in flight (30 s each) were not waited for: \(stats)")
         #expect(stats["pending"] as? Int == 100, "every repo is still there and pending: \(stats)")
-        let check = Process()
-        check.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        check.arguments = [cli.folder.appendingPathComponent("stars.sqlite").path, "PRAGMA integrity_check; SELECT count(*) FROM repo_vector;"]
-        let out = Pipe()
-        check.standardOutput = out
-        try check.run()
-        check.waitUntilExit()
-        #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "ok\n0\n")
+        let check = try Subprocess(URL(fileURLWithPath: "/usr/bin/sqlite3"),
+                                   [cli.folder.appendingPathComponent("stars.sqlite").path, "PRAGMA integrity_check; SELECT count(*) FROM repo_vector;"])
+        _ = await check.exit()
+        #expect(check.stdout == "ok\n0\n")
     }
 
-    @Test func statusShowsCoveragePerModelDuringAModelChange() throws {
+    @Test func statusShowsCoveragePerModelDuringAModelChange() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig)
-        _ = try cli.run(["seed", "--count", "30", "--out", "repos.json"])
-        #expect(try cli.run(["backfill"]).status == 0)
+        _ = try await cli.run(["seed", "--count", "30", "--out", "repos.json"])
+        #expect(try await cli.run(["backfill"]).status == 0)
         let other = ["--set", "providers.mock.model=next-model"]
-        let before = try cli.run(["status"] + other)
+        let before = try await cli.run(["status"] + other)
         #expect(before.stdout.contains("pending:  30"))
         #expect(before.stdout.contains("vectors by model:\n  mock/mock-embed@16: 30 (100.0%)"), "\(before.stdout)")
-        let report = try json(try cli.run(["status", "--json"] + other).stdout)
+        let report = try json(try await cli.run(["status", "--json"] + other).stdout)
         #expect(report["coverage"] as? [String: Int] == ["mock/mock-embed@16": 30])
         #expect(report["model"] as? String == "mock/next-model@16")
     }
 
-    @Test func runFatalProviderErrorExitsOneAndLosesNothing() throws {
+    @Test func runFatalProviderErrorExitsOneAndLosesNothing() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig)
-        _ = try cli.run(["seed", "--count", "40", "--out", "repos.json"])
-        let result = try cli.run(["backfill", "--set", "providers.mock.fail_all=true"])
+        _ = try await cli.run(["seed", "--count", "40", "--out", "repos.json"])
+        let result = try await cli.run(["backfill", "--set", "providers.mock.fail_all=true"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("fatal: mock provider configured with fail_all"))
-        let stats = try json(try cli.run(["status", "--json"]).stdout)
+        let stats = try await cli.status()
         #expect(stats["pending"] as? Int == 40)
         #expect(stats["failed"] as? Int == 0)
     }
 
-    @Test func jsonLogsCarryBatchAndInstanceOnEveryBatchLine() throws {
+    @Test func jsonLogsCarryBatchAndInstanceOnEveryBatchLine() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig)
-        _ = try cli.run(["seed", "--count", "60", "--out", "repos.json"])
-        let result = try cli.run(["backfill", "--set", "pipeline.instance_id=inst-7"], environment: ["LOG_FORMAT": "json", "LOG_LEVEL": "debug"])
+        _ = try await cli.run(["seed", "--count", "60", "--out", "repos.json"])
+        let result = try await cli.run(["backfill", "--set", "pipeline.instance_id=inst-7"], environment: ["LOG_FORMAT": "json", "LOG_LEVEL": "debug"])
         #expect(result.status == 0)
         let lines = result.stderr.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
         #expect(!lines.isEmpty)
@@ -342,14 +267,14 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(Set(batchLines.compactMap { $0["batch"] }).count == 3)
     }
 
-    @Test func searchFindsTheRepoWhoseTextIsQueried() throws {
+    @Test func searchFindsTheRepoWhoseTextIsQueried() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig)
-        _ = try cli.run(["seed", "--count", "200", "--out", "repos.json"])
-        var result = try cli.run(["search", "anything"])
+        _ = try await cli.run(["seed", "--count", "200", "--out", "repos.json"])
+        var result = try await cli.run(["search", "anything"])
         #expect(result.stdout.contains("No embedded repos"))
-        _ = try cli.run(["backfill"])
+        _ = try await cli.run(["backfill"])
         let records = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: cli.folder.appendingPathComponent("repos.json"))) as? [[String: Any]])
         let target = records[42]
         let fullName = try #require(target["full_name"] as? String)
@@ -362,24 +287,24 @@ private func json(_ text: String) throws -> [String: Any] {
         if !topics.isEmpty { lines.append("Topics: \(topics.joined(separator: ", "))") }
         lines.append("Owner: \(owner)")
         let text = lines.filter { !$0.isEmpty }.joined(separator: "\n")
-        result = try cli.run(["search", text, "--limit", "3", "--json"])
+        result = try await cli.run(["search", text, "--limit", "3", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let hits = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
         #expect(hits.count == 3)
         #expect(hits.first?["full_name"] as? String == fullName)
         #expect((hits.first?["score"] as? Double ?? 0) > 0.999)
         if let language {
-            let filtered = try cli.run(["search", "library", "--language", language.lowercased(), "--json"])
+            let filtered = try await cli.run(["search", "library", "--language", language.lowercased(), "--json"])
             let rows = try #require(try JSONSerialization.jsonObject(with: Data(filtered.stdout.utf8)) as? [[String: Any]])
             #expect(!rows.isEmpty && rows.allSatisfy { $0["language"] as? String == language })
         }
-        let table = try cli.run(["search", text, "--limit", "1"])
+        let table = try await cli.run(["search", text, "--limit", "1"])
         #expect(table.stdout.hasPrefix("score  repo"))
         #expect(table.stdout.contains(fullName))
-        #expect(try cli.run(["search", "  "]).status != 0)
+        #expect(try await cli.run(["search", "  "]).status != 0)
     }
 
-    @Test func importLoadsGitHubStarsUpsertingByIdAndReportsBadEntries() throws {
+    @Test func importLoadsGitHubStarsUpsertingByIdAndReportsBadEntries() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         try cli.write("plugins.yaml", mockConfig.replacingOccurrences(of: "seed_file: repos.json\n", with: ""))
@@ -390,28 +315,28 @@ private func json(_ text: String) throws -> [String: Any] {
         }
         // Two pages back to back, as `gh api --paginate` prints them, with two bad entries.
         try cli.write("stars.json", "[\(star(1, "o/a", "first")), \(star(2, "o/b", "second"))]\n[\(star(3, "o/c", "third")), {\"full_name\": \"no/id\"}, 42]")
-        var result = try cli.run(["import", "stars.json"])
+        var result = try await cli.run(["import", "stars.json"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("Imported 3 repos into mock; skipped 2 bad entries."))
         #expect(result.stderr.contains("field 'id': missing or not a number"))
-        result = try cli.run(["backfill", "--json"])
+        result = try await cli.run(["backfill", "--json"])
         #expect((try json(result.stdout)["summary"] as? [String: Any])?["embedded"] as? Int == 3)
         // The same stars again: nothing pending. One changed description: one pending.
         try cli.write("stars2.json", "[{\"starred_at\": \"2024-05-01T00:00:00Z\", \"repo\": \(star(1, "o/a", "first, rewritten"))}, \(star(2, "o/b", "second"))]")
-        _ = try cli.run(["import", "stars2.json"])
-        let stats = try json(try cli.run(["status", "--json"]).stdout)
+        _ = try await cli.run(["import", "stars2.json"])
+        let stats = try await cli.status()
         #expect(stats["total"] as? Int == 3)
         #expect(stats["pending"] as? Int == 1)
-        result = try cli.run(["import", "missing.json"])
+        result = try await cli.run(["import", "missing.json"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("cannot read missing.json"))
     }
 
-    @Test func seedWritesDeterministicRecords() throws {
+    @Test func seedWritesDeterministicRecords() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let first = try cli.run(["seed", "--count", "5"])
-        let second = try cli.run(["seed", "--count", "5"])
+        let first = try await cli.run(["seed", "--count", "5"])
+        let second = try await cli.run(["seed", "--count", "5"])
         #expect(first.status == 0)
         #expect(first.stdout == second.stdout)
         let records = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [[String: Any]])

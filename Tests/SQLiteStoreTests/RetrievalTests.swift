@@ -30,7 +30,8 @@ struct RetrievalTests {
         try await store.prepare()
         try await store.upsert(repos.repos)
         var providerConfiguration = LocalProvider.Configuration()
-        providerConfiguration.threads = 1  // leave a core to the tests running beside this one
+        // Both cores: scripts/test runs this suite in a stage of its own (nothing beside it).
+        providerConfiguration.threads = ProcessInfo.processInfo.activeProcessorCount
         let provider = try LocalProvider(configuration: providerConfiguration, searchFrom: [packageRoot])
         var configuration = PipelineConfiguration()
         configuration.batchSize = 64

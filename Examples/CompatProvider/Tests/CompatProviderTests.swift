@@ -41,7 +41,7 @@ struct TestFront {
         case .rateLimited: ["status": 429, "headers": ["retry-after": "1"]]
         case .rejectsPoison: ["status": 400, "body": ["error": ["message": "input 1 is invalid"]]]
         case .badCredentials: ["status": 401]
-        case .slow: ["slow": 10.0]
+        case .slow: ["slow": Double(ProviderConformance.slowAnswerSeconds)]
         }
         _ = try await call("/__faults/\(token)", body: try JSONSerialization.data(withJSONObject: Array(repeating: one, count: 3)))
     }

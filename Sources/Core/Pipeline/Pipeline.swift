@@ -185,15 +185,26 @@ public final class Pipeline: Sendable {
     /// only repos another model embedded are, and their pace is spent for now).
     public func processNextBatch(paced: Bool = false) async throws -> PipelineSummary? {
         let clock = protection.clock
-        let staleLimit = paced ? stalePace.withLock { $0.available(now: clock.now()) } : .max
-        let claimed = try await metrics.timed("claim") {
-            try await store.claimPending(ClaimRequest(
-                owner: instanceID, limit: configuration.batchSize,
-                leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
-                staleLimit: staleLimit == .max ? nil : staleLimit))
+        // The pace is taken before the claim and the unused part given back after, so workers
+        // claiming at the same moment never re-embed more than the pace between them.
+        let batchSize = configuration.batchSize
+        let staleLimit = paced ? stalePace.withLock { $0.take(upTo: batchSize, now: clock.now()) } : nil
+        let claimed: [ClaimedRepo]
+        do {
+            claimed = try await metrics.timed("claim") {
+                try await store.claimPending(ClaimRequest(
+                    owner: instanceID, limit: batchSize,
+                    leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
+                    staleLimit: staleLimit))
+            }
+        } catch {
+            if let staleLimit { stalePace.withLock { $0.refund(staleLimit) } }
+            throw error
         }
-        let stale = claimed.filter(\.stale).count
-        if stale > 0 { stalePace.withLock { $0.spend(stale, now: clock.now()) } }
+        if let staleLimit {
+            let stale = claimed.filter(\.stale).count
+            stalePace.withLock { $0.refund(staleLimit - stale) }
+        }
         guard !claimed.isEmpty else { return nil }
         return try await processClaimed(claimed)
     }

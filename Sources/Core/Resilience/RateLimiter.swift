@@ -57,6 +57,21 @@ public struct RateLimitBudget: Sendable {
         if requestsPerMinute != nil { requests -= Double(count) }
     }
 
+    /// Books up to `limit` whole requests of what the budget holds now and returns how many
+    /// (unlimited: `limit`). Taking before acting lets callers that run at once share the budget
+    /// without overdrawing it; what goes unused is given back with ``refund(_:)``.
+    public mutating func take(upTo limit: Int, now: Duration) -> Int {
+        let count = min(limit, available(now: now))
+        spend(count, now: now)
+        return count
+    }
+
+    /// Gives back requests booked with ``take(upTo:now:)`` and not used.
+    public mutating func refund(_ count: Int) {
+        guard let rate = requestsPerMinute, count > 0 else { return }
+        requests = min(rate, requests + Double(count))
+    }
+
     /// The provider said to wait: nothing is sent before `now + delay`.
     public mutating func pause(for delay: Duration, now: Duration) {
         pausedUntil = max(pausedUntil, now + delay)

@@ -1,12 +1,21 @@
 import Metrics
 
 /// Bounds how many requests (HTTP) or connections (WebSocket) are in use at once; callers wait
-/// in line up to a timeout. Reports in-use, waits and timeouts as metrics.
+/// in line. Reports in-use, waits and timeouts as metrics.
+///
+/// A caller gives up only when the pool is stuck: no slot came free for the whole timeout. A
+/// long line that moves (the server answers, just not quickly: many callers, a loaded machine)
+/// is waited out, since giving up there fails work the server would have done.
 actor ConnectionLimiter {
     private let capacity: Int
     private var inUse = 0
-    private var waiters: [(id: Int, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var waiters: [(id: Int, since: ContinuousClock.Instant, continuation: CheckedContinuation<Void, any Error>)] = []
     private var nextID = 0
+    /// When a slot last came free (or the pool was made).
+    private var lastRelease = ContinuousClock.now
+    /// Callers that had to wait, over the pool's life (the `surreal_pool_waits_total` metric).
+    private(set) var waitCount = 0
+    var isFull: Bool { inUse >= capacity }
     private let inUseGauge: Gauge
     private let waits: Counter
     private let timeouts: Counter
@@ -26,16 +35,21 @@ actor ConnectionLimiter {
             return
         }
         waits.increment()
+        waitCount += 1
         nextID += 1
         let id = nextID
         let timer = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            await self?.expire(id)
+            var wait = timeout
+            while true {
+                try await Task.sleep(for: wait)
+                guard let self, let next = await self.expireIfStuck(id, timeout: timeout) else { return }
+                wait = next
+            }
         }
         defer { timer.cancel() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                waiters.append((id, continuation))
+                waiters.append((id, .now, continuation))
             }
         } onCancel: {
             Task { await self.cancelWaiter(id) }
@@ -43,6 +57,7 @@ actor ConnectionLimiter {
     }
 
     func release() {
+        lastRelease = .now
         if waiters.isEmpty {
             inUse -= 1
             inUseGauge.record(inUse)
@@ -52,10 +67,16 @@ actor ConnectionLimiter {
         }
     }
 
-    private func expire(_ id: Int) {
-        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+    /// Fails waiter `id` if no slot came free for `timeout` since it joined the line; otherwise
+    /// returns how much longer to wait before asking again (nil: it is no longer waiting).
+    private func expireIfStuck(_ id: Int, timeout: Duration) -> Duration? {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return nil }
+        let idle = ContinuousClock.now - max(waiters[index].since, lastRelease)
+        guard idle >= timeout else { return timeout - idle }
         timeouts.increment()
-        waiters.remove(at: index).continuation.resume(throwing: SurrealError(.poolTimeout, "no connection came free in time (pool of \(capacity))"))
+        waiters.remove(at: index).continuation.resume(throwing: SurrealError(
+            .poolTimeout, "no connection came free for \(timeout) (pool of \(capacity), all in use)"))
+        return nil
     }
 
     private func cancelWaiter(_ id: Int) {

@@ -34,7 +34,8 @@ public struct SurrealConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(30)
     /// Connections (WebSocket) or concurrent requests (HTTP).
     public var poolSize = 10
-    /// How long a caller waits for a pooled connection before giving up.
+    /// How long a caller waits for a pooled connection while none comes free before giving up.
+    /// A line that moves is waited out, however long it is.
     public var poolWaitTimeout: Duration = .seconds(30)
     /// WebSocket keepalive.
     public var pingInterval: Duration = .seconds(30)
