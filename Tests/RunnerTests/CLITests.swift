@@ -192,7 +192,7 @@ private func json(_ text: String) throws -> [String: Any] {
     @Test func sigtermMidBatchFinishesTheBatchesInFlightAndLeavesTheRestPending() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let process = try await startSlowRun(cli, latencyMs: 3000)
+        let process = try await startSlowRun(cli, latencyMs: 10_000)  // far longer than noticing the claims takes
         process.signal(SIGTERM)
         let status = await process.exit()
         #expect(status == 0, "\(process.stderr)")
