@@ -206,7 +206,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RunnerTests",
-            dependencies: ["EmbedStarCore", "EmbedStarRunner", "SurrealClient", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["EmbedStarCore", "EmbedStarRunner", "SurrealClient", "EmbedStarTesting", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Tests/RunnerTests"
         ),
     ]

@@ -4,6 +4,7 @@ import EmbedStarMockStore
 import Foundation
 import Logging
 import Synchronization
+import EmbedStarTesting
 import Testing
 
 /// Wraps a provider and records every call, to check batching from the outside.
@@ -260,17 +261,6 @@ func pipeline(
 }
 
 /// Polls `condition` until it holds, failing after `timeout`.
-func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("condition not met within \(timeout)")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
-
 @Suite struct RateLimitTests {
     @Test func rateLimitedReposGoBackWithoutAnAttemptCounted() async throws {
         let repos = SyntheticRepos.generate(count: 5, seed: 2)

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import EmbedStarTesting
 import Testing
 
 /// Runs the built `embed-star` executable as a user would and checks exit codes and output.
@@ -136,19 +137,7 @@ final class Subprocess: Sendable {
     /// Waits until stderr satisfies `condition` (true) or the process exits or `timeout` passes
     /// (false): a wait for a condition, not for a fixed time.
     func waitForStderr(timeout: Duration, _ condition: (String) -> Bool) async throws -> Bool {
-        try await waitUntil(timeout: timeout) { condition(self.stderr) || !self.isRunning }
+        try await waitUntil(timeout: timeout, every: .milliseconds(50)) { condition(self.stderr) || !self.isRunning }
         return condition(stderr)
     }
-}
-
-/// Polls `condition` every `interval` until it holds or `timeout` passes; true if it held.
-/// A condition that starts a process (`status`) wants a longer interval than one that reads memory.
-@discardableResult
-func waitUntil(timeout: Duration, every interval: Duration = .milliseconds(50), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: interval)
-    }
-    return try await condition()
 }

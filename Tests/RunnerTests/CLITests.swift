@@ -1,4 +1,5 @@
 import Foundation
+import EmbedStarTesting
 import Testing
 
 private let mockConfig = """

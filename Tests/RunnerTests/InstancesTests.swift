@@ -3,6 +3,7 @@ import EmbedStarCore
 import Foundation
 import NIOCore
 import SurrealClient
+import EmbedStarTesting
 import Testing
 
 /// Several instances on one SurrealDB database with the real model, one of them killed with

@@ -3,6 +3,7 @@ import EmbedStarMockProvider
 import EmbedStarMockStore
 import Foundation
 import Logging
+import EmbedStarTesting
 import Testing
 
 @Suite(.enabled(if: DevServer.available, "needs the dev server's Python (scripts/test)"), .serialized)
@@ -41,16 +42,5 @@ struct OutageTests {
         #expect(stats == StoreStats(total: 1000, embedded: 1000, pending: 0, failed: 0, leased: 0))
         let withVectors = try await fixture.client.query("SELECT count() FROM repo WHERE embedding != NONE GROUP ALL").first?.array?.first?["count"]
         #expect(withVectors == 1000)
-    }
-}
-
-func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("condition not met within \(timeout)")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(50))
     }
 }

@@ -184,29 +184,27 @@ public final class Pipeline: Sendable {
     /// Claims one batch and processes it; `nil` when nothing is pending (or, when `paced`, when
     /// only repos another model embedded are, and their pace is spent for now).
     public func processNextBatch(paced: Bool = false) async throws -> PipelineSummary? {
-        let clock = protection.clock
-        // The pace is taken before the claim and the unused part given back after, so workers
-        // claiming at the same moment never re-embed more than the pace between them.
-        let batchSize = configuration.batchSize
-        let staleLimit = paced ? stalePace.withLock { $0.take(upTo: batchSize, now: clock.now()) } : nil
-        let claimed: [ClaimedRepo]
-        do {
-            claimed = try await metrics.timed("claim") {
-                try await store.claimPending(ClaimRequest(
-                    owner: instanceID, limit: batchSize,
-                    leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
-                    staleLimit: staleLimit))
-            }
-        } catch {
-            if let staleLimit { stalePace.withLock { $0.refund(staleLimit) } }
-            throw error
-        }
-        if let staleLimit {
-            let stale = claimed.filter(\.stale).count
-            stalePace.withLock { $0.refund(staleLimit - stale) }
-        }
+        let claimed = try await claimNext(paced: paced)
         guard !claimed.isEmpty else { return nil }
         return try await processClaimed(claimed)
+    }
+
+    /// One claim. The pace is taken before it and the unused part given back right after, so
+    /// workers claiming at the same moment never re-embed more than the pace between them.
+    private func claimNext(paced: Bool) async throws -> [ClaimedRepo] {
+        let clock = protection.clock
+        let batchSize = configuration.batchSize
+        let staleLimit = paced ? stalePace.withLock { $0.take(upTo: batchSize, now: clock.now()) } : nil
+        var stale = 0  // what the claim used of it (none if it failed)
+        defer { if let staleLimit { stalePace.withLock { $0.refund(staleLimit - stale) } } }
+        let claimed = try await metrics.timed("claim") {
+            try await store.claimPending(ClaimRequest(
+                owner: instanceID, limit: batchSize,
+                leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
+                staleLimit: staleLimit))
+        }
+        stale = claimed.filter(\.stale).count
+        return claimed
     }
 
     private func track(_ ids: [RepoID], working: Bool) {
