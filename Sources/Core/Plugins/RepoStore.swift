@@ -14,13 +14,19 @@ public struct ClaimRequest: Sendable {
     /// nil for no limit. Repos that are new or changed are never held back by it. This is how a
     /// model change is re-embedded at a pace.
     public var staleLimit: Int?
+    /// An owner that claimed within this time counts as running. When owners with different
+    /// models share a store, only the model of the most recently started running owner gets
+    /// repos (a rolling deploy converges on the newest configuration; when its owners stop, the
+    /// next newest takes over once their claims are this old).
+    public var liveness: Duration
 
-    public init(owner: String, limit: Int, leaseDuration: Duration, model: String, staleLimit: Int? = nil) {
+    public init(owner: String, limit: Int, leaseDuration: Duration, model: String, staleLimit: Int? = nil, liveness: Duration = .seconds(120)) {
         self.owner = owner
         self.limit = limit
         self.leaseDuration = leaseDuration
         self.model = model
         self.staleLimit = staleLimit
+        self.liveness = liveness
     }
 }
 
@@ -159,6 +165,11 @@ public struct SearchHit: Sendable {
 ///   may be taken by anyone. Concurrent claims never return the same repo. New and changed
 ///   repos come before stale ones (embedded by another model), which are limited to
 ///   `staleLimit` and marked `stale`.
+/// - One model at a time: a claim records its owner as running with its model; an owner whose
+///   model is not the one of the most recently started running owner (``ClaimRequest/liveness``)
+///   gets nothing, so two models never undo each other's vectors.
+/// - `stats` reads and never writes; `embedded` counts only repos holding a vector of the asked
+///   model whose text did not change since, so a repo never queued is pending, not embedded.
 /// - `write` applies each write atomically and only if the caller still holds the lease and the
 ///   record's revision is the claimed one; otherwise it reports why and changes nothing. An
 ///   applied write ends the lease and clears the attempt count and last error.

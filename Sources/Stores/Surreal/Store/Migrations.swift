@@ -9,8 +9,6 @@ struct Migrations {
         var version: Int
         var summary: String
         var statements: [String]
-        /// Idempotent data steps run after the schema commits (they need the tables it made).
-        var afterwards: [String] = []
         /// Statements older servers do not understand; their failure is logged, not fatal.
         var optional: [String] = []
     }
@@ -25,17 +23,28 @@ struct Migrations {
     /// holder's write will see the new revision and be refused). `stale`: queued because another
     /// model made its vector (the caller only passes repos that have one); such entries are
     /// claimed after the others, at a pace. An entry already queued for a change stays not stale.
-    static func enqueue(_ id: String, stale: Bool = false) -> String {
+    /// `had` keeps the model of the vector the repo held when queued (embed-star's own writes are
+    /// the only ones that change it, and they delete the entry), so counts need not read repos.
+    static func enqueue(_ id: String, had: String, stale: Bool = false) -> String {
         let staleness = stale ? "stale = revision = NONE OR stale = true" : "stale = false"
         return """
         UPSERT type::record("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? 0) + 1, \
-        failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch)
+        failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch), had = \(had)
         """
     }
 
-    var all: [Migration] {
+    /// The event that queues a created repo or one whose watched fields changed.
+    var enqueueEvent: String {
         let watched = watchedFields.joined(separator: ", ")
-        return [
+        return """
+            DEFINE EVENT OVERWRITE embed_star_enqueue ON TABLE \(table) \
+            WHEN $event = "CREATE" OR ($event = "UPDATE" AND $before.{\(watched)} != $after.{\(watched)}) \
+            THEN { \(Self.enqueue("$after.id", had: "$after.embedding_model")); }
+            """
+    }
+
+    var all: [Migration] {
+        [
             Migration(
                 version: 1,
                 summary: "embedding fields, the pending queue fed by events, counts",
@@ -50,19 +59,11 @@ struct Migrations {
                     "DEFINE TABLE IF NOT EXISTS \(Self.queue) SCHEMALESS",
                     "DEFINE TABLE IF NOT EXISTS embed_star_meta SCHEMALESS",
                     "DEFINE INDEX IF NOT EXISTS embed_queue_failed ON \(Self.queue) FIELDS failed",
-                    """
-                    DEFINE EVENT OVERWRITE embed_star_enqueue ON TABLE \(table) \
-                    WHEN $event = "CREATE" OR ($event = "UPDATE" AND $before.{\(watched)} != $after.{\(watched)}) \
-                    THEN { \(Self.enqueue("$after.id")); }
-                    """,
+                    enqueueEvent,
                     """
                     DEFINE EVENT OVERWRITE embed_star_dequeue ON TABLE \(table) WHEN $event = "DELETE" \
                     THEN { DELETE type::record("\(Self.queue)", record::id($before.id)); }
                     """,
-                ],
-                afterwards: [
-                    // Repos written before the event existed.
-                    "LET $ids = (SELECT VALUE id FROM \(table) WHERE embedding_hash = NONE); FOR $r IN $ids { \(Self.enqueue("$r")); }",
                 ],
                 optional: [
                     // Faster counts (SurrealDB 3.x).
@@ -86,6 +87,18 @@ struct Migrations {
                     "LET $total = (SELECT count() FROM \(table) GROUP ALL)[0].count ?? 0",
                     "DELETE embed_star_count",
                     "CREATE embed_star_count:0 SET n = $total",
+                ]
+            ),
+            Migration(
+                version: 3,
+                summary: "counts from indexes (vectors per model, queue entries by the model their repo held), claims by index, instances",
+                statements: [
+                    "DEFINE INDEX IF NOT EXISTS embed_star_model ON \(table) FIELDS embedding_model",
+                    "DEFINE INDEX IF NOT EXISTS embed_queue_claim ON \(Self.queue) FIELDS stale, failed",
+                    "DEFINE INDEX IF NOT EXISTS embed_queue_had ON \(Self.queue) FIELDS had",
+                    "DEFINE TABLE IF NOT EXISTS embed_star_instance SCHEMALESS",
+                    enqueueEvent,
+                    "UPDATE \(Self.queue) SET had = repo.embedding_model, stale = stale ?? false RETURN NONE",
                 ]
             ),
         ]

@@ -13,8 +13,8 @@ public final class SurrealStore: RepoStore {
     let logger: Logger
     let instanceID: String
     private let migrations: Migrations
-    /// The model whose repos the queue is known to hold, so the check runs once per process.
-    private let queuedModel = Mutex<String?>(nil)
+    /// What this process knows of the queue's model, sweep and check (``QueueState``).
+    let queueState = Mutex(QueueState())
     /// The dimension of the HNSW index on the vectors, if there is one (nil: search by scan).
     let indexedDimensions = Mutex<Int?>(nil)
     /// When the index was last considered; it is looked at when the queue runs dry, at most once a minute.
@@ -58,9 +58,6 @@ public final class SurrealStore: RepoStore {
             } catch let error as SurrealError where error.message.contains("already exists") {
                 logger.info("migration applied by another instance meanwhile", metadata: ["version": "\(migration.version)"])
             }
-            for statement in migration.afterwards {
-                _ = try await client.query(statement)
-            }
             for statement in migration.optional {
                 do {
                     _ = try await client.query(statement)
@@ -69,22 +66,6 @@ public final class SurrealStore: RepoStore {
                 }
             }
         }
-    }
-
-    /// Puts every repo whose vector is not from `model` in the queue, once per model: the scan
-    /// runs when the model changes, not on every claim.
-    private func ensureQueued(model: String) async throws {
-        if queuedModel.withLock({ $0 == model }) { return }
-        let sql = """
-            LET $known = (SELECT VALUE model FROM ONLY embed_star_meta:queue);
-            IF $known != $model {
-                LET $ids = (SELECT VALUE id FROM \(table) WHERE embedding != NONE AND embedding_model != $model);
-                FOR $r IN $ids { \(Migrations.enqueue("$r", stale: true)); };
-                UPSERT embed_star_meta:queue SET model = $model, changed_at = time::now();
-            };
-            """
-        _ = try await retryingConflicts { try await self.client.query(sql, ["model": .string(model)]) }
-        queuedModel.withLock { $0 = model }
     }
 
     /// Runs `body` again when the transaction conflicted with another instance's.
@@ -103,14 +84,31 @@ public final class SurrealStore: RepoStore {
     // MARK: Claim
 
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
-        try await ensureQueued(model: request.model)
+        guard try await reconcile(request) else { return [] }
+        while true {
+            let unfinished = try await sweepChunk(model: request.model)
+            let claimed = try await claimQueued(request)
+            // Empty while the sweep is unfinished is not "nothing pending": sweep on.
+            if !claimed.isEmpty { return claimed }
+            if !unfinished {
+                try await maintainIndex()
+                return []
+            }
+            if queueState.withLock({ $0.sweeping }) { try await Task.sleep(for: .milliseconds(50)) }
+        }
+    }
+
+    private func claimQueued(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
         // New and changed repos first; repos only another model embedded (stale) after them,
         // within `staleLimit`. Each select is leased in the same request; the UPDATE's condition
-        // makes a repo another instance leased a moment before drop out.
+        // makes a repo another instance leased a moment before drop out. Nothing is handed out
+        // when the queue serves another model (a newer instance announced it a moment ago).
         func claimSQL(stale: Bool) -> String {
             """
             LET $now = time::now();
-            LET $ids = (SELECT VALUE id FROM \(queue) WHERE failed = false AND lease_until < $now AND not_before <= $now AND \(stale ? "stale = true" : "stale != true") LIMIT $limit);
+            LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model;
+            LET $ids = array::flatten([IF !$served { [] } ELSE {
+                (SELECT VALUE id FROM \(queue) WHERE stale = \(stale) AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
             LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
             RETURN [array::len($ids), $leased, (SELECT * FROM $leased.repo)];
             """
@@ -119,6 +117,7 @@ public final class SurrealStore: RepoStore {
         func lease(stale: Bool, limit: Int) async throws -> (entries: [SurrealValue], records: [SurrealValue]) {
             let variables: [String: SurrealValue] = [
                 "limit": .int(Int64(limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
+                "model": .string(request.model),
             ]
             // Another instance may lease what this one selected a moment before: then this one
             // selects again, so an empty answer always means nothing is pending.
@@ -137,10 +136,7 @@ public final class SurrealStore: RepoStore {
             leased += more.entries
             records += more.records
         }
-        guard !leased.isEmpty else {
-            try await maintainIndex()
-            return []
-        }
+        guard !leased.isEmpty else { return [] }
         var byID: [RecordID: SurrealValue] = [:]
         for record in records { if let id = record["id"]?.recordID { byID[id] = record } }
 
@@ -359,16 +355,7 @@ public final class SurrealStore: RepoStore {
     // MARK: Stats, search, health
 
     public func stats(model: String) async throws -> StoreStats {
-        try await ensureQueued(model: model)
-        let results = try await client.query("""
-            RETURN [{ count: math::sum(SELECT VALUE n FROM embed_star_count) }];
-            SELECT count() FROM \(queue) WHERE failed = false GROUP ALL;
-            SELECT count() FROM \(queue) WHERE failed = true GROUP ALL;
-            SELECT count() FROM \(queue) WHERE failed = false AND lease_until > time::now() GROUP ALL;
-            """)
-        func count(_ index: Int) -> Int { Int(results[index].array?.first?["count"]?.int ?? 0) }
-        let total = count(0), pending = count(1), failed = count(2)
-        return StoreStats(total: total, embedded: max(0, total - pending - failed), pending: pending, failed: failed, leased: count(3))
+        try await queueCounts(model: model).stats
     }
 
     public func coverage() async throws -> [String: Int] {

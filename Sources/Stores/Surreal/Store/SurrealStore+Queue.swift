@@ -1,0 +1,240 @@
+import EmbedStarCore
+import Foundation
+import SurrealClient
+
+/// How the queue is kept whole when the events cannot do it alone: repos written before the
+/// events existed (a database a collector filled before the first start), a model change, or a
+/// start that was killed half-way.
+///
+/// - Which model is served: every claim records its owner in `embed_star_instance` (at most every
+///   few seconds). The model of the most recently started owner that claimed within the
+///   request's `liveness` is the database's model; an owner on another model claims nothing.
+/// - When that model differs from the one the queue was filled for (`embed_star_meta:queue`),
+///   the owner announces it, and a sweep over the repo table starts (`embed_star_meta:sweep`):
+///   chunk by chunk, in record-id order, each chunk one transaction that queues the chunk's repos
+///   without a vector of the model and moves the cursor. A killed start resumes at the cursor;
+///   instances sweeping at once only repeat idempotent chunks.
+/// - At every start the counts are checked against each other (repos, vectors of the model,
+///   queue entries): a repo that is neither embedded nor queued starts a sweep that adds what is
+///   missing.
+/// - A sweep after a model change also gives every entry it meets a new revision, so a write of
+///   the old model's vector that was in flight is refused (or, if it landed first, the repo is
+///   queued again because it holds the old model's vector).
+struct QueueState: Sendable {
+    /// When this process last recorded itself, and the model the database served then.
+    var heartbeat: (at: ContinuousClock.Instant, model: String, served: String?)?
+    /// The model this process announced or found announced.
+    var announced: String?
+    /// The counts were checked since this process started (for this model).
+    var verified: String?
+    /// The sweep for this model is known to be finished.
+    var swept: String?
+    /// A task of this process runs a sweep chunk.
+    var sweeping = false
+    /// The model that superseded this one, once logged.
+    var supersededBy: String?
+}
+
+/// What the database holds, read in one request and never written.
+struct QueueCounts {
+    var total: Int
+    /// Repos whose vector (and model field) is from the model.
+    var current: Int
+    /// Queue entries whose repo held a vector of the model when queued (changed since, or failed).
+    var currentQueued: Int
+    var queued: Int
+    var failed: Int
+    var leased: Int
+
+    var embedded: Int { max(0, current - currentQueued) }
+    /// Repos neither embedded nor queued: a sweep must add them.
+    var unqueued: Int { max(0, total - embedded - queued) }
+
+    var stats: StoreStats {
+        StoreStats(total: total, embedded: embedded, pending: max(0, total - embedded - failed), failed: failed, leased: leased)
+    }
+}
+
+extension SurrealStore {
+    static let sweepChunk = 2_000
+    static let heartbeatEvery: Duration = .seconds(5)
+
+    /// Records this owner as running, announces its model when it is the newest, and checks the
+    /// queue; false when another model is served (the claim hands out nothing).
+    func reconcile(_ request: ClaimRequest) async throws -> Bool {
+        let now = ContinuousClock.now
+        let cached = queueState.withLock { state -> String?? in
+            guard let beat = state.heartbeat, beat.model == request.model, now - beat.at < Self.heartbeatEvery else { return nil }
+            return .some(beat.served)
+        }
+        let served: String?
+        if let cached {
+            served = cached
+        } else {
+            let answer = try await retryingConflicts {
+                try await self.client.query("""
+                    UPSERT type::record('embed_star_instance', $owner) SET
+                        started_at = IF model = $model AND started_at != NONE { started_at } ELSE { time::now() },
+                        model = $model, seen_at = time::now() RETURN NONE;
+                    DELETE embed_star_instance WHERE seen_at < time::now() - 1d;
+                    RETURN (SELECT model, started_at, id FROM embed_star_instance WHERE seen_at > time::now() - $live
+                        ORDER BY started_at DESC, id DESC LIMIT 1)[0].model;
+                    """, ["owner": .string(request.owner), "model": .string(request.model), "live": .duration(SurrealDuration(request.liveness))])
+            }
+            served = answer.last?.string
+            queueState.withLock { $0.heartbeat = (now, request.model, served) }
+        }
+        guard served == nil || served == request.model else {
+            let first = queueState.withLock { state -> Bool in
+                defer { state.supersededBy = served }
+                return state.supersededBy != served
+            }
+            if first {
+                logger.warning("another model is served on this database: this instance claims nothing until it stops", metadata: [
+                    "model": "\(request.model)", "served": "\(served ?? "")",
+                ])
+            }
+            return false
+        }
+        queueState.withLock { $0.supersededBy = nil }
+        if queueState.withLock({ $0.announced }) != request.model {
+            try await announce(model: request.model, owner: request.owner)
+        }
+        if queueState.withLock({ $0.verified }) != request.model {
+            try await verify(model: request.model)
+        }
+        return true
+    }
+
+    /// Makes `model` the one the queue is filled for; a change starts a sweep that re-queues
+    /// every repo without its vector.
+    private func announce(model: String, owner: String) async throws {
+        let answer = try await retryingConflicts {
+            try await self.client.query("""
+                BEGIN TRANSACTION;
+                LET $known = (SELECT VALUE model FROM ONLY embed_star_meta:queue);
+                IF $known != $model {
+                    UPSERT embed_star_meta:queue SET model = $model, changed_at = time::now(), by = $owner;
+                    UPSERT embed_star_meta:sweep CONTENT { model: $model, bump: $known != NONE, cursor: NONE, finished: false,
+                        swept: 0, queued: 0, started_at: time::now() };
+                };
+                RETURN $known;
+                COMMIT TRANSACTION;
+                """, ["model": .string(model), "owner": .string(owner)])
+        }
+        let known = answer.last?.string
+        if known != model {
+            logger.notice("the queue now serves this model; repos without its vector are being queued", metadata: [
+                "model": "\(model)", "previous": "\(known ?? "none")",
+            ])
+        }
+        queueState.withLock { $0.announced = model }
+    }
+
+    /// The check at every start: a repo neither embedded nor queued restarts the sweep.
+    private func verify(model: String) async throws {
+        let counts = try await queueCounts(model: model)
+        if counts.unqueued > 0 {
+            let answer = try await retryingConflicts {
+                try await self.client.query("""
+                    BEGIN TRANSACTION;
+                    LET $s = (SELECT * FROM ONLY embed_star_meta:sweep);
+                    IF $s.model != $model OR $s.finished != false {
+                        UPSERT embed_star_meta:sweep CONTENT { model: $model, bump: false, cursor: NONE, finished: false,
+                            swept: 0, queued: 0, started_at: time::now() };
+                    };
+                    RETURN $s.cursor;
+                    COMMIT TRANSACTION;
+                    """, ["model": .string(model)])
+            }
+            logger.notice("repos that are neither embedded nor queued were found; queueing them", metadata: [
+                "missing": "\(counts.unqueued)", "total": "\(counts.total)", "resumed": "\(answer.last.map { !$0.isAbsent } ?? false)",
+            ])
+        }
+        queueState.withLock { $0.verified = model }
+    }
+
+    /// Runs one chunk of the sweep if one is due and no other task of this process runs one;
+    /// returns whether the sweep is unfinished (more chunks to go).
+    func sweepChunk(model: String) async throws -> Bool {
+        let mine = queueState.withLock { state -> Bool? in
+            if state.swept == model { return nil }
+            if state.sweeping { return false }
+            state.sweeping = true
+            return true
+        }
+        guard let mine else { return false }
+        guard mine else { return true }
+        defer { queueState.withLock { $0.sweeping = false } }
+        let answer = try await retryingConflicts {
+            try await self.client.query(Self.sweepSQL(table: self.configuration.table), [
+                "model": .string(model), "n": .int(Int64(Self.sweepChunk)),
+            ])
+        }
+        guard let result = answer.last, !result.isAbsent else {
+            // No sweep for this model is on record: nothing to do.
+            queueState.withLock { $0.swept = model }
+            return false
+        }
+        let finished = result["finished"]?.bool ?? true
+        if finished {
+            queueState.withLock { $0.swept = model }
+            logger.info("sweep finished: every repo without a vector of the model is queued", metadata: [
+                "model": "\(model)", "swept": "\(result["swept"]?.int ?? 0)", "queued": "\(result["queued"]?.int ?? 0)",
+            ])
+        } else {
+            logger.debug("sweep chunk", metadata: ["swept": "\(result["swept"]?.int ?? 0)", "queued": "\(result["queued"]?.int ?? 0)"])
+        }
+        return !finished
+    }
+
+    /// One chunk: the next `$n` repos after the cursor; those without a vector of `$model` get a
+    /// queue entry (after a model change, every entry met gets a new revision); the cursor moves,
+    /// all in one transaction. Answers the sweep record (NONE when no sweep for the model is due).
+    static func sweepSQL(table: String) -> String {
+        let queue = Migrations.queue, epoch = Migrations.epoch
+        // SurrealDB 3 gives a block's one-element array as the element: `array::flatten([...])`
+        // makes every selection an array again.
+        return """
+            BEGIN TRANSACTION;
+            LET $s = (SELECT * FROM ONLY embed_star_meta:sweep);
+            LET $due = $s != NONE AND $s.model = $model AND $s.finished = false;
+            LET $ids = array::flatten([IF !$due { [] } ELSE IF $s.cursor = NONE { (SELECT VALUE id FROM \(table) ORDER BY id LIMIT $n) }
+                ELSE { (SELECT VALUE id FROM \(table) WHERE id > $s.cursor ORDER BY id LIMIT $n) }]);
+            LET $todo = array::flatten([IF array::len($ids) = 0 { [] } ELSE {
+                (SELECT id, embedding_model, embedding != NONE AS held FROM $ids WHERE embedding = NONE OR embedding_model != $model) }]);
+            LET $rows = $todo.map(|$r| {
+                id: type::record('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: 1, failed: false,
+                attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model });
+            IF $due AND $s.bump = true {
+                INSERT INTO \(queue) $rows ON DUPLICATE KEY UPDATE revision += 1, stale = stale AND $input.stale, failed = false,
+                    attempts = 0, last_error = NONE, not_before = \(epoch), had = $input.had RETURN NONE;
+            } ELSE IF array::len($rows) > 0 {
+                INSERT IGNORE INTO \(queue) $rows RETURN NONE;
+            };
+            LET $after = IF !$due { NONE } ELSE {
+                (UPSERT ONLY embed_star_meta:sweep SET cursor = array::last($ids) ?? cursor, finished = array::len($ids) < $n,
+                    swept = (swept ?? 0) + array::len($ids), queued = (queued ?? 0) + array::len($todo), finished_at = time::now()) };
+            RETURN $after;
+            COMMIT TRANSACTION;
+            """
+    }
+
+    /// The counts `stats` reports and the start-up check compares, read from the repo table's
+    /// model index, the queue and the repo counter (one request, no writes).
+    func queueCounts(model: String) async throws -> QueueCounts {
+        let results = try await client.query("""
+            RETURN [
+                math::sum(SELECT VALUE n FROM embed_star_count),
+                (SELECT count() FROM \(configuration.table) WHERE embedding_model = $model GROUP ALL)[0].count,
+                (SELECT count() FROM \(Migrations.queue) WHERE had = $model GROUP ALL)[0].count,
+                (SELECT count() FROM \(Migrations.queue) GROUP ALL)[0].count,
+                (SELECT count() FROM \(Migrations.queue) WHERE failed = true GROUP ALL)[0].count,
+                (SELECT count() FROM \(Migrations.queue) WHERE failed = false AND lease_until > time::now() GROUP ALL)[0].count
+            ];
+            """, ["model": .string(model)])
+        let values = (results.last?.array ?? []).map { Int($0.int ?? 0) }
+        guard values.count == 6 else { throw SurrealError(.protocolViolation, "the counts came back incomplete") }
+        return QueueCounts(total: values[0], current: values[1], currentQueued: values[2], queued: values[3], failed: values[4], leased: values[5])
+    }
+}
