@@ -86,12 +86,36 @@ public final class Pipeline: Sendable {
     /// when `stop` triggers.
     public func backfill(stop: StopSignal = StopSignal(), onBatch: @escaping @Sendable (PipelineSummary) -> Void = { _ in }) async throws -> PipelineSummary {
         var total = PipelineSummary()
+        var waitingSince: ContinuousClock.Instant?
+        var lastPending: Int?
         while true {
             total.add(try await workers(stop: stop, idle: .finish, onBatch: onBatch))
             // Nothing is in flight now: leases still held are orphans of an outage, and their
             // repos still need embedding.
             if stop.isStopped { break }
-            if try await releaseOrphans() == 0 { break }
+            if try await releaseOrphans() > 0 { continue }
+            // Nothing was claimable, but repos may still be pending: leased by an instance that
+            // was killed (until its lease expires), waiting out a retry, or being embedded by
+            // another instance. The backfill ends when nothing is pending, or when nothing
+            // moved for longer than a lease.
+            let stats = try await store.stats(model: modelIdentity)
+            if stats.pending == 0 { break }
+            let now = ContinuousClock.now
+            if stats.pending != lastPending {
+                lastPending = stats.pending
+                waitingSince = now
+            } else if let since = waitingSince, now - since > .seconds(configuration.leaseSeconds) + .milliseconds(2 * configuration.pollIntervalMs) {
+                logger.warning("repos are still pending but none could be claimed for longer than a lease; stopping", metadata: [
+                    "pending": "\(stats.pending)", "leased": "\(stats.leased)",
+                ])
+                break
+            }
+            if waitingSince == now {
+                logger.notice("waiting for pending repos that cannot be claimed yet (leased elsewhere or waiting out a retry)", metadata: [
+                    "pending": "\(stats.pending)", "leased": "\(stats.leased)",
+                ])
+            }
+            await stop.sleep(for: .milliseconds(configuration.pollIntervalMs))
         }
         return total
     }

@@ -118,8 +118,8 @@ extension SurrealStore {
                     UPSERT embed_star_meta:sweep CONTENT { model: $model, bump: $known != NONE, cursor: NONE, finished: false,
                         swept: 0, queued: 0, started_at: time::now() };
                 };
-                RETURN $known;
                 COMMIT TRANSACTION;
+                RETURN $known;
                 """, ["model": .string(model), "owner": .string(owner)])
         }
         let known = answer.last?.string
@@ -143,8 +143,8 @@ extension SurrealStore {
                         UPSERT embed_star_meta:sweep CONTENT { model: $model, bump: false, cursor: NONE, finished: false,
                             swept: 0, queued: 0, started_at: time::now() };
                     };
-                    RETURN $s.cursor;
                     COMMIT TRANSACTION;
+                    RETURN $s.cursor;
                     """, ["model": .string(model)])
             }
             logger.notice("repos that are neither embedded nor queued were found; queueing them", metadata: [
@@ -215,8 +215,8 @@ extension SurrealStore {
             LET $after = IF !$due { NONE } ELSE {
                 (UPSERT ONLY embed_star_meta:sweep SET cursor = array::last($ids) ?? cursor, finished = array::len($ids) < $n,
                     swept = (swept ?? 0) + array::len($ids), queued = (queued ?? 0) + array::len($todo), finished_at = time::now()) };
-            RETURN $after;
             COMMIT TRANSACTION;
+            RETURN $after;
             """
     }
 
