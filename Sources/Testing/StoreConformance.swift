@@ -23,6 +23,8 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case statsFollowTheData
     case nearestOrdersByCosineAndFilters
     case unicodeRoundTrips
+    case newestModelIsServed
+    case changedFailedRepoIsPendingAgain
 
     public var testDescription: String { rawValue }
 }
@@ -314,6 +316,41 @@ public struct StoreConformance: Sendable {
             let filtered = try await store.nearest(to: [1, 0, 0, 0], limit: 5, filter: SearchFilter(language: language.uppercased()))
             #expect(!filtered.isEmpty && filtered.allSatisfy { $0.repo.language == language }, "\(check): the language filter must ignore case")
             #expect(filtered.contains { $0.repo.id == target.repo.id })
+
+        case .newestModelIsServed:
+            // A rolling deploy: owner "old" runs model A, then "new" starts with model B.
+            _ = try await loaded(store, 4)
+            let other = "conformance/other@4"
+            let live: Duration = .milliseconds(1500)
+            func claimAs(_ owner: String, _ model: String, limit: Int = 2) async throws -> [ClaimedRepo] {
+                try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: model, liveness: live))
+            }
+            let first = try await claimAs("old", model)
+            #expect(first.count == 2, "\(check): the only running owner is served")
+            _ = try await store.write(first.map { embedded($0) }, owner: "old")
+            try await Task.sleep(for: .milliseconds(20))
+            let newer = try await claimAs("new", other, limit: 10)
+            #expect(newer.count == 4, "\(check): the newest owner's model is served, every repo without its vector pending, got \(newer.count)")
+            #expect(try await claimAs("old", model).isEmpty, "\(check): an owner on a superseded model must get nothing")
+            try await store.release(newer.map(\.repo.id), owner: "new")
+            #expect(try await claimAs("old", model).isEmpty, "\(check): still nothing while the newer owner runs")
+            // The newer owner stops: once its claims are older than the liveness, the old model is served again.
+            try await Task.sleep(for: live + .milliseconds(300))
+            let again = try await claimAs("old", model, limit: 10)
+            #expect(again.count == 2, "\(check): with the newer owner gone, the running owner is served, got \(again.count)")
+
+        case .changedFailedRepoIsPendingAgain:
+            let repos = try await loaded(store, 1)
+            let claimed = try await claim(store, "a")
+            _ = try await store.recordFailures([failure(claimed[0].repo.id, permanent: true)], owner: "a", maxAttempts: 5)
+            #expect(try await store.stats(model: model).failed == 1)
+            var changed = repos[0]
+            changed.description = "a new text deserves a new try"
+            try await store.upsert([changed])
+            #expect(try await store.stats(model: model) == StoreStats(total: 1, embedded: 0, pending: 1, failed: 0, leased: 0),
+                    "\(check): a failed repo whose text changed is pending again")
+            let again = try await claim(store, "a")
+            #expect(again.count == 1 && again.first?.attempts == 0, "\(check): with its attempts cleared")
 
         case .unicodeRoundTrips:
             let repo = Repo(id: RepoID("repo:conf-unicode"), fullName: "ünï/日本語-репо", description: "emoji 👍🏽, RTL שלום, combining é, NUL-free \u{2028}",

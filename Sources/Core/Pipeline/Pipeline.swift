@@ -225,7 +225,7 @@ public final class Pipeline: Sendable {
             try await store.claimPending(ClaimRequest(
                 owner: instanceID, limit: batchSize,
                 leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
-                staleLimit: staleLimit))
+                staleLimit: staleLimit, liveness: .seconds(max(120, 2 * configuration.leaseSeconds))))
         }
         stale = claimed.filter(\.stale).count
         return claimed

@@ -44,6 +44,8 @@ public actor MockStore: RepoStore {
     /// Every entry before this index is known not to be pending for `queueModel`: claims start here.
     private var firstCandidate = 0
     private var queueModel: String?
+    /// Owners that claimed: their model, when they started with it, when they last claimed.
+    private var owners: [String: (model: String, started: Date, seen: Date)] = [:]
     private let configuration: Configuration
     private let directory: URL
     private let logger: Logger
@@ -95,6 +97,7 @@ public actor MockStore: RepoStore {
     }
 
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        guard serves(request) else { return [] }
         if queueModel != request.model {
             queueModel = request.model
             firstCandidate = 0
@@ -125,6 +128,17 @@ public actor MockStore: RepoStore {
             claimed.append(lease(position, request, now: now, stale: true))
         }
         return claimed
+    }
+
+    /// Records the owner as running; true when its model is the one of the most recently
+    /// started running owner.
+    private func serves(_ request: ClaimRequest) -> Bool {
+        let now = Date()
+        let started = owners[request.owner].flatMap { $0.model == request.model ? $0.started : nil } ?? now
+        owners[request.owner] = (request.model, started, now)
+        let live = owners.filter { now.timeIntervalSince($0.value.seen) <= request.liveness.seconds }
+        let newest = live.max { ($0.value.started, $0.key) < ($1.value.started, $1.key) }
+        return newest?.value.model == request.model
     }
 
     private func lease(_ position: Int, _ request: ClaimRequest, now: Date, stale: Bool) -> ClaimedRepo {
@@ -297,6 +311,11 @@ public actor MockStore: RepoStore {
             guard entries[position].repo != repo else { return }
             entries[position].repo = repo
             entries[position].revision += 1
+            // A changed text deserves a new try, even after the old one failed.
+            entries[position].failed = false
+            entries[position].attempts = 0
+            entries[position].lastError = nil
+            entries[position].notBefore = nil
             firstCandidate = min(firstCandidate, position)
         } else {
             index[repo.id] = entries.count

@@ -40,6 +40,7 @@ public final class SQLiteStore: RepoStore, Sendable {
         let now = Date().timeIntervalSince1970
         let expires = now + request.leaseDuration.seconds
         let (claimed, unreadable) = try await transaction { db -> ([ClaimedRepo], [(String, String)]) in
+            guard try Self.serves(request, now: now, db) else { return ([], []) }
             // New and changed repos first; then, within `staleLimit`, those only another model embedded.
             let free = "(lease_expires IS NULL OR lease_expires <= ?2) AND (not_before IS NULL OR not_before <= ?2)"
             var rows = try Row.fetchAll(db, sql: """
@@ -77,6 +78,21 @@ public final class SQLiteStore: RepoStore, Sendable {
             logger.warning("marked an unreadable record failed", metadata: ["repo": "\(id)", "reason": "\(reason)"])
         }
         return claimed
+    }
+
+    /// Records the owner as running (in the claim's transaction); true when its model is the one
+    /// of the most recently started running owner.
+    private static func serves(_ request: ClaimRequest, now: Double, _ db: Database) throws -> Bool {
+        try db.execute(sql: """
+            INSERT INTO embed_star_instance (owner, model, started_at, seen_at) VALUES (?1, ?2, ?3, ?3)
+            ON CONFLICT (owner) DO UPDATE SET started_at = CASE WHEN model = excluded.model THEN started_at ELSE excluded.started_at END,
+              model = excluded.model, seen_at = excluded.seen_at
+            """, arguments: [request.owner, request.model, now])
+        try db.execute(sql: "DELETE FROM embed_star_instance WHERE seen_at < ?", arguments: [now - 86_400])
+        let served = try String.fetchOne(db, sql: """
+            SELECT model FROM embed_star_instance WHERE seen_at >= ? ORDER BY started_at DESC, owner DESC LIMIT 1
+            """, arguments: [now - request.liveness.seconds])
+        return served == request.model
     }
 
     public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
@@ -176,7 +192,8 @@ public final class SQLiteStore: RepoStore, Sendable {
             let statement = try db.cachedStatement(sql: """
                 INSERT INTO repo (id, record, full_name, language) VALUES (?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET record = excluded.record, full_name = excluded.full_name,
-                  language = excluded.language, revision = revision + 1
+                  language = excluded.language, revision = revision + 1,
+                  failed = 0, attempts = 0, last_error = NULL, not_before = NULL
                 WHERE record IS NOT excluded.record
                 """)
             for (repo, record) in encoded {
@@ -410,6 +427,14 @@ enum SQLiteMigrations {
             CREATE TABLE repo_vector (
               repo INTEGER PRIMARY KEY NOT NULL REFERENCES repo (seq) ON DELETE CASCADE,
               vector BLOB NOT NULL
+            );
+            """),
+        (2, """
+            CREATE TABLE embed_star_instance (
+              owner TEXT PRIMARY KEY,
+              model TEXT NOT NULL,
+              started_at REAL NOT NULL,
+              seen_at REAL NOT NULL
             );
             """),
     ]

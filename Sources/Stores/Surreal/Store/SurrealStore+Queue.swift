@@ -64,7 +64,7 @@ extension SurrealStore {
     func reconcile(_ request: ClaimRequest) async throws -> Bool {
         let now = ContinuousClock.now
         let cached = queueState.withLock { state -> String?? in
-            guard let beat = state.heartbeat, beat.model == request.model, now - beat.at < Self.heartbeatEvery else { return nil }
+            guard let beat = state.heartbeat, beat.model == request.model, now - beat.at < min(Self.heartbeatEvery, request.liveness / 4) else { return nil }
             return .some(beat.served)
         }
         let served: String?
@@ -189,7 +189,8 @@ extension SurrealStore {
     }
 
     /// One chunk: the next `$n` repos after the cursor; those without a vector of `$model` get a
-    /// queue entry (after a model change, every entry met gets a new revision); the cursor moves,
+    /// queue entry (after a model change, every entry met gets a new revision), and those with
+    /// one lose an entry that only another model's sweep made (stale); the cursor moves,
     /// all in one transaction. Answers the sweep record (NONE when no sweep for the model is due).
     static func sweepSQL(table: String) -> String {
         let queue = Migrations.queue, epoch = Migrations.epoch
@@ -201,8 +202,10 @@ extension SurrealStore {
             LET $due = $s != NONE AND $s.model = $model AND $s.finished = false;
             LET $ids = array::flatten([IF !$due { [] } ELSE IF $s.cursor = NONE { (SELECT VALUE id FROM \(table) ORDER BY id LIMIT $n) }
                 ELSE { (SELECT VALUE id FROM \(table) WHERE id > $s.cursor ORDER BY id LIMIT $n) }]);
-            LET $todo = array::flatten([IF array::len($ids) = 0 { [] } ELSE {
-                (SELECT id, embedding_model, embedding != NONE AS held FROM $ids WHERE embedding = NONE OR embedding_model != $model) }]);
+            LET $all = array::flatten([IF array::len($ids) = 0 { [] } ELSE { (SELECT id, embedding_model, embedding != NONE AS held FROM $ids) }]);
+            LET $todo = $all.filter(|$r| !$r.held OR $r.embedding_model != $model);
+            LET $current = $all.filter(|$r| $r.held AND $r.embedding_model = $model).map(|$r| type::record('\(queue)', record::id($r.id)));
+            IF array::len($current) > 0 { DELETE $current WHERE stale = true RETURN NONE; };
             LET $rows = $todo.map(|$r| {
                 id: type::record('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: 1, failed: false,
                 attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model });
