@@ -57,6 +57,14 @@ def main():
             raise SystemExit("embed-star %s failed (%d): %s" % (" ".join(arguments), out.returncode, out.stderr[-2000:]))
         return out.stdout
 
+    def progress():
+        """Repos whose model field names the model (an index lookup, cheap enough to poll)."""
+        if args.store == "surreal":
+            result = surreal_tool.rpc(surreal, db, "query", [
+                "RETURN (SELECT count() FROM repo WHERE embedding_model = $m GROUP ALL)[0].count ?? 0", {"m": MODEL}])
+            return result[-1]["result"]
+        return direct()[1]
+
     def direct():
         """(repos, repos holding a vector of the model), read from the store itself."""
         if args.store == "surreal":
@@ -105,7 +113,7 @@ def main():
                  for i in range(args.instances)]
     while True:
         time.sleep(0.5)
-        _, embedded = direct()
+        embedded = progress()
         if embedded >= total // 2 or any(p.poll() is not None for p in processes):
             break
     for p in processes:

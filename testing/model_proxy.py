@@ -151,6 +151,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/embeddings":
             return self.ollama_legacy(request)
         if path == "/api/show":
+            if mode.get("show_status"):
+                return self.send(mode["show_status"], {"error": "injected /api/show failure"})
             if request.get("model") not in OLLAMA_MODELS:
                 return self.send(404, {"error": "model '%s' not found" % request.get("model")})
             return self.send(200, {"model_info": {"general.architecture": "bert", "bert.embedding_length": 384,

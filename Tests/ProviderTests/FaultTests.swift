@@ -85,6 +85,34 @@ struct FaultTests {
         #expect(error?.message.contains("could not be reached") == true)
     }
 
+    /// Item 3 of issue 14: a failed `/api/show` at start must not change the model identity.
+    @Test func ollamaIdentityNeverComesFromAFailedProbe() async throws {
+        let server = try ModelServer()
+        let healthy = try await server.provider("ollama").prepare()
+        #expect(healthy.dimensions == 384)
+        let identity = ModelIdentity.make(provider: "ollama", model: healthy)
+        for status in [500, 503] {
+            try await server.mode(["show_status": status])
+            let error = await embeddingError { _ = try await server.provider("ollama").prepare() }
+            #expect(error?.kind == .retryable, "a probe that failed with HTTP \(status) must be retried, not guessed around")
+            #expect(error?.message.contains("providers.ollama.dimensions") == true)
+            // With the length configured, the identity is the same as when the probe answers.
+            let configured = try await server.provider("ollama", "dimensions: 384").prepare()
+            #expect(ModelIdentity.make(provider: "ollama", model: configured) == identity)
+        }
+        // The pipeline waits for the probe instead of starting with another identity.
+        try await server.mode(["show_status": 503])
+        let provider = try server.provider("ollama")
+        let started = Task {
+            try await Pipeline.start(provider: provider, providerName: "ollama", store: MockStore(repos: []),
+                                     configuration: PipelineConfiguration(), instanceID: "t", logger: Logger(label: "test"))
+        }
+        try await Task.sleep(for: .milliseconds(1200))
+        try await server.mode([:])
+        let pipeline = try await started.value
+        #expect(pipeline.modelIdentity == identity)
+    }
+
     @Test func pipelineRidesOutFaultsAndEmbedsEverything() async throws {
         let server = try ModelServer()
         try await server.inject([

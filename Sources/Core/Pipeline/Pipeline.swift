@@ -48,11 +48,29 @@ public final class Pipeline: Sendable {
     ) async throws -> Pipeline {
         try configuration.validate()
         try await store.prepare()
-        let model = try await provider.prepare()
+        let model = try await preparedModel(provider, giveUpAfter: .seconds(configuration.storeOutageSeconds), logger: logger)
         return try Pipeline(provider: provider, providerName: providerName, store: store, model: model,
                             configuration: configuration, text: text,
                             protection: protection ?? ProviderProtection(provider: providerName, logger: logger),
                             instanceID: instanceID, logger: logger)
+    }
+
+    /// The provider's model facts; a retryable failure (the provider is down at start) is tried
+    /// again with backoff until `giveUpAfter`, never answered with a guess.
+    static func preparedModel(_ provider: any EmbeddingProvider, giveUpAfter: Duration, logger: Logger) async throws -> ModelInfo {
+        let started = ContinuousClock.now
+        var delay = Duration.milliseconds(500)
+        while true {
+            do {
+                return try await provider.prepare()
+            } catch let error as EmbeddingError where error.kind == .retryable && ContinuousClock.now - started + delay < giveUpAfter {
+                logger.warning("the provider cannot describe its model yet; trying again", metadata: [
+                    "error": "\(error)", "retry_in_seconds": "\(delay.seconds)",
+                ])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
     }
 
     init(

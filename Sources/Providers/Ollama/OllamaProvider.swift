@@ -75,6 +75,11 @@ public final class OllamaProvider: EmbeddingProvider {
     }
 
     /// Asks `/api/show` for the model's vector length and context length (no embedding spent).
+    ///
+    /// The vector length is part of the model identity stored with every vector, so it is never
+    /// guessed: when `/api/show` cannot tell it (and `dimensions` is not configured), this throws
+    /// a retryable error instead of returning an identity without it, which would make every
+    /// stored vector look like another model's.
     public func prepare() async throws -> ModelInfo {
         let body = try JSONSerialization.data(withJSONObject: ["model": configuration.model])
         let response: HTTPExchange.Response
@@ -83,13 +88,11 @@ public final class OllamaProvider: EmbeddingProvider {
             headers.replaceOrAdd(name: "content-type", value: "application/json")
             response = try await http.exchange(HTTPExchange.Request(method: .POST, url: url("api/show"), headers: headers, body: body, timeout: http.timeout))
         } catch {
-            logger.warning("could not ask Ollama about the model; learning it from the first answer", metadata: ["error": "\(error)"])
-            return model
+            return try unprobed(because: "\(error)")
         }
         if response.status == 404 { throw EmbeddingError(.fatal, pullHint) }
         guard response.status == 200, let show = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any] else {
-            logger.warning("Ollama /api/show did not answer as expected", metadata: ["status": "\(response.status)"])
-            return model
+            return try unprobed(because: "/api/show answered HTTP \(response.status)")
         }
         if let capabilities = show["capabilities"] as? [String], !capabilities.contains("embedding") {
             throw EmbeddingError(.fatal, "model '\(configuration.model)' cannot make embeddings (its capabilities: \(capabilities.joined(separator: ", ")))")
@@ -102,7 +105,20 @@ public final class OllamaProvider: EmbeddingProvider {
                 if key.hasSuffix(".context_length"), configuration.maxInputTokens == nil { info.maxInputTokens = number }
             }
         }
+        guard info.dimensions != nil else { return try unprobed(because: "/api/show did not name the model's embedding length") }
         return info
+    }
+
+    /// The model as configured when its vector length is configured; otherwise a retryable error.
+    private func unprobed(because reason: String) throws -> ModelInfo {
+        if configuration.dimensions != nil {
+            logger.warning("could not ask Ollama about the model; using the configured dimensions", metadata: ["reason": "\(reason)"])
+            return model
+        }
+        throw EmbeddingError(.retryable, """
+            cannot learn the vector length of model '\(configuration.model)' from Ollama at \(ProviderErrors.redact(configuration.url)) \
+            (\(reason)); it is part of the model identity stored with every vector. Set providers.ollama.dimensions to start without asking
+            """)
     }
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {

@@ -103,12 +103,14 @@ public final class SurrealStore: RepoStore {
         // within `staleLimit`. Each select is leased in the same request; the UPDATE's condition
         // makes a repo another instance leased a moment before drop out. Nothing is handed out
         // when the queue serves another model (a newer instance announced it a moment ago).
+        // The planner prefers the index on `failed` alone, which reads every entry of the other
+        // kind (1.3 s at 100,000 stale entries, against 40 ms on the claim index).
         func claimSQL(stale: Bool) -> String {
             """
             LET $now = time::now();
             LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model;
             LET $ids = array::flatten([IF !$served { [] } ELSE {
-                (SELECT VALUE id FROM \(queue) WHERE stale = \(stale) AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
+                (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = \(stale) AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
             LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
             RETURN [array::len($ids), $leased, (SELECT * FROM $leased.repo)];
             """
