@@ -239,7 +239,11 @@ import Testing
 
         init(clock: ManualClock) { self.clock = clock }
 
+        /// While set, a call waits (a provider that hangs) until it is cleared.
+        let hang = Mutex(false)
+
         func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+            while hang.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
             let now = clock.now()
             let answer = state.withLock { state -> String in
                 let answer = state.down ? "503" : state.rateLimits > 0 ? "429" : "ok"
@@ -296,6 +300,45 @@ import Testing
         // After the outage the calls succeed; the failures all came before the circuit opened.
         let failedCalls = provider.calls.filter { $0.answer == "503" }.count
         #expect(failedCalls == callsWhenOpened, "\(failedCalls) failed calls, \(callsWhenOpened) before it opened")
+    }
+
+    /// Item 4 of issue 14: while the half-open probe is out, the other workers wait; they do
+    /// not claim a batch, meet "circuit open" and hand it back in a loop.
+    @Test func whileTheProbeIsOutTheOtherWorkersWaitInsteadOfSpinningClaims() async throws {
+        final class CountingClaims: ForwardingStore {
+            let inner: any RepoStore
+            let claims = Mutex(0)
+            init(inner: any RepoStore) { self.inner = inner }
+            func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+                claims.withLock { $0 += 1 }
+                return try await inner.claimPending(request)
+            }
+        }
+        let clock = ManualClock()
+        let provider = Flaky(clock: clock)
+        provider.state.withLock { $0.down = true }
+        let store = CountingClaims(inner: MockStore(repos: SyntheticRepos.generate(count: 100, seed: 3)))
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 10
+        configuration.parallelWorkers = 4
+        configuration.retryDelayMs = 0
+        configuration.pollIntervalMs = 20
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
+                                                protection: protection(clock), instanceID: "probe", logger: Logger(label: "test"))
+        let backfill = Task { try await pipeline.backfill() }
+        try await waitUntil { if case .open = pipeline.protection.breaker.current { true } else { false } }
+        // The provider hangs now: the probe that goes when the open period ends stays out.
+        provider.hang.withLock { $0 = true }
+        provider.state.withLock { $0.down = false }
+        clock.advance(by: .seconds(31))
+        try await waitUntil { pipeline.protection.breaker.probesAllOut }
+        let claimsWhenProbing = store.claims.withLock { $0 }
+        try await Task.sleep(for: .milliseconds(500))
+        let claimsDuringProbe = store.claims.withLock { $0 } - claimsWhenProbing
+        #expect(claimsDuringProbe <= 3, "\(claimsDuringProbe) claims while the probe was out: the workers spin instead of waiting")
+        provider.hang.withLock { $0 = false }
+        _ = try await backfill.value
+        #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 100)
     }
 
     @Test func aRateLimitStormIsWaitedOutExactlyAndTheBackfillCompletes() async throws {

@@ -141,6 +141,14 @@ public final class CircuitBreaker: Sendable {
 
     public var current: CircuitBreakerState.State { state.withLock { $0.state } }
 
+    /// Half-open with every probe slot taken: no other call may go until a probe answers.
+    public var probesAllOut: Bool {
+        state.withLock { breaker in
+            guard case .halfOpen(let inFlight, let succeeded) = breaker.state else { return false }
+            return inFlight + succeeded >= breaker.settings.halfOpenProbes
+        }
+    }
+
     var clockNow: Duration { clock.now() }
 
     public func permit() -> CircuitBreakerState.Permit {

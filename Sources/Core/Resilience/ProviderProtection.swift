@@ -30,9 +30,11 @@ public final class ProviderProtection: Sendable {
 }
 
 extension CircuitBreaker {
-    /// How long the circuit stays open from now; nil when calls may be tried.
+    /// How long no call may be tried from now: the rest of the open period, or, while every
+    /// half-open probe is out, a short wait before looking again (its answer decides); nil when
+    /// calls may be tried.
     public var openFor: Duration? {
-        guard case .open(let until) = current else { return nil }
-        return until - clockNow
+        if case .open(let until) = current { return until - clockNow }
+        return probesAllOut ? .milliseconds(250) : nil
     }
 }
