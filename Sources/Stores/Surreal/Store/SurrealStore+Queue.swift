@@ -154,9 +154,9 @@ extension SurrealStore {
         queueState.withLock { $0.verified = model }
     }
 
-    /// Runs one chunk of the sweep if one is due and no other task of this process runs one;
-    /// returns whether the sweep is unfinished (more chunks to go).
-    func sweepChunk(model: String) async throws -> Bool {
+    /// Runs one chunk of the sweep if one is due, no other task of this process runs one and no
+    /// other instance holds the sweep; returns whether the sweep is unfinished (more to go).
+    func sweepChunk(model: String, owner: String) async throws -> Bool {
         let mine = queueState.withLock { state -> Bool? in
             if state.swept == model { return nil }
             if state.sweeping { return false }
@@ -168,30 +168,37 @@ extension SurrealStore {
         defer { queueState.withLock { $0.sweeping = false } }
         let answer = try await retryingConflicts {
             try await self.client.query(Self.sweepSQL(table: self.configuration.table), [
-                "model": .string(model), "n": .int(Int64(Self.sweepChunk)),
+                "model": .string(model), "n": .int(Int64(Self.sweepChunk)), "owner": .string(owner),
+                "hold": .duration(SurrealDuration(Self.sweepHold)),
             ])
         }
-        guard let result = answer.last, !result.isAbsent else {
-            // No sweep for this model is on record: nothing to do.
+        let sweep = answer.last?["sweep"] ?? .none
+        guard !sweep.isAbsent, sweep["model"]?.string == model, sweep["finished"]?.bool == false else {
+            // Finished, or no sweep for this model is on record: nothing to do.
+            if !sweep.isAbsent, sweep["model"]?.string == model, answer.last?["due"]?.bool == true {
+                logger.info("sweep finished: every repo without a vector of the model is queued", metadata: [
+                    "model": "\(model)", "swept": "\(sweep["swept"]?.int ?? 0)", "queued": "\(sweep["queued"]?.int ?? 0)",
+                ])
+            }
             queueState.withLock { $0.swept = model }
             return false
         }
-        let finished = result["finished"]?.bool ?? true
-        if finished {
-            queueState.withLock { $0.swept = model }
-            logger.info("sweep finished: every repo without a vector of the model is queued", metadata: [
-                "model": "\(model)", "swept": "\(result["swept"]?.int ?? 0)", "queued": "\(result["queued"]?.int ?? 0)",
-            ])
-        } else {
-            logger.debug("sweep chunk", metadata: ["swept": "\(result["swept"]?.int ?? 0)", "queued": "\(result["queued"]?.int ?? 0)"])
+        if answer.last?["due"]?.bool == true {
+            logger.debug("sweep chunk", metadata: ["swept": "\(sweep["swept"]?.int ?? 0)", "queued": "\(sweep["queued"]?.int ?? 0)"])
         }
-        return !finished
+        return true
     }
+
+    /// How long a sweeping instance keeps the sweep to itself after a chunk (others take over
+    /// when it stops for longer).
+    static let sweepHold: Duration = .seconds(30)
 
     /// One chunk: the next `$n` repos after the cursor; those without a vector of `$model` get a
     /// queue entry (after a model change, every entry met gets a new revision), and those with
     /// one lose an entry that only another model's sweep made (stale); the cursor moves,
-    /// all in one transaction. Answers the sweep record (NONE when no sweep for the model is due).
+    /// all in one transaction. One instance sweeps at a time (`sweeper`, held for `$hold` after
+    /// each chunk): instances sweeping the same chunk would only conflict and repeat it.
+    /// Answers whether a chunk ran and the sweep record.
     static func sweepSQL(table: String) -> String {
         let queue = Migrations.queue, epoch = Migrations.epoch
         // SurrealDB 3 gives a block's one-element array as the element: `array::flatten([...])`
@@ -199,7 +206,8 @@ extension SurrealStore {
         return """
             BEGIN TRANSACTION;
             LET $s = (SELECT * FROM ONLY embed_star_meta:sweep);
-            LET $due = $s != NONE AND $s.model = $model AND $s.finished = false;
+            LET $free = $s.sweeper = NONE OR $s.sweeper = $owner OR $s.sweeper_until < time::now();
+            LET $due = $s != NONE AND $s.model = $model AND $s.finished = false AND $free;
             LET $ids = array::flatten([IF !$due { [] } ELSE IF $s.cursor = NONE { (SELECT VALUE id FROM \(table) ORDER BY id LIMIT $n) }
                 ELSE { (SELECT VALUE id FROM \(table) WHERE id > $s.cursor ORDER BY id LIMIT $n) }]);
             LET $all = array::flatten([IF array::len($ids) = 0 { [] } ELSE { (SELECT id, embedding_model, embedding != NONE AS held FROM $ids) }]);
@@ -215,11 +223,12 @@ extension SurrealStore {
             } ELSE IF array::len($rows) > 0 {
                 INSERT IGNORE INTO \(queue) $rows RETURN NONE;
             };
-            LET $after = IF !$due { NONE } ELSE {
+            LET $after = IF !$due { $s } ELSE {
                 (UPSERT ONLY embed_star_meta:sweep SET cursor = array::last($ids) ?? cursor, finished = array::len($ids) < $n,
-                    swept = (swept ?? 0) + array::len($ids), queued = (queued ?? 0) + array::len($todo), finished_at = time::now()) };
+                    swept = (swept ?? 0) + array::len($ids), queued = (queued ?? 0) + array::len($todo), finished_at = time::now(),
+                    sweeper = $owner, sweeper_until = time::now() + $hold) };
             COMMIT TRANSACTION;
-            RETURN $after;
+            RETURN { due: $due, sweep: $after };
             """
     }
 

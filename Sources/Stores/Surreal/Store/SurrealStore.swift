@@ -86,15 +86,15 @@ public final class SurrealStore: RepoStore {
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
         guard try await reconcile(request) else { return [] }
         while true {
-            let unfinished = try await sweepChunk(model: request.model)
+            let unfinished = try await sweepChunk(model: request.model, owner: request.owner)
             let claimed = try await claimQueued(request)
-            // Empty while the sweep is unfinished is not "nothing pending": sweep on.
+            // Empty while the sweep is unfinished is not "nothing pending": wait for it.
             if !claimed.isEmpty { return claimed }
             if !unfinished {
                 try await maintainIndex()
                 return []
             }
-            if queueState.withLock({ $0.sweeping }) { try await Task.sleep(for: .milliseconds(50)) }
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 
