@@ -63,6 +63,32 @@ func temporaryFolder() throws -> URL {
         await reopened.shutdown()
     }
 
+    /// Item 5 of issue 14: when the shutdown deadline cancels batches in flight, their claims
+    /// are released at once, although GRDB refuses work in a cancelled task.
+    @Test func claimsOfBatchesCancelledAtTheDeadlineAreReleased() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        try await store.upsert(SyntheticRepos.generate(count: 40))
+        var providerConfiguration = MockProvider.Configuration()
+        providerConfiguration.latencyMs = 60_000  // a batch that outlasts the deadline
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 10
+        configuration.parallelWorkers = 2
+        let pipeline = try await Pipeline.start(provider: MockProvider(configuration: providerConfiguration), providerName: "mock", store: store,
+                                                configuration: configuration, instanceID: "deadline", logger: Logger(label: "test"))
+        let backfill = Task { try await pipeline.backfill() }
+        let leased = try await waitUntil { (try? await store.stats(model: pipeline.modelIdentity).leased) == 20 }
+        #expect(leased, "two batches of ten must be in flight")
+        backfill.cancel()  // what the service group does when the graceful period is over
+        _ = try? await backfill.value
+        let stats = try await store.stats(model: pipeline.modelIdentity)
+        #expect(stats.leased == 0, "\(stats.leased) repos stay leased after the cancelled batches ended")
+        #expect(stats.pending == 40)
+        await store.shutdown()
+    }
+
     @Test func aBackfillThroughThePipelineEmbedsEverything() async throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -269,9 +269,41 @@ public final class Pipeline: Sendable {
         } catch {
             // Whatever was not written goes back to the queue now rather than at lease expiry
             // (if the store is down, the release after the outage does it).
-            try? await store.release(ids, owner: instanceID)
+            await releaseOutsideCancellation(ids)
             throw error
         }
+    }
+
+    /// Ends this instance's leases on `ids` even when the calling task was cancelled (the
+    /// shutdown deadline passed): stores refuse work in a cancelled task, so the release runs in
+    /// a task of its own, bounded by `timeout`.
+    func releaseOutsideCancellation(_ ids: [RepoID], timeout: Duration = .seconds(5)) async {
+        let store = self.store, owner = instanceID, logger = self.logger
+        await Task.detached {
+            let released = await withTaskGroup(of: Bool?.self) { group -> Bool in
+                group.addTask {
+                    do {
+                        try await store.release(ids, owner: owner)
+                        return true
+                    } catch {
+                        logger.warning("could not release claims; they are claimed again when their leases expire", metadata: [
+                            "count": "\(ids.count)", "error": "\(error)",
+                        ])
+                        return false
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first ?? false
+            }
+            if !released {
+                logger.debug("release of unfinished claims did not complete", metadata: ["count": "\(ids.count)"])
+            }
+        }.value
     }
 
     private struct Work {
