@@ -14,6 +14,9 @@ extension ForwardingStore {
         try await inner.recordFailures(failures, owner: owner, maxAttempts: maxAttempts)
     }
     public func release(_ ids: [RepoID], owner: String) async throws { try await inner.release(ids, owner: owner) }
+    public func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
+        try await inner.renew(ids, owner: owner, leaseDuration: leaseDuration)
+    }
     public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
     public func resetFailed() async throws -> Int { try await inner.resetFailed() }
     public func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }

@@ -25,6 +25,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case unicodeRoundTrips
     case newestModelIsServed
     case changedFailedRepoIsPendingAgain
+    case renewKeepsALeaseAlive
 
     public var testDescription: String { rawValue }
 }
@@ -351,6 +352,23 @@ public struct StoreConformance: Sendable {
                     "\(check): a failed repo whose text changed is pending again")
             let again = try await claim(store, "a")
             #expect(again.count == 1 && again.first?.attempts == 0, "\(check): with its attempts cleared")
+
+        case .renewKeepsALeaseAlive:
+            _ = try await loaded(store, 3)
+            let claimed = try await claim(store, "a", lease: .milliseconds(600))
+            let ids = claimed.map(\.repo.id)
+            #expect(try await store.renew(ids, owner: "b", leaseDuration: .seconds(60)).isEmpty, "\(check): only the holder renews")
+            #expect(try await store.renew(ids, owner: "a", leaseDuration: .seconds(60)) == Set(ids))
+            try await Task.sleep(for: .milliseconds(900))
+            #expect(try await claim(store, "b").isEmpty, "\(check): a renewed lease must not be handed out when the first one would have run out")
+            let writes = try await store.write(claimed.map { embedded($0) }, owner: "a")
+            #expect(writes.values.allSatisfy { $0 == .applied }, "\(check): the holder of a renewed lease writes")
+            // A lease taken over after it ran out is not renewed by its former holder.
+            try await store.upsert([Repo(id: RepoID("repo:conf-late"), fullName: "late/one")])
+            let late = try await claim(store, "a", lease: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await claim(store, "b").count == late.count)
+            #expect(try await store.renew(late.map(\.repo.id), owner: "a", leaseDuration: .seconds(60)).isEmpty)
 
         case .unicodeRoundTrips:
             let repo = Repo(id: RepoID("repo:conf-unicode"), fullName: "ünï/日本語-репо", description: "emoji 👍🏽, RTL שלום, combining é, NUL-free \u{2028}",

@@ -341,6 +341,32 @@ import Testing
         #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 100)
     }
 
+    /// Item 6 of issue 14: batches slower than their lease, two instances on one store: the
+    /// leases are renewed while the batches are in flight, so the provider sees each repo once.
+    @Test func batchesSlowerThanTheirLeaseAreNotEmbeddedTwice() async throws {
+        let store = MockStore(repos: SyntheticRepos.generate(count: 36, seed: 9))
+        var providerConfiguration = MockProvider.Configuration()
+        providerConfiguration.latencyMs = 2_500  // 2.5 leases
+        let provider = MockProvider(configuration: providerConfiguration)
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 4
+        configuration.parallelWorkers = 3
+        configuration.leaseSeconds = 1
+        configuration.pollIntervalMs = 50
+        let a = try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: configuration,
+                                         instanceID: "a", logger: Logger(label: "test"))
+        let b = try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: configuration,
+                                         instanceID: "b", logger: Logger(label: "test"))
+        // "a" claims 12 repos at once; "b" starts when their first lease has run out.
+        async let first = a.backfill()
+        try await Task.sleep(for: .milliseconds(1300))
+        async let second = b.backfill()
+        let summaries = try await [first, second]
+        #expect(try await store.stats(model: a.modelIdentity).embedded == 36)
+        #expect(provider.statistics.texts == 36, "the provider embedded \(provider.statistics.texts) texts for 36 repos")
+        #expect(summaries.reduce(0) { $0 + $1.embedded } == 36)
+    }
+
     @Test func aRateLimitStormIsWaitedOutExactlyAndTheBackfillCompletes() async throws {
         let clock = ManualClock()
         let provider = Flaky(clock: clock)

@@ -28,6 +28,9 @@ actor SwitchableStore: RepoStore {
         try await inner.recordFailures(failures, owner: owner, maxAttempts: maxAttempts)
     }
     func release(_ ids: [RepoID], owner: String) async throws { try await inner.release(ids, owner: owner) }
+    func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
+        try await inner.renew(ids, owner: owner, leaseDuration: leaseDuration)
+    }
     func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
     func resetFailed() async throws -> Int { try await inner.resetFailed() }
     func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }

@@ -7,7 +7,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
     /// Pause of each worker between batches (`BATCH_DELAY_MS`).
     public var batchDelayMs = 0
     /// How long a claim is held before another instance may take it over.
-    public var leaseSeconds = 300
+    public var leaseSeconds = 60
     /// Failed attempts before a repo is marked failed.
     public var maxAttempts = 5
     /// First wait before a failed repo is retried; doubles per attempt.

@@ -260,7 +260,9 @@ public final class Pipeline: Sendable {
         let ids = claimed.map(\.repo.id)
         track(ids, working: true)
         activity.busy(1)
+        let renewal = renewLeases(ids)
         defer {
+            renewal.cancel()
             track(ids, working: false)
             activity.busy(-1)
         }
@@ -271,6 +273,30 @@ public final class Pipeline: Sendable {
             // (if the store is down, the release after the outage does it).
             await releaseOutsideCancellation(ids)
             throw error
+        }
+    }
+
+    /// Keeps the leases on a batch in flight alive: renewed every third of `lease_seconds`, so a
+    /// slow provider or a long rate-limit wait never lets another instance claim the batch too.
+    /// A lease lost anyway (the store was unreachable for longer) makes the write refused.
+    private func renewLeases(_ ids: [RepoID]) -> Task<Void, Never> {
+        let store = self.store, owner = instanceID, logger = self.logger
+        let lease = Duration.seconds(configuration.leaseSeconds)
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: lease / 3)
+                if Task.isCancelled { return }
+                do {
+                    let held = try await store.renew(ids, owner: owner, leaseDuration: lease)
+                    if held.count < ids.count {
+                        logger.warning("leases of a batch in flight were lost; their writes will be refused", metadata: [
+                            "lost": "\(ids.count - held.count)",
+                        ])
+                    }
+                } catch {
+                    logger.debug("lease renewal failed; trying again", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 

@@ -175,7 +175,8 @@ public struct SearchHit: Sendable {
 ///   applied write ends the lease and clears the attempt count and last error.
 /// - `recordFailures` counts an attempt, keeps the reason, ends the lease, and marks the repo
 ///   failed once `permanent` or once attempts reach `maxAttempts`.
-/// - `release` ends leases without counting an attempt (shutdown, run-fatal errors).
+/// - `release` ends leases without counting an attempt (shutdown, run-fatal errors); `renew`
+///   extends leases still held, so a batch slower than its lease is not handed out twice.
 /// - Records are read leniently (``Repo/decode(_:fallbackName:)``). A record that cannot be read
 ///   at all is never handed out: the store marks it failed with the reason (or skips and reports
 ///   it), so one malformed record neither stops a claim nor returns forever.
@@ -191,6 +192,10 @@ public protocol RepoStore: Sendable {
     func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome]
 
     func release(_ ids: [RepoID], owner: String) async throws
+
+    /// Extends `owner`'s leases on `ids` to `leaseDuration` from now (a batch still in flight);
+    /// returns the repos whose lease `owner` still held. A lease another owner took is not touched.
+    func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID>
 
     /// Ends every lease `owner` holds except on `except`; returns how many. After an outage the
     /// pipeline calls this for claims whose answers or releases were lost.

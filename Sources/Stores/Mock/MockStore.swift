@@ -228,6 +228,17 @@ public actor MockStore: RepoStore {
         }
     }
 
+    public func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
+        let until = Date().addingTimeInterval(leaseDuration.seconds)
+        var held: Set<RepoID> = []
+        for id in ids {
+            guard let position = index[id], entries[position].leaseOwner == owner else { continue }
+            entries[position].leaseExpires = until
+            held.insert(id)
+        }
+        return held
+    }
+
     public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int {
         var count = 0
         for position in entries.indices where entries[position].leaseOwner == owner && !except.contains(entries[position].id) {

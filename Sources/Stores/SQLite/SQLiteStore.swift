@@ -166,6 +166,19 @@ public final class SQLiteStore: RepoStore, Sendable {
         }
     }
 
+    public func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
+        guard !ids.isEmpty else { return [] }
+        let until = Date().timeIntervalSince1970 + leaseDuration.seconds
+        return try await transaction { db in
+            var held: Set<RepoID> = []
+            for id in ids {
+                try db.execute(sql: "UPDATE repo SET lease_expires = ? WHERE id = ? AND lease_owner = ?", arguments: [until, id.rawValue, owner])
+                if db.changesCount > 0 { held.insert(id) }
+            }
+            return held
+        }
+    }
+
     public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int {
         try await transaction { db in
             let held = try String.fetchAll(db, sql: "SELECT id FROM repo WHERE lease_owner = ?", arguments: [owner])

@@ -317,6 +317,20 @@ public final class SurrealStore: RepoStore {
         }
     }
 
+    public func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
+        guard !ids.isEmpty else { return [] }
+        let results = try await retryingConflicts {
+            try await self.client.query("UPDATE $ids SET lease_until = time::now() + $lease WHERE lease_owner = $owner RETURN VALUE repo",
+                                        ["ids": .array(ids.map(self.queueID)), "owner": .string(owner),
+                                         "lease": .duration(SurrealDuration(leaseDuration))])
+        }
+        let renewed = Set((results.last?.array ?? []).compactMap { $0.recordID })
+        return Set(ids.filter { id in
+            if case .recordID(let record) = recordID(id) { return renewed.contains(record) }
+            return false
+        })
+    }
+
     public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int {
         let results = try await retryingConflicts {
             try await self.client.query("""
