@@ -1,0 +1,155 @@
+import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import EmbedStarSurrealStore
+import EmbedStarTesting
+import Foundation
+import Logging
+import SurrealClient
+import Testing
+
+/// The world users have (issue 14): a database filled before the first start, a start killed
+/// half-way, a rolling deploy that changes the model, and `status` while all that happens.
+@Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
+struct ChangeTests {
+    func provider(_ model: String) -> MockProvider {
+        var configuration = MockProvider.Configuration()
+        configuration.model = model
+        configuration.dimensions = 16
+        return MockProvider(configuration: configuration)
+    }
+
+    func pipeline(_ store: SurrealStore, _ provider: MockProvider, instance: String, workers: Int = 2) async throws -> Pipeline {
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 50
+        configuration.parallelWorkers = workers
+        configuration.pollIntervalMs = 100
+        configuration.reembedPerMinute = 1_000_000
+        return try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: configuration,
+                                        instanceID: instance, logger: Logger(label: "test"))
+    }
+
+    /// What is stored, counted directly: repos, and repos holding a 16-dimension vector per model.
+    func stored(_ fixture: StoreFixture) async throws -> (total: Int, vectors: [String: Int]) {
+        let rows = try await fixture.client.query("""
+            RETURN [(SELECT count() FROM repo GROUP ALL)[0].count ?? 0,
+                    (SELECT embedding_model, count() AS n FROM repo WHERE embedding != NONE AND array::len(embedding) = 16 GROUP BY embedding_model)];
+            """).last?.array ?? []
+        var vectors: [String: Int] = [:]
+        for row in rows.count == 2 ? rows[1].array ?? [] : [] {
+            if let model = row["embedding_model"]?.string { vectors[model] = Int(row["n"]?.int ?? 0) }
+        }
+        return (Int(rows.first?.int ?? 0), vectors)
+    }
+
+    /// Item 1: 2,500 repos written before embed-star ever ran (the sweep queues them in two
+    /// chunks), the first start killed half-way, then a second start: every repo ends with a
+    /// vector, and `stats` equals the direct count throughout.
+    @Test func aDatabaseFilledBeforeTheFirstStartIsEmbeddedAfterAKilledStart() async throws {
+        let first = try StoreFixture("ws")
+        let repos = SyntheticRepos.generate(count: 2_500, seed: 41)
+        try await first.insert(repos)
+        let mock = provider("mock-embed")
+        let one = try await pipeline(first.store, mock, instance: "first")
+        let model = one.modelIdentity
+        let stop = StopSignal()
+        let run = Task { try await one.backfill(stop: stop) }
+        let half = try await waitUntil(timeout: .seconds(120), every: .milliseconds(100)) {
+            try await stored(first).vectors[model] ?? 0 >= 1_000
+        }
+        #expect(half)
+        run.cancel()  // killed: no graceful stop
+        _ = try? await run.value
+        await first.store.shutdown()
+
+        let second = try StoreFixture("ws", database: first.database, instance: "second")
+        let before = try await stored(second)
+        let stats = try await second.store.stats(model: model)
+        #expect(before.vectors[model] ?? 0 < 2_500, "the first start must have been stopped before it finished")
+        #expect(stats.embedded == before.vectors[model] ?? 0, "stats \(stats) against \(before.vectors[model] ?? 0) stored vectors")
+        #expect(stats.total == 2_500 && stats.pending + stats.embedded + stats.failed == 2_500)
+
+        let again = try await pipeline(second.store, mock, instance: "second")
+        _ = try await again.backfill()
+        let after = try await stored(second)
+        #expect(after.vectors == [model: 2_500], "every repo holds a vector of the model: \(after.vectors)")
+        #expect(try await second.store.stats(model: model) == StoreStats(total: 2_500, embedded: 2_500, pending: 0, failed: 0, leased: 0))
+        await second.close()
+        await first.client.close()
+    }
+
+    /// Item 2: a rolling deploy that changes the model. Instances on model A embed; instances on
+    /// model B start while A's still run (the collector keeps inserting); then A's stop. Every
+    /// repo ends with exactly one vector, from B, and B's provider saw each repo once.
+    @Test func aRollingDeployConvergesOnTheNewModel() async throws {
+        let fixture = try StoreFixture("ws")
+        try await fixture.insert(SyntheticRepos.generate(count: 600, seed: 42))
+        let providerA = provider("model-a"), providerB = provider("model-b")
+        let stopA = StopSignal(), stopB = StopSignal()
+        var olds: [Task<PipelineSummary, any Error>] = []
+        var stores: [StoreFixture] = []
+        for index in 0..<2 {
+            let store = try StoreFixture("ws", database: fixture.database, instance: "a\(index)")
+            stores.append(store)
+            let pipeline = try await pipeline(store.store, providerA, instance: "a\(index)")
+            olds.append(Task { try await pipeline.run(stop: stopA) })
+        }
+        let modelA = "mock/model-a@16", modelB = "mock/model-b@16"
+        #expect(try await waitUntil(timeout: .seconds(60), every: .milliseconds(50)) { try await stored(fixture).vectors[modelA] ?? 0 >= 300 })
+
+        var news: [Task<PipelineSummary, any Error>] = []
+        for index in 0..<2 {
+            let store = try StoreFixture("ws", database: fixture.database, instance: "b\(index)")
+            stores.append(store)
+            let pipeline = try await pipeline(store.store, providerB, instance: "b\(index)")
+            news.append(Task { try await pipeline.run(stop: stopB) })
+        }
+        // Both versions run for a while; the collector adds repos meanwhile.
+        try await Task.sleep(for: .seconds(1))
+        try await fixture.insert(SyntheticRepos.generate(count: 50, seed: 43).map { repo in
+            var repo = repo
+            repo.id = RepoID("repo:late\(repo.id.rawValue.split(separator: ":").last ?? "")")
+            return repo
+        })
+        try await Task.sleep(for: .seconds(1))
+        stopA.trigger()
+        for old in olds { _ = try await old.value }
+        let textsOfA = providerA.statistics.texts
+        let converged = try await waitUntil(timeout: .seconds(120), every: .milliseconds(100)) {
+            try await stored(fixture).vectors == [modelB: 650]
+        }
+        stopB.trigger()
+        for new in news { _ = try await new.value }
+        let final = try await stored(fixture)
+        #expect(converged, "every repo must end with a vector of the new model: \(final.vectors)")
+        #expect(final.total == 650)
+        #expect(try await fixture.store.stats(model: modelB) == StoreStats(total: 650, embedded: 650, pending: 0, failed: 0, leased: 0))
+        let queue = try await fixture.client.query("RETURN (SELECT count() FROM embed_queue GROUP ALL)[0].count ?? 0").last?.int
+        #expect(queue == 0, "nothing stays queued")
+        // The provider-side count: B embedded each repo once; A stopped embedding once B started.
+        let textsOfB = providerB.statistics.texts
+        #expect(textsOfB == 650, "model B embedded \(textsOfB) texts for 650 repos")
+        print("rolling deploy: provider texts model A \(textsOfA), model B \(textsOfB), repos 650")
+        for store in stores { await store.close() }
+        await fixture.close()
+    }
+
+    /// Item 3: `stats` (what `status` shows) reads and never writes, even for a model the
+    /// database has not served.
+    @Test func statsNeverWrite() async throws {
+        let fixture = try StoreFixture("ws")
+        try await fixture.store.prepare()
+        try await fixture.insert(SyntheticRepos.generate(count: 30, seed: 44))
+        func snapshot() async throws -> SurrealValue {
+            let rows = try await fixture.client.query("""
+                RETURN [(SELECT * FROM embed_queue ORDER BY id), (SELECT * FROM embed_star_meta ORDER BY id), (SELECT * FROM embed_star_instance)];
+                """)
+            return rows.last ?? .none
+        }
+        let before = try await snapshot()
+        let stats = try await fixture.store.stats(model: "mock/never-served@16")
+        #expect(stats == StoreStats(total: 30, embedded: 0, pending: 30, failed: 0, leased: 0))
+        #expect(try await snapshot() == before, "stats must not write")
+        await fixture.close()
+    }
+}
