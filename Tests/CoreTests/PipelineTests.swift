@@ -194,11 +194,38 @@ func pipeline(
         #expect(healthy.embedded == 20)
     }
 
-    @Test func wrongDimensionIsRejected() async throws {
+    /// Item 8 of issue 14: a backend that ignores the configured dimensions answers every
+    /// vector of another size. That is one configuration error, not a fault of each repo.
+    @Test func aBackendThatIgnoresTheDimensionsStopsTheRunAndFailsNoRepo() async throws {
+        let store = MockStore(repos: Array(repos.prefix(30)))
+        let provider = mockProvider { $0.wrongDimensionRate = 1 }
+        let error = await #expect(throws: EmbeddingError.self) { try await pipeline(provider, store).backfill() }
+        #expect(error?.kind == .fatal)
+        #expect(error?.message.contains("31 dimensions, but the model mock/mock-embed@32 makes 32") == true, "\(String(describing: error))")
+        let stats = try await store.stats(model: "mock/mock-embed@32")
+        #expect(stats == StoreStats(total: 30, embedded: 0, pending: 30, failed: 0, leased: 0))
+        #expect(try #require(await store.entry(repos[0].id)).attempts == 0)
+        #expect(provider.statistics.calls <= 3, "the run stops at the first answers (one per worker), not after max_attempts per repo")
+    }
+
+    /// One vector of the wrong size among good ones is that repo's problem alone.
+    @Test func oneVectorOfTheWrongSizeFailsOnlyItsRepo() async throws {
+        struct ShortensOne: EmbeddingProvider {
+            let inner = mockProvider()
+            let victim: String
+            var model: ModelInfo { inner.model }
+            func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+                var vectors = try await inner.embed(texts, mode: mode)
+                for (index, text) in texts.enumerated() where text.contains(victim) { vectors[index].removeLast() }
+                return vectors
+            }
+            func health() async -> ComponentHealth { .up }
+        }
         let store = MockStore(repos: Array(repos.prefix(10)))
-        let summary = try await pipeline(mockProvider { $0.wrongDimensionRate = 1 }, store).backfill()
-        #expect(summary.embedded == 0)
-        #expect(try #require(await store.entry(repos[0].id)).lastError?.contains("31 dimensions, expected 32") == true)
+        let summary = try await pipeline(ShortensOne(victim: repos[3].fullName), store) { $0.maxAttempts = 1 }.backfill()
+        #expect(summary.embedded == 9)
+        #expect(summary.failed == 1)
+        #expect(try #require(await store.entry(repos[3].id)).lastError?.contains("31 dimensions, expected 32") == true)
     }
 
     @Test func transientErrorsLeaveReposPendingWithTheirReason() async throws {

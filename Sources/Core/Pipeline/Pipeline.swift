@@ -482,6 +482,7 @@ public final class Pipeline: Sendable {
                 let problem = ItemProblem(reason: "provider returned \(vectors.count) vectors for \(texts.count) texts", permanent: false)
                 return Array(repeating: .failure(problem), count: texts.count)
             }
+            try checkDimensionsOfTheBatch(vectors)
             return vectors.map(check)
         } catch let error as EmbeddingError {
             metrics.error(error.label)
@@ -516,6 +517,21 @@ public final class Pipeline: Sendable {
             metrics.error("other")
             return Array(repeating: .failure(ItemProblem(reason: "provider error: \(error)", permanent: false)), count: texts.count)
         }
+    }
+
+    /// A whole answer of vectors of one other size is the provider's or the configuration's
+    /// fault (a backend that ignores the requested `dimensions`, a model swapped behind the same
+    /// name), not the repos': the run stops with one message and no repo is marked failed.
+    private func checkDimensionsOfTheBatch(_ vectors: [[Float]]) throws {
+        guard let size = vectors.first?.count, vectors.allSatisfy({ $0.count == size }),
+              let expected = learnedDimensions.withLock({ $0 }), size != expected else { return }
+        metrics.error("invalid_vector")
+        throw EmbeddingError(.fatal, """
+            the provider answered \(vectors.count) vector\(vectors.count == 1 ? "" : "s") of \(size) dimensions, but the model \
+            \(modelIdentity) makes \(expected): the backend ignores the configured dimensions, or another model answers under \
+            this name. Set the provider's `dimensions` to what the backend makes (a model change), or fix the backend. \
+            No repo was marked failed
+            """)
     }
 
     private func check(_ vector: [Float]) -> Result<[Float], ItemProblem> {
