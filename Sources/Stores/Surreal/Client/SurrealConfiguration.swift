@@ -40,12 +40,26 @@ public struct SurrealConfiguration: Sendable {
     /// WebSocket keepalive.
     public var pingInterval: Duration = .seconds(30)
 
+    /// `url` without the password it may carry (`ws://user:***@host`), for messages and logs.
+    public static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let start = url.range(of: "://")?.upperBound, start < at else { return url }
+        let userInfo = url[start..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return url }
+        return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+    }
+
+    /// The user and password written into a URL (`ws://user:pass@host`), percent-decoded.
+    public static func credentials(in url: String) -> (user: String, password: String?)? {
+        guard let components = URLComponents(string: url), let user = components.user, !user.isEmpty else { return nil }
+        return (user, components.password)
+    }
+
     /// `url` is `ws://`, `wss://`, `http://` or `https://`, with or without `/rpc`.
     public init(url: String, namespace: String, database: String, credentials: Credentials? = nil) throws(SurrealError) {
         guard var components = URLComponents(string: url), let raw = components.scheme?.lowercased(),
               let scheme = Scheme(rawValue: raw), components.host?.isEmpty == false
         else {
-            throw SurrealError(.protocolViolation, "'\(url)' is not a SurrealDB URL (ws://, wss://, http:// or https:// with a host)")
+            throw SurrealError(.protocolViolation, "'\(Self.redacted(url))' is not a SurrealDB URL (ws://, wss://, http:// or https:// with a host)")
         }
         var path = components.path
         while path.hasSuffix("/") { path.removeLast() }
@@ -54,7 +68,7 @@ public struct SurrealConfiguration: Sendable {
         components.user = nil
         components.password = nil
         guard let endpoint = components.string else {
-            throw SurrealError(.protocolViolation, "'\(url)' is not a valid URL")
+            throw SurrealError(.protocolViolation, "'\(Self.redacted(url))' is not a valid URL")
         }
         self.scheme = scheme
         self.endpoint = endpoint

@@ -39,8 +39,19 @@ extension SurrealStore {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = Configuration()
             url = try c.decodeIfPresent(String.self, forKey: .url) ?? d.url
-            user = try c.decodeIfPresent(String.self, forKey: .user) ?? d.user
-            pass = try c.decodeIfPresent(String.self, forKey: .pass) ?? d.pass
+            let givenUser = try c.decodeIfPresent(String.self, forKey: .user)
+            let givenPass = try c.decodeIfPresent(String.self, forKey: .pass)
+            user = givenUser ?? d.user
+            pass = givenPass ?? d.pass
+            // Credentials in the URL (DB_URL=ws://user:pass@host) are used, never dropped; with
+            // `user`/`pass` also set to something else, which one was meant is unclear: refused.
+            if let inURL = SurrealConfiguration.credentials(in: url) {
+                if (givenUser != nil && givenUser != inURL.user) || (givenPass != nil && inURL.password != nil && givenPass != inURL.password) {
+                    throw ConfigError.invalid(CodingKeys.url.rawValue, "carries credentials and user/pass name others; set them in one place only", in: decoder)
+                }
+                user = inURL.user
+                pass = inURL.password ?? givenPass
+            }
             authLevel = try c.decodeIfPresent(AuthLevel.self, forKey: .authLevel) ?? d.authLevel
             namespace = try c.decodeIfPresent(String.self, forKey: .namespace) ?? d.namespace
             database = try c.decodeIfPresent(String.self, forKey: .database) ?? d.database
