@@ -341,6 +341,16 @@ import Testing
         #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 100)
     }
 
+    /// Item 10 of issue 14: a 429 that names no wait backs off (doubling, jittered), not a flat second.
+    @Test func aRateLimitWithoutRetryAfterBacksOff() {
+        for (count, low, high) in [(0, 500, 1_000), (1, 1_000, 2_000), (3, 4_000, 8_000), (6, 32_000, 64_000), (20, 32_000, 64_000)] {
+            for _ in 0..<20 {
+                let wait = Pipeline.rateLimitBackoff(afterRateLimits: count)
+                #expect(wait >= .milliseconds(low) && wait <= .milliseconds(high), "after \(count) rate limits: \(wait)")
+            }
+        }
+    }
+
     /// Item 6 of issue 14: batches slower than their lease, two instances on one store: the
     /// leases are renewed while the batches are in flight, so the provider sees each repo once.
     @Test func batchesSlowerThanTheirLeaseAreNotEmbeddedTwice() async throws {

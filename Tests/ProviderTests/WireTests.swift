@@ -80,6 +80,12 @@ private func kind(_ status: Int, _ body: String, _ headers: HTTPHeaders = [:]) -
         #expect(ProviderErrors.rateLimitHint([:], provider: "x").isEmpty)
         #expect(ProviderErrors.parseDuration("1h2m3.5s") == .milliseconds(3_723_500))
         #expect(ProviderErrors.parseDuration("abc") == nil)
+        // A plain number that is a Unix timestamp: the time until it, not decades.
+        let now = Date(timeIntervalSince1970: 1_796_000_000)
+        #expect(ProviderErrors.parseDuration("1796000012", now: now) == .seconds(12))
+        #expect(ProviderErrors.parseDuration("1795999000", now: now) == .zero, "a reset in the past waits nothing")
+        #expect(ProviderErrors.parseDuration("999999999", now: now) == .seconds(86_400), "capped at a day")
+        #expect(ProviderErrors.parseDuration("9000h", now: now) == .seconds(86_400))
     }
 
     func openAI(_ yaml: String, transport: ClosureTransport, observer: @escaping @Sendable (RateLimitHint) -> Void = { _ in }) throws -> OpenAIProvider {

@@ -300,6 +300,13 @@ public final class Pipeline: Sendable {
         }
     }
 
+    /// The wait after a 429 that named none: 0.5-1 s, doubling with each 429 in a row (with
+    /// jitter, so workers do not come back together), at most about a minute.
+    public static func rateLimitBackoff(afterRateLimits count: Int) -> Duration {
+        let ceiling = 1_000 << min(count, 6)
+        return .milliseconds(Int.random(in: ceiling / 2...ceiling))
+    }
+
     /// Ends this instance's leases on `ids` even when the calling task was cancelled (the
     /// shutdown deadline passed): stores refuse work in a cancelled task, so the release runs in
     /// a task of its own, bounded by `timeout`.
@@ -583,7 +590,7 @@ public final class Pipeline: Sendable {
                     // Not a failure of the items nor of the circuit: wait exactly as asked.
                     breaker.recordNeutral()
                     metrics.rateLimited()
-                    let wait = retryAfter ?? .seconds(1)
+                    let wait = retryAfter ?? Self.rateLimitBackoff(afterRateLimits: rateLimited)
                     protection.limiter.pause(for: wait)
                     rateLimited += 1
                     // Past the policy's attempts or deadline the repos go back to the queue

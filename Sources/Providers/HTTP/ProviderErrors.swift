@@ -72,7 +72,7 @@ public enum ProviderErrors {
     /// (`x-ratelimit-remaining`, `x-tokenlimit-remaining`) headers.
     public static func rateLimitHint(_ headers: HTTPHeaders, provider: String) -> RateLimitHint {
         func int(_ name: String) -> Int? { headers.first(name: name).flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
-        func duration(_ name: String) -> Duration? { headers.first(name: name).flatMap(parseDuration) }
+        func duration(_ name: String) -> Duration? { headers.first(name: name).flatMap { parseDuration($0) } }
         var hint = RateLimitHint(provider: provider)
         hint.requestsLimit = int("x-ratelimit-limit-requests") ?? int("x-ratelimit-limit")
         hint.requestsRemaining = int("x-ratelimit-remaining-requests") ?? int("x-ratelimit-remaining")
@@ -83,10 +83,19 @@ public enum ProviderErrors {
         return hint
     }
 
-    /// Durations as OpenAI writes them (`1s`, `6m0s`, `20ms`, `1h2m3.5s`) or plain seconds.
-    public static func parseDuration(_ text: String) -> Duration? {
+    /// The longest wait a rate-limit header may ask for (a daily quota); a bigger number is a
+    /// misreading, and a day later the provider is simply asked again.
+    public static let longestRateLimitWait: Duration = .seconds(86_400)
+
+    /// Durations as OpenAI writes them (`1s`, `6m0s`, `20ms`, `1h2m3.5s`) or plain seconds. A
+    /// plain number past a billion is a Unix timestamp (some providers send the reset time):
+    /// the time until it. Capped at ``longestRateLimitWait``.
+    public static func parseDuration(_ text: String, now: Date = Date()) -> Duration? {
         let text = text.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(text), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
+        if let number = Double(text), number >= 0, number.isFinite {
+            let seconds = number >= 1_000_000_000 ? max(0, number - now.timeIntervalSince1970) : number
+            return min(.milliseconds(Int64(seconds * 1000)), longestRateLimitWait)
+        }
         var total = 0.0
         var number = ""
         var index = text.startIndex
@@ -118,7 +127,7 @@ public enum ProviderErrors {
             sawUnit = true
         }
         guard sawUnit, number.isEmpty else { return nil }
-        return .milliseconds(Int64((total * 1000).rounded()))
+        return min(.milliseconds(Int64((total * 1000).rounded())), longestRateLimitWait)
     }
 
     /// A transport failure (refused, reset, timed out) as a retryable error; cancellation passes.
