@@ -179,7 +179,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SQLiteStoreTests",
-            dependencies: ["EmbedStarCore", "EmbedStarSQLiteStore", "EmbedStarTesting", "EmbedStarMockStore", "EmbedStarMockProvider", "EmbedStarLocal", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EmbedStarCore", "EmbedStarSQLiteStore", "EmbedStarTesting", "EmbedStarMockStore", "EmbedStarMockProvider", "EmbedStarLocal", .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/SQLiteStoreTests"
         ),
         .testTarget(

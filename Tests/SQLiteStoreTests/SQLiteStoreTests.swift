@@ -4,6 +4,7 @@ import EmbedStarMockStore
 import EmbedStarSQLiteStore
 import EmbedStarTesting
 import Foundation
+import GRDB
 import Logging
 import Testing
 
@@ -86,6 +87,48 @@ func temporaryFolder() throws -> URL {
         let stats = try await store.stats(model: pipeline.modelIdentity)
         #expect(stats.leased == 0, "\(stats.leased) repos stay leased after the cancelled batches ended")
         #expect(stats.pending == 40)
+        await store.shutdown()
+    }
+
+    /// Item 10 of issue 14: another writer holding the lock past the busy timeout is a
+    /// retryable error; the backfill waits it out instead of stopping.
+    @Test func aLockHeldPastTheBusyTimeoutIsWaitedOut() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(configuration: SQLiteStore.Configuration(path: "stars.sqlite", busyTimeoutSeconds: 0.2), directory: folder)
+        try await store.prepare()
+        try await store.upsert(SyntheticRepos.generate(count: 20))
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = 5
+        configuration.parallelWorkers = 1
+        let pipeline = try await Pipeline.start(provider: MockProvider(), providerName: "mock", store: store, configuration: configuration,
+                                                instanceID: "busy", logger: Logger(label: "test"))
+        // Another process: a plain connection holding the write lock for a while.
+        let other = try DatabaseQueue(path: folder.appendingPathComponent("stars.sqlite").path)
+        let locked = DispatchSemaphore(value: 0), unlock = DispatchSemaphore(value: 0), unlocked = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            try? other.inTransaction(.immediate) { _ in
+                locked.signal()
+                unlock.wait()
+                return .commit
+            }
+            unlocked.signal()
+        }
+        locked.wait()
+        do {
+            _ = try await store.claimPending(ClaimRequest(owner: "a", limit: 5, leaseDuration: .seconds(60), model: "m"))
+            Issue.record("a claim must not pass a held write lock")
+        } catch {
+            #expect(error.isRetryable, "\(error)")
+            #expect("\(error)".contains("locked by another writer"))
+        }
+        let backfill = Task { try await pipeline.backfill() }
+        try await Task.sleep(for: .seconds(1))
+        unlock.signal()
+        let summary = try await backfill.value
+        #expect(summary.embedded == 20)
+        unlocked.wait()
+        try other.close()
         await store.shutdown()
     }
 

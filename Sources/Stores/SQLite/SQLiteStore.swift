@@ -341,14 +341,21 @@ public final class SQLiteStore: RepoStore, Sendable {
 
     /// One `IMMEDIATE` transaction: the write lock is taken first, so what the closure reads
     /// cannot change under it, in this process or another.
+    ///
+    /// Another process holding the write lock for longer than `busy_timeout_seconds` is a
+    /// retryable error (the pipeline waits and tries again), not the end of a backfill.
     private func transaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await database().writeWithoutTransaction { db in
-            var result: T?
-            try db.inTransaction(.immediate) {
-                result = try body(db)
-                return .commit
+        do {
+            return try await database().writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!  // set: inTransaction ran the closure or threw
             }
-            return result!  // set: inTransaction ran the closure or threw
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            throw SQLiteStoreError("\(file.path) is locked by another writer for longer than \(configuration.busyTimeoutSeconds) s", retryable: true)
         }
     }
 
@@ -370,11 +377,14 @@ public final class SQLiteStore: RepoStore, Sendable {
     }
 }
 
-public struct SQLiteStoreError: Error, CustomStringConvertible {
+public struct SQLiteStoreError: Error, CustomStringConvertible, RetryableError {
     public var description: String
+    /// The database was busy: trying again later can succeed.
+    public var isRetryable: Bool
 
-    init(_ description: String) {
+    init(_ description: String, retryable: Bool = false) {
         self.description = description
+        isRetryable = retryable
     }
 }
 
