@@ -26,6 +26,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case newestModelIsServed
     case changedFailedRepoIsPendingAgain
     case renewKeepsALeaseAlive
+    case aStaleWriteAfterARequeueIsRefused
 
     public var testDescription: String { rawValue }
 }
@@ -369,6 +370,30 @@ public struct StoreConformance: Sendable {
             try await Task.sleep(for: .milliseconds(400))
             #expect(try await claim(store, "b").count == late.count)
             #expect(try await store.renew(late.map(\.repo.id), owner: "a", leaseDuration: .seconds(60)).isEmpty)
+
+        case .aStaleWriteAfterARequeueIsRefused:
+            // One instance (one owner), two workers: the first claim's write lands late, after the
+            // repo was written, changed and claimed again by the same owner.
+            let repos = try await loaded(store, 1)
+            let early = try await claim(store, "a", lease: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(300))
+            let again = try await claim(store, "a")
+            #expect(try await store.write([embedded(again[0], hash: "second")], owner: "a")[again[0].repo.id] == .applied)
+            var changed = repos[0]
+            changed.description = "changed after it was written"
+            try await store.upsert([changed])
+            let third = try await claim(store, "a")
+            #expect(third.count == 1)
+            let late = try await store.write([embedded(early[0], [0, 1, 0, 0], hash: "stale")], owner: "a")
+            #expect(late[early[0].repo.id] != .applied, "\(check): a write from before the change must be refused, got \(String(describing: late[early[0].repo.id]))")
+            // The refusal may end the lease; either way the changed repo is embedded in the end.
+            if try await store.write([embedded(third[0], hash: "third")], owner: "a")[third[0].repo.id] != .applied {
+                let fourth = try await claim(store, "a")
+                #expect(try await store.write([embedded(fourth[0], hash: "third")], owner: "a")[fourth[0].repo.id] == .applied)
+            }
+            #expect(try await store.stats(model: model) == StoreStats(total: 1, embedded: 1, pending: 0, failed: 0, leased: 0))
+            let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 1, filter: SearchFilter())
+            #expect(hits.first.map { $0.score > 0.99 } == true, "\(check): the stored vector is the current claim's, not the stale one")
 
         case .unicodeRoundTrips:
             let repo = Repo(id: RepoID("repo:conf-unicode"), fullName: "ünï/日本語-репо", description: "emoji 👍🏽, RTL שלום, combining é, NUL-free \u{2028}",

@@ -208,6 +208,23 @@ func pipeline(
         #expect(provider.statistics.calls <= 3, "the run stops at the first answers (one per worker), not after max_attempts per repo")
     }
 
+    /// Item 10 of issue 14: a changed text template makes every repo pending (as a model
+    /// change, at the re-embed pace); the default template keeps the identity it always had.
+    @Test func aChangedTemplateMakesEveryRepoPending() async throws {
+        let store = MockStore(repos: Array(repos.prefix(10)))
+        let first = try await pipeline(mockProvider(), store)
+        #expect(first.modelIdentity == "mock/mock-embed@32")
+        #expect(try await first.backfill().embedded == 10)
+        var text = TextConfiguration()
+        text.template = "{full_name}: {description}"
+        let changed = try await Pipeline.start(provider: mockProvider(), providerName: "mock", store: store, configuration: PipelineConfiguration(),
+                                               text: text, instanceID: "templated", logger: Logger(label: "test"))
+        #expect(changed.modelIdentity.hasPrefix("mock/mock-embed@32+t"))
+        #expect(try await store.stats(model: changed.modelIdentity).pending == 10)
+        #expect(try await changed.backfill().embedded == 10)
+        #expect(try await store.coverage() == [changed.modelIdentity: 10])
+    }
+
     /// One vector of the wrong size among good ones is that repo's problem alone.
     @Test func oneVectorOfTheWrongSizeFailsOnlyItsRepo() async throws {
         struct ShortensOne: EmbeddingProvider {

@@ -87,7 +87,7 @@ public final class Pipeline: Sendable {
         self.logger = logger
         let prefixes = text.prefixes(provider: providerName, model: model.name)
         self.prefixes = prefixes
-        modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes)
+        modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes, template: text.template)
         // The prefix costs tokens too: the text gets what is left of the budget.
         let prefixCost = TokenEstimator.estimate(prefixes.document)
         let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min().map { max(1, $0 - prefixCost) }

@@ -23,12 +23,14 @@ struct Migrations {
     /// holder's write will see the new revision and be refused). `stale`: queued because another
     /// model made its vector (the caller only passes repos that have one); such entries are
     /// claimed after the others, at a pace. An entry already queued for a change stays not stale.
+    /// A new entry starts at a random revision: an entry deleted by a write and made again by a
+    /// change must not repeat a revision a stale claim still carries.
     /// `had` keeps the model of the vector the repo held when queued (embed-star's own writes are
     /// the only ones that change it, and they delete the entry), so counts need not read repos.
     static func enqueue(_ id: String, had: String, stale: Bool = false) -> String {
         let staleness = stale ? "stale = revision = NONE OR stale = true" : "stale = false"
         return """
-        UPSERT type::record("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? 0) + 1, \
+        UPSERT type::record("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? rand::int(0, 1000000000)) + 1, \
         failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch), had = \(had)
         """
     }

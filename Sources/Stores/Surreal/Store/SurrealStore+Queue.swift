@@ -215,7 +215,7 @@ extension SurrealStore {
             LET $current = $all.filter(|$r| $r.held AND $r.embedding_model = $model).map(|$r| type::record('\(queue)', record::id($r.id)));
             IF array::len($current) > 0 { DELETE $current WHERE stale = true RETURN NONE; };
             LET $rows = $todo.map(|$r| {
-                id: type::record('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: 1, failed: false,
+                id: type::record('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: rand::int(1, 1000000000), failed: false,
                 attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model });
             IF $due AND $s.bump = true {
                 INSERT INTO \(queue) $rows ON DUPLICATE KEY UPDATE revision += 1, stale = stale AND $input.stale, failed = false,
