@@ -149,6 +149,30 @@ import Testing
         #expect(b.state == .open(until: .seconds(101)))
     }
 
+    /// Item 10 of issue 14: a call let through before the circuit opened that fails late (a
+    /// straggler) must not reopen the half-open circuit; the probe decides.
+    @Test func aStragglerFromBeforeTheOpeningDoesNotDecideTheProbe() {
+        var b = breaker(threshold: 2)
+        #expect(b.permit(now: .zero) == .allowed)
+        let straggler = b.openings  // a slow call, permitted while closed
+        b.recordFailure(now: .seconds(1))
+        b.recordFailure(now: .seconds(1))
+        #expect(b.state == .open(until: .seconds(31)))
+        #expect(b.permit(now: .seconds(31)) == .allowed)  // the probe
+        let probe = b.openings
+        b.recordFailure(now: .seconds(32), permittedIn: straggler)
+        #expect(b.state == .halfOpen(inFlight: 1, succeeded: 0), "the straggler's failure must not reopen the circuit")
+        b.recordSuccess(now: .seconds(33))
+        #expect(b.state == .closed)
+        // The probe's own failure still reopens it.
+        b.recordFailure(now: .seconds(40))
+        b.recordFailure(now: .seconds(40))
+        #expect(b.permit(now: .seconds(70)) == .allowed)
+        b.recordFailure(now: .seconds(71), permittedIn: b.openings)
+        #expect(b.state == .open(until: .seconds(101)))
+        #expect(probe < b.openings)
+    }
+
     @Test func neutralAnswersFreeTheProbeWithoutDeciding() {
         var b = breaker(threshold: 1)
         b.recordFailure(now: .zero)

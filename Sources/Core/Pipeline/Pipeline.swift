@@ -112,12 +112,12 @@ public final class Pipeline: Sendable {
             // repos still need embedding.
             if stop.isStopped { break }
             if try await releaseOrphans() > 0 { continue }
-            // Nothing was claimable, but repos may still be pending: leased by an instance that
-            // was killed (until its lease expires), waiting out a retry, or being embedded by
-            // another instance. The backfill ends when nothing is pending, or when nothing
-            // moved for longer than a lease.
+            // Nothing was claimable, but repos may still be leased elsewhere: by an instance that
+            // was killed (until its lease expires) or by one still embedding them. The backfill
+            // waits for those, until none is leased or nothing moved for longer than a lease.
+            // Repos waiting out a retry are not waited for: they are in the summary as retrying.
             let stats = try await store.stats(model: modelIdentity)
-            if stats.pending == 0 { break }
+            if stats.pending == 0 || stats.leased == 0 { break }
             let now = ContinuousClock.now
             if stats.pending != lastPending {
                 lastPending = stats.pending
@@ -129,7 +129,7 @@ public final class Pipeline: Sendable {
                 break
             }
             if waitingSince == now {
-                logger.notice("waiting for pending repos that cannot be claimed yet (leased elsewhere or waiting out a retry)", metadata: [
+                logger.notice("waiting for repos leased by other instances (or by one that was killed, until its leases expire)", metadata: [
                     "pending": "\(stats.pending)", "leased": "\(stats.leased)",
                 ])
             }
@@ -567,7 +567,8 @@ public final class Pipeline: Sendable {
         var rateLimited = 0
         var random = SystemRandomNumberGenerator()
         while true {
-            if case .rejected(let retryIn) = breaker.permit() { throw CircuitOpenError(retryIn: retryIn) }
+            let (permit, openings) = breaker.permitted()
+            if case .rejected(let retryIn) = permit { throw CircuitOpenError(retryIn: retryIn) }
             do {
                 try await protection.limiter.acquire(cost: cost)
             } catch {
@@ -616,7 +617,7 @@ public final class Pipeline: Sendable {
                 metrics.request("other", duration: ContinuousClock.now - started)
                 failure = error
             }
-            breaker.recordFailure()
+            breaker.recordFailure(permittedIn: openings)
             failures += 1
             guard let wait = protection.retry.delay(afterAttempt: failures, elapsed: clock.now() - began, using: &random) else { throw failure }
             log.debug("provider call failed; retrying", metadata: ["error": "\(failure)", "attempt": "\(failures)", "wait_ms": "\(wait.nanoseconds / 1_000_000)"])

@@ -50,6 +50,9 @@ public struct CircuitBreakerState: Sendable {
 
     public let settings: Settings
     public private(set) var state: State = .closed
+    /// How many times the circuit opened: a call carries the count from its permit, so a call
+    /// let through before the last opening (a straggler) cannot decide a half-open circuit.
+    public private(set) var openings = 0
     private var consecutiveFailures = 0
     private var recent: [(at: Duration, failed: Bool)] = []
 
@@ -89,9 +92,12 @@ public struct CircuitBreakerState: Sendable {
         }
     }
 
-    public mutating func recordFailure(now: Duration) {
+    /// `permittedIn`: ``openings`` when the failed call was permitted (nil: unknown, counts).
+    public mutating func recordFailure(now: Duration, permittedIn: Int? = nil) {
         switch state {
         case .halfOpen:
+            // A call from before the circuit last opened says nothing about the probe.
+            if let permittedIn, permittedIn < openings { return }
             open(now)
         case .closed:
             consecutiveFailures += 1
@@ -114,6 +120,7 @@ public struct CircuitBreakerState: Sendable {
     }
 
     private mutating func open(_ now: Duration) {
+        openings += 1
         state = .open(until: now + settings.openDuration)
         consecutiveFailures = 0
         recent.removeAll()
@@ -152,11 +159,16 @@ public final class CircuitBreaker: Sendable {
     var clockNow: Duration { clock.now() }
 
     public func permit() -> CircuitBreakerState.Permit {
-        update { $0.permit(now: clock.now()) }
+        permitted().permit
+    }
+
+    /// The permit and the circuit's openings count at that moment (for ``recordFailure(permittedIn:)``).
+    public func permitted() -> (permit: CircuitBreakerState.Permit, openings: Int) {
+        update { breaker in (breaker.permit(now: clock.now()), breaker.openings) }
     }
 
     public func recordSuccess() { update { $0.recordSuccess(now: clock.now()) } }
-    public func recordFailure() { update { $0.recordFailure(now: clock.now()) } }
+    public func recordFailure(permittedIn: Int? = nil) { update { $0.recordFailure(now: clock.now(), permittedIn: permittedIn) } }
     public func recordNeutral() { update { $0.recordNeutral() } }
 
     private func update<T>(_ body: (inout CircuitBreakerState) -> T) -> T {
