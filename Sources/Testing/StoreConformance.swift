@@ -323,7 +323,7 @@ public struct StoreConformance: Sendable {
             // A rolling deploy: owner "old" runs model A, then "new" starts with model B.
             _ = try await loaded(store, 4)
             let other = "conformance/other@4"
-            let live: Duration = .milliseconds(1500)
+            let live: Duration = .seconds(5)  // far longer than the steps below take on a loaded machine
             func claimAs(_ owner: String, _ model: String, limit: Int = 2) async throws -> [ClaimedRepo] {
                 try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: model, liveness: live))
             }
