@@ -27,6 +27,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case changedFailedRepoIsPendingAgain
     case renewKeepsALeaseAlive
     case aStaleWriteAfterARequeueIsRefused
+    case nearestKeepsToTheAskedModel
 
     public var testDescription: String { rawValue }
 }
@@ -394,6 +395,21 @@ public struct StoreConformance: Sendable {
             #expect(try await store.stats(model: model) == StoreStats(total: 1, embedded: 1, pending: 0, failed: 0, leased: 0))
             let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 1, filter: SearchFilter())
             #expect(hits.first.map { $0.score > 0.99 } == true, "\(check): the stored vector is the current claim's, not the stale one")
+
+        case .nearestKeepsToTheAskedModel:
+            // During a model change two models' vectors of one dimension are stored side by side.
+            _ = try await loaded(store, 12)
+            let claimed = try await claim(store, "a")
+            let other = "conformance/other@4"
+            // The other model's vectors all point at the query; the asked model's point elsewhere.
+            _ = try await store.write(claimed.prefix(10).map {
+                RepoWrite(id: $0.repo.id, revision: $0.revision, model: other, change: .embedded(vector: [1, 0, 0, 0], contentHash: "o", generatedAt: Date()))
+            }, owner: "a")
+            _ = try await store.write(zip(claimed.suffix(2), [[0.6, 0.8, 0, 0], [0, 1, 0, 0]] as [[Float]]).map { embedded($0, $1) }, owner: "a")
+            let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 2, filter: SearchFilter(model: model))
+            #expect(hits.map(\.repo.id) == claimed.suffix(2).map(\.repo.id), "\(check): only the asked model's vectors, closest first")
+            let any = try await store.nearest(to: [1, 0, 0, 0], limit: 3, filter: SearchFilter())
+            #expect(any.count == 3 && any.allSatisfy { $0.score > 0.99 }, "\(check): without a model, every vector counts")
 
         case .unicodeRoundTrips:
             let repo = Repo(id: RepoID("repo:conf-unicode"), fullName: "ünï/日本語-репо", description: "emoji 👍🏽, RTL שלום, combining é, NUL-free \u{2028}",

@@ -137,9 +137,13 @@ public struct StoreStats: Sendable, Hashable, Codable {
 
 public struct SearchFilter: Sendable, Hashable {
     public var language: String?
+    /// Only vectors of this model identity (nil: any). Vectors of two models of one dimension
+    /// are not comparable: a search during a model change names the query's model.
+    public var model: String?
 
-    public init(language: String? = nil) {
+    public init(language: String? = nil, model: String? = nil) {
         self.language = language
+        self.model = model
     }
 }
 

@@ -36,7 +36,9 @@ struct SearchCommand: AsyncParsableCommand {
             let prefix = settings.text.prefixes(provider: settings.provider, model: model.name).query
             let vector = try await runtime.provider.embed([prefix + query], mode: .query)
             guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
-            let hits = try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language))
+            let identity = ModelIdentity.make(provider: settings.provider, model: model, prefixes: settings.text.prefixes(provider: settings.provider, model: model.name),
+                                              template: settings.text.template)
+            let hits = try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, model: identity))
             await runtime.store.shutdown()
             if json {
                 let rows: [[String: Any]] = hits.map { hit in

@@ -286,6 +286,7 @@ public actor MockStore: RepoStore {
         for entry in entries {
             guard let embedding = entry.embedding, embedding.count == vector.count else { continue }
             if let language = filter.language, entry.repo.language?.lowercased() != language.lowercased() { continue }
+            if let model = filter.model, entry.embeddingModel != model { continue }
             var dot: Float = 0, norm: Float = 0
             for i in 0..<vector.count {
                 dot += vector[i] * embedding[i]

@@ -247,36 +247,57 @@ public final class SQLiteStore: RepoStore, Sendable {
         let query = VectorBlob.normalized(vector)
         guard let query else { return [] }
         return try await database().read { db in
-            var best = TopK(capacity: limit)
-            // The vectors live in their own table, packed apart from the records: the scan reads
-            // only them (or, with a language, only that language's).
-            var sql = "SELECT v.repo, v.vector FROM repo_vector v WHERE length(v.vector) = ?"
-            var arguments: StatementArguments = [vector.count * 4]
+            // With a model, the scan keeps 4 times the candidates and drops other models' vectors
+            // when it reads the records (exact: every vector of the model scoring above the last
+            // candidate is among them); when other models' vectors crowd them out, the scan runs
+            // again on the model's vectors alone.
+            if let hits = try Self.scan(db, query: query, limit: limit, filter: filter, byModel: false) { return hits }
+            return try Self.scan(db, query: query, limit: limit, filter: filter, byModel: true) ?? []
+        }
+    }
+
+    /// The exact cosine scan; nil when candidates of other models left fewer than `limit` hits
+    /// while more vectors were scored than kept (the caller scans by model instead).
+    private static func scan(_ db: Database, query: [Float], limit: Int, filter: SearchFilter, byModel: Bool) throws -> [SearchHit]? {
+        let kept = filter.model != nil && !byModel ? limit * 4 : limit
+        var best = TopK(capacity: kept)
+        // The vectors live in their own table, packed apart from the records: the scan reads
+        // only them (or, with a language or when scanning by model, only those repos').
+        var sql = "SELECT v.repo, v.vector FROM repo_vector v WHERE length(v.vector) = ?"
+        var arguments: StatementArguments = [query.count * 4]
+        if filter.language != nil || byModel {
+            sql = "SELECT v.repo, v.vector FROM repo r JOIN repo_vector v ON v.repo = r.seq WHERE r.embedding_dim = ?"
+            arguments = [query.count]
             if let language = filter.language {
-                sql = """
-                    SELECT v.repo, v.vector FROM repo r JOIN repo_vector v ON v.repo = r.seq
-                    WHERE r.embedding_dim = ? AND r.language = ? COLLATE NOCASE
-                    """
-                arguments = [vector.count, language]
+                sql += " AND r.language = ? COLLATE NOCASE"
+                arguments += [language]
             }
-            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-            var candidate = [Float](repeating: 0, count: vector.count)
-            while let row = try rows.next() {
-                try row.withUnsafeData(atIndex: 1) { data in
-                    guard let data, data.count == vector.count * 4 else { return }
-                    if let score = VectorBlob.cosine(query, data, scratch: &candidate) {
-                        best.insert(score: score, seq: row[0])
-                    }
+            if byModel, let model = filter.model {
+                sql += " AND r.embedding_model = ?"
+                arguments += [model]
+            }
+        }
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        var candidate = [Float](repeating: 0, count: query.count)
+        var scored = 0
+        while let row = try rows.next() {
+            try row.withUnsafeData(atIndex: 1) { data in
+                guard let data, data.count == query.count * 4 else { return }
+                if let score = VectorBlob.cosine(query, data, scratch: &candidate) {
+                    best.insert(score: score, seq: row[0])
+                    scored += 1
                 }
             }
-            var hits: [SearchHit] = []
-            for (score, seq) in best.sorted() {
-                guard let row = try Row.fetchOne(db, sql: "SELECT id, record FROM repo WHERE seq = ?", arguments: [seq]),
-                      case .success(let repo) = Self.decodeRecord(row["record"], id: row["id"]) else { continue }
-                hits.append(SearchHit(repo: repo, score: score))
-            }
-            return hits
         }
+        var hits: [SearchHit] = []
+        for (score, seq) in best.sorted() where hits.count < limit {
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, record, embedding_model FROM repo WHERE seq = ?", arguments: [seq]) else { continue }
+            if let model = filter.model, (row["embedding_model"] as String?) != model { continue }
+            guard case .success(let repo) = decodeRecord(row["record"], id: row["id"]) else { continue }
+            hits.append(SearchHit(repo: repo, score: score))
+        }
+        if hits.count < limit, scored > kept, !byModel, filter.model != nil { return nil }
+        return hits
     }
 
     public func health() async -> ComponentHealth {

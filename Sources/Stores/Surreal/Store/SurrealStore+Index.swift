@@ -54,7 +54,7 @@ extension SurrealStore {
     /// Search through the index: the `limit` nearest by cosine, then filtered.
     func nearestIndexed(_ vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]? {
         guard indexedDimensions.withLock({ $0 }) == vector.count else { return nil }
-        let candidates = filter.language == nil ? limit : limit * 10
+        let candidates = filter.language == nil && filter.model == nil ? limit : limit * 10
         // KNN sizes take no parameters; both are integers computed here.
         let sql = """
             SELECT *, vector::distance::knn() AS distance OMIT embedding FROM \(configuration.table) \
@@ -65,6 +65,7 @@ extension SurrealStore {
         for row in rows {
             guard case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { continue }
             if let language = filter.language, repo.language?.lowercased() != language.lowercased() { continue }
+            if let model = filter.model, row["embedding_model"]?.string != model { continue }
             let distance: Double
             switch row["distance"] {
             case .double(let value): distance = value

@@ -394,6 +394,10 @@ public final class SurrealStore: RepoStore {
             conditions.append("string::lowercase(language ?? '') = $language")
             variables["language"] = .string(language.lowercased())
         }
+        if let model = filter.model {
+            conditions.append("embedding_model = $model")
+            variables["model"] = .string(model)
+        }
         let sql = """
             SELECT *, vector::similarity::cosine(embedding, $q) AS score OMIT embedding FROM \(table) \
             WHERE \(conditions.joined(separator: " AND ")) ORDER BY score DESC LIMIT $limit
