@@ -294,19 +294,24 @@ import Testing
         return ProviderProtection(configuration, provider: "flaky", clock: clock)
     }
 
+    /// A pipeline over the flaky provider on the test clock, polling fast, retrying repos at once.
+    func flakyPipeline(_ provider: Flaky, _ store: any RepoStore, _ clock: ManualClock, batchSize: Int, workers: Int, instance: String) async throws -> Pipeline {
+        var configuration = PipelineConfiguration()
+        configuration.batchSize = batchSize
+        configuration.parallelWorkers = workers
+        configuration.retryDelayMs = 0
+        configuration.pollIntervalMs = 20
+        return try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
+                                        protection: protection(clock), instanceID: instance, logger: Logger(label: "test"))
+    }
+
     @Test func anOutageOpensTheCircuitFailsNoRepoAndTheBackfillFinishesWhenTheProviderIsBack() async throws {
         let clock = ManualClock()
         let provider = Flaky(clock: clock)
         provider.state.withLock { $0.down = true }
         let repos = SyntheticRepos.generate(count: 200, seed: 12)
         let store = MockStore(repos: repos)
-        var configuration = PipelineConfiguration()
-        configuration.batchSize = 20
-        configuration.parallelWorkers = 2
-        configuration.retryDelayMs = 0
-        configuration.pollIntervalMs = 20
-        let pipeline = try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
-                                                protection: protection(clock), instanceID: "outage", logger: Logger(label: "test"))
+        let pipeline = try await flakyPipeline(provider, store, clock, batchSize: 20, workers: 2, instance: "outage")
         let backfill = Task { try await pipeline.backfill() }
         try await waitUntil { if case .open = pipeline.protection.breaker.current { true } else { false } }
         let callsWhenOpened = provider.calls.count
@@ -342,13 +347,7 @@ import Testing
         let provider = Flaky(clock: clock)
         provider.state.withLock { $0.down = true }
         let store = CountingClaims(inner: MockStore(repos: SyntheticRepos.generate(count: 100, seed: 3)))
-        var configuration = PipelineConfiguration()
-        configuration.batchSize = 10
-        configuration.parallelWorkers = 4
-        configuration.retryDelayMs = 0
-        configuration.pollIntervalMs = 20
-        let pipeline = try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
-                                                protection: protection(clock), instanceID: "probe", logger: Logger(label: "test"))
+        let pipeline = try await flakyPipeline(provider, store, clock, batchSize: 10, workers: 4, instance: "probe")
         let backfill = Task { try await pipeline.backfill() }
         try await waitUntil { if case .open = pipeline.protection.breaker.current { true } else { false } }
         // The provider hangs now: the probe that goes when the open period ends stays out.

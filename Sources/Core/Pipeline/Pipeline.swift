@@ -59,8 +59,10 @@ public final class Pipeline: Sendable {
     /// again with backoff until `giveUpAfter`, never answered with a guess.
     static func preparedModel(_ provider: any EmbeddingProvider, giveUpAfter: Duration, logger: Logger) async throws -> ModelInfo {
         let started = ContinuousClock.now
-        var delay = Duration.milliseconds(500)
+        var attempt = 0
         while true {
+            let delay = RetryPolicy.halfJitter(step: attempt, base: .seconds(1), cap: .seconds(30))
+            attempt += 1
             do {
                 return try await provider.prepare()
             } catch let error as EmbeddingError where error.kind == .retryable && ContinuousClock.now - started + delay < giveUpAfter {
@@ -68,7 +70,6 @@ public final class Pipeline: Sendable {
                     "error": "\(error)", "retry_in_seconds": "\(delay.seconds)",
                 ])
                 try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(30))
             }
         }
     }
@@ -194,8 +195,7 @@ public final class Pipeline: Sendable {
                 if idle == .finish, ContinuousClock.now - started > .seconds(configuration.storeOutageSeconds) { throw error }
                 failures += 1
                 logger.warning("store unavailable; retrying", metadata: ["worker": "\(worker)", "error": "\(error)"])
-                let ceiling = min(10_000, 100 << min(failures, 7))
-                await stop.sleep(for: .milliseconds(Int.random(in: ceiling / 2...ceiling)))
+                await stop.sleep(for: RetryPolicy.halfJitter(step: failures, base: .milliseconds(100), cap: .seconds(10)))
                 continue
             }
             guard let summary else {
@@ -303,8 +303,7 @@ public final class Pipeline: Sendable {
     /// The wait after a 429 that named none: 0.5-1 s, doubling with each 429 in a row (with
     /// jitter, so workers do not come back together), at most about a minute.
     public static func rateLimitBackoff(afterRateLimits count: Int) -> Duration {
-        let ceiling = 1_000 << min(count, 6)
-        return .milliseconds(Int.random(in: ceiling / 2...ceiling))
+        RetryPolicy.halfJitter(step: count, base: .seconds(1), cap: .seconds(64))
     }
 
     /// Ends this instance's leases on `ids` even when the calling task was cancelled (the

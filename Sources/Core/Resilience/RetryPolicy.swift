@@ -18,6 +18,14 @@ public struct RetryPolicy: Sendable, Hashable {
         return wait
     }
 
+    /// A wait between half and all of `base` doubled `step` times, capped at `cap`: for loops
+    /// that retry without an attempt budget (an outage, a rate limit without `retry-after`, a
+    /// provider that cannot describe its model yet), where some wait must always be kept.
+    public static func halfJitter(step: Int, base: Duration, cap: Duration) -> Duration {
+        let ceiling = min(cap, base * (1 << min(max(step, 0), 30)))
+        return .nanoseconds(Int64(Double(ceiling.nanoseconds) * Double.random(in: 0.5...1)))
+    }
+
     /// Whether a wait the provider asked for (`retry-after`) still fits in the deadline.
     public func allows(wait: Duration, elapsed: Duration) -> Bool {
         elapsed + wait < deadline
