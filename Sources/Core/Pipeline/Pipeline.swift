@@ -107,6 +107,7 @@ public final class Pipeline: Sendable {
         var total = PipelineSummary()
         var waitingSince: ContinuousClock.Instant?
         var lastPending: Int?
+        var roundAfterLeasesRanOut = false
         while true {
             total.add(try await workers(stop: stop, idle: .finish, onBatch: onBatch))
             // Nothing is in flight now: leases still held are orphans of an outage, and their
@@ -118,7 +119,14 @@ public final class Pipeline: Sendable {
             // waits for those, until none is leased or nothing moved for longer than a lease.
             // Repos waiting out a retry are not waited for: they are in the summary as retrying.
             let stats = try await store.stats(model: modelIdentity)
-            if stats.pending == 0 || stats.leased == 0 { break }
+            if stats.pending == 0 { break }
+            if stats.leased == 0 {
+                // Leases that ran out since the round began are claimable now: one more round,
+                // then what is left waits out a retry.
+                if roundAfterLeasesRanOut { break }
+                roundAfterLeasesRanOut = true
+                continue
+            }
             let now = ContinuousClock.now
             if stats.pending != lastPending {
                 lastPending = stats.pending
