@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """A small SurrealDB server for tests and the quick start, on the real engine.
 
-PyPI's surrealdb-embedded holds the real SurrealDB engine but no network server. This puts it
-on SurrealDB's endpoints, like `surreal start`:
+PyPI's surrealdb-embedded holds the real SurrealDB 3 engine and PyPI's surrealdb 1.0.8 the real
+SurrealDB 2.3 engine, neither with a network server. This puts whichever is installed in the
+running Python on SurrealDB's endpoints, like `surreal start`:
   /rpc      WebSocket (subprotocol "cbor") and HTTP POST (application/cbor)
   /health   200 while the engine answers
   /version  the engine's version string
-Every WebSocket connection and every HTTP request gets its own engine session, so
-authentication and `use` are per connection, as on a real server. Usage:
+Every WebSocket connection and every HTTP request gets its own session, so authentication and
+`use` are per connection, as on a real server. The 3.x engine keeps sessions itself (`attach`);
+the 2.x binding has one session per engine handle, so for it the front keeps each client's
+sign-in and `use` and switches the one handle between namespaces/databases (see SharedEngine). Usage:
   surreal_dev_server.py --bind 127.0.0.1:8000 --user root --pass root [mem:// | surrealkv://PATH]
 """
 import argparse
@@ -18,7 +21,34 @@ import uuid
 
 import cbor2
 from aiohttp import WSMsgType, web
-from surrealdb_embedded import AsyncEmbeddedDB
+
+try:
+    from surrealdb_embedded import AsyncEmbeddedDB
+    ENGINE_MAJOR = 3
+except ImportError:  # PyPI surrealdb 1.0.8: the SurrealDB 2.3 engine
+    from surrealdb._surrealdb_ext import AsyncEmbeddedDB
+    ENGINE_MAJOR = 2
+
+
+import os
+TRACE = os.environ.get("SURREAL_DEV_TRACE")
+
+
+def engine_version():
+    """The engine's own version. The 2.x binding's `version` answers the binding's package
+    version (surrealdb-1.0.7); the engine crate it was built from is named in the library."""
+    if ENGINE_MAJOR == 3:
+        return None
+    import surrealdb._surrealdb_ext as ext
+    with open(ext.__file__, "rb") as library:
+        found = re.search(rb"surrealdb-core-(2\.\d+\.\d+)", library.read())
+    if not found:
+        raise SystemExit("cannot tell the SurrealDB engine version of %s" % ext.__file__)
+    return "surrealdb-" + found.group(1).decode()
+
+
+def error_reply(request_id, message, code=-32000):
+    return cbor2.dumps({"id": request_id, "error": {"code": code, "message": message}})
 
 
 class Engine:
@@ -38,7 +68,9 @@ class Engine:
             raise SystemExit("could not define the root user: %s" % reply)
 
     async def raw(self, request):
-        return cbor2.loads(await self.db.execute(cbor2.dumps(request)))
+        # Shielded: a client that hangs up must not cancel a request the engine is running
+        # (a dropped future aborts the 2.x engine mid-transaction; a real server finishes it).
+        return cbor2.loads(await asyncio.shield(self.db.execute(cbor2.dumps(request))))
 
     async def call(self, session, method, params):
         return await self.raw({"id": 0, "method": method, "params": params, "session": session})
@@ -70,6 +102,106 @@ class Engine:
         return cbor2.dumps(reply)
 
 
+class SharedEngine(Engine):
+    """The 2.x engine: one session for all clients. Each client's sign-in, `use` and variables
+    are kept here, and each query runs as `USE NS .. DB ..; <query>` with the first result
+    dropped (a USE statement lasts for its query only), so clients on different databases run
+    side by side. Of the data methods only `query` is served (all embed-star sends)."""
+
+    class Session:
+        def __init__(self):
+            self.ns = self.db = None
+            self.authenticated = False
+            self.variables = {}
+
+    def __init__(self, url):
+        super().__init__(url)
+        self.tokens = set()
+        self.version = engine_version()
+
+    async def start(self, user, password):
+        await super().start(user, password)
+        self.user, self.password = user, password
+
+    async def attach(self):
+        return SharedEngine.Session()
+
+    async def detach(self, session):
+        pass
+
+    async def raw(self, request):
+        if request.get("method") == "version":
+            return {"id": request.get("id"), "result": self.version}
+        return await super().raw(request)
+
+    async def call(self, session, method, params):
+        return cbor2.loads(await self.run(session, {"id": 0, "method": method, "params": params}))
+
+    async def forward(self, session, payload):
+        try:
+            request = cbor2.loads(payload)
+        except Exception as error:
+            return error_reply(None, "Parse error: %s" % error, -32700)
+        if not isinstance(request, dict):
+            return error_reply(None, "Invalid request", -32600)
+        return await self.run(session, request)
+
+    async def run(self, session, request):
+        request_id, method, params = request.get("id"), request.get("method"), list(request.get("params") or [])
+
+        def ok(result=None):
+            return cbor2.dumps({"id": request_id, "result": result})
+
+        if method == "signin":
+            credentials = params[0] if params and isinstance(params[0], dict) else {}
+            if credentials.get("user") != self.user or credentials.get("pass") != self.password:
+                return error_reply(request_id, "There was a problem with authentication")
+            session.authenticated = True
+            token = uuid.uuid4().hex
+            self.tokens.add(token)
+            return ok(token)
+        if method == "authenticate":
+            if not params or params[0] not in self.tokens:
+                return error_reply(request_id, "There was a problem with authentication")
+            session.authenticated = True
+            return ok()
+        if method == "invalidate":
+            session.authenticated = False
+            return ok()
+        if method == "use":
+            for index, name in enumerate(params[:2]):
+                if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)):
+                    return error_reply(request_id, "the dev server takes namespace and database names of letters, digits, _ and -")
+            session.ns = params[0] if len(params) > 0 and params[0] is not None else session.ns
+            session.db = params[1] if len(params) > 1 and params[1] is not None else session.db
+            return ok()
+        if method == "let" and len(params) == 2:
+            session.variables[params[0]] = params[1]
+            return ok()
+        if method == "unset" and params:
+            session.variables.pop(params[0], None)
+            return ok()
+        if method in ("ping", "version"):
+            return cbor2.dumps(await self.raw(request))
+        if method != "query":
+            return error_reply(request_id, "Method not found", -32601)
+        if not session.authenticated:
+            return error_reply(request_id, "IAM error: Not enough permissions to perform this action")
+        if session.ns is None or session.db is None:
+            return error_reply(request_id, "Specify a namespace and database to use")
+        sql = "USE NS `%s` DB `%s`; %s" % (session.ns, session.db, params[0] if params else "")
+        variables = {**session.variables, **(params[1] if len(params) > 1 and params[1] else {})}
+        if TRACE:
+            print("TRACE", repr(sql)[:1500], flush=True)
+        try:
+            reply = await super().raw({"id": request_id, "method": "query", "params": [sql, variables]})
+        except Exception as error:  # the 2.x binding raises what a server answers as an error
+            return error_reply(request_id, str(error))
+        if isinstance(reply.get("result"), list) and reply["result"]:
+            reply["result"] = reply["result"][1:]
+        return cbor2.dumps(reply)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bind", default="127.0.0.1:8000")
@@ -78,7 +210,7 @@ def main():
     parser.add_argument("path", nargs="?", default="mem://")
     args = parser.parse_args()
     host, _, port = args.bind.rpartition(":")
-    engine = Engine(args.path)
+    engine = (Engine if ENGINE_MAJOR == 3 else SharedEngine)(args.path)
 
     sockets = set()
 
@@ -151,7 +283,8 @@ def main():
 
     async def startup(_):
         await engine.start(args.user, args.password)
-        print("surreal dev server on %s (%s)" % (args.bind, args.path), flush=True)
+        version = (await engine.raw({"id": 0, "method": "version", "params": []})).get("result")
+        print("surreal dev server on %s (%s, %s)" % (args.bind, args.path, version), flush=True)
 
     app = web.Application(client_max_size=128 * 1024 * 1024)
     app.router.add_get("/rpc", rpc_ws)

@@ -88,6 +88,21 @@ public struct StoreConformance: Sendable {
         await store.shutdown()
     }
 
+    /// Runs `body` with a second handle on the same data (`second`, or the store itself), shut
+    /// down after, thrown or not.
+    private func withSecond<T>(_ store: any RepoStore, _ body: (any RepoStore) async throws -> T) async throws -> T {
+        let other = try await second?(store) ?? store
+        let separate = other as AnyObject !== store as AnyObject
+        do {
+            let result = try await body(other)
+            if separate { await other.shutdown() }
+            return result
+        } catch {
+            if separate { await other.shutdown() }
+            throw error
+        }
+    }
+
     private func loaded(_ store: any RepoStore, _ count: Int = 12) async throws -> [Repo] {
         let repos = Self.sampleRepos(count: count)
         try await store.upsert(repos)
@@ -111,11 +126,11 @@ public struct StoreConformance: Sendable {
         case .migrationsAreIdempotent:
             let repos = try await loaded(store, 3)
             try await store.prepare()
-            let other = try await second?(store) ?? store
-            async let a: Void = store.prepare()
-            async let b: Void = other.prepare()
-            _ = try await (a, b)
-            if other as AnyObject !== store as AnyObject { await other.shutdown() }
+            try await withSecond(store) { other in
+                async let a: Void = store.prepare()
+                async let b: Void = other.prepare()
+                _ = try await (a, b)
+            }
             #expect(try await store.stats(model: model).total == repos.count, "\(check): a repeated prepare lost or duplicated repos")
 
         case .everyRepoStartsPending:
@@ -128,15 +143,15 @@ public struct StoreConformance: Sendable {
 
         case .twoClaimersNeverGetTheSameRepo:
             let repos = try await loaded(store, 40)
-            let other = try await second?(store) ?? store
-            let ids = try await withThrowingTaskGroup(of: [RepoID].self) { group in
-                for owner in 0..<8 {
-                    let target = owner.isMultiple(of: 2) ? store : other
-                    group.addTask { try await claim(target, "owner\(owner)", limit: 7).map(\.repo.id) }
+            let ids = try await withSecond(store) { other in
+                try await withThrowingTaskGroup(of: [RepoID].self) { group in
+                    for owner in 0..<8 {
+                        let target = owner.isMultiple(of: 2) ? store : other
+                        group.addTask { try await claim(target, "owner\(owner)", limit: 7).map(\.repo.id) }
+                    }
+                    return try await group.reduce(into: [RepoID]()) { $0 += $1 }
                 }
-                return try await group.reduce(into: [RepoID]()) { $0 += $1 }
             }
-            if other as AnyObject !== store as AnyObject { await other.shutdown() }
             #expect(ids.count == repos.count, "\(check): 8 claimers of 7 should share all 40 repos")
             #expect(Set(ids).count == ids.count, "\(check): a repo was handed to two claimers")
 

@@ -35,7 +35,8 @@ enum DevServer {
         }
 
         func start() throws {
-            let python = try #require(ProcessInfo.processInfo.environment["EMBED_STAR_PYTHON"], "EMBED_STAR_PYTHON is not set")
+            let environment = ProcessInfo.processInfo.environment
+            let python = try #require(environment["EMBED_STAR_SURREAL_PYTHON"] ?? environment["EMBED_STAR_PYTHON"], "EMBED_STAR_SURREAL_PYTHON is not set")
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("testing/surreal_dev_server.py").path
             let process = Foundation.Process()

@@ -15,6 +15,8 @@ public struct SurrealError: Error, Sendable, CustomStringConvertible {
         case protocolViolation = "protocol"
         /// No pooled connection came free in time.
         case poolTimeout = "pool_timeout"
+        /// The server runs a SurrealDB version the store does not speak.
+        case unsupportedServer = "unsupported_server"
     }
 
     public var kind: Kind

@@ -15,6 +15,7 @@ struct Migrations {
 
     let table: String
     let watchedFields: [String]
+    let dialect: SurrealDialect
 
     static let queue = "embed_queue"
     static let epoch = "d'1970-01-01T00:00:00Z'"
@@ -27,10 +28,10 @@ struct Migrations {
     /// change must not repeat a revision a stale claim still carries.
     /// `had` keeps the model of the vector the repo held when queued (embed-star's own writes are
     /// the only ones that change it, and they delete the entry), so counts need not read repos.
-    static func enqueue(_ id: String, had: String, stale: Bool = false) -> String {
+    static func enqueue(_ id: String, had: String, stale: Bool = false, dialect: SurrealDialect) -> String {
         let staleness = stale ? "stale = revision = NONE OR stale = true" : "stale = false"
         return """
-        UPSERT type::record("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? rand::int(0, 1000000000)) + 1, \
+        UPSERT \(dialect.recordFunction)("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? rand::int(0, 1000000000)) + 1, \
         failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch), had = \(had)
         """
     }
@@ -41,7 +42,7 @@ struct Migrations {
         return """
             DEFINE EVENT OVERWRITE embed_star_enqueue ON TABLE \(table) \
             WHEN $event = "CREATE" OR ($event = "UPDATE" AND $before.{\(watched)} != $after.{\(watched)}) \
-            THEN { \(Self.enqueue("$after.id", had: "$after.embedding_model")); }
+            THEN { \(Self.enqueue("$after.id", had: "$after.embedding_model", dialect: dialect)); }
             """
     }
 
@@ -64,13 +65,11 @@ struct Migrations {
                     enqueueEvent,
                     """
                     DEFINE EVENT OVERWRITE embed_star_dequeue ON TABLE \(table) WHEN $event = "DELETE" \
-                    THEN { DELETE type::record("\(Self.queue)", record::id($before.id)); }
+                    THEN { DELETE \(dialect.recordFunction)("\(Self.queue)", record::id($before.id)); }
                     """,
                 ],
-                optional: [
-                    // Faster counts (SurrealDB 3.x).
-                    "DEFINE INDEX IF NOT EXISTS embed_star_count ON \(table) COUNT",
-                ]
+                // Faster counts (SurrealDB 3.x).
+                optional: dialect.hasCountIndexes ? ["DEFINE INDEX IF NOT EXISTS embed_star_count ON \(table) COUNT"] : []
             ),
             Migration(
                 version: 2,
@@ -79,11 +78,11 @@ struct Migrations {
                     "DEFINE TABLE IF NOT EXISTS embed_star_count SCHEMALESS",
                     """
                     DEFINE EVENT OVERWRITE embed_star_count_up ON TABLE \(table) WHEN $event = "CREATE" \
-                    THEN { UPSERT type::record("embed_star_count", rand::int(0, 15)) SET n = (n ?? 0) + 1; }
+                    THEN { UPSERT \(dialect.recordFunction)("embed_star_count", rand::int(0, 15)) SET n = (n ?? 0) + 1; }
                     """,
                     """
                     DEFINE EVENT OVERWRITE embed_star_count_down ON TABLE \(table) WHEN $event = "DELETE" \
-                    THEN { UPSERT type::record("embed_star_count", rand::int(0, 15)) SET n = (n ?? 0) - 1; }
+                    THEN { UPSERT \(dialect.recordFunction)("embed_star_count", rand::int(0, 15)) SET n = (n ?? 0) - 1; }
                     """,
                     // In the same transaction as the events: no repo is counted twice or missed.
                     "LET $total = (SELECT count() FROM \(table) GROUP ALL)[0].count ?? 0",

@@ -71,9 +71,10 @@ extension SurrealStore {
         if let cached {
             served = cached
         } else {
+            let record = try await dialect().recordFunction
             let answer = try await retryingConflicts {
                 try await self.client.query("""
-                    UPSERT type::record('embed_star_instance', $owner) SET
+                    UPSERT \(record)('embed_star_instance', $owner) SET
                         started_at = IF model = $model AND started_at != NONE { started_at } ELSE { time::now() },
                         model = $model, seen_at = time::now() RETURN NONE;
                     DELETE embed_star_instance WHERE seen_at < time::now() - 1d;
@@ -166,8 +167,9 @@ extension SurrealStore {
         guard let mine else { return false }
         guard mine else { return true }
         defer { queueState.withLock { $0.sweeping = false } }
+        let sql = Self.sweepSQL(table: configuration.table, dialect: try await dialect())
         let answer = try await retryingConflicts {
-            try await self.client.query(Self.sweepSQL(table: self.configuration.table), [
+            try await self.client.query(sql, [
                 "model": .string(model), "n": .int(Int64(Self.sweepChunk)), "owner": .string(owner),
                 "hold": .duration(SurrealDuration(Self.sweepHold)),
             ])
@@ -199,10 +201,11 @@ extension SurrealStore {
     /// all in one transaction. One instance sweeps at a time (`sweeper`, held for `$hold` after
     /// each chunk): instances sweeping the same chunk would only conflict and repeat it.
     /// Answers whether a chunk ran and the sweep record.
-    static func sweepSQL(table: String) -> String {
-        let queue = Migrations.queue, epoch = Migrations.epoch
+    static func sweepSQL(table: String, dialect: SurrealDialect) -> String {
+        let queue = Migrations.queue, epoch = Migrations.epoch, record = dialect.recordFunction
         // SurrealDB 3 gives a block's one-element array as the element: `array::flatten([...])`
-        // makes every selection an array again.
+        // makes every selection an array again. Closures see only their parameter (2.x does not
+        // pass them the statement's variables), so what they test is selected beforehand.
         return """
             BEGIN TRANSACTION;
             LET $s = (SELECT * FROM ONLY embed_star_meta:sweep);
@@ -210,12 +213,13 @@ extension SurrealStore {
             LET $due = $s != NONE AND $s.model = $model AND $s.finished = false AND $free;
             LET $ids = array::flatten([IF !$due { [] } ELSE IF $s.cursor = NONE { (SELECT VALUE id FROM \(table) ORDER BY id LIMIT $n) }
                 ELSE { (SELECT VALUE id FROM \(table) WHERE id > $s.cursor ORDER BY id LIMIT $n) }]);
-            LET $all = array::flatten([IF array::len($ids) = 0 { [] } ELSE { (SELECT id, embedding_model, embedding != NONE AS held FROM $ids) }]);
-            LET $todo = $all.filter(|$r| !$r.held OR $r.embedding_model != $model);
-            LET $current = $all.filter(|$r| $r.held AND $r.embedding_model = $model).map(|$r| type::record('\(queue)', record::id($r.id)));
+            LET $all = array::flatten([IF array::len($ids) = 0 { [] } ELSE {
+                (SELECT id, embedding_model, embedding != NONE AS held, embedding != NONE AND embedding_model = $model AS current FROM $ids) }]);
+            LET $todo = $all.filter(|$r| !$r.current);
+            LET $current = $all.filter(|$r| $r.current).map(|$r| \(record)('\(queue)', record::id($r.id)));
             IF array::len($current) > 0 { DELETE $current WHERE stale = true RETURN NONE; };
             LET $rows = $todo.map(|$r| {
-                id: type::record('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: rand::int(1, 1000000000), failed: false,
+                id: \(record)('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: rand::int(1, 1000000000), failed: false,
                 attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model });
             IF $due AND $s.bump = true {
                 INSERT INTO \(queue) $rows ON DUPLICATE KEY UPDATE revision += 1, stale = stale AND $input.stale, failed = false,

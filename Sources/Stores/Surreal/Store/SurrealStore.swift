@@ -12,11 +12,14 @@ public final class SurrealStore: RepoStore {
     let client: SurrealClient
     let logger: Logger
     let instanceID: String
-    private let migrations: Migrations
+    /// The SurrealQL of the server's version, known once ``prepare()`` asked it.
+    private let preparedDialect = Mutex<SurrealDialect?>(nil)
     /// What this process knows of the queue's model, sweep and check (``QueueState``).
     let queueState = Mutex(QueueState())
-    /// The dimension of the HNSW index on the vectors, if there is one (nil: search by scan).
+    /// The dimension of the HNSW index on the vectors, once it was built and checked (nil: search by scan).
     let indexedDimensions = Mutex<Int?>(nil)
+    /// The dimension of the HNSW index defined, checked or not.
+    let indexDefinedDimensions = Mutex<Int?>(nil)
     /// When the index was last considered; it is looked at when the queue runs dry, at most once a minute.
     let indexCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
     private var table: String { configuration.table }
@@ -27,19 +30,33 @@ public final class SurrealStore: RepoStore {
         self.logger = logger
         self.instanceID = instanceID
         client = SurrealClient(configuration: try configuration.client(), logger: logger)
-        migrations = Migrations(table: configuration.table, watchedFields: configuration.watchedFields)
+    }
+
+    /// The server's dialect, asked once (``prepare()`` asks it; a handle used without it asks
+    /// when it first needs it).
+    func dialect() async throws -> SurrealDialect {
+        if let known = preparedDialect.withLock({ $0 }) { return known }
+        let dialect = try SurrealDialect(serverVersion: try await client.version())
+        if dialect.major > 3 {
+            logger.warning("this SurrealDB version is newer than the store was tested on; it is spoken as 3.x", metadata: [
+                "server": "\(dialect)", "supported": "\(SurrealDialect.supportedRange)",
+            ])
+        }
+        preparedDialect.withLock { $0 = dialect }
+        return dialect
     }
 
     // MARK: Prepare
 
     public func prepare() async throws {
-        let version = try await client.version()
+        let dialect = try await dialect()
         // Instances starting together conflict on schema writes; the loser reads again and
         // finds the work done.
-        try await retryingConflicts { try await self.migrate(serverVersion: version) }
+        try await retryingConflicts { try await self.migrate(dialect) }
     }
 
-    private func migrate(serverVersion: String) async throws {
+    private func migrate(_ dialect: SurrealDialect) async throws {
+        let migrations = Migrations(table: configuration.table, watchedFields: configuration.watchedFields, dialect: dialect)
         let found = try await client.query("""
             DEFINE TABLE IF NOT EXISTS embed_star_migration SCHEMALESS;
             SELECT VALUE record::id(id) FROM embed_star_migration;
@@ -47,10 +64,10 @@ public final class SurrealStore: RepoStore {
         let applied = Set(found.last?.array?.compactMap(\.int) ?? [])
         for migration in migrations.all where !applied.contains(Int64(migration.version)) {
             logger.info("applying migration", metadata: [
-                "version": "\(migration.version)", "summary": "\(migration.summary)", "server": "\(serverVersion)",
+                "version": "\(migration.version)", "summary": "\(migration.summary)", "server": "\(dialect)",
             ])
             let sql = (["BEGIN TRANSACTION"] + migration.statements + [
-                "CREATE type::record('embed_star_migration', \(migration.version)) SET summary = $summary, applied_at = time::now(), applied_by = $instance",
+                "CREATE \(dialect.recordFunction)('embed_star_migration', \(migration.version)) SET summary = $summary, applied_at = time::now(), applied_by = $instance",
                 "COMMIT TRANSACTION",
             ]).joined(separator: ";\n")
             do {
@@ -289,8 +306,8 @@ public final class SurrealStore: RepoStore {
             variables["p\(index)"] = .bool(failure.permanent)
             variables["after\(index)"] = .duration(SurrealDuration(failure.retryAfter))
             statements.append("""
-                LET $a\(index) = (UPDATE $q\(index) SET attempts = (attempts ?? 0) + 1, last_error = $why\(index), \
-                failed = $p\(index) OR (attempts ?? 0) + 1 >= $max, lease_owner = NONE, lease_until = \(Migrations.epoch), \
+                LET $a\(index) = (UPDATE $q\(index) SET failed = $p\(index) OR (attempts ?? 0) + 1 >= $max, \
+                attempts = (attempts ?? 0) + 1, last_error = $why\(index), lease_owner = NONE, lease_until = \(Migrations.epoch), \
                 not_before = $now + $after\(index) WHERE lease_owner = $owner RETURN AFTER)
                 """)
             statements.append("IF array::len($a\(index)) > 0 { UPDATE $r\(index) SET embedding_attempts = $a\(index)[0].attempts, embedding_error = $why\(index) RETURN NONE }")

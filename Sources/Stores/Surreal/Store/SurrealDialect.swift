@@ -1,0 +1,46 @@
+import SurrealClient
+
+/// What differs in SurrealQL between the server versions the store speaks: SurrealDB 2.x and 3.x.
+/// The store asks the server's version when it prepares and builds every statement for it.
+///
+/// Differences that need no dialect are written once in the form both accept: the store never
+/// lets one `SET` clause read a field an earlier clause of the same statement assigns (2.x sees
+/// the new value, 3.x the old one), and it reads a statement's result as the last one (3.x
+/// answers `BEGIN`/`COMMIT` with results of their own, 2.x does not).
+struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
+    /// The versions this store is tested on, as the error for an older server names them.
+    static let supportedRange = "2.0 or newer (tested on 2.3 and 3.2)"
+    static let newest = SurrealDialect(major: 3, minor: 0, version: "3.x")
+
+    var major: Int
+    var minor: Int
+    /// The server's own words, such as `surrealdb-2.3.10`.
+    var version: String
+
+    /// The function that makes a record id from a table and an id: `type::record` since 3.0
+    /// (2.x reads a second argument there as a table name), `type::thing` before.
+    var recordFunction: String { major >= 3 ? "type::record" : "type::thing" }
+
+    /// `DEFINE INDEX ... COUNT` (3.x only).
+    var hasCountIndexes: Bool { major >= 3 }
+
+    var description: String { version }
+
+    /// Reads the answer of the `version` RPC (`surrealdb-2.3.10`, `3.2.4`, ...).
+    init(serverVersion: String) throws {
+        let numbers = serverVersion.drop { !$0.isNumber }.split(separator: ".", maxSplits: 2)
+        guard numbers.count >= 2, let major = Int(numbers[0]), let minor = Int(numbers[1]) else {
+            throw SurrealError(.protocolViolation, "cannot tell the SurrealDB version from its answer \"\(serverVersion)\"; supported: SurrealDB \(Self.supportedRange)")
+        }
+        guard major >= 2 else {
+            throw SurrealError(.unsupportedServer, "the server runs SurrealDB \(serverVersion), which this store does not support; supported: SurrealDB \(Self.supportedRange)")
+        }
+        self.init(major: major, minor: minor, version: serverVersion)
+    }
+
+    init(major: Int, minor: Int, version: String) {
+        self.major = major
+        self.minor = minor
+        self.version = version
+    }
+}
