@@ -1,0 +1,44 @@
+@testable import EmbedStarSurrealStore
+import SurrealClient
+import Testing
+
+/// The store speaks the SurrealQL of the server's version (issue 15, item 1).
+@Suite struct DialectTests {
+    @Test func versionsTwoAndThreeGetTheirOwnRecordFunction() throws {
+        let two = try SurrealDialect(serverVersion: "surrealdb-2.3.10")
+        #expect(two.major == 2 && two.minor == 3)
+        #expect(two.recordFunction == "type::thing")
+        #expect(!two.hasCountIndexes)
+        let three = try SurrealDialect(serverVersion: "surrealdb-3.2.4")
+        #expect(three.recordFunction == "type::record")
+        #expect(three.hasCountIndexes)
+        #expect(try SurrealDialect(serverVersion: "2.0.0").major == 2)
+    }
+
+    @Test func aServerOlderThanTwoIsRefusedByItsVersion() {
+        do {
+            _ = try SurrealDialect(serverVersion: "surrealdb-1.5.4")
+            Issue.record("a 1.x server must be refused")
+        } catch let error as SurrealError {
+            #expect(error.kind == .unsupportedServer)
+            #expect(error.message.contains("surrealdb-1.5.4"), "\(error)")
+            #expect(error.message.contains("2.0 or newer"), "\(error)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func anUnreadableVersionIsAClearError() {
+        #expect(throws: SurrealError.self) { try SurrealDialect(serverVersion: "unknown") }
+    }
+
+    @Test func migrationsUseTheDialectsRecordFunction() throws {
+        for (version, function, other) in [("surrealdb-2.3.10", "type::thing(", "type::record("), ("surrealdb-3.2.4", "type::record(", "type::thing(")] {
+            let migrations = Migrations(table: "repo", watchedFields: ["description"], dialect: try SurrealDialect(serverVersion: version))
+            let sql = migrations.all.flatMap { $0.statements + $0.optional }.joined(separator: "\n")
+            #expect(sql.contains(function))
+            #expect(!sql.contains(other), "\(version): \(other) must not appear")
+            #expect(sql.contains(" COUNT") == (function == "type::record("))
+        }
+    }
+}
