@@ -213,6 +213,33 @@ private func configError(_ body: () throws -> Void) -> ConfigError? {
         #expect(missing?.message.contains("no such file") == true)
     }
 
+    @Test func secretsAreReadFromTheFileThatNameFileNames() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let secret = folder.appendingPathComponent("openai_api_key")
+        try "sk-from-file\n".write(to: secret, atomically: true, encoding: .utf8)
+        let yaml = base.replacingOccurrences(of: "provider: ${EMBEDDING_PROVIDER:-mock}", with: "provider: openai")
+        // Unset OPENAI_API_KEY: the file's content, its trailing newline trimmed.
+        var config = try load(yaml, vars: ["OPENAI_API_KEY_FILE": secret.path])
+        #expect(config.providerSection["api_key"]?.scalarText == "sk-from-file")
+        #expect(!ConfigRendering.render(config).contains("sk-from-file"))
+        // A CRLF file loses its whole line ending; the variable itself wins over the file.
+        try "sk-crlf\r\n".write(to: secret, atomically: true, encoding: .utf8)
+        config = try load(yaml, vars: ["OPENAI_API_KEY_FILE": secret.path])
+        #expect(config.providerSection["api_key"]?.scalarText == "sk-crlf")
+        config = try load(yaml, vars: ["OPENAI_API_KEY": "sk-env", "OPENAI_API_KEY_FILE": secret.path])
+        #expect(config.providerSection["api_key"]?.scalarText == "sk-env")
+        // Any ${VAR} works the same, defaults included.
+        try "7\n".write(to: secret, atomically: true, encoding: .utf8)
+        config = try load(vars: ["BATCH_SIZE_FILE": secret.path])
+        #expect(config.settings.pipeline.batchSize == 7)
+        // A file that cannot be read is named, with the reason; no content is shown.
+        let error = configError { _ = try load(yaml, vars: ["OPENAI_API_KEY_FILE": folder.appendingPathComponent("missing").path]) }
+        #expect(error?.message.contains("OPENAI_API_KEY_FILE names \(folder.appendingPathComponent("missing").path)") == true, "\(String(describing: error))")
+        #expect(error?.path == "providers.openai.api_key")
+    }
+
     @Test func renderingHidesSecrets() throws {
         let yaml = base.replacingOccurrences(of: "provider: ${EMBEDDING_PROVIDER:-mock}", with: "provider: mock")
             + "\n    password: hunter2\n"

@@ -4,6 +4,10 @@ import Foundation
 /// (default when unset) in every scalar; `$$` writes a literal `$`. A `${NAME}` with no default
 /// and no value becomes ``ConfigNode/Value/missingVariable(_:)``, an error only where it is read,
 /// so an unused plugin's missing API key does not stop another plugin from running.
+///
+/// When `NAME` is unset and `NAME_FILE` is set, the value is the content of the file it names,
+/// with one trailing newline removed (the Docker and Kubernetes secrets convention:
+/// `DB_PASS_FILE=/run/secrets/db_pass`). Errors name the file, never its content.
 public enum Interpolation {
     public static func apply(_ node: ConfigNode, environment: [String: String], path: String = "") throws(ConfigError) -> ConfigNode {
         switch node.value {
@@ -57,7 +61,7 @@ public enum Interpolation {
             guard isValidName(name) else {
                 throw ConfigError(location: location, path: path, message: "'${\(body)}' is not a valid variable reference")
             }
-            let value = environment[name]
+            let value = try lookup(name, in: environment, location: location, path: path)
             if let value, !(emptyCountsAsUnset && value.isEmpty) {
                 output += value
             } else if let fallback {
@@ -70,6 +74,24 @@ public enum Interpolation {
         }
         output += rest
         return ConfigNode(ConfigNode.scalarValue(output, quoted: quoted), location: location)
+    }
+
+    /// `NAME`, or else the content of the file `NAME_FILE` names.
+    static func lookup(_ name: String, in environment: [String: String], location: ConfigLocation?, path: String) throws(ConfigError) -> String? {
+        if let value = environment[name] { return value }
+        guard let file = environment[name + "_FILE"], !file.isEmpty else { return nil }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: file))
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+            throw ConfigError(location: location, path: path, message: "\(name)_FILE names \(file), which cannot be read (\(reason))")
+        }
+        guard var text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(location: location, path: path, message: "\(name)_FILE names \(file), which is not UTF-8 text")
+        }
+        if text.last?.isNewline == true { text.removeLast() }  // "\n", or "\r\n" (one Character)
+        return text
     }
 
     private static func split(_ body: Substring) -> (String, String?, Bool) {
