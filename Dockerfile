@@ -1,24 +1,51 @@
-# embed-star: multi-stage build. The runtime image holds one static-stdlib binary and runs as
-# a non-root user; its health check asks the monitoring server through the binary itself.
-FROM swift:6.2-bookworm AS build
+# embed-star image: a release binary on Debian bookworm-slim, non-root, read-only-root friendly.
+#   docker build -t embed-star .
+#   docker run --env-file deploy.env -p 9090:9090 embed-star     (or `backfill`, `status`, ...)
+# The image picks nothing for you: EMBEDDING_PROVIDER and EMBED_STAR_STORE must be set (without
+# them it says so and exits 2). Secrets may come as files: DB_PASS_FILE, OPENAI_API_KEY_FILE, ...
+# scripts/check-image builds and smoke-tests this file; CI checks its build context and libraries.
+ARG SWIFT_IMAGE=swift:6.3-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+FROM ${SWIFT_IMAGE} AS build
+# GRDB builds against the system SQLite.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libsqlite3-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Everything Package.swift declares: the plugin examples are targets of the product too, and the
+# test targets' folders must exist for the manifest to load.
 COPY Package.swift ./
 COPY Sources ./Sources
+COPY Examples ./Examples
 COPY Tests ./Tests
 RUN swift build -c release --product embed-star --static-swift-stdlib \
  && install -D "$(swift build -c release --show-bin-path)/embed-star" /out/embed-star
+# The image's configuration: the shipped plugins.yaml with no provider or store chosen, the SQLite
+# file and caches under /data, the monitoring port open to the pod or host network.
+COPY plugins.yaml /out/plugins.yaml
+RUN sed -i -e 's/\${EMBEDDING_PROVIDER:-local}/${EMBEDDING_PROVIDER}/' \
+           -e 's/\${EMBED_STAR_STORE:-sqlite}/${EMBED_STAR_STORE}/' \
+           -e 's|\${SQLITE_PATH:-.embed-star/stars.sqlite}|${SQLITE_PATH:-/data/stars.sqlite}|' /out/plugins.yaml \
+ && grep -q 'provider: ${EMBEDDING_PROVIDER}$' /out/plugins.yaml \
+ && grep -q 'store: ${EMBED_STAR_STORE}$' /out/plugins.yaml \
+ && grep -q 'SQLITE_PATH:-/data/stars.sqlite' /out/plugins.yaml
 
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
+# Exactly what the binary links beyond the base image (scripts/check-image --libraries checks it).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends libsqlite3-0 ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin embedstar
+ && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin embedstar \
+ && install -d -o 10001 -g 10001 /data
 COPY --from=build /out/embed-star /usr/local/bin/embed-star
-COPY plugins.yaml /app/plugins.yaml
-WORKDIR /app
-USER 10001
-ENV EMBED_STAR_CONFIG=/app/plugins.yaml MONITORING_BIND=0.0.0.0 MONITORING_PORT=9090
+COPY --from=build /out/plugins.yaml /etc/embed-star/plugins.yaml
+# /data is the only place written (SQLite, caches): a volume, so the root can be read-only.
+VOLUME /data
+WORKDIR /data
+USER 10001:10001
+ENV EMBED_STAR_CONFIG=/etc/embed-star/plugins.yaml MONITORING_BIND=0.0.0.0 MONITORING_PORT=9090 LOG_FORMAT=json
 EXPOSE 9090
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/usr/local/bin/embed-star", "probe", "livez"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["/usr/local/bin/embed-star", "probe", "livez"]
 ENTRYPOINT ["/usr/local/bin/embed-star"]
 CMD ["run"]

@@ -259,7 +259,7 @@ private struct SingleNodeContainer: SingleValueDecodingContainer {
         case .scalar(let text, _): return text
         case .missingVariable(let name):
             if decoder.options.missingVariablesAreErrors {
-                throw decoder.error("needs environment variable \(name), which is not set (set it, put it in .env, or write ${\(name):-default})")
+                throw decoder.error("needs environment variable \(name), which is not set (set it, name a file holding it in \(name)_FILE, put it in .env, or write ${\(name):-default})")
             }
             return nil
         default:
