@@ -7,7 +7,8 @@ running Python on SurrealDB's endpoints, like `surreal start`:
   /rpc      WebSocket (subprotocol "cbor") and HTTP POST (application/cbor)
   /health   200 while the engine answers
   /version  the engine's version string
-Every WebSocket connection and every HTTP request gets its own session, so authentication and
+With --tls-cert and --tls-key it serves TLS only (wss://, https://), as a server behind a
+certificate does. Every WebSocket connection and every HTTP request gets its own session, so authentication and
 `use` are per connection, as on a real server. The 3.x engine keeps sessions itself (`attach`);
 the 2.x binding has one session per engine handle, so for it the front keeps each client's
 sign-in and `use` and switches the one handle between namespaces/databases (see SharedEngine). Usage:
@@ -207,8 +208,15 @@ def main():
     parser.add_argument("--bind", default="127.0.0.1:8000")
     parser.add_argument("--user", default="root")
     parser.add_argument("--pass", dest="password", default="root")
+    parser.add_argument("--tls-cert", help="serve TLS (wss://, https://) with this PEM certificate chain")
+    parser.add_argument("--tls-key", help="the certificate's PEM private key")
     parser.add_argument("path", nargs="?", default="mem://")
     args = parser.parse_args()
+    tls = None
+    if args.tls_cert:
+        import ssl
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     host, _, port = args.bind.rpartition(":")
     engine = (Engine if ENGINE_MAJOR == 3 else SharedEngine)(args.path)
 
@@ -293,7 +301,7 @@ def main():
     app.router.add_get("/version", version)
     app.on_startup.append(startup)
     app.on_shutdown.append(close_sockets)
-    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None, shutdown_timeout=2)
+    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None, shutdown_timeout=2, ssl_context=tls)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,13 @@ enum DevServer {
     final class Process: @unchecked Sendable {  // used by one test at a time
         let port: Int
         let path: String
+        /// Extra arguments, such as `--tls-cert` and `--tls-key`.
+        let arguments: [String]
         private var process: Foundation.Process?
 
-        init(path: String) throws {
+        init(path: String, arguments: [String] = []) throws {
             self.path = path
+            self.arguments = arguments
             port = Int.random(in: 20_000...40_000)
         }
 
@@ -41,7 +44,7 @@ enum DevServer {
                 .appendingPathComponent("testing/surreal_dev_server.py").path
             let process = Foundation.Process()
             process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = [script, "--bind", "127.0.0.1:\(port)", "--user", "root", "--pass", "root", path]
+            process.arguments = [script, "--bind", "127.0.0.1:\(port)", "--user", "root", "--pass", "root"] + arguments + [path]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

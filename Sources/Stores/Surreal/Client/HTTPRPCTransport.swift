@@ -18,6 +18,7 @@ final class HTTPRPCTransport: RPCTransport {
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = configuration.poolSize
         clientConfiguration.timeout.connect = .nanoseconds(configuration.connectTimeout.nanoseconds)
+        clientConfiguration.tlsConfiguration = configuration.tls
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         limiter = ConnectionLimiter(capacity: configuration.poolSize, label: "http")
         var headers: HTTPHeaders = [
@@ -48,7 +49,7 @@ final class HTTPRPCTransport: RPCTransport {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                throw SurrealError(.unavailable, "\(configuration.endpoint): \(error)")
+                throw SurrealError.connecting(to: configuration.endpoint, error)
             }
             switch response.status.code {
             case 200: break

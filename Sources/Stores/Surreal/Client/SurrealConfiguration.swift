@@ -1,10 +1,34 @@
 import Foundation
+import NIOSSL
 
 /// How to reach and enter a SurrealDB database.
 public struct SurrealConfiguration: Sendable {
     public enum Scheme: String, Sendable {
         case ws, wss, http, https
         public var isWebSocket: Bool { self == .ws || self == .wss }
+        public var isEncrypted: Bool { self == .wss || self == .https }
+    }
+
+    /// Whether the host is this machine (`localhost`, 127.0.0.0/8, `::1`): plain connections
+    /// to it never leave the machine.
+    public var isLoopback: Bool {
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        return bare == "localhost" || bare.hasSuffix(".localhost") || bare == "::1" || bare.hasPrefix("127.")
+    }
+
+    /// Also trusts the CAs in the PEM file at `path` (a private CA), besides the system's.
+    public mutating func trust(caFile path: String) throws(SurrealError) {
+        guard scheme.isEncrypted else {
+            throw SurrealError(.tls, "a CA file (\(path)) is set, but \(Self.redacted(endpoint)) is not wss:// or https://")
+        }
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(path)
+        } catch {
+            throw SurrealError(.tls, "the CA file \(path) holds no PEM certificate that can be read (\(error))")
+        }
+        guard !certificates.isEmpty else { throw SurrealError(.tls, "the CA file \(path) holds no PEM certificate") }
+        tls?.additionalTrustRoots.append(.certificates(certificates))
     }
 
     /// Who signs in: a root user, or a namespace or database user.
@@ -27,6 +51,11 @@ public struct SurrealConfiguration: Sendable {
     public var scheme: Scheme
     /// The `/rpc` endpoint, whatever path the URL was given with.
     public var endpoint: String
+    /// The server's host name or address.
+    public var host: String
+    /// TLS for `wss://` and `https://` (nil for plain): the system's CAs, plus those of
+    /// ``trust(caFile:)``.
+    public var tls: TLSConfiguration?
     public var namespace: String
     public var database: String
     public var credentials: Credentials?
@@ -70,8 +99,16 @@ public struct SurrealConfiguration: Sendable {
         guard let endpoint = components.string else {
             throw SurrealError(.protocolViolation, "'\(Self.redacted(url))' is not a valid URL")
         }
+        let host = components.host ?? ""
+        // The WebSocket client sends the host as the TLS server name (SNI), which TLS forbids
+        // for an address: the handshake would fail on every connect.
+        if scheme == .wss, host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) {
+            throw SurrealError(.tls, "'\(Self.redacted(url))': wss:// needs a host name the server's certificate names, not an address (or use https:// to the address)")
+        }
         self.scheme = scheme
         self.endpoint = endpoint
+        self.host = host
+        tls = scheme.isEncrypted ? .makeClientConfiguration() : nil
         self.namespace = namespace
         self.database = database
         self.credentials = credentials

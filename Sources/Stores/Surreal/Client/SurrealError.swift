@@ -1,3 +1,5 @@
+import NIOSSL
+
 /// An error from SurrealDB or on the way to it.
 public struct SurrealError: Error, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
@@ -17,6 +19,8 @@ public struct SurrealError: Error, Sendable, CustomStringConvertible {
         case poolTimeout = "pool_timeout"
         /// The server runs a SurrealDB version the store does not speak.
         case unsupportedServer = "unsupported_server"
+        /// TLS could not be set up or the server's certificate is not trusted: not retried.
+        case tls
     }
 
     public var kind: Kind
@@ -34,6 +38,24 @@ public struct SurrealError: Error, Sendable, CustomStringConvertible {
     public var isRetryable: Bool { [.unavailable, .conflict, .poolTimeout].contains(kind) }
 
     public var description: String { "SurrealDB \(kind.rawValue) error: \(message)" }
+
+    /// An error on the way to the server: TLS failures (an untrusted certificate, a name that does
+    /// not match) say what to check and are not retried; anything else is unavailability.
+    static func connecting(to endpoint: String, _ error: any Error) -> SurrealError {
+        let text = String(describing: error)
+        let lowered = text.lowercased()
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError
+            || lowered.contains("certificate") || lowered.contains("handshakefailed") || lowered.contains("niossl") || lowered.contains("boringssl") {
+            var hint = ""
+            if lowered.contains("certificate_verify_failed") || lowered.contains("unable to get local issuer") || lowered.contains("self signed") || lowered.contains("self-signed") {
+                hint = "the server's certificate is not signed by a trusted CA (set tls_ca_file to the CA's PEM file); "
+            } else if lowered.contains("hostname") || lowered.contains("unableToValidateCertificate".lowercased()) {
+                hint = "the server's certificate does not name the host in the URL; "
+            }
+            return SurrealError(.tls, "TLS with \(endpoint) failed: \(hint)\(text)")
+        }
+        return SurrealError(.unavailable, "\(endpoint): \(text)")
+    }
 
     /// Statement and RPC errors whose message says the transaction conflicted are retryable.
     static func fromServer(_ kind: Kind, _ message: String, code: Int64? = nil) -> SurrealError {

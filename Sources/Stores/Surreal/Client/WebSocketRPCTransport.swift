@@ -176,10 +176,9 @@ actor WebSocketConnection {
             additionalHeaders: [.secWebSocketProtocol: "cbor"],
             autoPing: .enabled(timePeriod: configuration.pingInterval))
         wsConfiguration.ignoreUncleanSSLShutdownErrors = true
-        let tls: TLSConfiguration? = configuration.scheme == .wss ? .makeClientConfiguration() : nil
         var reason = SurrealError(.unavailable, "the connection to \(configuration.endpoint) closed")
         do {
-            try await WebSocketClient.connect(url: configuration.endpoint, configuration: wsConfiguration, tlsConfiguration: tls, logger: logger) {
+            try await WebSocketClient.connect(url: configuration.endpoint, configuration: wsConfiguration, tlsConfiguration: configuration.tls, logger: logger) {
                 inbound, outbound, _ in
                 let (stream, send) = AsyncStream.makeStream(of: [UInt8].self)
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -203,7 +202,7 @@ actor WebSocketConnection {
         } catch is CancellationError {
             reason = SurrealError(.unavailable, "the client was closed")
         } catch {
-            reason = SurrealError(.unavailable, "\(configuration.endpoint): \(error)")
+            reason = SurrealError.connecting(to: configuration.endpoint, error)
         }
         connectionEnded(reason)
     }
@@ -249,7 +248,7 @@ actor WebSocketConnection {
         }
         failures = wasReady ? 0 : failures + 1
         state = .disconnected
-        failPending(SurrealError(error.kind == .authentication ? .authentication : .unavailable,
+        failPending(SurrealError([.authentication, .tls].contains(error.kind) ? error.kind : .unavailable,
                                  wasReady ? "the connection dropped: \(error.message)" : error.message))
         logger.debug("connection ended", metadata: ["reason": "\(error)", "failures": "\(failures)"])
     }

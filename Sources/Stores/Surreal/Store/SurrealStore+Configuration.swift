@@ -22,6 +22,10 @@ extension SurrealStore {
         public var table = "repo"
         /// Fields whose change makes a repo pending again (embed-star's own fields never do).
         public var watchedFields = SurrealStore.collectorFields
+        /// PEM file of CAs to trust for `wss://` and `https://` besides the system's (a private CA).
+        public var tlsCAFile: String?
+        /// Refuses plain `ws://` and `http://` to any host but this machine's loopback.
+        public var requireTLS = false
 
         public enum AuthLevel: String, Sendable, Decodable {
             case root, namespace, database
@@ -33,6 +37,7 @@ extension SurrealStore {
             case url, user, pass, authLevel = "auth_level", namespace, database, poolSize = "pool_size"
             case poolWaitSeconds = "pool_wait_seconds", connectTimeoutSeconds = "connect_timeout_seconds"
             case requestTimeoutSeconds = "request_timeout_seconds", table, watchedFields = "watched_fields"
+            case tlsCAFile = "tls_ca_file", requireTLS = "require_tls"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -61,11 +66,21 @@ extension SurrealStore {
             requestTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? d.requestTimeoutSeconds
             table = try c.decodeIfPresent(String.self, forKey: .table) ?? d.table
             watchedFields = try c.decodeIfPresent([String].self, forKey: .watchedFields) ?? d.watchedFields
+            tlsCAFile = try c.decodeIfPresent(String.self, forKey: .tlsCAFile).flatMap { $0.isEmpty ? nil : $0 }
+            requireTLS = try c.decodeIfPresent(Bool.self, forKey: .requireTLS) ?? d.requireTLS
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
+            let target: SurrealConfiguration
             do {
-                _ = try SurrealConfiguration(url: url, namespace: namespace, database: database)
+                target = try SurrealConfiguration(url: url, namespace: namespace, database: database)
             } catch {
                 throw fail(.url, error.message)
+            }
+            if requireTLS, !target.scheme.isEncrypted, !target.isLoopback {
+                throw fail(.url, "is plain \(target.scheme.rawValue):// to \(target.host) and require_tls is on: use \(target.scheme.isWebSocket ? "wss" : "https")://, or reach the server on loopback")
+            }
+            if let tlsCAFile {
+                var probe = target
+                do { try probe.trust(caFile: tlsCAFile) } catch { throw fail(.tlsCAFile, error.message) }
             }
             guard (1...1000).contains(poolSize) else { throw fail(.poolSize, "must be between 1 and 1000, got \(poolSize)") }
             guard poolWaitSeconds > 0, connectTimeoutSeconds > 0, requestTimeoutSeconds > 0 else {
@@ -94,6 +109,7 @@ extension SurrealStore {
             configuration.poolWaitTimeout = .seconds(poolWaitSeconds)
             configuration.connectTimeout = .seconds(connectTimeoutSeconds)
             configuration.requestTimeout = .seconds(requestTimeoutSeconds)
+            if let tlsCAFile { try configuration.trust(caFile: tlsCAFile) }
             return configuration
         }
     }
