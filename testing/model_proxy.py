@@ -214,11 +214,20 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument("--tls-cert", help="serve https:// only, with this PEM certificate chain")
+    parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args()
     Handler.upstream = args.upstream.rstrip("/")
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
-    print("model proxy on http://127.0.0.1:%d -> %s" % (args.port, Handler.upstream), flush=True)
+    scheme = "http"
+    if args.tls_cert:
+        import ssl
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print("model proxy on %s://127.0.0.1:%d -> %s" % (scheme, args.port, Handler.upstream), flush=True)
     server.serve_forever()
 
 

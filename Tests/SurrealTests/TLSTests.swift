@@ -1,4 +1,5 @@
 import EmbedStarCore
+import EmbedStarTesting
 import EmbedStarSurrealStore
 import Foundation
 import SurrealClient
@@ -8,41 +9,6 @@ import Testing
 /// certificate made here by a CA made here; trusting that CA works, another CA fails clearly.
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL"] != nil, "needs the SurrealDB dev server (scripts/test)"))
 struct TLSTests {
-    /// A CA, a certificate it signs for localhost and 127.0.0.1, and an unrelated CA.
-    struct Certificates {
-        let folder: URL
-        var ca: String { folder.appendingPathComponent("ca.pem").path }
-        var otherCA: String { folder.appendingPathComponent("other-ca.pem").path }
-        var certificate: String { folder.appendingPathComponent("server.pem").path }
-        var key: String { folder.appendingPathComponent("server.key").path }
-
-        init() throws {
-            folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-tls-\(UUID().uuidString.prefix(8))")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(to: folder.appendingPathComponent("san.ext"), atomically: true, encoding: .utf8)
-            for command in [
-                "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=embed-star-test-CA",
-                "req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=some-other-CA",
-                "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
-                "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext",
-            ] {
-                try Self.openssl(command.split(separator: " ").map(String.init), in: folder)
-            }
-        }
-
-        static func openssl(_ arguments: [String], in folder: URL) throws {
-            let process = Foundation.Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = arguments
-            process.currentDirectoryURL = folder
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            try #require(process.terminationStatus == 0, "openssl \(arguments.joined(separator: " ")) failed")
-        }
-    }
-
     /// wss:// by host name (the WebSocket client sends the host as SNI), https:// by address.
     func configuration(_ scheme: String, port: Int, caFile: String?) throws -> SurrealConfiguration {
         var configuration = try DevServer.configuration(scheme, address: "\(scheme == "wss" ? "localhost" : "127.0.0.1"):\(port)")
@@ -65,8 +31,8 @@ struct TLSTests {
     }
 
     @Test func trustedCAWorksAndAnotherCAFailsWithAClearError() async throws {
-        let certificates = try Certificates()
-        defer { try? FileManager.default.removeItem(at: certificates.folder) }
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
         let server = try DevServer.Process(path: "mem://", arguments: ["--tls-cert", certificates.certificate, "--tls-key", certificates.key])
         try server.start()
         defer { server.stop() }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import EmbedStarCore
 import Foundation
 import NIOCore
@@ -49,10 +50,13 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
     /// Larger answers are refused: a provider never needs more, and a runaway body must not
     /// exhaust memory.
     public var maxResponseBytes: Int
+    /// TLS for every request (a private CA; ``ProviderTLS``); nil keeps the client's.
+    public var tls: TLSConfiguration?
 
-    public init(client: HTTPClient, maxResponseBytes: Int = 256 * 1024 * 1024) {
+    public init(client: HTTPClient, maxResponseBytes: Int = 256 * 1024 * 1024, tls: TLSConfiguration? = nil) {
         self.client = client
         self.maxResponseBytes = maxResponseBytes
+        self.tls = tls
     }
 
     public func send(_ request: HTTPExchange.Request) async throws -> HTTPExchange.Response {
@@ -60,6 +64,7 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         outgoing.method = request.method
         outgoing.headers = request.headers
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
+        if let tls { outgoing.tlsConfiguration = tls }
         let timeout = TimeAmount.nanoseconds(request.timeout.nanoseconds)
         let deadline = NIODeadline.now() + timeout
         let response = try await client.execute(outgoing, deadline: deadline)

@@ -1,3 +1,4 @@
+import NIOSSL
 import EmbedStarCore
 import Foundation
 import NIOHTTP1
@@ -133,6 +134,13 @@ public enum ProviderErrors {
     /// A transport failure (refused, reset, timed out) as a retryable error; cancellation passes.
     public static func transport(_ error: any Error, provider: String, url: String) -> any Error {
         if error is CancellationError { return error }
+        let text = String(describing: error).lowercased()
+        if error is NIOSSLError || error is BoringSSLError || text.contains("certificate") || text.contains("niossl") || text.contains("boringssl") {
+            // A certificate that is not trusted stays untrusted: not retried, and says what to set.
+            let hint = text.contains("certificate_verify_failed") || text.contains("unable to get local issuer") || text.contains("self signed")
+                ? "the server's certificate is not signed by a trusted CA (set tls_ca_file to the CA's PEM file); " : ""
+            return EmbeddingError(.fatal, "TLS with \(provider) at \(redact(url)) failed: \(hint)\(describe(error))")
+        }
         return EmbeddingError(.retryable, "\(provider) at \(redact(url)) could not be reached: \(describe(error))")
     }
 

@@ -19,6 +19,8 @@ public final class OllamaProvider: EmbeddingProvider {
         public var maxBatchSize = 64
         /// Defaults to the model's context length as `/api/show` reports it.
         public var maxInputTokens: Int?
+        /// `tls_ca_file`, `require_tls`.
+        public var tls = ProviderTLS()
         public var timeoutSeconds = 120.0
 
         public init() {}
@@ -39,6 +41,7 @@ public final class OllamaProvider: EmbeddingProvider {
             maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
             maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens)
             timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
+            tls = try ProviderTLS(from: decoder, url: url, urlKey: CodingKeys.url.rawValue)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
                 throw fail(.url, "must be an http or https URL with a host, like http://localhost:11434, got '\(url)'")

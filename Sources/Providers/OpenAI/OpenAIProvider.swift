@@ -20,6 +20,8 @@ public struct OpenAIProvider: EmbeddingProvider {
         public var maxBatchSize = 2048
         public var maxBatchTokens = 300_000
         public var maxInputTokens = 8_192
+        /// `tls_ca_file`, `require_tls`.
+        public var tls = ProviderTLS()
         public var timeoutSeconds = 60.0
 
         public init() {}
@@ -45,6 +47,7 @@ public struct OpenAIProvider: EmbeddingProvider {
             maxBatchTokens = try c.decodeIfPresent(Int.self, forKey: .maxBatchTokens) ?? d.maxBatchTokens
             maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens) ?? d.maxInputTokens
             timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
+            tls = try ProviderTLS(from: decoder, url: baseURL, urlKey: CodingKeys.baseURL.rawValue)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             try HostedAPI.check(baseURL: baseURL, apiKey: apiKey, vendorHost: "api.openai.com", keyVariable: "OPENAI_API_KEY", in: decoder)
             guard (1...2048).contains(maxBatchSize) else { throw fail(.maxBatchSize, "must be between 1 and 2048 (the API's limit)") }

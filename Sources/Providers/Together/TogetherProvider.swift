@@ -12,6 +12,8 @@ public struct TogetherProvider: EmbeddingProvider {
         public var maxBatchSize = 100
         /// Defaults to the model's context length from the table below, else 512.
         public var maxInputTokens: Int?
+        /// `tls_ca_file`, `require_tls`.
+        public var tls = ProviderTLS()
         public var timeoutSeconds = 60.0
 
         public init() {}
@@ -30,6 +32,7 @@ public struct TogetherProvider: EmbeddingProvider {
             maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
             maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens)
             timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
+            tls = try ProviderTLS(from: decoder, url: baseURL, urlKey: CodingKeys.baseURL.rawValue)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             try HostedAPI.check(baseURL: baseURL, apiKey: apiKey, vendorHost: "api.together.xyz", keyVariable: "TOGETHER_API_KEY", in: decoder)
             guard maxBatchSize >= 1 else { throw fail(.maxBatchSize, "must be at least 1") }
