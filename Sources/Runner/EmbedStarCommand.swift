@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmbedStarMonitoring
 
 @main
 struct EmbedStarCommand: AsyncParsableCommand {
@@ -9,6 +10,7 @@ struct EmbedStarCommand: AsyncParsableCommand {
             Configuration comes from plugins.yaml (--config), a named environment (--env or \
             EMBED_STAR_ENV), ${VAR} references to the environment or .env, and the flags below.
             """,
+        version: EmbedStarVersion.current,
         subcommands: [
             RunCommand.self, BackfillCommand.self, SearchCommand.self, ImportCommand.self, StatusCommand.self, RetryFailedCommand.self,
             ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self, BenchClaimsCommand.self, BenchSearchCommand.self, BenchCBORCommand.self,
