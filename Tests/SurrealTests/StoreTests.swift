@@ -27,10 +27,20 @@ struct StoreFixture {
         client = SurrealClient(configuration: try DevServer.configuration("http", address: address, database: database))
     }
 
-    /// Inserts repos as the collector would.
+    /// Inserts repos as the collector would, trying again on a transaction conflict (on
+    /// SurrealDB 2.x, tests creating their databases at once conflict on the namespace).
     func insert(_ repos: [Repo]) async throws {
         for chunk in stride(from: 0, to: repos.count, by: 500).map({ Array(repos[$0..<min($0 + 500, repos.count)]) }) {
-            _ = try await client.query("INSERT INTO repo $records RETURN NONE", ["records": .array(chunk.map(\.surrealRecord))])
+            var attempt = 0
+            while true {
+                do {
+                    _ = try await client.query("INSERT INTO repo $records RETURN NONE", ["records": .array(chunk.map(\.surrealRecord))])
+                    break
+                } catch let error as SurrealError where error.kind == .conflict && attempt < 10 {
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 10...(40 << min(attempt, 4)))))
+                }
+            }
         }
     }
 

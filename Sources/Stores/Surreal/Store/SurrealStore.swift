@@ -86,12 +86,14 @@ public final class SurrealStore: RepoStore {
     }
 
     /// Runs `body` again when the transaction conflicted with another instance's.
+    /// Up to 16 attempts over about 10 s: SurrealDB 2.x's engine conflicts far more often than
+    /// 3.x's when instances start together (schema statements) or sweep and claim at once.
     func retryingConflicts<T>(_ body: () async throws -> T) async throws -> T {
         var attempt = 0
         while true {
             do {
                 return try await body()
-            } catch let error as SurrealError where error.kind == .conflict && attempt < 8 {
+            } catch let error as SurrealError where error.kind == .conflict && attempt < 16 {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 5...(20 << min(attempt, 5)))))
             }
