@@ -136,6 +136,33 @@ struct ChangeTests {
 
     /// Item 3: `stats` (what `status` shows) reads and never writes, even for a model the
     /// database has not served.
+    /// Two instances of the new model sweeping the same model change (seen on SurrealDB 2.3.10 in
+    /// a rolling deploy): the second sweep's new revisions must not refuse what the first
+    /// instance already claimed for the new model, or its whole batch is embedded twice.
+    @Test func aRepeatedModelChangeSweepKeepsTheNewModelsClaims() async throws {
+        let fixture = try StoreFixture("ws", instance: "b0")
+        let other = try StoreFixture("ws", database: fixture.database, instance: "b1")
+        defer { Task { await other.close(); await fixture.close() } }
+        try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 7))
+        try await fixture.store.prepare()
+        let model = "mock/model-b@4"
+        let claimed = try await fixture.store.claimPending(ClaimRequest(owner: "b0", limit: 10, leaseDuration: .seconds(60), model: model))
+        #expect(claimed.count == 10)
+        // The same change swept again from the start, in bump mode, by the other instance.
+        _ = try await fixture.client.query("""
+            UPSERT embed_star_meta:sweep CONTENT { model: $m, bump: true, cursor: NONE, finished: false, swept: 0, queued: 0, started_at: time::now() }
+            """, ["m": .string(model)])
+        let more = try await other.store.claimPending(ClaimRequest(owner: "b1", limit: 20, leaseDuration: .seconds(60), model: model))
+        #expect(more.count == 10, "the other instance gets the 10 unclaimed repos")
+        let sweep = try await fixture.client.query("SELECT VALUE finished FROM ONLY embed_star_meta:sweep").last
+        #expect(sweep?.bool == true, "the second sweep ran")
+        let writes = claimed.map {
+            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0, 0, 0], contentHash: "h", generatedAt: Date()))
+        }
+        let outcomes = try await fixture.store.write(writes, owner: "b0")
+        #expect(outcomes.values.filter { $0 == .applied }.count == 10, "\(outcomes)")
+    }
+
     @Test func statsNeverWrite() async throws {
         let fixture = try StoreFixture("ws")
         try await fixture.store.prepare()

@@ -196,7 +196,9 @@ extension SurrealStore {
     static let sweepHold: Duration = .seconds(30)
 
     /// One chunk: the next `$n` repos after the cursor; those without a vector of `$model` get a
-    /// queue entry (after a model change, every entry met gets a new revision), and those with
+    /// queue entry (after a model change, every entry met gets a new revision, so a write of the
+    /// old model's vector is refused; an entry leased for `$model` itself keeps its revision: that
+    /// claim's write is the one wanted), and those with
     /// one lose an entry that only another model's sweep made (stale); the cursor moves,
     /// all in one transaction. One instance sweeps at a time (`sweeper`, held for `$hold` after
     /// each chunk): instances sweeping the same chunk would only conflict and repeat it.
@@ -222,7 +224,9 @@ extension SurrealStore {
                 id: \(record)('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: rand::int(1, 1000000000), failed: false,
                 attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model });
             IF $due AND $s.bump = true {
-                INSERT INTO \(queue) $rows ON DUPLICATE KEY UPDATE revision += 1, stale = stale AND $input.stale, failed = false,
+                INSERT INTO \(queue) $rows ON DUPLICATE KEY UPDATE
+                    revision = IF lease_model = $model AND lease_until > time::now() { revision } ELSE { revision + 1 },
+                    stale = stale AND $input.stale, failed = false,
                     attempts = 0, last_error = NONE, not_before = \(epoch), had = $input.had RETURN NONE;
             } ELSE IF array::len($rows) > 0 {
                 INSERT IGNORE INTO \(queue) $rows RETURN NONE;

@@ -130,7 +130,7 @@ public final class SurrealStore: RepoStore {
             LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model;
             LET $ids = array::flatten([IF !$served { [] } ELSE {
                 (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = \(stale) AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
-            LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
+            LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
             RETURN [array::len($ids), $leased, (SELECT * FROM $leased.repo)];
             """
         }
