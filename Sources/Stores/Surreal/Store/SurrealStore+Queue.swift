@@ -225,7 +225,7 @@ extension SurrealStore {
                 attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model });
             IF $due AND $s.bump = true {
                 INSERT INTO \(queue) $rows ON DUPLICATE KEY UPDATE
-                    revision = IF lease_model = $model AND lease_until > time::now() { revision } ELSE { revision + 1 },
+                    revision += IF lease_model = $model AND lease_until > time::now() { 0 } ELSE { 1 },
                     stale = stale AND $input.stale, failed = false,
                     attempts = 0, last_error = NONE, not_before = \(epoch), had = $input.had RETURN NONE;
             } ELSE IF array::len($rows) > 0 {
