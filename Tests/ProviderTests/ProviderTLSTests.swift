@@ -41,7 +41,8 @@ struct ProviderTLSTests {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        defer { process.terminate() }
+        // SIGKILL: the test process ignores SIGTERM, and its children inherit that.
+        defer { kill(process.processIdentifier, SIGKILL) }
         // Up once /health answers over TLS.
         let tls = try ProviderTLS(caFile: certificates.ca).configuration()
         let deadline = ContinuousClock.now + .seconds(30)
