@@ -31,10 +31,6 @@ except ImportError:  # PyPI surrealdb 1.0.8: the SurrealDB 2.3 engine
     ENGINE_MAJOR = 2
 
 
-import os
-TRACE = os.environ.get("SURREAL_DEV_TRACE")
-
-
 def engine_version():
     """The engine's own version. The 2.x binding's `version` answers the binding's package
     version (surrealdb-1.0.7); the engine crate it was built from is named in the library."""
@@ -192,8 +188,6 @@ class SharedEngine(Engine):
             return error_reply(request_id, "Specify a namespace and database to use")
         sql = "USE NS `%s` DB `%s`; %s" % (session.ns, session.db, params[0] if params else "")
         variables = {**session.variables, **(params[1] if len(params) > 1 and params[1] else {})}
-        if TRACE:
-            print("TRACE", repr(sql)[:1500], flush=True)
         try:
             reply = await super().raw({"id": request_id, "method": "query", "params": [sql, variables]})
         except Exception as error:  # the 2.x binding raises what a server answers as an error
