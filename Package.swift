@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .target(
@@ -122,6 +123,12 @@ let package = Package(
             dependencies: ["EmbedStarCore"],
             path: "Sources/Stores/Mock"
         ),
+        // `embed-star report`: what the store holds, measured (backlog, failures, quality, a map).
+        .target(
+            name: "EmbedStarReport",
+            dependencies: ["EmbedStarCore", .product(name: "Mustache", package: "swift-mustache")],
+            path: "Sources/Report"
+        ),
         // The monitoring HTTP server: /livez, /readyz, /health, /metrics.
         .target(
             name: "EmbedStarMonitoring",
@@ -148,6 +155,7 @@ let package = Package(
                 "EmbedStarSQLiteStore",
                 "SurrealClient",
                 "EmbedStarMonitoring",
+                "EmbedStarReport",
                 "ExampleCompatProvider",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -192,8 +200,19 @@ let package = Package(
         ),
         .testTarget(
             name: "SurrealTests",
-            dependencies: ["EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting"],
+            dependencies: [
+                "EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
+                "EmbedStarReport", "EmbedStarSQLiteStore",
+            ],
             path: "Tests/SurrealTests"
+        ),
+        .testTarget(
+            name: "ReportTests",
+            dependencies: [
+                "EmbedStarCore", "EmbedStarReport", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarSQLiteStore", "EmbedStarLocal",
+                "EmbedStarTesting", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ReportTests"
         ),
         .testTarget(
             name: "MonitoringTests",

@@ -25,6 +25,9 @@ extension ForwardingStore {
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         try await inner.nearest(to: vector, limit: limit, filter: filter)
     }
+    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
+        try await inner.scan(model: model, after: after, limit: limit)
+    }
     public func health() async -> ComponentHealth { await inner.health() }
     public func shutdown() async { await inner.shutdown() }
 }

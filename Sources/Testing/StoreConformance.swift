@@ -28,6 +28,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case renewKeepsALeaseAlive
     case aStaleWriteAfterARequeueIsRefused
     case nearestKeepsToTheAskedModel
+    case scanSeesEveryRepoOnceWithItsState
 
     public var testDescription: String { rawValue }
 }
@@ -425,6 +426,49 @@ public struct StoreConformance: Sendable {
             #expect(hits.map(\.repo.id) == claimed.suffix(2).map(\.repo.id), "\(check): only the asked model's vectors, closest first")
             let any = try await store.nearest(to: [1, 0, 0, 0], limit: 3, filter: SearchFilter())
             #expect(any.count == 3 && any.allSatisfy { $0.score > 0.99 }, "\(check): without a model, every vector counts")
+
+        case .scanSeesEveryRepoOnceWithItsState:
+            // Pages smaller than the data, a page boundary on the last repo, states as stats counts them.
+            let repos = try await loaded(store, 9)
+            let claimed = try await claim(store, "a", limit: 5)
+            _ = try await store.write([embedded(claimed[0], [0.6, 0.8, 0, 0], hash: "h0"), embedded(claimed[1])], owner: "a")
+            _ = try await store.recordFailures([failure(claimed[2].repo.id, permanent: true)], owner: "a", maxAttempts: 5)
+            _ = try await store.recordFailures([failure(claimed[3].repo.id)], owner: "a", maxAttempts: 5)
+            var seen: [RepoID: StoredRepo] = [:]
+            var pages = 0
+            try await store.forEachPage(model: model, pageSize: 3) { page in
+                pages += 1
+                #expect(page.repos.count <= 3, "\(check): a page holds at most its limit")
+                for stored in page.repos {
+                    #expect(seen[stored.repo.id] == nil, "\(check): \(stored.repo.id) came twice")
+                    seen[stored.repo.id] = stored
+                }
+            }
+            #expect(Set(seen.keys) == Set(repos.map(\.id)), "\(check): every repo once")
+            #expect(pages <= 4, "\(check): \(pages) pages of 3 for 9 repos")
+            let first = seen[claimed[0].repo.id]
+            #expect(first?.state == .embedded && first?.embedding == [0.6, 0.8, 0, 0] && first?.embeddingModel == model
+                    && first?.embeddingHash == "h0" && first?.embeddingGeneratedAt != nil, "\(check): the vector and what made it")
+            #expect(first?.repo.fullName == claimed[0].repo.fullName)
+            let failed = seen[claimed[2].repo.id]
+            #expect(failed?.state == .failed && failed?.lastError == "provider said no: ✗" && failed?.attempts == 1)
+            let retrying = seen[claimed[3].repo.id]
+            #expect(retrying?.state == .pending && retrying?.lastError == "provider said no: ✗" && retrying?.attempts == 1,
+                    "\(check): a repo waiting to retry is pending with its error")
+            #expect(seen.values.filter { $0.embedding == nil }.count == 7)
+            var counted = StoreStats(total: seen.count, embedded: 0, pending: 0, failed: 0, leased: 0)
+            for stored in seen.values {
+                switch stored.state {
+                case .embedded: counted.embedded += 1
+                case .pending: counted.pending += 1
+                case .failed: counted.failed += 1
+                }
+            }
+            var stats = try await store.stats(model: model)
+            stats.leased = 0
+            #expect(counted == stats, "\(check): a scan counts what stats counts")
+            let other = try await store.scan(model: "conformance/other@4", after: nil, limit: 100)
+            #expect(other.repos.first { $0.repo.id == claimed[0].repo.id }?.state == .pending, "\(check): another model's vector is pending")
 
         case .unicodeRoundTrips:
             let repo = Repo(id: RepoID("repo:conf-unicode"), fullName: "ünï/日本語-репо", description: "emoji 👍🏽, RTL שלום, combining é, NUL-free \u{2028}",

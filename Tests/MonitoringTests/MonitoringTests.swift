@@ -40,6 +40,7 @@ actor SwitchableStore: RepoStore {
     }
     func coverage() async throws -> [String: Int] { try await inner.coverage() }
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] { [] }
+    func scan(model: String, after: String?, limit: Int) async throws -> ScanPage { try await inner.scan(model: model, after: after, limit: limit) }
     func health() async -> ComponentHealth {
         down ? ComponentHealth(status: .down, detail: "ws://root:hunter2@db:8000/rpc: connection refused") : .up
     }

@@ -17,7 +17,7 @@ public final class Pipeline: Sendable {
     public let model: ModelInfo
     /// Names the model that makes this run's vectors (``ModelIdentity``).
     public let modelIdentity: String
-    private let textBuilder: TextBuilder
+    private let document: DocumentText
     /// What goes before each document text (part of the hashed text).
     public let prefixes: TaskPrefixes
     /// Rate limiter, circuit breaker, retries, cache and vector checks for the provider.
@@ -86,13 +86,9 @@ public final class Pipeline: Sendable {
         self.configuration = configuration
         self.instanceID = instanceID
         self.logger = logger
-        let prefixes = text.prefixes(provider: providerName, model: model.name)
-        self.prefixes = prefixes
-        modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes, template: text.template)
-        // The prefix costs tokens too: the text gets what is left of the budget.
-        let prefixCost = TokenEstimator.estimate(prefixes.document)
-        let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min().map { max(1, $0 - prefixCost) }
-        textBuilder = try TextBuilder(template: text.template, maxTokens: budget)
+        document = try DocumentText(providerName: providerName, model: model, text: text)
+        prefixes = document.prefixes
+        modelIdentity = document.modelIdentity
         learnedDimensions = Mutex(model.dimensions)
         metrics = PipelineMetrics(provider: providerName, model: model.name)
         activity = PipelineActivity(workers: configuration.parallelWorkers)
@@ -363,9 +359,8 @@ public final class Pipeline: Sendable {
         var released: [RepoID] = []
         var work: [Work] = []
         for claim in claimed {
-            let built = textBuilder.text(for: claim.repo, tokenCount: provider.tokenCount)
-            let text = built.isEmpty ? built : prefixes.document + built
-            let hash = ContentHash.make(text: text, model: modelIdentity)
+            let text = document.text(for: claim.repo, tokenCount: provider.tokenCount)
+            let hash = document.hash(text)
             if hash == claim.embeddedHash {
                 writes.append(RepoWrite(id: claim.repo.id, revision: claim.revision, model: modelIdentity, change: .unchanged(contentHash: hash)))
             } else if text.isEmpty {

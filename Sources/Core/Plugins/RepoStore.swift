@@ -172,7 +172,7 @@ public struct SearchHit: Sendable {
 /// - One model at a time: a claim records its owner as running with its model; an owner whose
 ///   model is not the one of the most recently started running owner (``ClaimRequest/liveness``)
 ///   gets nothing, so two models never undo each other's vectors.
-/// - `stats` reads and never writes; `embedded` counts only repos holding a vector of the asked
+/// - `stats` and `scan` read and never write; `embedded` counts only repos holding a vector of the asked
 ///   model whose text did not change since, so a repo never queued is pending, not embedded.
 /// - `write` applies each write atomically and only if the caller still holds the lease and the
 ///   record's revision is the claimed one; otherwise it reports why and changes nothing. An
@@ -220,6 +220,12 @@ public protocol RepoStore: Sendable {
 
     /// The `limit` repos whose vectors are closest (cosine) to `vector`, closest first.
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]
+
+    /// Up to `limit` repos after the cursor `after` (nil: from the start), with their vectors and
+    /// states for `model`, in a stable order; reads and never writes. Paging through every repo
+    /// sees each repo that existed throughout exactly once, and counting the states gives what
+    /// `stats(model:)` gives when nothing changed meanwhile. For reports and exports.
+    func scan(model: String, after: String?, limit: Int) async throws -> ScanPage
 
     func health() async -> ComponentHealth
 

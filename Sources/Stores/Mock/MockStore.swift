@@ -298,6 +298,18 @@ public actor MockStore: RepoStore {
         return Array(hits.sorted { $0.score > $1.score }.prefix(limit))
     }
 
+    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
+        let start = after.flatMap(Int.init) ?? 0
+        guard limit > 0, start < entries.count else { return ScanPage(repos: [], next: nil) }
+        let end = min(entries.count, start + limit)
+        let repos = entries[start..<end].map { entry in
+            StoredRepo(repo: entry.repo, state: entry.failed ? .failed : isPending(entry, model: model) ? .pending : .embedded,
+                       embedding: entry.embedding, embeddingModel: entry.embeddingModel, embeddingHash: entry.embeddingHash,
+                       embeddingGeneratedAt: entry.embeddingGeneratedAt, attempts: entry.attempts, lastError: entry.lastError)
+        }
+        return ScanPage(repos: repos, next: end < entries.count ? String(end) : nil)
+    }
+
     public func health() async -> ComponentHealth { .up }
 
     public func shutdown() async {

@@ -300,6 +300,37 @@ public final class SQLiteStore: RepoStore, Sendable {
         return hits
     }
 
+    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
+        guard limit > 0 else { return ScanPage(repos: [], next: after) }
+        let from = after.flatMap(Int64.init) ?? 0
+        return try await database().read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT r.seq, r.id, r.record, r.failed, r.current, r.embedding_model, r.embedding_hash, r.embedding_generated_at,
+                  r.attempts, r.last_error, v.vector FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq
+                WHERE r.seq > ? ORDER BY r.seq LIMIT ?
+                """, arguments: [from, limit])
+            var repos: [StoredRepo] = []
+            var unreadable = 0, last = from, count = 0
+            while let row = try rows.next() {
+                count += 1
+                last = row["seq"]
+                let id: String = row["id"]
+                guard case .success(let repo) = Self.decodeRecord(row["record"], id: id) else {
+                    unreadable += 1
+                    continue
+                }
+                let embeddingModel: String? = row["embedding_model"]
+                let state: StoredRepo.State = (row["failed"] as Bool) ? .failed
+                    : (row["current"] as Bool) && embeddingModel == model ? .embedded : .pending
+                repos.append(StoredRepo(repo: repo, state: state, embedding: (row["vector"] as Data?).map(VectorBlob.decode),
+                                        embeddingModel: embeddingModel, embeddingHash: row["embedding_hash"],
+                                        embeddingGeneratedAt: (row["embedding_generated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                                        attempts: row["attempts"], lastError: row["last_error"]))
+            }
+            return ScanPage(repos: repos, next: count < limit ? nil : String(last), unreadable: unreadable)
+        }
+    }
+
     public func health() async -> ComponentHealth {
         let start = ContinuousClock.now
         do {

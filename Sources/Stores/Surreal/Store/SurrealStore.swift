@@ -434,6 +434,52 @@ public final class SurrealStore: RepoStore {
         }
     }
 
+    /// Pages in record-id order; the cursor is the last record id of the page. A repo's state
+    /// follows `stats`: failed when its queue entry is, embedded when it holds the model's vector
+    /// and has no queue entry, pending otherwise.
+    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
+        guard limit > 0 else { return ScanPage(repos: [], next: after) }
+        var variables: [String: SurrealValue] = ["limit": .int(Int64(limit))]
+        var condition = ""
+        if let after {
+            variables["after"] = recordID(RepoID(after))
+            condition = "WHERE id > $after"
+        }
+        let records = try await client.query("SELECT * FROM \(table) \(condition) ORDER BY id LIMIT $limit", variables).last?.array ?? []
+        // The queue entries of the page, read by id (a second request: reading them by `repo`
+        // would scan the whole queue for every page).
+        let ids = records.compactMap { $0["id"]?.recordID }.map { SurrealValue.recordID(RecordID(table: queue, id: $0.id)) }
+        var entries: [RecordID: SurrealValue] = [:]
+        if !ids.isEmpty {
+            let found = try await client.query("SELECT id, failed, attempts, last_error FROM $ids", ["ids": .array(ids)]).last?.array ?? []
+            for entry in found {
+                if let id = entry["id"]?.recordID { entries[id] = entry }
+            }
+        }
+        var repos: [StoredRepo] = []
+        var unreadable = 0
+        var last: String?
+        for record in records {
+            guard let id = record["id"]?.recordID else { continue }
+            last = id.plainDescription
+            guard case .success(let repo) = Repo.decode(record.json, fallbackName: id.description) else {
+                unreadable += 1
+                continue
+            }
+            let entry = entries[RecordID(table: queue, id: id.id)]
+            let embeddingModel = record["embedding_model"]?.string
+            let state: StoredRepo.State = entry?["failed"]?.bool == true ? .failed
+                : entry == nil && embeddingModel == model ? .embedded : .pending
+            var generatedAt: Date?
+            if case .datetime(let value) = record["embedding_generated_at"] { generatedAt = value.date }
+            repos.append(StoredRepo(repo: repo, state: state, embedding: record["embedding"]?.floatArray, embeddingModel: embeddingModel,
+                                    embeddingHash: record["embedding_hash"]?.string, embeddingGeneratedAt: generatedAt,
+                                    attempts: Int(entry?["attempts"]?.int ?? 0),
+                                    lastError: entry == nil ? nil : entry?["last_error"]?.string ?? record["embedding_error"]?.string))
+        }
+        return ScanPage(repos: repos, next: records.count < limit ? nil : last, unreadable: unreadable)
+    }
+
     public func health() async -> ComponentHealth {
         let started = ContinuousClock.now
         do {

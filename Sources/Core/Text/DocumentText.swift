@@ -1,0 +1,29 @@
+/// What is embedded for a repo, and the hash stored with its vector: the template's text, cut to
+/// the model's token budget, after the model's document prefix. The pipeline sends it; `report`
+/// computes it again to find vectors whose repo has changed since.
+public struct DocumentText: Sendable {
+    public let prefixes: TaskPrefixes
+    /// The ``ModelIdentity`` the vectors are stored under.
+    public let modelIdentity: String
+    private let builder: TextBuilder
+
+    public init(providerName: String, model: ModelInfo, text: TextConfiguration) throws(ConfigError) {
+        prefixes = text.prefixes(provider: providerName, model: model.name)
+        modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes, template: text.template)
+        // The prefix costs tokens too: the text gets what is left of the budget.
+        let prefixCost = TokenEstimator.estimate(prefixes.document)
+        let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min().map { max(1, $0 - prefixCost) }
+        builder = try TextBuilder(template: text.template, maxTokens: budget)
+    }
+
+    /// The text sent for `repo`; empty when the template gives nothing.
+    public func text(for repo: Repo, tokenCount: (String) -> Int = TokenEstimator.estimate) -> String {
+        let built = builder.text(for: repo, tokenCount: tokenCount)
+        return built.isEmpty ? built : prefixes.document + built
+    }
+
+    /// The hash stored with the vector of `text`.
+    public func hash(_ text: String) -> String {
+        ContentHash.make(text: text, model: modelIdentity)
+    }
+}
