@@ -24,6 +24,11 @@ public struct Report: Codable, Sendable {
         /// Records that could not be read at all (never handed out; see the store's log).
         public var unreadable: Int
         public var vectorsByModel: [ModelVectors]
+        /// When the longest-waiting pending repo was queued, and its age in seconds at the report.
+        public var oldestPendingSince: Date?
+        public var oldestPendingSeconds: Double?
+        /// Pending repos whose store did not record when they were queued (from before it did).
+        public var pendingWithoutTime: Int
     }
 
     public struct Scanned: Codable, Sendable {

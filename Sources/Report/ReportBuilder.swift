@@ -12,7 +12,7 @@ public struct ReportOptions: Sendable {
     /// The same seed samples the same repos.
     public var seed: UInt64 = 1
     /// Cosine from which two repos with different names are near-duplicates.
-    public var duplicateThreshold = 0.98
+    public var duplicateThreshold = 0.96
     /// A vector whose similarity to the centroid is this many standard deviations below the mean is an outlier.
     public var outlierDeviations = 4.0
     /// Repos embedded again with the current model to compare with another model's neighbours.
@@ -76,7 +76,7 @@ public struct ReportBuilder: Sendable {
     }
 
     public func build() async throws -> Report {
-        let started = ContinuousClock.now
+        let started = ContinuousClock.now, now = Date()
         let store = sources.store, provider = sources.provider
         let modelInfo = try await provider.prepare()
         let document = try DocumentText(providerName: sources.providerName, model: modelInfo, text: sources.text)
@@ -164,9 +164,11 @@ public struct ReportBuilder: Sendable {
             modelAgreement: agreement, notes: notes)
         let total = ContinuousClock.now - started
         return Report(
-            generatedAt: Date(), store: sources.storeName, provider: "\(sources.providerName) (\(modelInfo.name))", model: model,
+            generatedAt: now, store: sources.storeName, provider: "\(sources.providerName) (\(modelInfo.name))", model: model,
             backlog: Report.Backlog(total: stats.total, embedded: stats.embedded, pending: stats.pending, failed: stats.failed, leased: stats.leased,
-                                    scanned: pass1.scanned, unreadable: pass1.unreadable, vectorsByModel: vectorsByModel),
+                                    scanned: pass1.scanned, unreadable: pass1.unreadable, vectorsByModel: vectorsByModel,
+                                    oldestPendingSince: pass1.oldestPending, oldestPendingSeconds: pass1.oldestPending.map { max(0, now.timeIntervalSince($0)) },
+                                    pendingWithoutTime: pass1.pendingWithoutTime),
             failures: Report.Failures(failed: stats.failed, retrying: pass1.retrying, groups: pass1.failures.sorted),
             service: sources.service, quality: quality, map: map,
             timings: Report.Timings(scanSeconds: scanned.seconds, embedSeconds: embedTime.seconds, totalSeconds: total.seconds,
@@ -186,40 +188,50 @@ public struct ReportBuilder: Sendable {
         return total / Double(a.count)
     }
 
-    /// Groups of sampled repos with different names whose vectors are at least `threshold` alike
-    /// (linked pairs joined), most alike first.
+    /// Groups of sampled repos with different names whose vectors are at least `threshold` alike,
+    /// most alike first. Each group has a leader that every other member is that alike to (pairs
+    /// taken most alike first; a repo joins one group), so groups do not chain through repos that
+    /// are each alike to the next.
     static func nearDuplicates(_ sample: [Sampled], threshold: Double) -> [Report.DuplicateGroup] {
         guard sample.count > 1, let columns = sample.first?.vector.count else { return [] }
         var matrix = Matrix(columns: columns)
-        for item in sample where item.vector.count == columns { matrix.append(item.vector) }
-        var parent = Array(0..<matrix.rows)
-        func root(_ i: Int) -> Int {
-            var i = i
-            while parent[i] != i {
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            }
-            return i
+        var kept: [Int] = []
+        for (index, item) in sample.enumerated() where item.vector.count == columns {
+            matrix.append(item.vector)
+            kept.append(index)
         }
-        var best: [Int: Float] = [:]
+        var pairs: [(a: Int, b: Int, similarity: Float)] = []
         let limit = Float(threshold)
         matrix.values.withUnsafeBufferPointer { m in
             let base = m.baseAddress!
             for i in 0..<matrix.rows {
                 for j in (i + 1)..<matrix.rows {
                     let score = VectorMath.dot(base + i * columns, base + j * columns, columns)
-                    guard score >= limit, sample[i].name != sample[j].name else { continue }
-                    let (a, b) = (root(i), root(j))
-                    let joined = max(best[a] ?? 0, best[b] ?? 0, score)
-                    if a != b { parent[b] = a }
-                    best[root(i)] = joined
+                    if score >= limit, sample[kept[i]].name != sample[kept[j]].name { pairs.append((kept[i], kept[j], score)) }
                 }
             }
         }
-        var members: [Int: [Int]] = [:]
-        for i in 0..<matrix.rows where best[root(i)] != nil { members[root(i), default: []].append(i) }
-        return members.map { rootIndex, indices in
-            Report.DuplicateGroup(similarity: Double(best[rootIndex] ?? 0), repos: indices.map { sample[$0].name }.sorted())
+        pairs.sort { ($0.similarity, $1.a, $1.b) > ($1.similarity, $0.a, $0.b) }
+        var leaderOf: [Int: Int] = [:]
+        var groups: [Int: (similarity: Float, members: [Int])] = [:]
+        for pair in pairs {
+            switch (leaderOf[pair.a], leaderOf[pair.b]) {
+            case (nil, nil):
+                leaderOf[pair.a] = pair.a
+                leaderOf[pair.b] = pair.a
+                groups[pair.a] = (pair.similarity, [pair.a, pair.b])
+            case (let leader?, nil) where leader == pair.a:
+                leaderOf[pair.b] = leader
+                groups[leader]?.members.append(pair.b)
+            case (nil, let leader?) where leader == pair.b:
+                leaderOf[pair.a] = leader
+                groups[leader]?.members.append(pair.a)
+            default:
+                continue
+            }
+        }
+        return groups.values.map { group in
+            Report.DuplicateGroup(similarity: Double(group.similarity), repos: group.members.map { sample[$0].name }.sorted())
         }.sorted { ($0.similarity, $1.repos.first ?? "") > ($1.similarity, $0.repos.first ?? "") }
     }
 }
@@ -236,6 +248,8 @@ struct PassOne {
     var scanned = Report.Scanned(total: 0, embedded: 0, pending: 0, failed: 0)
     var unreadable = 0
     var retrying = 0
+    var oldestPending: Date?
+    var pendingWithoutTime = 0
     var failures = FailureReasons()
     var dimensionCounts: [String: [Int: Int]] = [:]
     var norms = RunningStats()
@@ -274,7 +288,13 @@ struct PassOne {
             scanned.total += 1
             switch stored.state {
             case .embedded: scanned.embedded += 1
-            case .pending: scanned.pending += 1
+            case .pending:
+                scanned.pending += 1
+                if let since = stored.pendingSince {
+                    oldestPending = min(oldestPending ?? since, since)
+                } else {
+                    pendingWithoutTime += 1
+                }
             case .failed: scanned.failed += 1
             }
             if let reason = stored.lastError, stored.state != .embedded {

@@ -18,6 +18,15 @@ public enum ReportPage {
         return digits == 0 ? grouped(Int(value.rounded())) : String(format: "%.\(digits)f", value)
     }
 
+    /// "3 d 4 h", "5 h 12 min", "42 s".
+    static func age(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s >= 86_400 { return "\(s / 86_400) d \(s % 86_400 / 3_600) h" }
+        if s >= 3_600 { return "\(s / 3_600) h \(s % 3_600 / 60) min" }
+        if s >= 60 { return "\(s / 60) min \(s % 60) s" }
+        return "\(s) s"
+    }
+
     static func grouped(_ value: Int) -> String {
         let digits = String(abs(value))
         var out = ""
@@ -41,6 +50,8 @@ public enum ReportPage {
                 && backlog.scanned.pending == backlog.pending && backlog.scanned.failed == backlog.failed,
             "scanned": "\(grouped(backlog.scanned.total)) total, \(grouped(backlog.scanned.embedded)) embedded, \(grouped(backlog.scanned.pending)) pending, \(grouped(backlog.scanned.failed)) failed",
             "unreadable": backlog.unreadable > 0 ? grouped(backlog.unreadable) : false,
+            "oldestPending": backlog.oldestPendingSeconds.map(Self.age) ?? "–",
+            "pendingWithoutTime": backlog.pendingWithoutTime > 0 ? grouped(backlog.pendingWithoutTime) : false,
             "models": backlog.vectorsByModel.map { ["model": $0.model, "vectors": grouped($0.vectors), "share": percent($0.share), "current": $0.current] },
             "failedCount": grouped(report.failures.failed), "retrying": grouped(report.failures.retrying),
             "failureGroups": report.failures.groups.prefix(20).map { group -> [String: Any] in
@@ -136,10 +147,12 @@ public enum ReportPage {
         <div class="card">total<b>{{total}}</b></div>
         <div class="card">embedded<b>{{embedded}}</b>{{coverage}}</div>
         <div class="card">pending<b>{{pending}}</b>{{leased}} being worked on</div>
+        <div class="card">oldest pending<b>{{oldestPending}}</b>waiting</div>
         <div class="card">failed<b>{{failed}}</b>until <code>retry-failed</code></div>
         </div>
         {{^scanAgrees}}<p class="note">Reading every record gave {{scanned}}: repos changed while the report ran.</p>{{/scanAgrees}}
         {{#unreadable}}<p class="bad">{{.}} records could not be read at all (see the store's log).</p>{{/unreadable}}
+        {{#pendingWithoutTime}}<p class="note">{{.}} pending repos were queued before the store recorded when (not in the oldest age).</p>{{/pendingWithoutTime}}
         <div class="scroll"><table><tr><th>vectors by model</th><th class="n">repos</th><th class="n">share</th></tr>
         {{#models}}<tr><td><code>{{model}}</code>{{#current}} (current){{/current}}</td><td class="n">{{vectors}}</td><td class="n">{{share}}</td></tr>{{/models}}
         </table></div>

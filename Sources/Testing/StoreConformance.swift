@@ -429,6 +429,7 @@ public struct StoreConformance: Sendable {
 
         case .scanSeesEveryRepoOnceWithItsState:
             // Pages smaller than the data, a page boundary on the last repo, states as stats counts them.
+            let loadedAt = Date()
             let repos = try await loaded(store, 9)
             let claimed = try await claim(store, "a", limit: 5)
             _ = try await store.write([embedded(claimed[0], [0.6, 0.8, 0, 0], hash: "h0"), embedded(claimed[1])], owner: "a")
@@ -456,6 +457,12 @@ public struct StoreConformance: Sendable {
             #expect(retrying?.state == .pending && retrying?.lastError == "provider said no: ✗" && retrying?.attempts == 1,
                     "\(check): a repo waiting to retry is pending with its error")
             #expect(seen.values.filter { $0.embedding == nil }.count == 7)
+            // When a pending repo was queued, if the store records it: around the upsert; never for an embedded one.
+            for stored in seen.values {
+                if let since = stored.pendingSince {
+                    #expect(stored.state == .pending && abs(since.timeIntervalSince(loadedAt)) < 60, "\(check): pending since \(since)")
+                }
+            }
             var counted = StoreStats(total: seen.count, embedded: 0, pending: 0, failed: 0, leased: 0)
             for stored in seen.values {
                 switch stored.state {

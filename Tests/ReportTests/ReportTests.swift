@@ -60,6 +60,8 @@ struct ReportUnitTests {
         #expect(report.backlog.total == 121 && report.backlog.embedded == stats.embedded && report.backlog.failed == 1 && report.backlog.pending == 2)
         #expect(report.backlog.scanned.total == 121 && report.backlog.scanned.embedded == stats.embedded && report.backlog.scanned.pending == 2)
         #expect(report.backlog.vectorsByModel.first?.model == Self.model && report.backlog.vectorsByModel.first?.vectors == 118)
+        // Pending since the store was filled: a moment ago, recorded for every pending repo.
+        #expect(report.backlog.pendingWithoutTime == 0 && (0..<60).contains(report.backlog.oldestPendingSeconds ?? -1))
 
         // One group for the two "too long" answers, one for the timeout.
         let groups = report.failures.groups
@@ -95,6 +97,17 @@ struct ReportUnitTests {
         let json = try JSONSerialization.jsonObject(with: report.json()) as? [String: Any]
         #expect((json?["backlog"] as? [String: Any])?["total"] as? Int == 121)
         #expect((json?["map"] as? [String: Any])?["svg"] == nil, "the SVG stays out of the JSON")
+    }
+
+    @Test func nearDuplicateGroupsDoNotChain() {
+        // a~b and b~c are alike above the threshold, a and c are not: c must not join a's group.
+        func unit(_ degrees: Double) -> [Float] { [Float(cos(degrees * .pi / 180)), Float(sin(degrees * .pi / 180)), 0] }
+        let sample = [("a", 0.0), ("b", 14.0), ("c", 28.0), ("d", 90.0), ("e", 90.5)].map {
+            ReportBuilder.Sampled(id: RepoID("repo:\($0.0)"), name: "o/\($0.0)", language: nil, description: "", vector: unit($0.1))
+        }
+        let groups = ReportBuilder.nearDuplicates(sample, threshold: 0.95)
+        #expect(groups.map(\.repos) == [["o/d", "o/e"], ["o/a", "o/b"]])
+        #expect(ReportBuilder.nearDuplicates(sample, threshold: 0.9999).map(\.repos) == [["o/d", "o/e"]])
     }
 
     @Test func reasonsLoseWhatVariesPerRepo() {

@@ -26,9 +26,12 @@ public struct StoredRepo: Sendable {
     public var attempts: Int
     /// The reason of the last failed attempt, if the repo has not been embedded since.
     public var lastError: String?
+    /// For a pending repo: when it was queued (inserted or changed, or queued by a model change),
+    /// if the store records it; nil when it does not (records from before the store kept it).
+    public var pendingSince: Date?
 
     public init(repo: Repo, state: State, embedding: [Float]? = nil, embeddingModel: String? = nil, embeddingHash: String? = nil,
-                embeddingGeneratedAt: Date? = nil, attempts: Int = 0, lastError: String? = nil) {
+                embeddingGeneratedAt: Date? = nil, attempts: Int = 0, lastError: String? = nil, pendingSince: Date? = nil) {
         self.repo = repo
         self.state = state
         self.embedding = embedding
@@ -37,6 +40,7 @@ public struct StoredRepo: Sendable {
         self.embeddingGeneratedAt = embeddingGeneratedAt
         self.attempts = attempts
         self.lastError = lastError
+        self.pendingSince = pendingSince
     }
 }
 

@@ -40,7 +40,7 @@ struct ReportCommand: AsyncParsableCommand {
     var seed: UInt64 = 1
 
     @Option(name: .long, help: "Cosine from which repos with different names count as near-duplicates.")
-    var duplicateThreshold = 0.98
+    var duplicateThreshold = 0.96
 
     func validate() throws {
         guard (0...100_000).contains(sample) else { throw ValidationError("--sample must be between 0 and 100000") }

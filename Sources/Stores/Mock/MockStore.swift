@@ -37,6 +37,8 @@ public actor MockStore: RepoStore {
         public var notBefore: Date?
         public var leaseOwner: String?
         public var leaseExpires: Date?
+        /// When the record came in new or changed.
+        public var changedAt: Date?
     }
 
     private var entries: [Entry] = []
@@ -66,7 +68,7 @@ public actor MockStore: RepoStore {
         logger = Logger(label: "embed-star.mock-store")
         for repo in repos where index[repo.id] == nil {
             index[repo.id] = entries.count
-            entries.append(Entry(repo: repo, revision: 1, attempts: 0, failed: false))
+            entries.append(Entry(repo: repo, revision: 1, attempts: 0, failed: false, changedAt: Date()))
         }
         loaded = true
     }
@@ -305,7 +307,8 @@ public actor MockStore: RepoStore {
         let repos = entries[start..<end].map { entry in
             StoredRepo(repo: entry.repo, state: entry.failed ? .failed : isPending(entry, model: model) ? .pending : .embedded,
                        embedding: entry.embedding, embeddingModel: entry.embeddingModel, embeddingHash: entry.embeddingHash,
-                       embeddingGeneratedAt: entry.embeddingGeneratedAt, attempts: entry.attempts, lastError: entry.lastError)
+                       embeddingGeneratedAt: entry.embeddingGeneratedAt, attempts: entry.attempts, lastError: entry.lastError,
+                       pendingSince: entry.failed || !isPending(entry, model: model) ? nil : entry.changedAt)
         }
         return ScanPage(repos: repos, next: end < entries.count ? String(end) : nil)
     }
@@ -340,10 +343,11 @@ public actor MockStore: RepoStore {
             entries[position].attempts = 0
             entries[position].lastError = nil
             entries[position].notBefore = nil
+            entries[position].changedAt = Date()
             firstCandidate = min(firstCandidate, position)
         } else {
             index[repo.id] = entries.count
-            entries.append(Entry(repo: repo, revision: 1, attempts: 0, failed: false))
+            entries.append(Entry(repo: repo, revision: 1, attempts: 0, failed: false, changedAt: Date()))
         }
     }
 

@@ -203,14 +203,15 @@ public final class SQLiteStore: RepoStore, Sendable {
         let encoded = try repos.map { ($0, try Self.encodeRecord($0)) }
         try await transaction { db in
             let statement = try db.cachedStatement(sql: """
-                INSERT INTO repo (id, record, full_name, language) VALUES (?, ?, ?, ?)
+                INSERT INTO repo (id, record, full_name, language, changed_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET record = excluded.record, full_name = excluded.full_name,
                   language = excluded.language, revision = revision + 1,
-                  failed = 0, attempts = 0, last_error = NULL, not_before = NULL
+                  failed = 0, attempts = 0, last_error = NULL, not_before = NULL, changed_at = excluded.changed_at
                 WHERE record IS NOT excluded.record
                 """)
+            let now = Date().timeIntervalSince1970
             for (repo, record) in encoded {
-                try statement.execute(arguments: [repo.id.rawValue, record, repo.fullName, repo.language])
+                try statement.execute(arguments: [repo.id.rawValue, record, repo.fullName, repo.language, now])
             }
         }
     }
@@ -306,7 +307,7 @@ public final class SQLiteStore: RepoStore, Sendable {
         return try await database().read { db in
             let rows = try Row.fetchCursor(db, sql: """
                 SELECT r.seq, r.id, r.record, r.failed, r.current, r.embedding_model, r.embedding_hash, r.embedding_generated_at,
-                  r.attempts, r.last_error, v.vector FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq
+                  r.attempts, r.last_error, r.changed_at, v.vector FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq
                 WHERE r.seq > ? ORDER BY r.seq LIMIT ?
                 """, arguments: [from, limit])
             var repos: [StoredRepo] = []
@@ -325,7 +326,8 @@ public final class SQLiteStore: RepoStore, Sendable {
                 repos.append(StoredRepo(repo: repo, state: state, embedding: (row["vector"] as Data?).map(VectorBlob.decode),
                                         embeddingModel: embeddingModel, embeddingHash: row["embedding_hash"],
                                         embeddingGeneratedAt: (row["embedding_generated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                                        attempts: row["attempts"], lastError: row["last_error"]))
+                                        attempts: row["attempts"], lastError: row["last_error"],
+                                        pendingSince: state == .pending ? (row["changed_at"] as Double?).map(Date.init(timeIntervalSince1970:)) : nil))
             }
             return ScanPage(repos: repos, next: count < limit ? nil : String(last), unreadable: unreadable)
         }
@@ -512,6 +514,8 @@ enum SQLiteMigrations {
               seen_at REAL NOT NULL
             );
             """),
+        // When the record last came in new or changed: the backlog's age (NULL for rows from before).
+        (3, "ALTER TABLE repo ADD COLUMN changed_at REAL"),
     ]
 
     /// Applies what is missing; returns the versions it applied.

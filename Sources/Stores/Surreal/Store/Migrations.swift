@@ -26,13 +26,15 @@ struct Migrations {
     /// claimed after the others, at a pace. An entry already queued for a change stays not stale.
     /// A new entry starts at a random revision: an entry deleted by a write and made again by a
     /// change must not repeat a revision a stale claim still carries.
-    /// `had` keeps the model of the vector the repo held when queued (embed-star's own writes are
+    /// `queued_at` is when the entry was made (an entry already queued keeps it): the age of the
+    /// backlog. `had` keeps the model of the vector the repo held when queued (embed-star's own writes are
     /// the only ones that change it, and they delete the entry), so counts need not read repos.
     static func enqueue(_ id: String, had: String, stale: Bool = false, dialect: SurrealDialect) -> String {
         let staleness = stale ? "stale = revision = NONE OR stale = true" : "stale = false"
         return """
         UPSERT \(dialect.recordFunction)("\(queue)", record::id(\(id))) SET \(staleness), repo = \(id), revision = (revision ?? rand::int(0, 1000000000)) + 1, \
-        failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch), had = \(had)
+        failed = false, attempts = 0, last_error = NONE, lease_until = lease_until ?? \(epoch), not_before = \(epoch), had = \(had), \
+        queued_at = queued_at ?? time::now()
         """
     }
 
@@ -101,6 +103,11 @@ struct Migrations {
                     enqueueEvent,
                     "UPDATE \(Self.queue) SET had = repo.embedding_model, stale = stale ?? false RETURN NONE",
                 ]
+            ),
+            Migration(
+                version: 4,
+                summary: "queue entries record when they were made (queued_at), for the backlog's age",
+                statements: [enqueueEvent]
             ),
         ]
     }

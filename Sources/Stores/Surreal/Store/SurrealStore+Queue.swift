@@ -222,7 +222,7 @@ extension SurrealStore {
             IF array::len($current) > 0 { DELETE $current WHERE stale = true RETURN NONE; };
             LET $rows = $todo.map(|$r| {
                 id: \(record)('\(queue)', record::id($r.id)), repo: $r.id, stale: $r.held, revision: rand::int(1, 1000000000), failed: false,
-                attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model });
+                attempts: 0, lease_until: \(epoch), not_before: \(epoch), had: $r.embedding_model, queued_at: time::now() });
             IF $due AND $s.bump = true {
                 INSERT INTO \(queue) $rows ON DUPLICATE KEY UPDATE
                     revision += IF lease_model = $model AND lease_until > time::now() { 0 } ELSE { 1 },

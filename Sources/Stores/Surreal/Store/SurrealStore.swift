@@ -451,7 +451,7 @@ public final class SurrealStore: RepoStore {
         let ids = records.compactMap { $0["id"]?.recordID }.map { SurrealValue.recordID(RecordID(table: queue, id: $0.id)) }
         var entries: [RecordID: SurrealValue] = [:]
         if !ids.isEmpty {
-            let found = try await client.query("SELECT id, failed, attempts, last_error FROM $ids", ["ids": .array(ids)]).last?.array ?? []
+            let found = try await client.query("SELECT id, failed, attempts, last_error, queued_at FROM $ids", ["ids": .array(ids)]).last?.array ?? []
             for entry in found {
                 if let id = entry["id"]?.recordID { entries[id] = entry }
             }
@@ -470,12 +470,14 @@ public final class SurrealStore: RepoStore {
             let embeddingModel = record["embedding_model"]?.string
             let state: StoredRepo.State = entry?["failed"]?.bool == true ? .failed
                 : entry == nil && embeddingModel == model ? .embedded : .pending
-            var generatedAt: Date?
+            var generatedAt: Date?, queuedAt: Date?
             if case .datetime(let value) = record["embedding_generated_at"] { generatedAt = value.date }
+            if case .datetime(let value) = entry?["queued_at"] { queuedAt = value.date }
             repos.append(StoredRepo(repo: repo, state: state, embedding: record["embedding"]?.floatArray, embeddingModel: embeddingModel,
                                     embeddingHash: record["embedding_hash"]?.string, embeddingGeneratedAt: generatedAt,
                                     attempts: Int(entry?["attempts"]?.int ?? 0),
-                                    lastError: entry == nil ? nil : entry?["last_error"]?.string ?? record["embedding_error"]?.string))
+                                    lastError: entry == nil ? nil : entry?["last_error"]?.string ?? record["embedding_error"]?.string,
+                                    pendingSince: state == .pending ? queuedAt : nil))
         }
         return ScanPage(repos: repos, next: records.count < limit ? nil : last, unreadable: unreadable)
     }
