@@ -77,7 +77,7 @@ public enum ReportPage {
                 "normMin": number(quality.vectors.normMin, digits: 4), "normMax": number(quality.vectors.normMax, digits: 4),
                 "normMean": number(quality.vectors.normMean, digits: 4), "offUnitNorm": grouped(quality.vectors.offUnitNorm),
                 "staleHash": grouped(quality.vectors.staleHash), "staleHashPending": grouped(quality.vectors.staleHashPending),
-                "staleExamples": quality.vectors.staleExamples.joined(separator: ", "),
+                "staleExamples": quality.vectors.staleExamples.isEmpty ? false : quality.vectors.staleExamples.joined(separator: ", "),
             ] as [String: Any],
             "notes": quality.notes,
             "seed": String(quality.seed),
@@ -158,7 +158,7 @@ public enum ReportPage {
         </table></div>
 
         <h2 id="failures">Failures</h2>
-        <p>{{failedCount}} repos are marked failed (<code>embed-star retry-failed</code> puts them back in the queue); {{retrying}} pending repos failed their last attempt and will be tried again.</p>
+        <p>Marked failed: {{failedCount}} (<code>embed-star retry-failed</code> puts them back in the queue). Pending after a failed attempt, to be tried again: {{retrying}}.</p>
         <div class="scroll"><table><tr><th>reason</th><th class="n">repos</th><th class="n">failed</th><th class="n">retrying</th><th class="n">attempts</th><th>for example</th></tr>
         {{#failureGroups}}<tr><td><code>{{reason}}</code></td><td class="n">{{count}}</td><td class="n">{{failed}}</td><td class="n">{{retrying}}</td><td class="n">{{attempts}}</td><td>{{repos}}</td></tr>
         {{/failureGroups}}{{^failureGroups}}<tr><td colspan="6">No repo failed its last attempt.</td></tr>{{/failureGroups}}
@@ -199,7 +199,7 @@ public enum ReportPage {
         {{#vectors}}
         <h3>Vectors</h3>
         <p>{{checked}} vectors read. Norms {{normMin}} to {{normMax}} (mean {{normMean}}); {{offUnitNorm}} off the unit length; {{zeroOrNotFinite}} zero or not finite; {{wrongDimension}} of the wrong length.
-        {{staleHash}} vectors of the current model no longer match their repo's text ({{staleHashPending}} of them already queued again){{#staleExamples}}: {{staleExamples}}{{/staleExamples}}.</p>
+        {{staleHash}} vectors of the current model no longer match their repo's text ({{staleHashPending}} of them already queued again){{#staleExamples}}: {{.}}{{/staleExamples}}.</p>
         <table><tr><th>model</th><th class="n">dimensions</th><th class="n">vectors</th></tr>
         {{#dimensions}}<tr><td><code>{{model}}</code></td><td class="n">{{dimensions}}</td><td class="n">{{vectors}}</td></tr>{{/dimensions}}
         </table>

@@ -132,7 +132,7 @@ struct Browser {
         let version = try run(["--version"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         let dumped = try run(common + ["--dump-dom", page.absoluteString])
         if let screenshot {
-            _ = try run(common + ["--window-size=1200,2400", "--hide-scrollbars", "--screenshot=\(screenshot.path)", page.absoluteString])
+            _ = try run(common + ["--window-size=1200,4600", "--hide-scrollbars", "--screenshot=\(screenshot.path)", page.absoluteString])
         }
         // Chromium prints every console message at verbosity 1 (`INFO:CONSOLE`), without its level.
         // The page runs no script, so any message at all (a failed load, a blocked resource, a

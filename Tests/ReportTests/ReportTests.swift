@@ -99,6 +99,39 @@ struct ReportUnitTests {
         #expect((json?["map"] as? [String: Any])?["svg"] == nil, "the SVG stays out of the JSON")
     }
 
+    /// During a model change: repos holding the old model's vector are embedded again with the
+    /// current one and their neighbourhoods compared.
+    @Test func modelAgreementComparesNeighbourhoods() async throws {
+        var configuration = MockProvider.Configuration()
+        configuration.dimensions = 8
+        let provider = MockProvider(configuration: configuration)
+        let document = try DocumentText(providerName: "mock", model: provider.model, text: TextConfiguration())
+        func report(oldVectors: ([String]) async throws -> [[Float]]) async throws -> Report.ModelAgreement? {
+            let repos = (0..<60).map { Repo(id: RepoID("repo:m\($0)"), fullName: "o/p\($0)", description: "Repo \($0) in a field of its own") }
+            let store = MockStore(repos: repos)
+            let claimed = try await store.claimPending(ClaimRequest(owner: "t", limit: 100, leaseDuration: .seconds(60), model: "old/model@8"))
+            let vectors = try await oldVectors(claimed.map { document.text(for: $0.repo) })
+            _ = try await store.write(zip(claimed, vectors).map { claim, vector in
+                RepoWrite(id: claim.repo.id, revision: claim.revision, model: "old/model@8",
+                          change: .embedded(vector: vector, contentHash: "h", generatedAt: Date()))
+            }, owner: "t")
+            var options = ReportOptions()
+            options.agreementRepos = 40
+            let built = try await ReportBuilder(sources: ReportSources(store: store, storeName: "mock", provider: provider, providerName: "mock"),
+                                                options: options).build()
+            #expect(built.backlog.vectorsByModel.map(\.model) == ["mock/mock-embed@8", "old/model@8"], "the current model first, with none yet")
+            return built.quality.modelAgreement
+        }
+        // The old model made the very vectors the current one makes: full agreement.
+        let same = try await report { try await provider.embed($0, mode: .document) }
+        #expect(same?.otherModel == "old/model@8" && same?.repos == 40 && same?.k == 10)
+        #expect(same?.overlap == 1)
+        // Unrelated old vectors: agreement about chance (10 of 39 others).
+        var generator = SeededGenerator(seed: 3)
+        let random = try await report { texts in texts.map { _ in (0..<8).map { _ in Float.random(in: -1...1, using: &generator) } } }
+        #expect((random?.overlap ?? 1) < 0.5, "\(String(describing: random))")
+    }
+
     @Test func nearDuplicateGroupsDoNotChain() {
         // a~b and b~c are alike above the threshold, a and c are not: c must not join a's group.
         func unit(_ degrees: Double) -> [Float] { [Float(cos(degrees * .pi / 180)), Float(sin(degrees * .pi / 180)), 0] }
