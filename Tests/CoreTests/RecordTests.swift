@@ -88,3 +88,30 @@ extension Result {
         return nil
     }
 }
+
+/// The bulk JSON parser gives what `JSONDecoder` gives, and refuses what it refuses.
+struct JSONParseTests {
+    @Test func agreesWithJSONDecoder() throws {
+        let texts = [
+            #"{"id": 12, "full_name": "a/b", "description": null, "stars": 1234567890123, "score": -0.5e-3, "private": false, "ok": true}"#,
+            #"[1, 2.5, -0, 1e3, 2.0, 9223372036854775807, 9223372036854775808, "x", [], {}, [[{"k": []}]]]"#,
+            #"{"text": "tab\tnew\nquote\" back\\ slash\/ \u00e9 \u65e5\u672c \ud83d\udc4d\ud83c\udffd", "empty": ""}"#,
+            "  {\"ünï\" : \"日本語-репо 👍🏽 \u{2028}\", \"dup\": 1, \"dup\": 2 }  ",
+            "\"just a string\"", "null", "-12", "0.1",
+        ]
+        for text in texts {
+            let expected = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            #expect(try JSONValue.parse(text) == expected, "\(text)")
+        }
+        #expect(try JSONValue.parse(#"{"n": 9223372036854775808}"#)["n"] == .double(9223372036854775808))
+    }
+
+    @Test func refusesWhatIsNotJSON() {
+        for text in ["", "{", "[1,]", "{\"a\" 1}", "{\"a\": 1,}", "tru", "01", "1.", "-", ".5", "\"unterminated", "\"bad \\x escape\"",
+                     "\"lone \\ud83d surrogate\"", "\"raw \u{01} control\"", "[1] 2", "{'a': 1}", "1e999"] {
+            #expect(throws: JSONValue.ParseError.self, "\(text)") { try JSONValue.parse(text) }
+        }
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(deep) }
+    }
+}

@@ -420,7 +420,7 @@ public final class SQLiteStore: RepoStore, Sendable {
     }
 
     static func decodeRecord(_ record: String?, id: String) -> Result<Repo, EmbedStarCore.RecordError> {
-        guard let record, let value = try? JSONDecoder().decode(JSONValue.self, from: Data(record.utf8)) else {
+        guard let record, let value = try? JSONValue.parse(record) else {
             return .failure(EmbedStarCore.RecordError(record: id, field: nil, problem: "the stored record is not JSON"))
         }
         return Repo.decode(value, fallbackName: id).map { repo in
