@@ -204,8 +204,11 @@ public struct Report: Codable, Sendable {
     }
 
     public struct Timings: Codable, Sendable {
+        /// The first pass over every repo (counts, checks, samples).
         public var scanSeconds: Double
+        /// Provider calls: the sampled queries, and the model-agreement texts.
         public var embedSeconds: Double
+        /// Everything, from the first store call to the finished report.
         public var totalSeconds: Double
         public var embeddedTexts: Int
     }

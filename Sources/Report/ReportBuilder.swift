@@ -92,6 +92,9 @@ public struct ReportBuilder: Sendable {
         let dimensions = pass1.currentDimensions
         var notes: [String] = []
         let scanned = ContinuousClock.now - started
+        logger.info("report: first pass done", metadata: [
+            "repos": "\(pass1.scanned.total)", "seconds": "\(String(format: "%.1f", scanned.seconds))", "sampled": "\(pass1.mapSample.count)",
+        ])
 
         // The queries: each sampled description alone, as a search would embed it.
         var embedTime = Duration.zero, embeddedTexts = 0
@@ -123,6 +126,8 @@ public struct ReportBuilder: Sendable {
         if dimensions != nil {
             try await store.forEachPage(model: model, pageSize: options.pageSize) { page in pass2.add(page) }
         }
+
+        logger.info("report: second pass done", metadata: ["seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])
 
         // Agreement with another model's neighbours.
         var agreement: Report.ModelAgreement?

@@ -79,8 +79,10 @@ struct ReportCLITests {
 
         process.signal(SIGTERM)
         #expect(await process.exit() == 0, "\(process.stderr)")
-        result = try await cli.run(["report", "--json", "--sample", "50", "--metrics-url", "http://127.0.0.1:\(port)/metrics", "--out", "report.html"])
+        result = try await cli.run(["report", "--json", "--sample", "50", "--metrics-url", "http://operator:s3cret-pw@127.0.0.1:\(port)/metrics",
+                                    "--out", "report.html"])
         #expect(result.status == 0, "\(result.stderr)")
+        #expect(!(result.stdout + result.stderr).contains("s3cret-pw"), "an address that does not answer is shown without its password")
         report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         backlog = try #require(report["backlog"] as? [String: Any])
         let status = try await cli.status()
