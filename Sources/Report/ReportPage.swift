@@ -9,8 +9,11 @@ public enum ReportPage {
         return template.render(view(report))
     }
 
+    /// One decimal, rounded down below 100%: 9,997 of 10,000 is 99.9%, never "100.0%".
     static func percent(_ value: Double?) -> String {
-        value.map { String(format: "%.1f%%", $0 * 100) } ?? "–"
+        guard let value else { return "–" }
+        let shown = value < 1 ? (value * 1000 + 1e-9).rounded(.down) / 10 : value * 100
+        return String(format: "%.1f%%", shown)
     }
 
     static func number(_ value: Double?, digits: Int = 0) -> String {
@@ -134,7 +137,8 @@ public enum ReportPage {
         .map svg { width: 100%; height: auto; border: 1px solid var(--line); border-radius: 8px; }
         .legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: .88em; margin-top: 6px; }
         .legend span::before { content: ""; display: inline-block; width: 10px; height: 10px; border-radius: 50%; background: var(--c); margin-right: 5px; }
-        code { font-size: .9em; word-break: break-word; }
+        code { font-size: .9em; overflow-wrap: anywhere; }
+        .scroll td:first-child { min-width: 12em; }
         @media print { body { max-width: none; } h2 { break-after: avoid; } .map { break-inside: avoid; } }
         </style>
         </head>

@@ -143,6 +143,13 @@ struct ReportUnitTests {
         #expect(ReportBuilder.nearDuplicates(sample, threshold: 0.9999).map(\.repos) == [["o/d", "o/e"]])
     }
 
+    @Test func percentagesNeverRoundUpToComplete() {
+        #expect(ReportPage.percent(0.9997) == "99.9%")
+        #expect(ReportPage.percent(1) == "100.0%")
+        #expect(ReportPage.percent(0.5) == "50.0%" && ReportPage.percent(0.999) == "99.9%")
+        #expect(ReportPage.percent(nil) == "–")
+    }
+
     @Test func reasonsLoseWhatVariesPerRepo() {
         #expect(FailureReasons.normalize("provider rejected repo:abc-12 \"some text\" (id 7f3a9c21d4)") == "provider rejected <id> … (id <id>)")
         #expect(FailureReasons.normalize("HTTP 429  after 3.5 s") == "HTTP # after # s")
