@@ -116,8 +116,12 @@ public struct ReportBuilder: Sendable {
             if queryTargets.count < queries.count {
                 notes.append("\(queries.count - queryTargets.count) query vectors were unusable (wrong length or not finite)")
             }
+        } else if options.sampleSize == 0 {
+            notes.append("self-retrieval not measured: the sample is 0 (--sample)")
+        } else if dimensions == nil {
+            notes.append("self-retrieval not measured: no repo holds a vector of \(model) yet")
         } else {
-            notes.append("self-retrieval not measured: no repo holds a vector of \(model) and a description")
+            notes.append("self-retrieval not measured: no repo holding a vector of \(model) has a description")
         }
 
         // Pass 2.

@@ -84,6 +84,10 @@ struct ReportUnitTests {
                                             options: options).build()
         #expect(again.quality.selfRetrieval?.top10 == report.quality.selfRetrieval?.top10)
         #expect(again.quality.selfRetrieval?.worst.map(\.repo) == report.quality.selfRetrieval?.worst.map(\.repo))
+        options.sampleSize = 0
+        let none = try await ReportBuilder(sources: ReportSources(store: store, storeName: "mock", provider: provider, providerName: "mock"),
+                                           options: options).build()
+        #expect(none.quality.selfRetrieval == nil && none.quality.notes == ["self-retrieval not measured: the sample is 0 (--sample)"])
         options.seed = 99
         options.sampleSize = 10
         let other = try await ReportBuilder(sources: ReportSources(store: store, storeName: "mock", provider: provider, providerName: "mock"),
