@@ -313,11 +313,12 @@ struct PassOne {
             guard let vector = stored.embedding else { continue }
             let owner = stored.embeddingModel ?? "(unknown)"
             dimensionCounts[owner, default: [:]][vector.count, default: 0] += 1
-            guard let unit = VectorMath.unit(vector) else {
+            let norm = Double(VectorMath.norm(vector))
+            guard norm > 0, norm.isFinite, vector.allSatisfy(\.isFinite) else {
                 zeroOrNotFinite += 1
                 continue
             }
-            let norm = Double(VectorMath.norm(vector))
+            let unit = vector.map { $0 / Float(norm) }
             norms.add(norm)
             if abs(norm - 1) > 0.01 { offUnitNorm += 1 }
             let key = SeededGenerator.key(repo.id.rawValue, seed: options.seed)
@@ -482,11 +483,4 @@ struct PassTwo {
 struct UnsafeSendable<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
     init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
-}
-
-extension Duration {
-    var seconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
 }
