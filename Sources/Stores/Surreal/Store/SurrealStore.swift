@@ -122,6 +122,10 @@ public final class SurrealStore: RepoStore {
         // within `staleLimit`. Each select is leased in the same request; the UPDATE's condition
         // makes a repo another instance leased a moment before drop out. Nothing is handed out
         // when the queue serves another model (a newer instance announced it a moment ago).
+        // Each claim stamps its entries with a token of its own and hands out only those that
+        // still carry it once the UPDATE has committed: SurrealDB 2.3's memory and SurrealKV
+        // storage let two concurrent conditional UPDATEs of one record both commit (the later
+        // one wins, both report success), so the UPDATE's own answer is not proof of a lease.
         // The planner prefers the index on `failed` alone, which reads every entry of the other
         // kind (1.3 s at 100,000 stale entries, against 40 ms on the claim index).
         func claimSQL(stale: Bool) -> String {
@@ -130,7 +134,9 @@ public final class SurrealStore: RepoStore {
             LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model;
             LET $ids = array::flatten([IF !$served { [] } ELSE {
                 (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = \(stale) AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
-            LET $leased = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_until = $now + $lease WHERE failed = false AND lease_until < $now RETURN AFTER);
+            LET $stamped = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_token = $stamp, lease_until = $now + $lease
+                WHERE failed = false AND lease_until < $now RETURN VALUE id);
+            LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp AND lease_owner = $owner);
             RETURN [array::len($ids), $leased, (SELECT * FROM $leased.repo)];
             """
         }
@@ -138,7 +144,7 @@ public final class SurrealStore: RepoStore {
         func lease(stale: Bool, limit: Int) async throws -> (entries: [SurrealValue], records: [SurrealValue]) {
             let variables: [String: SurrealValue] = [
                 "limit": .int(Int64(limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
-                "model": .string(request.model),
+                "model": .string(request.model), "stamp": .string(UUID().uuidString),
             ]
             // Another instance may lease what this one selected a moment before: then this one
             // selects again, so an empty answer always means nothing is pending.
