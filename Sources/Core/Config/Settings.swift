@@ -12,8 +12,9 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
     public var maxAttempts = 5
     /// First wait before a failed repo is retried; doubles per attempt.
     public var retryDelayMs = 5_000
-    /// How often `run` looks for new work when the queue is empty.
-    public var pollIntervalMs = 1_000
+    /// How often `run` looks for new work when the queue is empty (one worker looks; the others
+    /// wait for it, see ``IdleWatch``).
+    public var pollIntervalMs = 100
     /// Estimated tokens per provider call; `nil` leaves it to the provider.
     public var maxBatchTokens: Int?
     /// Names this instance's leases; defaults to host name and process id.

@@ -34,6 +34,8 @@ public final class Pipeline: Sendable {
     private let inFlight = Mutex<Set<RepoID>>([])
     /// The pace of re-embedding repos another model embedded (`pipeline.reembed_per_minute`).
     private let stalePace: Mutex<RateLimitBudget>
+    /// One idle worker looks for work; the others wait for it (``IdleWatch``).
+    private let idleWatch = IdleWatch()
 
     /// Prepares the store and the provider (learning the model), then returns a pipeline ready to run.
     public static func start(
@@ -175,6 +177,8 @@ public final class Pipeline: Sendable {
         var total = PipelineSummary()
         var outageStarted: ContinuousClock.Instant?
         var failures = 0
+        var watching = false
+        defer { if watching { idleWatch.stepDown() } }
         while !stop.isStopped {
             activity.heartbeat()
             if let open = protection.breaker.openFor, open > .zero {
@@ -194,6 +198,10 @@ public final class Pipeline: Sendable {
             } catch where !(error is CancellationError) && (error.isRetryable || idle == .poll) {
                 // The store is unreachable or restarting: wait and try again. A backfill gives
                 // up after `store_outage_seconds`; the service never does.
+                if watching {
+                    watching = false
+                    idleWatch.stepDown()
+                }
                 let started = outageStarted ?? ContinuousClock.now
                 outageStarted = started
                 if idle == .finish, ContinuousClock.now - started > .seconds(configuration.storeOutageSeconds) { throw error }
@@ -204,8 +212,18 @@ public final class Pipeline: Sendable {
             }
             guard let summary else {
                 if idle == .finish { break }
-                await stop.sleep(for: .milliseconds(configuration.pollIntervalMs))
+                // Nothing pending: one worker keeps looking, the rest wait for it to find work.
+                if watching || idleWatch.becomeWatcher() {
+                    watching = true
+                    await stop.sleep(for: .milliseconds(configuration.pollIntervalMs))
+                } else {
+                    await idleWatch.waitForWork(stop: stop)
+                }
                 continue
+            }
+            if watching {
+                watching = false
+                idleWatch.stepDown()
             }
             total.add(summary)
             activity.finished(summary)

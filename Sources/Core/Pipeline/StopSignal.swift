@@ -5,8 +5,7 @@ import Synchronization
 public final class StopSignal: Sendable {
     private struct State {
         var stopped = false
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextID = 0
+        var waiters = Waiters()
     }
 
     // A Mutex, not an actor: `isStopped` is read on hot paths without a suspension point.
@@ -19,8 +18,7 @@ public final class StopSignal: Sendable {
     public func trigger() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.stopped = true
-            defer { state.waiters = [:] }
-            return Array(state.waiters.values)
+            return state.waiters.removeAll()
         }
         for waiter in waiters { waiter.resume() }
     }
@@ -38,22 +36,9 @@ public final class StopSignal: Sendable {
 
     /// Returns once stopped, or when the calling task is cancelled.
     public func waitUntilStopped() async {
-        let id = state.withLock { state -> Int in
-            state.nextID += 1
-            return state.nextID
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.stopped || Task.isCancelled { return true }
-                    state.waiters[id] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
-            waiter?.resume()
-        }
+        await Waiters.wait(
+            reserve: { state.withLock { $0.waiters.reserve() } },
+            park: { id, continuation in state.withLock { !$0.stopped && $0.waiters.park(continuation, id: id) } },
+            remove: { id in self.state.withLock { $0.waiters.remove(id) } })
     }
 }

@@ -1,0 +1,95 @@
+import EmbedStarCore
+import EmbedStarMockStore
+import EmbedStarTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// A store whose claims take `claimLatency` (as a database round trip does) and that records how
+/// many claims were in flight at once.
+final class ClaimCountingStore: ForwardingStore {
+    let inner: any RepoStore
+    let claimLatency: Duration
+    private struct Counts { var started = 0, finished = 0, inFlight = 0, overlappingAfterWarmUp = 0 }
+    private let counts = Mutex(Counts())
+
+    init(_ inner: any RepoStore, claimLatency: Duration) {
+        self.inner = inner
+        self.claimLatency = claimLatency
+    }
+
+    var finished: Int { counts.withLock { $0.finished } }
+    /// Claims that started while another was in flight, after the first `warmUp` claims.
+    var overlapping: Int { counts.withLock { $0.overlappingAfterWarmUp } }
+    static let warmUp = 8
+
+    func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        counts.withLock { counts in
+            counts.started += 1
+            if counts.inFlight > 0, counts.started > Self.warmUp { counts.overlappingAfterWarmUp += 1 }
+            counts.inFlight += 1
+        }
+        defer { counts.withLock { $0.inFlight -= 1; $0.finished += 1 } }
+        try await Task.sleep(for: claimLatency)
+        return try await inner.claimPending(request)
+    }
+}
+
+/// A provider that records how many calls were in flight at once.
+final class ConcurrencyProvider: EmbeddingProvider {
+    let inner: any EmbeddingProvider
+    var model: ModelInfo { inner.model }
+    private let state = Mutex((inFlight: 0, most: 0))
+
+    init(_ inner: any EmbeddingProvider) { self.inner = inner }
+
+    var mostAtOnce: Int { state.withLock { $0.most } }
+
+    func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
+        state.withLock { $0.inFlight += 1; $0.most = max($0.most, $0.inFlight) }
+        defer { state.withLock { $0.inFlight -= 1 } }
+        return try await inner.embed(texts, mode: mode)
+    }
+
+    func health() async -> ComponentHealth { await inner.health() }
+}
+
+@Suite struct IdleTests {
+    /// Four workers with nothing to do: one looks for work every poll interval, the others wait,
+    /// so an idle instance makes one claim at a time (the cost of a short poll interval).
+    @Test func idleWorkersLeaveTheLookingToOne() async throws {
+        let store = ClaimCountingStore(MockStore(repos: []), claimLatency: .milliseconds(5))
+        let pipeline = try await pipeline(mockProvider(), store) {
+            $0.parallelWorkers = 4
+            $0.pollIntervalMs = 10
+        }
+        let stop = StopSignal()
+        let run = Task { try await pipeline.run(stop: stop) }
+        try await waitUntil { store.finished >= 40 }
+        stop.trigger()
+        _ = try await run.value
+        #expect(store.overlapping == 0, "idle claims overlapped \(store.overlapping) times")
+    }
+
+    /// The worker that finds work wakes the others: a burst of new repos is embedded by every
+    /// worker at once, not by the one that was looking.
+    @Test func theWorkerThatFindsWorkWakesTheOthers() async throws {
+        let mock = MockStore(repos: [])
+        let store = ClaimCountingStore(mock, claimLatency: .zero)
+        let provider = ConcurrencyProvider(mockProvider { $0.latencyMs = 200 })
+        let pipeline = try await pipeline(provider, store) {
+            $0.parallelWorkers = 4
+            $0.pollIntervalMs = 10
+            $0.batchSize = 10
+        }
+        let stop = StopSignal()
+        let run = Task { try await pipeline.run(stop: stop) }
+        try await waitUntil { store.finished >= 10 }
+        try await mock.upsert(SyntheticRepos.generate(count: 40, seed: 9))
+        try await waitUntil { try await mock.stats(model: pipeline.modelIdentity).embedded == 40 }
+        stop.trigger()
+        let summary = try await run.value
+        #expect(summary.embedded == 40)
+        #expect(provider.mostAtOnce >= 3, "at most \(provider.mostAtOnce) provider calls ran at once")
+    }
+}
