@@ -128,40 +128,36 @@ public final class SurrealStore: RepoStore {
         // one wins, both report success), so the UPDATE's own answer is not proof of a lease.
         // The planner prefers the index on `failed` alone, which reads every entry of the other
         // kind (1.3 s at 100,000 stale entries, against 40 ms on the claim index).
-        func claimSQL(stale: Bool) -> String {
-            """
+        // New and stale entries are selected and leased in one request (an idle poll is one
+        // round trip).
+        let claimSQL = """
             LET $now = time::now();
             LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model;
-            LET $ids = array::flatten([IF !$served { [] } ELSE {
-                (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = \(stale) AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
+            LET $fresh = array::flatten([IF !$served { [] } ELSE {
+                (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = false AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
+            LET $room = math::min([$limit - array::len($fresh), $stale_limit]);
+            LET $old = array::flatten([IF !$served OR $room <= 0 { [] } ELSE {
+                (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = true AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $room) }]);
+            LET $ids = array::concat($fresh, $old);
             LET $stamped = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_token = $stamp, lease_until = $now + $lease
                 WHERE failed = false AND lease_until < $now RETURN VALUE id);
             LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp AND lease_owner = $owner);
             RETURN [array::len($ids), $leased, (SELECT * FROM $leased.repo)];
             """
-        }
-        /// The leased queue entries and the repo records they name (one round trip).
-        func lease(stale: Bool, limit: Int) async throws -> (entries: [SurrealValue], records: [SurrealValue]) {
-            let variables: [String: SurrealValue] = [
-                "limit": .int(Int64(limit)), "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
-                "model": .string(request.model), "stamp": .string(UUID().uuidString),
-            ]
-            // Another instance may lease what this one selected a moment before: then this one
-            // selects again, so an empty answer always means nothing is pending.
-            for _ in 0..<10 {
-                let answer = try await retryingConflicts { try await self.client.query(claimSQL(stale: stale), variables).last?.array ?? [] }
-                let leased = answer.count == 3 ? answer[1].array ?? [] : []
-                let selected = answer.first?.int ?? 0
-                if !leased.isEmpty || selected == 0 { return (leased, answer.count == 3 ? answer[2].array ?? [] : []) }
-            }
-            return ([], [])
-        }
-        var (leased, records) = try await lease(stale: false, limit: request.limit)
-        let room = min(request.limit - leased.count, request.staleLimit ?? .max)
-        if room > 0 {
-            let more = try await lease(stale: true, limit: room)
-            leased += more.entries
-            records += more.records
+        let variables: [String: SurrealValue] = [
+            "limit": .int(Int64(request.limit)), "stale_limit": .int(Int64(max(0, request.staleLimit ?? request.limit))),
+            "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
+            "model": .string(request.model), "stamp": .string(UUID().uuidString),
+        ]
+        // Another instance may lease what this one selected a moment before: then this one
+        // selects again, so an empty answer always means nothing is pending.
+        var leased: [SurrealValue] = [], records: [SurrealValue] = []
+        for _ in 0..<10 {
+            let answer = try await retryingConflicts { try await self.client.query(claimSQL, variables).last?.array ?? [] }
+            guard answer.count == 3 else { throw SurrealError(.protocolViolation, "the claim answered \(answer.count) values, not 3") }
+            leased = answer[1].array ?? []
+            records = answer[2].array ?? []
+            if !leased.isEmpty || (answer[0].int ?? 0) == 0 { break }
         }
         guard !leased.isEmpty else { return [] }
         var byID: [RecordID: SurrealValue] = [:]
