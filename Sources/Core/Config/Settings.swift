@@ -14,7 +14,7 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
     public var retryDelayMs = 5_000
     /// How often `run` looks for new work when the queue is empty (one worker looks; the others
     /// wait for it, see ``IdleWatch``).
-    public var pollIntervalMs = 100
+    public var pollIntervalMs = 50
     /// Estimated tokens per provider call; `nil` leaves it to the provider.
     public var maxBatchTokens: Int?
     /// Names this instance's leases; defaults to host name and process id.
