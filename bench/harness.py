@@ -52,9 +52,10 @@ class Bench:
         self.databases = [name]
         return name
 
-    def config(self, db, provider="mock", dims=384, store="surreal", batch=100, workers=4, seed_file=None, extra="", monitoring=None):
+    def config(self, db, provider="mock", dims=384, store="surreal", batch=100, workers=4, seed_file=None, extra="", monitoring=None,
+               mock_latency_ms=0):
         providers = {
-            "mock": "  mock: {dimensions: %d}" % dims,
+            "mock": "  mock: {dimensions: %d, latency_ms: %d}" % (dims, mock_latency_ms),
             "openai": "  openai: {base_url: %s/v1, api_key: none, model: multilingual-e5-small-q4, timeout_seconds: 300}" % self.model_url,
             "local": "  local: {max_batch_size: 64}",
         }
@@ -348,6 +349,43 @@ class Bench:
         latencies.sort()
         return latencies, idle
 
+    def scaling(self):
+        """Instances on one database when the provider's latency dominates (mock, 200 ms per
+        call): the same pending repos backfilled by one instance and by three at once. Every
+        repo must be embedded once: the texts the instances sent their providers add up to the
+        repos, and the vectors written too."""
+        count, runs = self.args.scale, self.args.runs
+        seed = self.seed_file(count, seed=6)
+        rates = {1: [], 3: []}
+        for _ in range(runs):
+            for instances in (1, 3):
+                db = self.database("scale")
+                config = self.config(db, batch=10, workers=2, mock_latency_ms=200)
+                self.run("status", "--config", config)
+                surreal_tool.seed(self.surreal, db, seed, count, "none")
+                reports = [None] * instances
+
+                def backfill(index):
+                    out, _, _ = self.run("backfill", "--json", "--config", config)
+                    reports[index] = json.loads(out)
+                threads = [threading.Thread(target=backfill, args=(index,)) for index in range(instances)]
+                started = time.perf_counter()
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                seconds = time.perf_counter() - started
+                if any(report is None for report in reports):
+                    raise SystemExit("scaling: an instance failed")
+                sent = sum(report["summary"]["textsSent"] for report in reports)
+                embedded = sum(report["summary"]["embedded"] for report in reports)
+                if sent != count or embedded != count:
+                    raise SystemExit("scaling: %d instance(s) sent %d texts and wrote %d vectors for %d repos" % (instances, sent, embedded, count))
+                rates[instances].append(count / seconds)
+        self.add("scale", "%d repos, 3 instances vs 1 (mock 200 ms, 2x10)" % count, "/s", self.figure(rates[3]), self.figure(rates[1]),
+                 "1 instance", ">=2.7x", note="every repo embedded once (texts sent = vectors = repos)")
+        self.results["scaling"] = {"one": rates[1], "three": rates[3]}
+
 
 def free_port():
     with socket.socket() as probe:
@@ -359,7 +397,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default="store,model,naive,memory,insert")
+    parser.add_argument("--parts", default="store,model,naive,memory,insert,scale")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--sizes")
     parser.add_argument("--json", default=".embed-star/bench.json")
@@ -371,12 +409,13 @@ def main():
     args.texts = 200 if quick else 1000
     args.naive = 100 if quick else 500
     args.inserts = 20 if quick else 100
+    args.scale = 600 if quick else 2400
     args.samples = 10 if quick else 30
     bench = Bench(args)
     print("%-9s %-50s %-28s %-26s %-7s %s" % ("part", "what", "embed-star (min-max)", "reference (min-max)", "ratio", "goal"))
     started = time.perf_counter()
     parts = {"store": bench.store_limit, "model": bench.model_limit, "naive": bench.naive_and_rerun,
-             "memory": bench.memory_and_claims, "insert": bench.insert_latency}
+             "memory": bench.memory_and_claims, "insert": bench.insert_latency, "scale": bench.scaling}
     for name in args.parts.split(","):
         parts[name]()
     elapsed = time.perf_counter() - started
