@@ -1,24 +1,11 @@
+import EmbedStarCore
+
 /// The few vector operations the report needs, on contiguous `Float` buffers.
 enum VectorMath {
-    /// The dot product of `count` floats, eight lanes at a time.
+    /// The dot product of `count` floats (``VectorKernels``).
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-        var lanes = SIMD8<Float>()
-        var i = 0
-        while i + 8 <= count {
-            let x = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
-            let y = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
-            // Not `addProduct`: a fused multiply-add is a libm call per lane on the baseline x86-64
-            // target (no FMA instruction), many times slower than a multiply and an add.
-            lanes += x * y
-            i += 8
-        }
-        var sum = lanes.sum()
-        while i < count {
-            sum += a[i] * b[i]
-            i += 1
-        }
-        return sum
+        VectorKernels.dot(UnsafeRawPointer(a), UnsafeRawPointer(b), count: count)
     }
 
     static func dot(_ a: [Float], _ b: [Float]) -> Float {

@@ -159,3 +159,51 @@ func temporaryFolder() throws -> URL {
         await store.shutdown()
     }
 }
+
+@Suite struct SQLiteSearchTests {
+    /// 41,000 vectors: enough for the search to split the table across reader connections (one
+    /// range per 20,000 vectors, up to the cores). The hits must be the exact ranking, computed
+    /// here in double precision, with and without a model filter; a vector split between ranges,
+    /// or a range scanned twice or not at all, changes them.
+    @Test func aSearchSplitAcrossReadersFindsTheExactNearest() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        let count = 41_000, dimensions = 8
+        let repos = (0..<count).map { Repo(id: RepoID("repo:v\($0)"), fullName: "owner/v\($0)") }
+        try await store.upsert(repos)
+        var random = SeededRandom(seed: 23)
+        var vectors: [[Float]] = []
+        var sql = ""
+        for index in 0..<count {
+            let vector = (0..<dimensions).map { _ in Float(random.nextUnit() * 2 - 1) }
+            vectors.append(vector)
+            let hex = vector.map { String(format: "%08x", $0.bitPattern.byteSwapped) }.joined()
+            sql += "INSERT INTO repo_vector (repo, vector) VALUES ((SELECT seq FROM repo WHERE id = 'repo:v\(index)'), X'\(hex)');"
+        }
+        sql += "UPDATE repo SET embedding_dim = \(dimensions), embedding_model = 'm', embedded_revision = revision;"
+        try await store.execute(sql)
+
+        func exact(_ query: [Float]) -> [RepoID] {
+            func length(_ v: [Float]) -> Double { v.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
+            let scored = vectors.enumerated().map { index, vector -> (Double, Int) in
+                (zip(query, vector).reduce(0) { $0 + Double($1.0) * Double($1.1) } / (length(query) * length(vector)), index)
+            }
+            return scored.sorted { $0.0 > $1.0 }.prefix(10).map { RepoID("repo:v\($0.1)") }
+        }
+        // Random queries, and the stored vectors at the ends of the table and around the
+        // places a split into two, three or four ranges falls (each must find itself first).
+        var queries = (0..<5).map { _ in (0..<dimensions).map { _ in Float(random.nextUnit() * 2 - 1) } }
+        for fraction in [0, 1, 2, 3, 4].map({ count * $0 / 4 }) + [count / 3, 2 * count / 3] {
+            for index in [fraction - 1, fraction, fraction + 1] where vectors.indices.contains(index) { queries.append(vectors[index]) }
+        }
+        for query in queries {
+            let expected = exact(query)
+            let hits = try await store.nearest(to: query, limit: 10, filter: SearchFilter())
+            #expect(hits.map(\.repo.id) == expected)
+            let byModel = try await store.nearest(to: query, limit: 10, filter: SearchFilter(model: "m"))
+            #expect(byModel.map(\.repo.id) == expected)
+        }
+    }
+}
