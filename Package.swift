@@ -73,7 +73,7 @@ let package = Package(
         // One SQLite file: the embedded default (needs Debian's libsqlite3-dev to build).
         .target(
             name: "EmbedStarSQLiteStore",
-            dependencies: ["EmbedStarCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["EmbedStarCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             path: "Sources/Stores/SQLite"
         ),
         // What plugin authors test with: the conformance suites every provider and store must pass.

@@ -1,6 +1,7 @@
 import EmbedStarCore
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 
 /// Repos and their vectors in one SQLite file: the embedded default, nothing to run.
@@ -261,12 +262,16 @@ public final class SQLiteStore: RepoStore, Sendable {
     private func search(query: [Float], limit: Int, filter: SearchFilter, byModel: Bool) async throws -> [SearchHit]? {
         let pool = try database()
         let kept = filter.model != nil && !byModel ? limit * 4 : limit
+        // The range of the table's keys (two index lookups; `count(*)` would read every page).
         let bounds = try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT min(repo) AS low, max(repo) AS high, count(*) AS n FROM repo_vector")
-                .map { (low: ($0["low"] as Int64?) ?? 0, high: ($0["high"] as Int64?) ?? 0, count: ($0["n"] as Int?) ?? 0) }
+            try Row.fetchOne(db, sql: "SELECT min(repo) AS low, max(repo) AS high FROM repo_vector")
+                .flatMap { row -> (low: Int64, high: Int64)? in
+                    guard let low = row["low"] as Int64?, let high = row["high"] as Int64? else { return nil }
+                    return (low, high)
+                }
         }
-        guard let bounds, bounds.count > 0 else { return [] }
-        let parts = max(1, min(Self.searchParts, bounds.count / 20_000))
+        guard let bounds else { return [] }
+        let parts = Int(max(1, min(Int64(Self.searchParts), (bounds.high - bounds.low) / 20_000)))
         let width = (bounds.high - bounds.low) / Int64(parts) + 1
         let scans = try await withThrowingTaskGroup(of: (best: TopK, scored: Int).self) { group in
             for part in 0..<parts {
@@ -329,20 +334,25 @@ public final class SQLiteStore: RepoStore, Sendable {
                 arguments += [model]
             }
         }
-        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        // Stepped through SQLite's C API: a GRDB row per vector (its Data, its checks) cost as
+        // much as the scoring. The blob is read where SQLite holds it, valid until the next step.
+        let statement = try db.makeStatement(sql: sql)
+        try statement.setArguments(arguments)
+        let raw = statement.sqliteStatement
         var scored = 0
-        try query.withUnsafeBytes { q in
-            let count = query.count
-            while let row = try rows.next() {
-                let score = try row.withUnsafeData(atIndex: 1) { data -> Double? in
-                    guard let data, data.count == count * 4 else { return nil }
-                    return data.withUnsafeBytes { v in VectorBlob.cosine(q.baseAddress!, v.baseAddress!, count: count) }
-                }
-                if let score {
-                    best.insert(score: score, seq: row[0])
-                    scored += 1
-                }
+        let bytes = Int32(query.count * 4)
+        query.withUnsafeBytes { q in
+            while sqlite3_step(raw) == SQLITE_ROW {
+                guard sqlite3_column_bytes(raw, 1) == bytes, let vector = sqlite3_column_blob(raw, 1),
+                      let score = VectorBlob.cosine(q.baseAddress!, vector, count: query.count)
+                else { continue }
+                best.insert(score: score, seq: sqlite3_column_int64(raw, 0))
+                scored += 1
             }
+        }
+        let result = sqlite3_reset(raw)
+        guard result == SQLITE_OK else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: result), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
         }
         return (best, scored)
     }
