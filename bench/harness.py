@@ -158,6 +158,20 @@ class Bench:
                                                  (row["reference_name"] + ": " + self.fmt(row["reference"], row["unit"])) if row["reference"] else "",
                                                  ratio, (row["goal"] or "") + ("  " + row["note"] if row["note"] else "")), flush=True)
 
+    def markdown(self, engine, elapsed, quick):
+        """The rows as a Markdown table, each figure a median with its min-max and runs."""
+        def cell(figure, unit):
+            return "%s, %d runs" % (self.fmt(figure, unit), figure["runs"]) if figure else ""
+        lines = ["### %s (%s, %d s)" % (engine or "SurrealDB", "quick" if quick else "default sizes", elapsed), "",
+                 "| part | what | embed-star (min-max) | reference (min-max) | ratio | goal | note |",
+                 "| --- | --- | --- | --- | --- | --- | --- |"]
+        for row in self.rows:
+            reference = (row["reference_name"] + ": " + cell(row["reference"], row["unit"])) if row["reference"] else ""
+            ratio = "%.0f%%" % (100 * row["ratio"]) if "ratio" in row else ""
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (row["part"], row["what"], cell(row["ours"], row["unit"]), reference,
+                                                               ratio, row["goal"] or "", row["note"]))
+        return "\n".join(lines) + "\n\n"
+
     # ---- parts
 
     def store_limit(self):
@@ -307,12 +321,13 @@ class Bench:
         claims it makes per second while nothing is pending (one worker polls, the others wait)."""
         count = self.args.inserts
         single = []
-        for number in range(max(10, count // 2)):
+        for number in range(5 + max(20, count // 2)):  # the first five warm the server and are not counted
             body = json.dumps({"model": "multilingual-e5-small-q4", "input": ["passage: latency probe %d" % number]}).encode()
             request = urllib.request.Request(self.model_url + "/v1/embeddings", data=body, headers={"Content-Type": "application/json"})
             started = time.perf_counter()
             urllib.request.urlopen(request, timeout=60).read()
-            single.append((time.perf_counter() - started) * 1000)
+            if number >= 5:
+                single.append((time.perf_counter() - started) * 1000)
         model_ms = statistics.median(single)
         for provider in ("mock", "openai"):
             latencies, idle = self.latencies(provider, count)
@@ -427,6 +442,9 @@ def main():
     parser.add_argument("--runs", type=int)
     parser.add_argument("--sizes")
     parser.add_argument("--json", default=".embed-star/bench.json")
+    parser.add_argument("--markdown", help="append this run's table to FILE, in Markdown")
+    parser.add_argument("--engine", default="", help="the SurrealDB engine, for the Markdown heading")
+    parser.add_argument("--skip-parts", default="", help="parts to leave out (e.g. model, on a second engine)")
     args = parser.parse_args()
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
@@ -444,14 +462,22 @@ def main():
     parts = {"store": bench.store_limit, "model": bench.model_limit, "naive": bench.naive_and_rerun,
              "memory": bench.memory_and_claims, "insert": bench.insert_latency, "scale": bench.scaling,
              "naivedb": bench.naive_database_bound}
+    skipped = set(filter(None, args.skip_parts.split(",")))
     for name in args.parts.split(","):
-        parts[name]()
+        if name not in parts:
+            raise SystemExit("unknown part %r (parts: %s)" % (name, ", ".join(parts)))
+        if name not in skipped:
+            parts[name]()
     elapsed = time.perf_counter() - started
     print("%d s in all (%s)" % (elapsed, "quick" if quick else "default sizes"))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"rows": bench.rows, "results": bench.results, "seconds": elapsed, "quick": quick}, f, indent=1)
     print("wrote %s" % args.json)
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write(bench.markdown(args.engine, elapsed, quick))
+        print("appended the table to %s" % args.markdown)
 
 
 if __name__ == "__main__":
