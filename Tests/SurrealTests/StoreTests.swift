@@ -1,7 +1,7 @@
 import EmbedStarCore
 import EmbedStarMockProvider
 import EmbedStarMockStore
-import EmbedStarSurrealStore
+@testable import EmbedStarSurrealStore
 import EmbedStarTesting
 import Foundation
 import Logging
@@ -94,7 +94,7 @@ struct StoreTests {
         _ = try await (a, b)
         try await first.store.prepare()
         let versions = try await first.client.query("SELECT VALUE record::id(id) FROM embed_star_migration").first?.array
-        #expect(versions.map { Set($0) } == [1, 2, 3, 4])
+        #expect(versions.map { Set($0) } == [1, 2, 3, 4, 5])
         // Repos that existed before the migration are pending and counted.
         var stats = try await first.store.stats(model: model)
         #expect(stats.pending == 20 && stats.total == 20)
@@ -103,6 +103,77 @@ struct StoreTests {
         _ = try await first.client.query("DELETE repo:syn0, repo:syn1")
         stats = try await first.store.stats(model: model)
         #expect(stats.total == 23 && stats.pending == 23)
+    }
+
+    /// A database migrated by an older embed-star (versions 1-4: four events, a typed vector)
+    /// ends with one event and an untyped vector, and the queue and counts still follow the
+    /// collector's inserts, changes and deletes; vectors written before and after read back.
+    @Test func aDatabaseOfTheFourEventSchemaMovesToOneEvent() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        let dialect = try SurrealDialect(serverVersion: try await fixture.client.version())
+        let old = Migrations(table: "repo", watchedFields: SurrealStore.collectorFields, dialect: dialect,
+                             found: .init(tableDefinition: "DEFINE TABLE repo TYPE ANY SCHEMAFULL"))
+        for migration in old.all where migration.version <= 4 {
+            _ = try await fixture.client.query((migration.statements + [
+                "CREATE \(dialect.recordFunction)('embed_star_migration', \(migration.version)) SET summary = 'old'",
+            ]).joined(separator: ";\n"))
+        }
+        var info = try await fixture.client.query("INFO FOR TABLE repo").last
+        #expect(Set(info?["events"].map(Self.keys) ?? []) == ["embed_star_enqueue", "embed_star_dequeue", "embed_star_count_up", "embed_star_count_down"])
+        #expect(info?["fields"]?["embedding"] != nil)
+        try await fixture.insert(SyntheticRepos.generate(count: 4))
+
+        try await fixture.store.prepare()
+        info = try await fixture.client.query("INFO FOR TABLE repo").last
+        #expect(info?["events"].map(Self.keys) == ["embed_star_repo"])
+        #expect(info?["fields"]?["embedding"] == nil)
+        #expect(Self.keys(info?["fields"]).allSatisfy { !$0.hasPrefix("embedding[") && !$0.hasPrefix("embedding.") })
+        #expect(try await fixture.store.stats(model: model).total == 4)
+        try await fixture.insert(SyntheticRepos.generate(count: 6).suffix(2))
+        _ = try await fixture.client.query("DELETE repo:syn0")
+        var stats = try await fixture.store.stats(model: model)
+        #expect(stats.total == 5 && stats.pending == 5)
+        let claimed = try await claim(fixture.store, "a")
+        #expect(claimed.count == 5)
+        let writes = claimed.map {
+            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
+        }
+        #expect(Set(try await fixture.store.write(writes, owner: "a").values) == [.applied])
+        stats = try await fixture.store.stats(model: model)
+        #expect(stats.embedded == 5 && stats.pending == 0)
+        let stored = try await fixture.client.query("SELECT VALUE embedding FROM ONLY repo:syn1").last
+        #expect(stored?.floatArray == [0.6, 0.8])
+        // A change of a watched field queues the repo again; a write of the vector alone does not.
+        _ = try await fixture.client.query("UPDATE repo:syn1 SET description = 'changed'; UPDATE repo:syn2 SET embedding_hash = 'other'")
+        #expect(try await claim(fixture.store, "b").map(\.repo.id.rawValue) == ["repo:syn1"])
+    }
+
+    /// A collector's `SCHEMAFULL` table keeps a defined vector field: without one the engine
+    /// would drop every vector written.
+    @Test func aSchemafullTableKeepsItsVectorField() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        // Each collector field and its members (SurrealDB 2 drops undefined members of an object).
+        let fields = SurrealStore.collectorFields.flatMap { ["DEFINE FIELD \($0) ON repo TYPE any", "DEFINE FIELD \($0).* ON repo TYPE any"] }
+        _ = try await fixture.client.query((["DEFINE TABLE repo SCHEMAFULL"] + fields).joined(separator: ";\n"))
+        try await fixture.insert(SyntheticRepos.generate(count: 2))
+        try await fixture.store.prepare()
+        let info = try await fixture.client.query("INFO FOR TABLE repo").last
+        #expect(info?["fields"]?["embedding"] != nil)
+        let claimed = try await claim(fixture.store, "a")
+        #expect(claimed.count == 2)
+        let writes = claimed.map {
+            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
+        }
+        #expect(Set(try await fixture.store.write(writes, owner: "a").values) == [.applied])
+        let stored = try await fixture.client.query("SELECT VALUE embedding FROM repo").last?.array ?? []
+        #expect(stored.map(\.floatArray) == [[0.6, 0.8], [0.6, 0.8]])
+    }
+
+    static func keys(_ object: SurrealValue?) -> [String] {
+        if case .object(let fields) = object { return fields.keys.sorted() }
+        return []
     }
 
     @Test(arguments: schemes)

@@ -16,6 +16,28 @@ struct Migrations {
     let table: String
     let watchedFields: [String]
     let dialect: SurrealDialect
+    /// What the database held before these migrations ran.
+    var found = FoundSchema()
+
+    /// The parts of the repo table's schema that decide what a migration may change.
+    struct FoundSchema: Equatable {
+        /// The collector's table is `SCHEMAFULL`: every field embed-star writes must be defined.
+        var schemafull = false
+        /// The vector field is typed as migration 1 typed it (`option<array<number>>`, with
+        /// nothing else a collector might have added).
+        var typedVectorIsOurs = false
+
+        /// Reads `INFO FOR DB` and `INFO FOR TABLE` answers.
+        init(tableDefinition: String? = nil, vectorDefinition: String? = nil) {
+            schemafull = tableDefinition?.contains("SCHEMAFULL") ?? false
+            typedVectorIsOurs = vectorDefinition.map { definition in
+                Self.ourVectorTypes.contains { definition.hasSuffix(" TYPE \($0) PERMISSIONS FULL") }
+            } ?? false
+        }
+
+        /// How 2.x and 3.x print the type migration 1 gave the vector field.
+        static let ourVectorTypes = ["option<array<number>>", "none | array<number>"]
+    }
 
     static let queue = "embed_queue"
     static let epoch = "d'1970-01-01T00:00:00Z'"
@@ -48,6 +70,25 @@ struct Migrations {
             """
     }
 
+    /// The one event on the repo table (migration 5): a created repo or one whose watched fields
+    /// changed is queued, a deleted one loses its entry, and both move the repo count. One event,
+    /// not one per job: SurrealDB 3 copies the record (vector included) for every event defined,
+    /// on every write, whether its condition holds or not.
+    var repoEvent: String {
+        let watched = watchedFields.joined(separator: ", ")
+        let record = dialect.recordFunction
+        return """
+            DEFINE EVENT OVERWRITE embed_star_repo ON TABLE \(table) \
+            WHEN $event != "UPDATE" OR $before.{\(watched)} != $after.{\(watched)} \
+            THEN { IF $event = "DELETE" { \
+            DELETE \(record)("\(Self.queue)", record::id($before.id)); \
+            UPSERT \(record)("embed_star_count", rand::int(0, 15)) SET n = (n ?? 0) - 1; \
+            } ELSE { \(Self.enqueue("$after.id", had: "$after.embedding_model", dialect: dialect)); \
+            IF $event = "CREATE" { UPSERT \(record)("embed_star_count", rand::int(0, 15)) SET n = (n ?? 0) + 1; }; \
+            }; }
+            """
+    }
+
     var all: [Migration] {
         [
             Migration(
@@ -55,7 +96,7 @@ struct Migrations {
                 summary: "embedding fields, the pending queue fed by events, counts",
                 statements: [
                     "DEFINE TABLE IF NOT EXISTS \(table) SCHEMALESS",
-                    "DEFINE FIELD IF NOT EXISTS embedding ON \(table) TYPE option<array<number>>",
+                ] + (found.schemafull ? ["DEFINE FIELD IF NOT EXISTS embedding ON \(table) TYPE option<array<number>>"] : []) + [
                     "DEFINE FIELD IF NOT EXISTS embedding_model ON \(table) TYPE option<string>",
                     "DEFINE FIELD IF NOT EXISTS embedding_hash ON \(table) TYPE option<string>",
                     "DEFINE FIELD IF NOT EXISTS embedding_generated_at ON \(table) TYPE option<datetime>",
@@ -108,6 +149,22 @@ struct Migrations {
                 version: 4,
                 summary: "queue entries record when they were made (queued_at), for the backlog's age",
                 statements: [enqueueEvent]
+            ),
+            Migration(
+                version: 5,
+                summary: "one event on the repo table instead of four, and the vector field untyped on a schemaless table (both cost the engine on every vector written)",
+                statements: [
+                    repoEvent,
+                    "REMOVE EVENT IF EXISTS embed_star_enqueue ON TABLE \(table)",
+                    "REMOVE EVENT IF EXISTS embed_star_dequeue ON TABLE \(table)",
+                    "REMOVE EVENT IF EXISTS embed_star_count_up ON TABLE \(table)",
+                    "REMOVE EVENT IF EXISTS embed_star_count_down ON TABLE \(table)",
+                ] + (found.typedVectorIsOurs && !found.schemafull ? [
+                    // The engine checked every number of every vector written against the
+                    // type (`embedding[*]`): half the write rate at 1,536 dimensions.
+                    "REMOVE FIELD IF EXISTS embedding[*] ON TABLE \(table)",
+                    "REMOVE FIELD IF EXISTS embedding ON TABLE \(table)",
+                ] : [])
             ),
         ]
     }
