@@ -41,6 +41,7 @@ class Session:
         self.id = 0
         await self.call("signin", [{"user": "root", "pass": "root"}])
         await self.call("use", [namespace, database])
+        self.database = database
         return self
 
     async def call(self, method, params):
@@ -124,13 +125,13 @@ def embed_star_schema(binary, host, database, dims):
     os.unlink(config)
 
 
-async def writes_per_second(host, name, count, dims, binary):
-    database = "ws%s%d_%d" % (name, dims, random.randint(0, 10**9))
-    session = await Session().open(host, "bench", database)
-    if name == "raw":
+async def writes_per_second(host, name, count, dims, binary=None, database=None):
+    """Writes COUNT vectors with variant NAME into a new database (or DATABASE, as it is)."""
+    session = await Session().open(host, "bench", database or "ws%s%d_%d" % (name, dims, random.randint(0, 10**9)))
+    if database is None and name == "raw":
         await session.query("DEFINE TABLE repo SCHEMALESS")
-    else:
-        embed_star_schema(binary, host, database, dims)
+    elif database is None:
+        embed_star_schema(binary, host, session.database, dims)
     ids = [record("repo", "r%d" % i) for i in range(count)]
     for start in range(0, count, 500):
         await session.query("INSERT INTO repo $r RETURN NONE", {"r": [

@@ -36,12 +36,7 @@ final class IdleWatch: Sendable {
     /// Waits until the watcher steps down, `stop` triggers or the task is cancelled; returns at
     /// once when no one is watching.
     func waitForWork(stop: StopSignal) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.waitForStepDown() }
-            group.addTask { await stop.waitUntilStopped() }
-            await group.next()
-            group.cancelAll()
-        }
+        await stop.wait { await self.waitForStepDown() }
     }
 
     private func waitForStepDown() async {

@@ -178,7 +178,14 @@ public final class Pipeline: Sendable {
         var outageStarted: ContinuousClock.Instant?
         var failures = 0
         var watching = false
-        defer { if watching { idleWatch.stepDown() } }
+        /// This worker stops watching for work (it found some, hit an error or ends).
+        func stopWatching() {
+            if watching {
+                watching = false
+                idleWatch.stepDown()
+            }
+        }
+        defer { stopWatching() }
         while !stop.isStopped {
             activity.heartbeat()
             if let open = protection.breaker.openFor, open > .zero {
@@ -198,10 +205,7 @@ public final class Pipeline: Sendable {
             } catch where !(error is CancellationError) && (error.isRetryable || idle == .poll) {
                 // The store is unreachable or restarting: wait and try again. A backfill gives
                 // up after `store_outage_seconds`; the service never does.
-                if watching {
-                    watching = false
-                    idleWatch.stepDown()
-                }
+                stopWatching()
                 let started = outageStarted ?? ContinuousClock.now
                 outageStarted = started
                 if idle == .finish, ContinuousClock.now - started > .seconds(configuration.storeOutageSeconds) { throw error }
@@ -221,10 +225,7 @@ public final class Pipeline: Sendable {
                 }
                 continue
             }
-            if watching {
-                watching = false
-                idleWatch.stepDown()
-            }
+            stopWatching()
             total.add(summary)
             activity.finished(summary)
             onBatch(summary)

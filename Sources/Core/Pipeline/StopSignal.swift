@@ -25,9 +25,15 @@ public final class StopSignal: Sendable {
 
     /// Sleeps for `duration`, returning early when stopped or cancelled.
     public func sleep(for duration: Duration) async {
-        if isStopped || duration <= .zero { return }
+        if duration <= .zero { return }
+        await wait { try? await Task.sleep(for: duration) }
+    }
+
+    /// Waits for `body` to return, or until stopped (then `body` is cancelled).
+    func wait(for body: @escaping @Sendable () async -> Void) async {
+        if isStopped { return }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: duration) }
+            group.addTask(operation: body)
             group.addTask { await self.waitUntilStopped() }
             await group.next()
             group.cancelAll()

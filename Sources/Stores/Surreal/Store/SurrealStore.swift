@@ -149,8 +149,8 @@ public final class SurrealStore: RepoStore {
             LET $ids = array::concat($fresh, $old);
             LET $stamped = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_token = $stamp, lease_until = $now + $lease
                 WHERE failed = false AND lease_until < $now RETURN VALUE id);
-            LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp AND lease_owner = $owner);
-            RETURN [array::len($ids), $leased, (SELECT * FROM $leased.repo)];
+            LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp);
+            RETURN [array::len($ids), $leased, (SELECT * OMIT embedding FROM $leased.repo)];
             """
         let variables: [String: SurrealValue] = [
             "limit": .int(Int64(request.limit)), "stale_limit": .int(Int64(max(0, request.staleLimit ?? request.limit))),
