@@ -215,12 +215,12 @@ public final class SurrealStore: RepoStore {
     /// One transaction per chunk. Each write first deletes its queue entry, but only if it is
     /// still leased to `owner` at the claimed revision, and updates the repo only if that delete
     /// took the entry; entries a write could not take are read back (their lease or revision
-    /// says why), and the claimed-revision ones this owner still holds are released.
+    /// says why), and those this owner still holds at a newer revision are released.
     ///
     /// Plain statements with a variable each, generated for the chunk's shape, not one `FOR` over
     /// an array of objects: the engine copies each vector out of the array it reads in a loop,
     /// and a set-based check (`[id, revision] INSIDE $keys`) compares every pair, while parsing
-    /// the statements costs little (measured against the engine: bench/write-statements.py).
+    /// the statements costs little (measured against the engine: bench/write_statements.py).
     static func writeSQL(vectors: [Bool]) -> String {
         var lines = ["BEGIN TRANSACTION", "LET $now = time::now()"]
         for (index, hasVector) in vectors.enumerated() {
