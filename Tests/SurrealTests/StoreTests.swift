@@ -31,15 +31,22 @@ struct StoreFixture {
     /// SurrealDB 2.x, tests creating their databases at once conflict on the namespace).
     func insert(_ repos: [Repo]) async throws {
         for chunk in stride(from: 0, to: repos.count, by: 500).map({ Array(repos[$0..<min($0 + 500, repos.count)]) }) {
-            var attempt = 0
-            while true {
-                do {
-                    _ = try await client.query("INSERT INTO repo $records RETURN NONE", ["records": .array(chunk.map(\.surrealRecord))])
-                    break
-                } catch let error as SurrealError where error.kind == .conflict && attempt < 10 {
-                    attempt += 1
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 10...(40 << min(attempt, 4)))))
-                }
+            try await setUp("INSERT INTO repo $records RETURN NONE", ["records": .array(chunk.map(\.surrealRecord))])
+        }
+    }
+
+    /// Runs a statement that sets up the test's database as a collector or an older version
+    /// would, trying again on a transaction conflict (on SurrealDB 2.x, tests creating their
+    /// databases at once conflict on the namespace).
+    @discardableResult
+    func setUp(_ sql: String, _ variables: [String: SurrealValue] = [:]) async throws -> [SurrealValue] {
+        var attempt = 0
+        while true {
+            do {
+                return try await client.query(sql, variables)
+            } catch let error as SurrealError where error.kind == .conflict && attempt < 10 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 10...(40 << min(attempt, 4)))))
             }
         }
     }
@@ -115,7 +122,7 @@ struct StoreTests {
         let old = Migrations(table: "repo", watchedFields: SurrealStore.collectorFields, dialect: dialect,
                              found: .init(tableDefinition: "DEFINE TABLE repo TYPE ANY SCHEMAFULL"))
         for migration in old.all where migration.version <= 4 {
-            _ = try await fixture.client.query((migration.statements + [
+            try await fixture.setUp((migration.statements + [
                 "CREATE \(dialect.recordFunction)('embed_star_migration', \(migration.version)) SET summary = 'old'",
             ]).joined(separator: ";\n"))
         }
@@ -156,7 +163,7 @@ struct StoreTests {
         defer { Task { await fixture.close() } }
         // Each collector field and its members (SurrealDB 2 drops undefined members of an object).
         let fields = SurrealStore.collectorFields.flatMap { ["DEFINE FIELD \($0) ON repo TYPE any", "DEFINE FIELD \($0).* ON repo TYPE any"] }
-        _ = try await fixture.client.query((["DEFINE TABLE repo SCHEMAFULL"] + fields).joined(separator: ";\n"))
+        try await fixture.setUp((["DEFINE TABLE repo SCHEMAFULL"] + fields).joined(separator: ";\n"))
         try await fixture.insert(SyntheticRepos.generate(count: 2))
         try await fixture.store.prepare()
         let info = try await fixture.client.query("INFO FOR TABLE repo").last

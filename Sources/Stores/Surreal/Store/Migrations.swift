@@ -152,13 +152,16 @@ struct Migrations {
             ),
             Migration(
                 version: 5,
-                summary: "one event on the repo table instead of four, the vector field untyped on a schemaless table (both cost the engine on every vector written), the claim index ordered by lease",
-                statements: [
+                summary: "one event on the repo table instead of four, the vector field untyped on a schemaless table (both cost the engine on every vector written), the claim index ordered by lease (3.x)",
+                statements: (dialect.major >= 3 ? [
                     // The claim index ordered by lease: a claim reads the free entries first and
                     // stops at its limit, not every leased entry before them (the backfill's
                     // claims read a quadratic number of entries without it). Same name, so an
-                    // older instance's claim uses it too.
+                    // older instance's claim uses it too. Not on 2.x: its memory and SurrealKV
+                    // storage can lose one of two concurrent writes of a record, and an index
+                    // key that moves with every lease would be lost with it.
                     "DEFINE INDEX OVERWRITE embed_queue_claim ON \(Self.queue) FIELDS stale, failed, lease_until",
+                ] : []) + [
                     repoEvent,
                     "REMOVE EVENT IF EXISTS embed_star_enqueue ON TABLE \(table)",
                     "REMOVE EVENT IF EXISTS embed_star_dequeue ON TABLE \(table)",
