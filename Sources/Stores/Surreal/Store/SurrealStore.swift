@@ -244,10 +244,11 @@ public final class SurrealStore: RepoStore {
     public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
         var outcomes: [RepoID: WriteOutcome] = [:]
         for chunk in Self.chunks(writes) {
-            var variables: [String: SurrealValue] = ["owner": .string(owner)]
+            let queueIDs = chunk.map { queueID($0.id) }
+            var variables: [String: SurrealValue] = ["owner": .string(owner), "qs": .array(queueIDs)]
             var vectors: [Bool] = []
             for (index, write) in chunk.enumerated() {
-                variables["q\(index)"] = queueID(write.id)
+                variables["q\(index)"] = queueIDs[index]
                 variables["r\(index)"] = recordID(write.id)
                 variables["n\(index)"] = .int(Int64(write.revision) ?? -1)
                 variables["m\(index)"] = .string(write.model)
@@ -261,7 +262,6 @@ public final class SurrealStore: RepoStore {
                     vectors.append(false)
                 }
             }
-            variables["qs"] = .array(chunk.map { queueID($0.id) })
             let sql = Self.writeSQL(vectors: vectors)
             let results: [SurrealValue]
             do {
@@ -277,8 +277,8 @@ public final class SurrealStore: RepoStore {
             let applied = Set(ok.compactMap(\.recordID))
             var entries: [RecordID: SurrealValue] = [:]
             for entry in left { if let id = entry["id"]?.recordID { entries[id] = entry } }
-            for write in chunk {
-                guard case .recordID(let id) = queueID(write.id) else {
+            for (write, queued) in zip(chunk, queueIDs) {
+                guard case .recordID(let id) = queued else {
                     outcomes[write.id] = .notFound
                     continue
                 }
