@@ -124,8 +124,9 @@ struct ChangeTests {
         #expect(converged, "every repo must end with a vector of the new model: \(final.vectors)")
         #expect(final.total == 650)
         #expect(try await fixture.store.stats(model: modelB) == StoreStats(total: 650, embedded: 650, pending: 0, failed: 0, leased: 0))
-        let queue = try await fixture.client.query("RETURN (SELECT count() FROM embed_queue GROUP ALL)[0].count ?? 0").last?.int
-        #expect(queue == 0, "nothing stays queued")
+        let queue = try await fixture.client.query("SELECT * FROM embed_queue").last?.array ?? []
+        let left = queue.isEmpty ? [] : try await fixture.client.query("SELECT id, embedding_model, embedding_hash FROM $ids", ["ids": .array(queue.compactMap { $0["repo"] })]).last?.array ?? []
+        #expect(queue.isEmpty, "nothing stays queued: \(queue.count) entries \(queue.prefix(3)), their repos \(left.prefix(3))")
         // The provider-side count: B embedded each repo once; A stopped embedding once B started.
         let textsOfB = providerB.statistics.texts
         #expect(textsOfB == 650, "model B embedded \(textsOfB) texts for 650 repos")

@@ -35,15 +35,16 @@ struct StoreFixture {
         }
     }
 
-    /// Runs a statement that sets up the test's database as a collector or an older version
-    /// would, trying again on a transaction conflict (on SurrealDB 2.x, tests creating their
-    /// databases at once conflict on the namespace).
+    /// Runs statements that set up the test's database as a collector or an older version
+    /// would, in one transaction, trying again on a conflict (on SurrealDB 2.x, tests creating
+    /// their databases at once conflict on the namespace). The transaction makes a retry start
+    /// from nothing: outside one, 2.x keeps the statements before the conflicting one.
     @discardableResult
     func setUp(_ sql: String, _ variables: [String: SurrealValue] = [:]) async throws -> [SurrealValue] {
         var attempt = 0
         while true {
             do {
-                return try await client.query(sql, variables)
+                return try await client.query("BEGIN TRANSACTION;\n\(sql);\nCOMMIT TRANSACTION;", variables)
             } catch let error as SurrealError where error.kind == .conflict && attempt < 10 {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 10...(40 << min(attempt, 4)))))
