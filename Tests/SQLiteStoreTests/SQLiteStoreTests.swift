@@ -1,7 +1,7 @@
 import EmbedStarCore
 import EmbedStarMockProvider
 import EmbedStarMockStore
-import EmbedStarSQLiteStore
+@testable import EmbedStarSQLiteStore
 import EmbedStarTesting
 import Foundation
 import GRDB
@@ -61,6 +61,40 @@ func temporaryFolder() throws -> URL {
         #expect(try await reopened.stats(model: "m").embedded == 1)
         let size = try FileManager.default.attributesOfItem(atPath: reopened.path)[.size] as? Int
         #expect(size != nil)
+        await reopened.shutdown()
+    }
+
+    /// A file from before schema version 4 (vectors, no byte codes) gets its codes when a new
+    /// version opens it, and its search finds each vector first, as before.
+    @Test func aFileFromBeforeTheByteCodesGetsThemAtOpen() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let repos = SyntheticRepos.generate(count: 30)
+        var random = SeededRandom(seed: 31)
+        let vectors = repos.map { _ in (0..<48).map { _ in Float(random.nextUnit() * 2 - 1) } }
+        do {
+            let store = SQLiteStore(directory: folder)
+            try await store.prepare()
+            try await store.upsert(repos)
+            let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 30, leaseDuration: .seconds(60), model: "m"))
+            let byID = Dictionary(uniqueKeysWithValues: zip(repos.map(\.id), vectors))
+            let outcomes = try await store.write(claimed.map {
+                RepoWrite(id: $0.repo.id, revision: $0.revision, model: "m", change: .embedded(vector: byID[$0.repo.id]!, contentHash: "h", generatedAt: Date()))
+            }, owner: "a")
+            #expect(outcomes.count == 30 && Set(outcomes.values) == [.applied])
+            // What version 3 left: no code table, the migration not on record.
+            try await store.execute("DROP TABLE repo_vector_code; DELETE FROM embed_star_migration WHERE version = 4")
+            await store.shutdown()
+        }
+        let reopened = SQLiteStore(directory: folder)
+        try await reopened.prepare()
+        let codes = try await DatabaseQueue(path: reopened.path).read { try Int.fetchOne($0, sql: "SELECT count(*) FROM repo_vector_code") }
+        #expect(codes == 30)
+        for (repo, vector) in zip(repos, vectors) {
+            let hits = try await reopened.nearest(to: vector, limit: 3, filter: SearchFilter())
+            #expect(hits.first?.repo.id == repo.id)
+            #expect(abs((hits.first?.score ?? 0) - 1) < 1e-5, "the first hit's score is its exact cosine")
+        }
         await reopened.shutdown()
     }
 
@@ -184,6 +218,8 @@ func temporaryFolder() throws -> URL {
         }
         sql += "UPDATE repo SET embedding_dim = \(dimensions), embedding_model = 'm', embedded_revision = revision;"
         try await store.execute(sql)
+        // The byte codes as the schema migration makes them for vectors stored before it.
+        try await DatabaseQueue(path: store.path).write { try SQLiteMigrations.fillCodes($0) }
 
         func exact(_ query: [Float]) -> [RepoID] {
             func length(_ v: [Float]) -> Double { v.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
@@ -200,10 +236,12 @@ func temporaryFolder() throws -> URL {
         }
         for query in queries {
             let expected = exact(query)
-            let hits = try await store.nearest(to: query, limit: 10, filter: SearchFilter())
-            #expect(hits.map(\.repo.id) == expected)
-            let byModel = try await store.nearest(to: query, limit: 10, filter: SearchFilter(model: "m"))
-            #expect(byModel.map(\.repo.id) == expected)
+            for scan in [true, false] {  // over the floats, and over the codes then the floats
+                let hits = try await store.nearest(to: query, limit: 10, filter: SearchFilter(), exact: scan)
+                #expect(hits.map(\.repo.id) == expected, "exact: \(scan)")
+                let byModel = try await store.nearest(to: query, limit: 10, filter: SearchFilter(model: "m"), exact: scan)
+                #expect(byModel.map(\.repo.id) == expected, "exact: \(scan)")
+            }
         }
     }
 }

@@ -43,4 +43,27 @@ public enum VectorKernels {
         }
         return (dot, squared)
     }
+
+    /// The dot product of `count` signed bytes at `a` and `b`, exact in 32-bit integers (a
+    /// product is at most 127 * 128; the sum of 2^17 of them fits). Each step widens 16 bytes to
+    /// 16-bit lanes, multiplies, and adds pairs into 32-bit lanes, which the baseline x86-64
+    /// target has one instruction for (`pmaddwd`).
+    @inlinable @inline(__always)
+    public static func dot(int8 a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Int32 {
+        var lanes = SIMD8<Int32>()
+        var i = 0
+        while i + 16 <= count {
+            let x = SIMD16<Int16>(truncatingIfNeeded: a.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self))
+            let y = SIMD16<Int16>(truncatingIfNeeded: b.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self))
+            let products = x &* y
+            lanes &+= SIMD8<Int32>(truncatingIfNeeded: products.evenHalf) &+ SIMD8<Int32>(truncatingIfNeeded: products.oddHalf)
+            i += 16
+        }
+        var sum = lanes.wrappedSum()
+        while i < count {
+            sum &+= Int32(a.load(fromByteOffset: i, as: Int8.self)) &* Int32(b.load(fromByteOffset: i, as: Int8.self))
+            i += 1
+        }
+        return sum
+    }
 }

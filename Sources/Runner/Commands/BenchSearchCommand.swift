@@ -1,5 +1,6 @@
 import ArgumentParser
 import EmbedStarCore
+import EmbedStarSQLiteStore
 import Foundation
 
 /// Measures what a search costs on the configured store, without the query's embedding (for bench/ scripts).
@@ -50,6 +51,24 @@ struct BenchSearchCommand: AsyncParsableCommand {
             result["search_ms_min"] = all.min
             result["search_ms_max"] = all.max
             result["hits"] = Double(all.hits)
+            // The SQLite store scans byte codes first: its recall@10 against the exact scan over
+            // the floats, and the exact scan's time, on the same queries.
+            if let sqlite = store as? SQLiteStore {
+                var exactTimes: [Double] = []
+                var found = 0, wanted = 0
+                for _ in 0..<samples {
+                    let vector = query()
+                    let started = ContinuousClock.now
+                    let exact = try await sqlite.nearest(to: vector, limit: limit, filter: SearchFilter(), exact: true)
+                    exactTimes.append((ContinuousClock.now - started).seconds * 1000)
+                    let fast = try await sqlite.nearest(to: vector, limit: limit, filter: SearchFilter())
+                    found += Set(exact.map(\.repo.id)).intersection(fast.map(\.repo.id)).count
+                    wanted += exact.count
+                }
+                exactTimes.sort()
+                result["exact_ms_median"] = exactTimes[exactTimes.count / 2]
+                result["recall_at_limit"] = wanted == 0 ? 0 : Double(found) / Double(wanted)
+            }
             if let language {
                 let filtered = try await time(SearchFilter(language: language))
                 result["language_ms_median"] = filtered.median
