@@ -44,20 +44,19 @@ public enum VectorKernels {
         return (dot, squared)
     }
 
-    /// The dot product of `count` signed bytes at `a` and `b`, exact in 32-bit integers (a
-    /// product is at most 127 * 128; the sum of 2^17 of them fits). Each step widens 16 bytes to
-    /// 16-bit lanes, multiplies, and adds pairs into 32-bit lanes, which the baseline x86-64
-    /// target has one instruction for (`pmaddwd`).
+    /// The dot product of `count` signed bytes at `a` and `b`, exact in 32-bit integers. Eight
+    /// bytes a step, widened to 32-bit lanes (70-100 ns for 384 bytes on the baseline x86-64
+    /// target, measured against 100-150 ns for a plain loop or 16-lane steps).
     @inlinable @inline(__always)
     public static func dot(int8 a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Int32 {
-        var lanes = SIMD8<Int32>()
+        var lanes = SIMD4<Int32>()
         var i = 0
-        while i + 16 <= count {
-            let x = SIMD16<Int16>(truncatingIfNeeded: a.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self))
-            let y = SIMD16<Int16>(truncatingIfNeeded: b.loadUnaligned(fromByteOffset: i, as: SIMD16<Int8>.self))
+        while i + 8 <= count {
+            let x = SIMD8<Int32>(truncatingIfNeeded: a.loadUnaligned(fromByteOffset: i, as: SIMD8<Int8>.self))
+            let y = SIMD8<Int32>(truncatingIfNeeded: b.loadUnaligned(fromByteOffset: i, as: SIMD8<Int8>.self))
             let products = x &* y
-            lanes &+= SIMD8<Int32>(truncatingIfNeeded: products.evenHalf) &+ SIMD8<Int32>(truncatingIfNeeded: products.oddHalf)
-            i += 16
+            lanes &+= products.lowHalf &+ products.highHalf
+            i += 8
         }
         var sum = lanes.wrappedSum()
         while i < count {

@@ -288,9 +288,11 @@ public final class SQLiteStore: RepoStore, Sendable {
         let kept = filter.model != nil && !byModel ? limit * 4 : limit
         let source: VectorSource = exact ? .floats(query) : .codes(VectorCode(query))
         let wanted = exact ? kept : Self.candidates(for: kept)
-        // The range of the table's keys (two index lookups; `count(*)` would read every page).
+        // The range of the table's keys: two lookups, each its own query. SQLite looks up a
+        // lone `min()` or `max()` in the key's order, but reads the whole table for both in one
+        // (40 ms of every search at 100,000 vectors), as it would for `count(*)`.
         let bounds = try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT min(repo) AS low, max(repo) AS high FROM repo_vector")
+            try Row.fetchOne(db, sql: "SELECT (SELECT min(repo) FROM repo_vector) AS low, (SELECT max(repo) FROM repo_vector) AS high")
                 .flatMap { row -> (low: Int64, high: Int64)? in
                     guard let low = row["low"] as Int64?, let high = row["high"] as Int64? else { return nil }
                     return (low, high)
