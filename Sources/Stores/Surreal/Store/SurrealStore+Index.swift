@@ -106,10 +106,13 @@ extension SurrealStore {
     func nearestIndexed(_ vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]? {
         guard indexedDimensions.withLock({ $0 }) == vector.count else { return nil }
         let candidates = filter.language == nil && filter.model == nil ? limit : limit * 10
-        // KNN sizes take no parameters; both are integers computed here.
+        // KNN sizes take no parameters; both are integers computed here. The search breadth
+        // (ef) is at least 100: at 5,000 random vectors, recall@10 was 0.44 at 40 and 0.66 at
+        // 100, for 1.4 ms more; on the real model's vectors both found every neighbour
+        // (bench/surreal_hnsw.py).
         let sql = """
             SELECT *, vector::distance::knn() AS distance OMIT embedding FROM \(configuration.table) \
-            WHERE embedding <|\(candidates),\(max(40, candidates * 2))|> $q ORDER BY distance
+            WHERE embedding <|\(candidates),\(max(100, candidates * 2))|> $q ORDER BY distance
             """
         let rows = try await client.query(sql, ["q": .floats(vector)]).first?.array ?? []
         var hits: [SearchHit] = []
