@@ -9,8 +9,9 @@ import Logging
 /// The same contract as the server stores. Every change runs in an `IMMEDIATE` transaction, so
 /// claims, conditional writes and failures are atomic even when several processes share the file
 /// (WAL mode: readers never wait for the writer). Records are kept as the collector's JSON and
-/// read leniently; vectors are little-endian float32 blobs (4 bytes per dimension). Search is an
-/// exact cosine scan over every vector of the query's dimension.
+/// read leniently; vectors are little-endian float32 blobs (4 bytes per dimension), each with a
+/// byte code (`VectorCode`). Search scans the codes of the query's dimension, then scores the
+/// best candidates exactly from their floats.
 public final class SQLiteStore: RepoStore, Sendable {
     private let configuration: Configuration
     private let file: URL
