@@ -15,6 +15,21 @@ func temporaryFolder() throws -> URL {
     return folder
 }
 
+/// A vector as the blob an SQL literal writes (`X'...'`), as an older version stored it.
+func hexBlob(_ vector: [Float]) -> String {
+    vector.map { String(format: "%08x", $0.bitPattern.byteSwapped) }.joined()
+}
+
+/// Claims up to `limit` repos as `owner` and writes each its vector from `vectors` (model "m").
+func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: String, limit: Int) async throws
+    -> (claimed: [ClaimedRepo], outcomes: [RepoID: WriteOutcome]) {
+    let claimed = try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: "m"))
+    let outcomes = try await store.write(claimed.map {
+        RepoWrite(id: $0.repo.id, revision: $0.revision, model: "m", change: .embedded(vector: vectors[$0.repo.id]!, contentHash: "h", generatedAt: Date()))
+    }, owner: owner)
+    return (claimed, outcomes)
+}
+
 @Suite struct SQLiteStoreTests {
     @Test(arguments: StoreCheck.allCases)
     func conformance(_ check: StoreCheck) async throws {
@@ -76,14 +91,13 @@ func temporaryFolder() throws -> URL {
             let store = SQLiteStore(directory: folder)
             try await store.prepare()
             try await store.upsert(repos)
-            let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 30, leaseDuration: .seconds(60), model: "m"))
-            let byID = Dictionary(uniqueKeysWithValues: zip(repos.map(\.id), vectors))
-            let outcomes = try await store.write(claimed.map {
-                RepoWrite(id: $0.repo.id, revision: $0.revision, model: "m", change: .embedded(vector: byID[$0.repo.id]!, contentHash: "h", generatedAt: Date()))
-            }, owner: "a")
+            let outcomes = try await claimAndWrite(store, Dictionary(uniqueKeysWithValues: zip(repos.map(\.id), vectors)), owner: "a", limit: 30).outcomes
             #expect(outcomes.count == 30 && Set(outcomes.values) == [.applied])
             // What version 3 left: no code table, the migration not on record.
-            try await store.execute("DROP TABLE repo_vector_code; DELETE FROM embed_star_migration WHERE version = 4")
+            try await store.execute("""
+                DROP TRIGGER repo_vector_uncoded_insert; DROP TRIGGER repo_vector_uncoded_update;
+                DROP TABLE repo_vector_uncoded; DROP TABLE repo_vector_code; DELETE FROM embed_star_migration WHERE version = 4
+                """)
             await store.shutdown()
         }
         let reopened = SQLiteStore(directory: folder)
@@ -96,6 +110,53 @@ func temporaryFolder() throws -> URL {
             #expect(abs((hits.first?.score ?? 0) - 1) < 1e-5, "the first hit's score is its exact cosine")
         }
         await reopened.shutdown()
+    }
+
+    /// A rolling deploy: a version from before the byte codes, still running, writes and
+    /// changes vectors as it always did (no code). Search finds them by their floats at once,
+    /// not by a stale code, and the next start codes them.
+    @Test func vectorsAnOlderVersionWritesAreFoundAndCodedAtTheNextStart() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        let repos = SyntheticRepos.generate(count: 12)
+        try await store.upsert(repos)
+        var random = SeededRandom(seed: 37)
+        let vectors = repos.map { _ in (0..<24).map { _ in Float(random.nextUnit() * 2 - 1) } }
+        let byID = Dictionary(uniqueKeysWithValues: zip(repos.map(\.id), vectors))
+        let claimed = try await claimAndWrite(store, byID, owner: "new", limit: 6).claimed
+        // The older version: the other six repos' vectors, and a new vector for one the new
+        // version coded (its old code must not answer for it).
+        let newIDs = Set(claimed.map(\.repo.id))
+        let older = repos.filter { !newIDs.contains($0.id) }
+        let changed = claimed[0].repo.id
+        let replacement = vectors[repos.firstIndex { $0.id == older[0].id }!].map { -$0 }
+        var sql = ""
+        for repo in older {
+            sql += "INSERT OR REPLACE INTO repo_vector (repo, vector) SELECT seq, X'\(hexBlob(byID[repo.id]!))' FROM repo WHERE id = '\(repo.id.rawValue)';"
+        }
+        sql += "UPDATE repo_vector SET vector = X'\(hexBlob(replacement))' WHERE repo = (SELECT seq FROM repo WHERE id = '\(changed.rawValue)');"
+        sql += "UPDATE repo SET embedding_dim = 24, embedding_model = 'm', embedded_revision = revision;"
+        try await store.execute(sql)
+        func check(_ store: SQLiteStore) async throws {
+            for repo in older {
+                #expect(try await store.nearest(to: byID[repo.id]!, limit: 1, filter: SearchFilter()).first?.repo.id == repo.id)
+            }
+            let hit = try await store.nearest(to: replacement, limit: 1, filter: SearchFilter()).first
+            #expect(hit?.repo.id == changed && abs((hit?.score ?? 0) - 1) < 1e-5, "the changed vector is found by its new floats")
+        }
+        try await check(store)
+        func uncoded(_ store: SQLiteStore) async throws -> Int? {
+            try await DatabaseQueue(path: store.path).read { try Int.fetchOne($0, sql: "SELECT count(*) FROM repo_vector_uncoded") }
+        }
+        #expect(try await uncoded(store) == 7)
+        await store.shutdown()
+        let restarted = SQLiteStore(directory: folder)
+        try await restarted.prepare()
+        #expect(try await uncoded(restarted) == 0)
+        try await check(restarted)
+        await restarted.shutdown()
     }
 
     /// Item 5 of issue 14: when the shutdown deadline cancels batches in flight, their claims
@@ -213,8 +274,7 @@ func temporaryFolder() throws -> URL {
         for index in 0..<count {
             let vector = (0..<dimensions).map { _ in Float(random.nextUnit() * 2 - 1) }
             vectors.append(vector)
-            let hex = vector.map { String(format: "%08x", $0.bitPattern.byteSwapped) }.joined()
-            sql += "INSERT INTO repo_vector (repo, vector) VALUES ((SELECT seq FROM repo WHERE id = 'repo:v\(index)'), X'\(hex)');"
+            sql += "INSERT INTO repo_vector (repo, vector) VALUES ((SELECT seq FROM repo WHERE id = 'repo:v\(index)'), X'\(hexBlob(vector))');"
         }
         sql += "UPDATE repo SET embedding_dim = \(dimensions), embedding_model = 'm', embedded_revision = revision;"
         try await store.execute(sql)
