@@ -42,3 +42,32 @@ import Testing
         }
     }
 }
+
+/// On 2.x an instance's claims wait in one line: never two at once, each in its turn.
+@Suite struct ClaimLineTests {
+    @Test func claimsRunOneAtATimeOn2xOnly() async throws {
+        #expect(try SurrealDialect(serverVersion: "surrealdb-2.3.10").claimsOneAtATime)
+        #expect(try !SurrealDialect(serverVersion: "surrealdb-3.2.4").claimsOneAtATime)
+        let line = ClaimLine()
+        let tally = Tally()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    await line.enter()
+                    await tally.enter()
+                    await Task.yield()
+                    await tally.leave()
+                    await line.leave()
+                }
+            }
+        }
+        let (most, done) = (await tally.most, await tally.done)
+        #expect(most == 1 && done == 8)
+    }
+
+    actor Tally {
+        var inside = 0, most = 0, done = 0
+        func enter() { inside += 1; most = max(most, inside) }
+        func leave() { inside -= 1; done += 1 }
+    }
+}

@@ -23,6 +23,9 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
 
     /// `DEFINE INDEX ... COUNT` (3.x only).
     var hasCountIndexes: Bool { major >= 3 }
+    /// Two concurrent conditional UPDATEs of one record can both commit (2.x's storage): an
+    /// instance's workers claim one at a time, so they never hold one entry both.
+    var claimsOneAtATime: Bool { major < 3 }
 
     var description: String { version }
 

@@ -16,6 +16,8 @@ public final class SurrealStore: RepoStore {
     private let preparedDialect = Mutex<SurrealDialect?>(nil)
     /// What this process knows of the queue's model, sweep and check (``QueueState``).
     let queueState = Mutex(QueueState())
+    /// Where this instance's claims wait their turn when the server needs them one at a time.
+    let claimLine = ClaimLine()
     /// The dimension of the HNSW index on the vectors, once it was built and checked (nil: search by scan).
     let indexedDimensions = Mutex<Int?>(nil)
     /// The dimension of the HNSW index defined, checked or not.
@@ -126,6 +128,19 @@ public final class SurrealStore: RepoStore {
     }
 
     private func claimQueued(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        guard try await dialect().claimsOneAtATime else { return try await claimQueuedNow(request) }
+        await claimLine.enter()
+        do {
+            let claimed = try await claimQueuedNow(request)
+            await claimLine.leave()
+            return claimed
+        } catch {
+            await claimLine.leave()
+            throw error
+        }
+    }
+
+    private func claimQueuedNow(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
         // New and changed repos first; repos only another model embedded (stale) after them,
         // within `staleLimit`. Each select is leased in the same request; the UPDATE's condition
         // makes a repo another instance leased a moment before drop out. Nothing is handed out
@@ -571,5 +586,23 @@ extension SurrealValue {
         case .duration(let duration): return .int(Int64(duration.seconds))
         case .tagged(_, let inner): return inner.json
         }
+    }
+}
+
+/// One claim at a time, in arrival order (`SurrealDialect.claimsOneAtATime`).
+actor ClaimLine {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    func enter() async {
+        guard busy else {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func leave() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
     }
 }
