@@ -336,8 +336,8 @@ public final class SQLiteStore: RepoStore, Sendable {
             scored += scan.scored
         }
         let candidates = best.sorted()
-        let ranked = try await pool.read { db -> [(score: Double, seq: Int64)] in
-            guard !exact else { return candidates }
+        // The exact scan's candidates are its result; the codes' are scored again from floats.
+        let ranked = exact ? candidates : try await pool.read { db -> [(score: Double, seq: Int64)] in
             var exactly = TopK(capacity: kept)
             let statement = try db.cachedStatement(sql: "SELECT vector FROM repo_vector WHERE repo = ?")
             query.withUnsafeBytes { q in
