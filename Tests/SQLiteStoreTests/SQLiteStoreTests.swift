@@ -20,6 +20,11 @@ func hexBlob(_ vector: [Float]) -> String {
     vector.map { String(format: "%08x", $0.bitPattern.byteSwapped) }.joined()
 }
 
+/// The rows of a table of the store's file.
+func rowCount(_ store: SQLiteStore, _ table: String) async throws -> Int {
+    try await DatabaseQueue(path: store.path).read { try Int.fetchOne($0, sql: "SELECT count(*) FROM \(table)") ?? -1 }
+}
+
 /// Claims up to `limit` repos as `owner` and writes each its vector from `vectors` (model "m").
 func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: String, limit: Int) async throws
     -> (claimed: [ClaimedRepo], outcomes: [RepoID: WriteOutcome]) {
@@ -294,14 +299,77 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         for fraction in [0, 1, 2, 3, 4].map({ count * $0 / 4 }) + [count / 3, 2 * count / 3] {
             for index in [fraction - 1, fraction, fraction + 1] where vectors.indices.contains(index) { queries.append(vectors[index]) }
         }
-        for query in queries {
-            let expected = exact(query)
-            for scan in [true, false] {  // over the floats, and over the codes then the floats
-                let hits = try await store.nearest(to: query, limit: 10, filter: SearchFilter(), exact: scan)
-                #expect(hits.map(\.repo.id) == expected, "exact: \(scan)")
-                let byModel = try await store.nearest(to: query, limit: 10, filter: SearchFilter(model: "m"), exact: scan)
-                #expect(byModel.map(\.repo.id) == expected, "exact: \(scan)")
+        // Codes unpacked (every block stale), then packed in blocks, then with every third
+        // block stale again and one code changed in it (the stale blocks' rows are read).
+        for phase in ["unpacked", "packed", "partly stale"] {
+            if phase == "packed" {
+                #expect(try await store.pack() == (count - 1) / 256 + 1)
+                #expect(try await rowCount(store, "repo_code_stale") == 0)
+            }
+            if phase == "partly stale" {
+                vectors[2 * 256 + 5] = vectors[2 * 256 + 5].map { -$0 }
+                try await store.execute("""
+                    UPDATE repo_vector SET vector = X'\(hexBlob(vectors[2 * 256 + 5]))' WHERE repo = (SELECT seq FROM repo WHERE id = 'repo:v\(2 * 256 + 5)');
+                    UPDATE repo_vector_code SET code = code WHERE repo % 768 = 0;
+                    """)
+                try await DatabaseQueue(path: store.path).write { try SQLiteMigrations.codeUncoded($0) }
+                #expect(try await rowCount(store, "repo_code_stale") == count / 768 + 1)
+                queries.append(vectors[2 * 256 + 5])
+            }
+            for query in queries {
+                let expected = exact(query)
+                for scan in [true, false] {  // over the floats, and over the codes then the floats
+                    let hits = try await store.nearest(to: query, limit: 10, filter: SearchFilter(), exact: scan)
+                    #expect(hits.map(\.repo.id) == expected, "exact: \(scan), \(phase)")
+                    let byModel = try await store.nearest(to: query, limit: 10, filter: SearchFilter(model: "m"), exact: scan)
+                    #expect(byModel.map(\.repo.id) == expected, "exact: \(scan), \(phase)")
+                }
             }
         }
+    }
+
+    /// A block is stale as soon as one of its codes is written, changed or removed (a repo
+    /// deleted with its vector included); packing rebuilds it from the code table.
+    @Test func packedBlocksFollowEveryChangeToTheCodes() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        let repos = (0..<600).map { Repo(id: RepoID("repo:b\($0)"), fullName: "owner/b\($0)") }
+        try await store.upsert(repos)
+        var random = SeededRandom(seed: 5)
+        let vectors = Dictionary(uniqueKeysWithValues: repos.map { repo in (repo.id, (0..<16).map { _ in Float(random.nextUnit() * 2 - 1) }) })
+        _ = try await claimAndWrite(store, vectors, owner: "a", limit: 600)
+        #expect(try await rowCount(store, "repo_code_stale") == 3)  // seqs 1-600: blocks 0, 1 and 2
+        // The queue is dry: the next claim packs them.
+        #expect(try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m")).isEmpty)
+        #expect(try await rowCount(store, "repo_code_stale") == 0)
+        #expect(try await rowCount(store, "repo_code_block") == 3)
+        func first(_ vector: [Float]) async throws -> SearchHit? {
+            try await store.nearest(to: vector, limit: 1, filter: SearchFilter()).first
+        }
+        #expect(try await first(vectors[RepoID("repo:b300")]!)?.repo.id == RepoID("repo:b300"))
+        // A changed record is embedded again with another vector: its block is stale until the
+        // queue runs dry, and the new vector is found meanwhile and after.
+        var changed = repos[300]
+        changed.description = "changed"
+        try await store.upsert([changed])
+        var moved = vectors
+        moved[changed.id] = vectors[changed.id]!.map { -$0 }
+        _ = try await claimAndWrite(store, moved, owner: "a", limit: 10)
+        #expect(try await rowCount(store, "repo_code_stale") == 1)
+        #expect(try await first(moved[changed.id]!)?.repo.id == changed.id)
+        #expect(try await first(moved[changed.id]!)?.score ?? 0 > 0.999)
+        #expect(try await store.pack() == 1)
+        #expect(try await first(moved[changed.id]!)?.repo.id == changed.id)
+        #expect(try await first(moved[changed.id]!)?.score ?? 0 > 0.999)
+        // A deleted repo's code goes with it (cascade), and so does it from the blocks.
+        try await store.execute("DELETE FROM repo WHERE id = 'repo:b300'")
+        #expect(try await rowCount(store, "repo_code_stale") == 1)
+        #expect(try await first(moved[changed.id]!)?.repo.id != changed.id)
+        try await store.pack()
+        #expect(try await first(moved[changed.id]!)?.repo.id != changed.id)
+        #expect(try await first(vectors[RepoID("repo:b301")]!)?.repo.id == RepoID("repo:b301"))
+        await store.shutdown()
     }
 }

@@ -10,8 +10,8 @@ import Logging
 /// claims, conditional writes and failures are atomic even when several processes share the file
 /// (WAL mode: readers never wait for the writer). Records are kept as the collector's JSON and
 /// read leniently; vectors are little-endian float32 blobs (4 bytes per dimension), each with a
-/// byte code (`VectorCode`). Search scans the codes of the query's dimension, then scores the
-/// best candidates exactly from their floats.
+/// byte code (`VectorCode`), also packed 256 to a row (`CodeBlocks`). Search scans the codes of
+/// the query's dimension, then scores the best candidates exactly from their floats.
 public final class SQLiteStore: RepoStore, Sendable {
     private let configuration: Configuration
     private let file: URL
@@ -41,6 +41,23 @@ public final class SQLiteStore: RepoStore, Sendable {
             let coded = try await transaction { db in try SQLiteMigrations.codeUncoded(db) }
             logger.info("byte codes made for vectors written without them", metadata: ["vectors": "\(coded)"])
         }
+        let packed = try await pack()
+        if packed > 0 { logger.info("byte codes packed", metadata: ["blocks": "\(packed)"]) }
+    }
+
+    /// Rebuilds the stale blocks of byte codes (`CodeBlocks`), 64 in each transaction so a
+    /// writer of another process waits at most one of them (about 6 MB written at 384
+    /// dimensions); returns how many it rebuilt. One lookup when none is stale.
+    @discardableResult
+    public func pack() async throws -> Int {
+        let pool = try database()
+        var total = 0
+        while try await pool.read({ db in try CodeBlocks.anyStale(db) }) {
+            let packed = try await transaction { db in try CodeBlocks.pack(db, limit: 64) }
+            if packed == 0 { break }
+            total += packed
+        }
+        return total
     }
 
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
@@ -84,6 +101,15 @@ public final class SQLiteStore: RepoStore, Sendable {
         }
         for (id, reason) in unreadable {
             logger.warning("marked an unreadable record failed", metadata: ["repo": "\(id)", "reason": "\(reason)"])
+        }
+        if claimed.isEmpty && unreadable.isEmpty {
+            // The queue is dry: the codes written since the last time get packed for search.
+            // Search is right either way, so a failure here is logged, not the claim's.
+            do {
+                try await pack()
+            } catch {
+                logger.warning("packing byte codes failed; search reads them unpacked meanwhile", metadata: ["error": "\(error)"])
+            }
         }
         return claimed
     }
@@ -307,13 +333,21 @@ public final class SQLiteStore: RepoStore, Sendable {
         }
         guard let bounds else { return [] }
         let parts = Int(max(1, min(Int64(Self.searchParts), (bounds.high - bounds.low) / 20_000)))
-        let width = (bounds.high - bounds.low) / Int64(parts) + 1
+        // Without a filter on the repo's row, the codes are read in their packed blocks, and
+        // the ranges are ranges of blocks.
+        let packed = !exact && filter.language == nil && !byModel
+        let first = packed ? CodeBlocks.block(bounds.low) : bounds.low
+        let last = packed ? CodeBlocks.block(bounds.high) : bounds.high
+        let width = (last - first) / Int64(parts) + 1
         let scans = try await withThrowingTaskGroup(of: (best: TopK, scored: Int).self) { group in
             for part in 0..<parts {
-                let low = bounds.low + Int64(part) * width
+                let low = first + Int64(part) * width
                 group.addTask {
-                    try await pool.read { db in
-                        try Self.scan(db, source, kept: wanted, filter: filter, byModel: byModel, seqs: low..<(low + width))
+                    try await pool.read { db -> (best: TopK, scored: Int) in
+                        if packed, case .codes(let code) = source {
+                            return try CodeBlocks.scan(db, code, kept: wanted, blocks: low..<(low + width))
+                        }
+                        return try Self.scan(db, source, kept: wanted, filter: filter, byModel: byModel, seqs: low..<(low + width))
                     }
                 }
             }
@@ -416,35 +450,28 @@ public final class SQLiteStore: RepoStore, Sendable {
         }
         // Stepped through SQLite's C API: a GRDB row per vector (its Data, its checks) cost as
         // much as the scoring. The blob is read where SQLite holds it, valid until the next step.
-        let statement = try db.makeStatement(sql: sql)
-        try statement.setArguments(arguments)
-        let raw = statement.sqliteStatement
         var scored = 0
         switch source {
         case .floats(let query), .uncoded(let query):
-            query.withUnsafeBytes { q in
-                while sqlite3_step(raw) == SQLITE_ROW {
+            try query.withUnsafeBytes { q in
+                try CodeBlocks.step(db, sql: sql, arguments: arguments) { raw in
                     guard sqlite3_column_bytes(raw, 1) == Int32(bytes), let vector = sqlite3_column_blob(raw, 1),
                           let score = VectorBlob.cosine(q.baseAddress!, vector, count: dimensions)
-                    else { continue }
+                    else { return }
                     best.insert(score: score, seq: sqlite3_column_int64(raw, 0))
                     scored += 1
                 }
             }
         case .codes(let code?):
-            code.bytes.withUnsafeBytes { q in
-                while sqlite3_step(raw) == SQLITE_ROW {
-                    guard sqlite3_column_bytes(raw, 1) == Int32(bytes), let stored = sqlite3_column_blob(raw, 1) else { continue }
+            try code.bytes.withUnsafeBytes { q in
+                try CodeBlocks.step(db, sql: sql, arguments: arguments) { raw in
+                    guard sqlite3_column_bytes(raw, 1) == Int32(bytes), let stored = sqlite3_column_blob(raw, 1) else { return }
                     best.insert(score: code.score(q.baseAddress!, stored), seq: sqlite3_column_int64(raw, 0))
                     scored += 1
                 }
             }
         case .codes(nil):
             break
-        }
-        let result = sqlite3_reset(raw)
-        guard result == SQLITE_OK else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: result), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
         }
         return (best, scored)
     }
@@ -693,6 +720,9 @@ enum SQLiteMigrations {
               INSERT OR IGNORE INTO repo_vector_uncoded (repo) VALUES (NEW.repo);
             END;
             """),
+        // The codes packed in blocks (CodeBlocks); every block starts stale and is packed by
+        // `prepare`.
+        (5, CodeBlocks.migration),
     ]
 
     /// What a step needs done beyond its SQL, in the same transaction.
