@@ -93,3 +93,64 @@ final class ConcurrencyProvider: EmbeddingProvider {
         #expect(provider.mostAtOnce >= 3, "at most \(provider.mostAtOnce) provider calls ran at once")
     }
 }
+
+/// A store on which another instance holds a batch: it writes it when the pipeline asks for
+/// stats the second time (after it began waiting for it), and counts the claims made after that.
+final class OtherInstanceStore: ForwardingStore {
+    let inner: any RepoStore
+    let model: String
+    private struct State { var statsCalls = 0, claimsAfterWrite = 0, written = false, held: [ClaimedRepo] = [] }
+    private let state = Mutex(State())
+
+    init(_ inner: any RepoStore, model: String) {
+        self.inner = inner
+        self.model = model
+    }
+
+    var claimsAfterWrite: Int { state.withLock { $0.claimsAfterWrite } }
+
+    func holdBatch(limit: Int) async throws {
+        let held = try await inner.claimPending(ClaimRequest(owner: "other", limit: limit, leaseDuration: .seconds(60), model: model))
+        state.withLock { $0.held = held }
+    }
+
+    func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        state.withLock { if $0.written { $0.claimsAfterWrite += 1 } }
+        return try await inner.claimPending(request)
+    }
+
+    func stats(model: String) async throws -> StoreStats {
+        let (call, held) = state.withLock { state in
+            state.statsCalls += 1
+            return (state.statsCalls, state.held)
+        }
+        if call == 2 {
+            _ = try await inner.write(held.map {
+                RepoWrite(id: $0.repo.id, revision: $0.revision, model: self.model, change: .embedded(vector: [Float](repeating: 0.5, count: 32), contentHash: "h", generatedAt: Date()))
+            }, owner: "other")
+            state.withLock { $0.written = true }
+        }
+        return try await inner.stats(model: model)
+    }
+}
+
+@Suite struct BackfillEndTests {
+    /// Stores do what waits for the queue to run dry on a claim that finds nothing. A backfill
+    /// that waited for another instance's leases claims once more after they were written,
+    /// even when they were written between its last claim and its last look at the stats.
+    @Test func aBackfillThatWaitedForOthersClaimsOnceMoreAtTheEnd() async throws {
+        let mock = MockStore(repos: SyntheticRepos.generate(count: 20, seed: 6))
+        let probe = try await pipeline(mockProvider(), mock)
+        let store = OtherInstanceStore(mock, model: probe.modelIdentity)
+        try await store.holdBatch(limit: 10)
+        let pipeline = try await pipeline(mockProvider(), store) {
+            $0.parallelWorkers = 1
+            $0.pollIntervalMs = 10
+        }
+        let summary = try await pipeline.backfill()
+        #expect(summary.embedded == 10)
+        #expect(store.claimsAfterWrite >= 1, "no claim after the other instance's batch was written")
+        let stats = try await mock.stats(model: pipeline.modelIdentity)
+        #expect(stats.pending == 0 && stats.leased == 0)
+    }
+}

@@ -266,6 +266,34 @@ struct StoreTests {
         #expect(try await claim(fixture.store, "a").count == 2)
     }
 
+    /// The index is not defined while another instance still holds leases (its writes would
+    /// wait for the build); the next claim that finds nothing once they are written defines it.
+    @Test func theIndexWaitsForOtherInstancesLeases() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        try await fixture.insert(SyntheticRepos.generate(count: 30, seed: 8))
+        try await fixture.store.prepare()
+        func write(_ claimed: [ClaimedRepo], _ owner: String) async throws {
+            let outcomes = try await fixture.store.write(claimed.map {
+                RepoWrite(id: $0.repo.id, revision: $0.revision, model: model,
+                          change: .embedded(vector: MockProvider.vector(for: $0.repo.fullName, dimensions: 16), contentHash: "h", generatedAt: Date()))
+            }, owner: owner)
+            #expect(outcomes.values.allSatisfy { $0 == .applied })
+        }
+        func indexed() async throws -> Bool {
+            try await fixture.client.query("SELECT VALUE dimensions FROM ONLY embed_star_meta:hnsw").first == 16
+        }
+        let held = try await claim(fixture.store, "a", limit: 10)
+        let rest = try await claim(fixture.store, "b", limit: 50)
+        #expect(held.count == 10 && rest.count == 20)
+        try await write(rest, "b")
+        #expect(try await claim(fixture.store, "b").isEmpty)
+        #expect(try await !indexed(), "defined while instance a still held 10 leases")
+        try await write(held, "a")
+        #expect(try await claim(fixture.store, "b").isEmpty)
+        #expect(try await indexed())
+    }
+
     @Test(arguments: schemes)
     func backfillOf2000ReposWritesEachItsOwnVectorAndSearchFindsIt(_ scheme: String) async throws {
         let fixture = try StoreFixture(scheme)

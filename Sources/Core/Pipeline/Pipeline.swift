@@ -117,7 +117,16 @@ public final class Pipeline: Sendable {
             // waits for those, until none is leased or nothing moved for longer than a lease.
             // Repos waiting out a retry are not waited for: they are in the summary as retrying.
             let stats = try await store.stats(model: modelIdentity)
-            if stats.pending == 0 { break }
+            if stats.pending == 0 {
+                // Stores do what waits for the queue to run dry on a claim that finds nothing
+                // (SurrealDB defines its vector index, SQLite packs its codes). When this instance
+                // waited for others, it finishes last: one more round of claims does that now.
+                if lastPending != nil {
+                    lastPending = nil
+                    total.add(try await workers(stop: stop, idle: .finish, onBatch: onBatch))
+                }
+                break
+            }
             if stats.leased == 0 {
                 // Leases that ran out since the round began are claimable now: one more round,
                 // then what is left waits out a retry.

@@ -22,7 +22,8 @@ extension SurrealStore {
         indexDefinedDimensions.withLock { $0 = record["dimensions"]?.int.map(Int.init) }
     }
 
-    func maintainIndex() async throws {
+    /// On a claim that found nothing, by `owner`.
+    func maintainIndex(owner: String) async throws {
         let now = ContinuousClock.now
         let due = indexCheckedAt.withLock { last -> Bool in
             if let last, now - last < .seconds(60) { return false }
@@ -31,12 +32,32 @@ extension SurrealStore {
         }
         guard due else { return }
         try await loadIndexState()
+        if indexDefinedDimensions.withLock({ $0 }) == nil {
+            // Not defined while another instance still embeds: each of its writes would wait
+            // for the index being built (three instances finishing a backfill together spent
+            // half a second on a batch in the tail). Looked at again at the next claim that
+            // finds nothing, so the last instance to finish defines it (a backfill that waited
+            // for others claims once more at the end).
+            // Two ranges of the claim index (the planner would otherwise pick the index on
+            // `failed` and read every entry).
+            let leased = try await client.query("""
+                LET $now = time::now();
+                RETURN [
+                  (SELECT VALUE id FROM \(Migrations.queue) WITH INDEX embed_queue_claim WHERE stale = false AND failed = false AND lease_until > $now AND lease_owner != $owner LIMIT 1)[0],
+                  (SELECT VALUE id FROM \(Migrations.queue) WITH INDEX embed_queue_claim WHERE stale = true AND failed = false AND lease_until > $now AND lease_owner != $owner LIMIT 1)[0]
+                ];
+                """, ["owner": .string(owner)])
+            if leased.last?.array?.contains(where: { !$0.isAbsent }) ?? false {
+                indexCheckedAt.withLock { $0 = nil }
+                return
+            }
+        }
         let found = try await client.query("""
             LET $one = (SELECT VALUE array::len(embedding) FROM \(configuration.table) WHERE embedding != NONE LIMIT 1)[0];
             LET $other = IF $one = NONE { NONE } ELSE { (SELECT VALUE id FROM \(configuration.table) WHERE embedding != NONE AND array::len(embedding) != $one LIMIT 1)[0] };
             RETURN [$one, $other];
             """)
-        guard let pair = found.last?.array, pair.count == 2, let dimensions = pair[0].int, pair[1].isAbsent,
+        guard let found = found.last?.array, found.count == 2, let dimensions = found[0].int, found[1].isAbsent,
               dimensions > 0, dimensions <= 16_384
         else { return }
         if indexDefinedDimensions.withLock({ $0 }) == Int(dimensions) {

@@ -120,7 +120,7 @@ public final class SurrealStore: RepoStore {
             // Empty while the sweep is unfinished is not "nothing pending": wait for it.
             if !claimed.isEmpty { return claimed }
             if !unfinished {
-                try await maintainIndex()
+                try await maintainIndex(owner: request.owner)
                 return []
             }
             try await Task.sleep(for: .milliseconds(200))
