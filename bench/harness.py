@@ -406,9 +406,15 @@ class Bench:
                 surreal_tool.seed(self.surreal, db, seed, count, "none")
                 reports = [None] * instances
 
+                failures = [None] * instances
+
                 def backfill(index):
-                    out, _, _ = self.run("backfill", "--json", "--config", config)
-                    reports[index] = json.loads(out)
+                    # A SystemExit in a thread ends it silently: keep what it said.
+                    try:
+                        out, _, _ = self.run("backfill", "--json", "--config", config)
+                        reports[index] = json.loads(out)
+                    except (SystemExit, ValueError) as error:
+                        failures[index] = str(error)
                 threads = [threading.Thread(target=backfill, args=(index,)) for index in range(instances)]
                 started = time.perf_counter()
                 for thread in threads:
@@ -417,7 +423,7 @@ class Bench:
                     thread.join()
                 seconds = time.perf_counter() - started
                 if any(report is None for report in reports):
-                    raise SystemExit("scaling: an instance failed")
+                    raise SystemExit("scaling: an instance failed:\n%s" % "\n".join(f for f in failures if f))
                 sent = sum(report["summary"]["textsSent"] for report in reports)
                 embedded = sum(report["summary"]["embedded"] for report in reports)
                 if sent != count or embedded != count:
