@@ -312,7 +312,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
                     UPDATE repo_vector SET vector = X'\(hexBlob(vectors[2 * 256 + 5]))' WHERE repo = (SELECT seq FROM repo WHERE id = 'repo:v\(2 * 256 + 5)');
                     UPDATE repo_vector_code SET code = code WHERE repo % 768 = 0;
                     """)
-                try await DatabaseQueue(path: store.path).write { try SQLiteMigrations.codeUncoded($0) }
+                _ = try await DatabaseQueue(path: store.path).write { try SQLiteMigrations.codeUncoded($0) }
                 #expect(try await rowCount(store, "repo_code_stale") == count / 768 + 1)
                 queries.append(vectors[2 * 256 + 5])
             }
