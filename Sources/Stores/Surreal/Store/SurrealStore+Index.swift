@@ -57,7 +57,7 @@ extension SurrealStore {
             LET $other = IF $one = NONE { NONE } ELSE { (SELECT VALUE id FROM \(configuration.table) WHERE embedding != NONE AND array::len(embedding) != $one LIMIT 1)[0] };
             RETURN [$one, $other];
             """)
-        guard let found = found.last?.array, found.count == 2, let dimensions = found[0].int, found[1].isAbsent,
+        guard let pair = found.last?.array, pair.count == 2, let dimensions = pair[0].int, pair[1].isAbsent,
               dimensions > 0, dimensions <= 16_384
         else { return }
         if indexDefinedDimensions.withLock({ $0 }) == Int(dimensions) {
