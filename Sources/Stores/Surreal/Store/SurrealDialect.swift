@@ -29,6 +29,21 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
 
     var description: String { version }
 
+    /// A string written into a statement as a SurrealQL literal (`'...'`), for the statements
+    /// whose plan depends on seeing the value: SurrealDB 3 counts a model's vectors from the
+    /// model index alone only when the model is in the text, and reads every record when it is a
+    /// parameter (9.5 s against 0.2 s at 100,000 repos). Nil for text with control characters:
+    /// the caller passes those as a parameter.
+    static func literal(_ text: String) -> String? {
+        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return nil }
+        var escaped = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if scalar == "\\" || scalar == "'" { escaped.append("\\") }
+            escaped.append(scalar)
+        }
+        return "'\(String(escaped))'"
+    }
+
     /// Reads the answer of the `version` RPC (`surrealdb-2.3.10`, `3.2.4`, ...).
     init(serverVersion: String) throws {
         let numbers = serverVersion.drop { !$0.isNumber }.split(separator: ".", maxSplits: 2)

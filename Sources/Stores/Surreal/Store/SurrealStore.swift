@@ -425,13 +425,26 @@ public final class SurrealStore: RepoStore {
         try await queueCounts(model: model).stats
     }
 
+    /// Vectors per model, from the model index: the models one index step each (the next model
+    /// after the last one found), then each model's count in one request. Grouping the table by
+    /// model instead reads every record, vectors included (9.5 s at 100,000 repos on 3.2).
     public func coverage() async throws -> [String: Int] {
-        let rows = try await client.query("SELECT embedding_model, count() AS n FROM \(table) WHERE embedding != NONE GROUP BY embedding_model")
-        var counts: [String: Int] = [:]
-        for row in rows.first?.array ?? [] {
-            if let model = row["embedding_model"]?.string { counts[model] = Int(row["n"]?.int ?? 0) }
+        var models: [String] = []
+        while let next = try await client.query(
+            "SELECT VALUE embedding_model FROM \(table) WHERE embedding_model > $after ORDER BY embedding_model LIMIT 1",
+            ["after": .string(models.last ?? "")]
+        ).last?.array?.first?.string, !models.contains(next) {
+            models.append(next)
         }
-        return counts
+        guard !models.isEmpty else { return [:] }
+        var variables: [String: SurrealValue] = [:]
+        let counts = models.enumerated().map { index, model in
+            variables["m\(index)"] = .string(model)
+            return Self.count(table, where: "embedding_model", is: model, parameter: "$m\(index)")
+        }
+        let values = try await client.query("RETURN [\(counts.joined(separator: ", "))]", variables).last?.array ?? []
+        guard values.count == models.count else { throw SurrealError(.protocolViolation, "the vector counts by model came back incomplete") }
+        return Dictionary(uniqueKeysWithValues: zip(models, values.map { Int($0.int ?? 0) }))
     }
 
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
