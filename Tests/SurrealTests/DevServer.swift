@@ -54,10 +54,10 @@ enum DevServer {
         func waitUntilUp() async throws {
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
-                if let client = try? SurrealClient(configuration: DevServer.configuration("http", address: "127.0.0.1:\(port)")),
-                   (try? await client.version()) != nil {
-                    await client.close()
-                    return
+                if let client = try? SurrealClient(configuration: DevServer.configuration("http", address: "127.0.0.1:\(port)")) {
+                    let up = (try? await client.version()) != nil
+                    await client.close()  // up or not: a client left open ends the test process at its deinit
+                    if up { return }
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }

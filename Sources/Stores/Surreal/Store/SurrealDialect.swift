@@ -26,6 +26,11 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
     /// Two concurrent conditional UPDATEs of one record can both commit (2.x's storage): an
     /// instance's workers claim one at a time, so they never hold one entry both.
     var claimsOneAtATime: Bool { major < 3 }
+    /// The same storage can leave a secondary index without a record's entry after concurrent
+    /// writes of it (seen on the queue's claim index in a rolling deploy: 50 claimable entries
+    /// the index did not list, none of them claimed for minutes): the store checks the queue's
+    /// indexes against the table when a claim finds nothing, and rebuilds them.
+    var indexesCanMissRecords: Bool { major < 3 }
 
     var description: String { version }
 

@@ -273,4 +273,47 @@ extension SurrealStore {
     static func countSelect(_ table: String, where field: String, is value: String, parameter: String) -> String {
         "SELECT count() FROM \(table) WHERE \(field) = \(SurrealDialect.literal(value) ?? parameter) GROUP ALL"
     }
+
+    /// How often a claim that found nothing checks the queue's indexes against the table.
+    static let queueIndexCheckEvery: Duration = .seconds(30)
+
+    /// On a claim that found nothing, on a server whose indexes can miss records (2.x), at most
+    /// every `queueIndexCheckEvery`: an entry the table holds as claimable (read without an index)
+    /// while the claim index lists none means the index lost entries; the queue's indexes are
+    /// rebuilt and the answer is true (the caller claims again). The stale kind is looked at only
+    /// when the claim may take stale entries, so a stale limit of 0 is not taken for a lost entry.
+    func repairQueueIndexes(_ request: ClaimRequest) async throws -> Bool {
+        let dialect = try await dialect()
+        guard dialect.indexesCanMissRecords else { return false }
+        let now = ContinuousClock.now
+        let due = queueIndexesCheckedAt.withLock { last -> Bool in
+            if let last, now - last < Self.queueIndexCheckEvery { return false }
+            last = now
+            return true
+        }
+        guard due else { return false }
+        let queue = Migrations.queue
+        let claimable = "failed = false AND lease_until < $now AND not_before <= $now"
+        let answer = try await client.query("""
+            LET $now = time::now();
+            LET $kinds = IF $stale { [false, true] } ELSE { [false] };
+            RETURN [
+                (SELECT VALUE id FROM \(queue) WITH NOINDEX WHERE stale INSIDE $kinds AND \(claimable) LIMIT 1)[0],
+                (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = false AND \(claimable) LIMIT 1)[0],
+                IF $stale { (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = true AND \(claimable) LIMIT 1)[0] } ELSE { NONE }
+            ];
+            """, ["stale": .bool((request.staleLimit ?? request.limit) > 0)])
+        guard let found = answer.last?.array, found.count == 3, !found[0].isAbsent, found[1].isAbsent, found[2].isAbsent else { return false }
+        logger.warning("the queue's indexes missed claimable entries (SurrealDB 2.x after concurrent writes of one record); rebuilding them", metadata: [
+            "server": "\(dialect)", "entry": "\(found[0])",
+        ])
+        _ = try await retryingConflicts {
+            try await self.client.query("""
+                REBUILD INDEX IF EXISTS embed_queue_claim ON \(queue);
+                REBUILD INDEX IF EXISTS embed_queue_failed ON \(queue);
+                REBUILD INDEX IF EXISTS embed_queue_had ON \(queue);
+                """)
+        }
+        return true
+    }
 }

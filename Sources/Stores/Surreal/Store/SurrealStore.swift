@@ -24,6 +24,9 @@ public final class SurrealStore: RepoStore {
     let indexDefinedDimensions = Mutex<Int?>(nil)
     /// When the index was last considered; it is looked at when the queue runs dry, at most once a minute.
     let indexCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
+    /// When the queue's indexes were last checked against the table (servers whose indexes can
+    /// miss records; ``repairQueueIndexes(_:)``).
+    let queueIndexesCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
     private var table: String { configuration.table }
     private var queue: String { Migrations.queue }
 
@@ -120,6 +123,7 @@ public final class SurrealStore: RepoStore {
             // Empty while the sweep is unfinished is not "nothing pending": wait for it.
             if !claimed.isEmpty { return claimed }
             if !unfinished {
+                if try await repairQueueIndexes(request) { continue }
                 try await maintainIndex(owner: request.owner)
                 return []
             }
@@ -153,9 +157,13 @@ public final class SurrealStore: RepoStore {
         // kind (1.3 s at 100,000 stale entries, against 40 ms on the claim index).
         // New and stale entries are selected and leased in one request (an idle poll is one
         // round trip).
+        // A server that can lose one of two concurrent writes of a record (2.x) hands out
+        // nothing while a sweep runs: a claim racing a sweep chunk's re-queueing of the same
+        // entries could lose either write, and the batch would be embedded twice.
+        let sweepDone = try await dialect().claimsOneAtATime ? " AND (SELECT VALUE finished FROM ONLY embed_star_meta:sweep) != false" : ""
         let claimSQL = """
             LET $now = time::now();
-            LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model;
+            LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model\(sweepDone);
             LET $fresh = array::flatten([IF !$served { [] } ELSE {
                 (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = false AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
             LET $room = math::min([$limit - array::len($fresh), $stale_limit]);
