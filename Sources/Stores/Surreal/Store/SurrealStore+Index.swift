@@ -24,13 +24,7 @@ extension SurrealStore {
 
     /// On a claim that found nothing, by `owner`.
     func maintainIndex(owner: String) async throws {
-        let now = ContinuousClock.now
-        let due = indexCheckedAt.withLock { last -> Bool in
-            if let last, now - last < .seconds(60) { return false }
-            last = now
-            return true
-        }
-        guard due else { return }
+        guard Self.due(indexCheckedAt, every: .seconds(60)) else { return }
         try await loadIndexState()
         if indexDefinedDimensions.withLock({ $0 }) == nil {
             // Not defined while another instance still embeds: each of its writes would wait

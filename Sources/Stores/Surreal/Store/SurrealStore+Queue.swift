@@ -285,13 +285,7 @@ extension SurrealStore {
     func repairQueueIndexes(_ request: ClaimRequest) async throws -> Bool {
         let dialect = try await dialect()
         guard dialect.indexesCanMissRecords else { return false }
-        let now = ContinuousClock.now
-        let due = queueIndexesCheckedAt.withLock { last -> Bool in
-            if let last, now - last < Self.queueIndexCheckEvery { return false }
-            last = now
-            return true
-        }
-        guard due else { return false }
+        guard Self.due(queueIndexesCheckedAt, every: Self.queueIndexCheckEvery) else { return false }
         let queue = Migrations.queue
         let claimable = "failed = false AND lease_until < $now AND not_before <= $now"
         let answer = try await client.query("""

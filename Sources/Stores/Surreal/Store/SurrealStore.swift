@@ -27,6 +27,16 @@ public final class SurrealStore: RepoStore {
     /// When the queue's indexes were last checked against the table (servers whose indexes can
     /// miss records; ``repairQueueIndexes(_:)``).
     let queueIndexesCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// Whether `every` has passed since `last` was set (or it never was); if so, `last` is now.
+    static func due(_ last: borrowing Mutex<ContinuousClock.Instant?>, every: Duration) -> Bool {
+        let now = ContinuousClock.now
+        return last.withLock { last in
+            if let last, now - last < every { return false }
+            last = now
+            return true
+        }
+    }
     private var table: String { configuration.table }
     private var queue: String { Migrations.queue }
 
