@@ -201,7 +201,7 @@ func pipeline(
         let provider = mockProvider { $0.wrongDimensionRate = 1 }
         let error = await #expect(throws: EmbeddingError.self) { try await pipeline(provider, store).backfill() }
         #expect(error?.kind == .fatal)
-        #expect(error?.message.contains("31 dimensions, but the model mock/mock-embed@32 makes 32") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("31 dimensions, but the model mock-embed of mock makes 32") == true, "\(String(describing: error))")
         let stats = try await store.stats(model: "mock/mock-embed@32")
         #expect(stats == StoreStats(total: 30, embedded: 0, pending: 30, failed: 0, leased: 0))
         #expect(try #require(await store.entry(repos[0].id)).attempts == 0)
@@ -271,7 +271,7 @@ func pipeline(
         var edited = repos[2]
         edited.description = "edited while being embedded"
         await store.upsert(edited)
-        let summary = try await pipeline.processClaimed(claimed)
+        let summary = try await pipeline.embedClaimed(claimed)
         #expect(summary.embedded == 4)
         #expect(summary.conflicts == 1)
         #expect(try await store.stats(model: pipeline.modelIdentity).pending == 1)
@@ -311,11 +311,11 @@ func pipeline(
         let store = MockStore(repos: repos)
         let provider = mockProvider { $0.rateLimitRate = 1; $0.retryAfterMs = 1 }
         let pipeline = try await pipeline(provider, store) { $0.parallelWorkers = 1 }
-        let summary = try #require(try await pipeline.processNextBatch())
+        let summary = try #require(try await pipeline.embedNextBatch())
         #expect(summary.released == 5)
         #expect(summary.retrying == 0 && summary.failed == 0)
         // The call and retries after each retry-after, up to the retry policy's attempts.
-        #expect(provider.statistics.calls == pipeline.protection.retry.maxAttempts)
+        #expect(provider.statistics.calls == pipeline.provider.retry.maxAttempts)
         let entry = try #require(await store.entry(repos[0].id))
         #expect(entry.attempts == 0)
         let stats = try await store.stats(model: pipeline.modelIdentity)

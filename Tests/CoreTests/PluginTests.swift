@@ -68,7 +68,7 @@ final class LengthProvider: EmbeddingProvider {
             """
         let config = try ConfigLoader.load(yaml: yaml, source: "plugins.yaml", directory: folder)
         let runtime = try await Runtime.build(config, registry: registry, logger: Logger(label: "test"))
-        let provider = try #require(runtime.provider as? LengthProvider)
+        let provider = try #require(runtime.provider.base as? LengthProvider)
         #expect(provider.configuration.buckets == 12)
         let pipeline = try await runtime.startPipeline()
         #expect(pipeline.modelIdentity == "test-length/length@12")

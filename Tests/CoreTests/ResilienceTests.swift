@@ -286,12 +286,12 @@ import Testing
         var calls: [(at: Duration, answer: String)] { state.withLock { $0.calls } }
     }
 
-    func protection(_ clock: ManualClock) -> ProviderProtection {
+    func protected(_ provider: Flaky, _ clock: ManualClock) -> ProtectedProvider {
         var configuration = ResilienceConfiguration()
         configuration.retry.maxAttempts = 2
         configuration.circuitBreaker.failureThreshold = 3
         configuration.circuitBreaker.openSeconds = 30
-        return ProviderProtection(configuration, provider: "flaky", clock: clock)
+        return ProtectedProvider(provider, name: "flaky", resilience: configuration, clock: clock)
     }
 
     /// A pipeline over the flaky provider on the test clock, polling fast, retrying repos at once.
@@ -301,8 +301,8 @@ import Testing
         configuration.parallelWorkers = workers
         configuration.retryDelayMs = 0
         configuration.pollIntervalMs = 20
-        return try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
-                                        protection: protection(clock), instanceID: instance, logger: Logger(label: "test"))
+        return try await Pipeline.start(provider: protected(provider, clock), providerName: "flaky", store: store, configuration: configuration,
+                                        instanceID: instance, logger: Logger(label: "test"))
     }
 
     @Test func anOutageOpensTheCircuitFailsNoRepoAndTheBackfillFinishesWhenTheProviderIsBack() async throws {
@@ -313,7 +313,7 @@ import Testing
         let store = MockStore(repos: repos)
         let pipeline = try await flakyPipeline(provider, store, clock, batchSize: 20, workers: 2, instance: "outage")
         let backfill = Task { try await pipeline.backfill() }
-        try await waitUntil { if case .open = pipeline.protection.breaker.current { true } else { false } }
+        try await waitUntil { if case .open = pipeline.provider.breaker.current { true } else { false } }
         let callsWhenOpened = provider.calls.count
         try await Task.sleep(for: .milliseconds(300))
         #expect(provider.calls.count == callsWhenOpened, "no provider call while the circuit is open")
@@ -322,7 +322,7 @@ import Testing
         provider.state.withLock { $0.down = false }
         clock.advance(by: .seconds(31))  // the open period ends: one probe, then closed
         let summary = try await backfill.value
-        #expect(pipeline.protection.breaker.current == .closed)
+        #expect(pipeline.provider.breaker.current == .closed)
         let stats = try await store.stats(model: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 200, embedded: 200, pending: 0, failed: 0, leased: 0))
         #expect(summary.failed == 0)
@@ -349,12 +349,12 @@ import Testing
         let store = CountingClaims(inner: MockStore(repos: SyntheticRepos.generate(count: 100, seed: 3)))
         let pipeline = try await flakyPipeline(provider, store, clock, batchSize: 10, workers: 4, instance: "probe")
         let backfill = Task { try await pipeline.backfill() }
-        try await waitUntil { if case .open = pipeline.protection.breaker.current { true } else { false } }
+        try await waitUntil { if case .open = pipeline.provider.breaker.current { true } else { false } }
         // The provider hangs now: the probe that goes when the open period ends stays out.
         provider.hang.withLock { $0 = true }
         provider.state.withLock { $0.down = false }
         clock.advance(by: .seconds(31))
-        try await waitUntil { pipeline.protection.breaker.probesAllOut }
+        try await waitUntil { pipeline.provider.breaker.probesAllOut }
         let claimsWhenProbing = store.claims.withLock { $0 }
         try await Task.sleep(for: .milliseconds(500))
         let claimsDuringProbe = store.claims.withLock { $0 } - claimsWhenProbing
@@ -368,7 +368,7 @@ import Testing
     @Test func aRateLimitWithoutRetryAfterBacksOff() {
         for (count, low, high) in [(0, 500, 1_000), (1, 1_000, 2_000), (3, 4_000, 8_000), (6, 32_000, 64_000), (20, 32_000, 64_000)] {
             for _ in 0..<20 {
-                let wait = Pipeline.rateLimitBackoff(afterRateLimits: count)
+                let wait = ProtectedProvider.rateLimitBackoff(afterRateLimits: count)
                 #expect(wait >= .milliseconds(low) && wait <= .milliseconds(high), "after \(count) rate limits: \(wait)")
             }
         }
@@ -410,8 +410,8 @@ import Testing
         configuration.batchSize = 10
         configuration.parallelWorkers = 2
         configuration.retryDelayMs = 0
-        let pipeline = try await Pipeline.start(provider: provider, providerName: "flaky", store: store, configuration: configuration,
-                                                protection: protection(clock), instanceID: "storm", logger: Logger(label: "test"))
+        let pipeline = try await Pipeline.start(provider: protected(provider, clock), providerName: "flaky", store: store, configuration: configuration,
+                                                instanceID: "storm", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
         #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 60)
         #expect(summary.failed == 0 && summary.retrying == 0)
@@ -425,28 +425,28 @@ import Testing
             #expect(early.count <= configuration.parallelWorkers - 1 && early.allSatisfy { $0.at == call.at },
                     "calls at \(early.map(\.at)) came before the retry-after of the 429 at \(call.at) was up")
         }
-        #expect(pipeline.protection.breaker.current == .closed, "rate limits are not failures of the circuit")
+        #expect(pipeline.provider.breaker.current == .closed, "rate limits are not failures of the circuit")
     }
 
     @Test func theCacheSparesTheProviderATextItHasEmbedded() async throws {
         let repos = SyntheticRepos.generate(count: 30, seed: 14)
         let provider = mockProvider()
-        let protection = ProviderProtection(provider: "mock")
+        let cache = ResilienceConfiguration.Cache().make()
         var configuration = PipelineConfiguration()
         configuration.batchSize = 10
         let first = MockStore(repos: repos)
         let pipeline = try await Pipeline.start(provider: provider, providerName: "mock", store: first, configuration: configuration,
-                                                protection: protection, instanceID: "cache", logger: Logger(label: "test"))
+                                                cache: cache, instanceID: "cache", logger: Logger(label: "test"))
         _ = try await pipeline.backfill()
         let callsAfterFirst = provider.statistics.texts
         // The same repos in a second store: same texts, same model, all from the cache.
         let again = try await Pipeline.start(provider: provider, providerName: "mock", store: MockStore(repos: repos), configuration: configuration,
-                                             protection: protection, instanceID: "cache2", logger: Logger(label: "test"))
+                                             cache: cache, instanceID: "cache2", logger: Logger(label: "test"))
         let summary = try await again.backfill()
         #expect(summary.embedded == 30)
         #expect(summary.cacheHits == 30)
         #expect(provider.statistics.texts == callsAfterFirst, "no text was sent twice")
-        #expect(protection.cache?.statistics.hits == 30)
+        #expect(cache?.statistics.hits == 30)
     }
 }
 
@@ -486,8 +486,8 @@ import Testing
 
         let clock = ManualClock()
         configuration.reembedPerMinute = 30
-        let new = try await Pipeline.start(provider: mockProvider { $0.model = "new-model" }, providerName: "mock", store: store,
-                                           configuration: configuration, protection: ProviderProtection(provider: "mock", clock: clock),
+        let new = try await Pipeline.start(provider: ProtectedProvider(mockProvider { $0.model = "new-model" }, name: "mock", clock: clock),
+                                           providerName: "mock", store: store, configuration: configuration,
                                            instanceID: "new", logger: Logger(label: "test"))
         let stop = StopSignal()
         let service = Task { try await new.run(stop: stop) }

@@ -22,11 +22,11 @@ struct ResilienceScenarioTests {
         resilience.circuitBreaker.openSeconds = 5
         resilience.retry.maxAttempts = 2
         resilience.retry.baseDelayMs = 100
-        let protection = ProviderProtection(resilience, provider: "openai")
         try await server.mode(["down_for": 30])
         let started = Date().timeIntervalSince1970
-        let pipeline = try await Pipeline.start(provider: try server.provider("openai", "timeout_seconds: 300\n"), providerName: "openai", store: store,
-                                                configuration: configuration, protection: protection, instanceID: "down", logger: Logger(label: "test"))
+        let provider = ProtectedProvider(try server.provider("openai", "timeout_seconds: 300\n"), name: "openai", resilience: resilience)
+        let pipeline = try await Pipeline.start(provider: provider, providerName: "openai", store: store,
+                                                configuration: configuration, instanceID: "down", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
         let stats = try await store.stats(model: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 300, embedded: 300, pending: 0, failed: 0, leased: 0), "\(stats)")

@@ -187,3 +187,13 @@ public struct CircuitOpenError: Error, CustomStringConvertible {
     public var retryIn: Duration
     public var description: String { "the circuit to the provider is open; next try in \(retryIn)" }
 }
+
+extension CircuitBreaker {
+    /// How long no call may be tried from now: the rest of the open period, or, while every
+    /// half-open probe is out, a short wait before looking again (its answer decides); nil when
+    /// calls may be tried.
+    public var openFor: Duration? {
+        if case .open(let until) = current { return until - clockNow }
+        return probesAllOut ? .milliseconds(250) : nil
+    }
+}

@@ -97,6 +97,11 @@ public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
 
         public init() {}
 
+        /// The cache these settings describe; nil when `max_bytes` is 0.
+        public func make(clock: any ResilienceClock = SystemResilienceClock()) -> EmbeddingCache? {
+            maxBytes > 0 ? EmbeddingCache(maxBytes: maxBytes, ttl: .seconds(ttlSeconds), clock: clock) : nil
+        }
+
         enum CodingKeys: String, CodingKey { case maxBytes = "max_bytes", ttlSeconds = "ttl_seconds" }
 
         public init(from decoder: any Decoder) throws {

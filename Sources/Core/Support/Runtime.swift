@@ -6,13 +6,14 @@ import Logging
 /// executable does.
 public struct Runtime: Sendable {
     public let configuration: LoadedConfiguration
-    public let provider: any EmbeddingProvider
+    /// The configured provider behind the breaker, limiter, retries and vector checks of
+    /// `resilience:` (``ProtectedProvider/base`` is the plugin itself).
+    public let provider: ProtectedProvider
     public let store: any RepoStore
     public let instanceID: String
     public let logger: Logger
-    /// The provider's rate limiter, circuit breaker, retries and cache; the provider feeds the
-    /// limiter its rate-limit headers.
-    public let protection: ProviderProtection
+    /// Vectors by content hash (`resilience.cache`); nil when turned off.
+    public let cache: EmbeddingCache?
 
     public static func build(_ configuration: LoadedConfiguration, registry: PluginRegistry, logger: Logger) async throws -> Runtime {
         let unclaimed = try registry.validate(configuration)
@@ -20,13 +21,16 @@ public struct Runtime: Sendable {
             logger.debug("configuration section has no registered plugin; ignored", metadata: ["section": "\(section)"])
         }
         let instanceID = configuration.settings.pipeline.instanceID ?? Self.defaultInstanceID()
-        let protection = ProviderProtection(configuration.settings.resilience, provider: configuration.settings.provider, logger: logger)
+        let resilience = configuration.settings.resilience
+        // Built before the provider, so the provider's rate-limit headers reach it.
+        let limiter = RateLimiter(requestsPerMinute: resilience.rateLimit.requestsPerMinute, tokensPerMinute: resilience.rateLimit.tokensPerMinute)
         let context = PluginContext(logger: logger, directory: configuration.directory, instanceID: instanceID,
-                                    rateLimitObserver: { protection.limiter.observe($0) })
-        let provider = try await registry.makeProvider(configuration, context: context)
+                                    rateLimitObserver: { limiter.observe($0) })
+        let plugin = try await registry.makeProvider(configuration, context: context)
+        let provider = ProtectedProvider(plugin, name: configuration.settings.provider, resilience: resilience, limiter: limiter, logger: logger)
         let store = try await registry.makeStore(configuration, context: context)
         return Runtime(configuration: configuration, provider: provider, store: store, instanceID: instanceID, logger: logger,
-                       protection: protection)
+                       cache: resilience.cache.make())
     }
 
     /// Prepares store and provider and returns a pipeline over them.
@@ -36,7 +40,7 @@ public struct Runtime: Sendable {
         pipelineLogger[metadataKey: "instance"] = "\(instanceID)"
         return try await Pipeline.start(
             provider: provider, providerName: settings.provider, store: store,
-            configuration: settings.pipeline, text: settings.text, protection: protection, instanceID: instanceID, logger: pipelineLogger)
+            configuration: settings.pipeline, text: settings.text, cache: cache, instanceID: instanceID, logger: pipelineLogger)
     }
 
     /// The model identity this configuration embeds with, as the pipeline computes it (the

@@ -24,7 +24,7 @@ struct RunCommand: AsyncParsableCommand {
                 let state = MonitoringState(
                     components: .init(store: runtime.store, storeName: settings.store, provider: runtime.provider,
                                       providerName: settings.provider, model: pipeline.modelIdentity, instanceID: runtime.instanceID,
-                                      breaker: pipeline.protection.breaker),
+                                      breaker: pipeline.provider.breaker),
                     activity: pipeline.activity, registry: registry, livenessTimeout: .seconds(settings.monitoring.livenessTimeoutSeconds))
                 others.append(MonitoringServer.application(state, configuration: settings.monitoring, logger: logger))
                 others.append(StatsRefresher(state: state, interval: .seconds(settings.monitoring.statsIntervalSeconds)))

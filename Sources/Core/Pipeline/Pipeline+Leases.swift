@@ -1,0 +1,68 @@
+import Foundation
+
+/// Leases of the batches in flight: kept alive while a batch runs, handed back when it fails.
+extension Pipeline {
+    /// Marks repos as in flight in this process, or no longer (``inFlight``).
+    func track(_ ids: [RepoID], working: Bool) {
+        inFlight.withLock { set in
+            if working { set.formUnion(ids) } else { set.subtract(ids) }
+        }
+    }
+
+    /// Keeps the leases on a batch in flight alive: renewed every third of `lease_seconds`, so a
+    /// slow provider or a long rate-limit wait never lets another instance claim the batch too.
+    /// A lease lost anyway (the store was unreachable for longer) makes the write refused.
+    func renewLeases(_ ids: [RepoID]) -> Task<Void, Never> {
+        let store = self.store, owner = instanceID, logger = self.logger
+        let lease = Duration.seconds(configuration.leaseSeconds)
+        // Wall-clock time, not the provider's clock: leases expire by the store's clock.
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: lease / 3)
+                if Task.isCancelled { return }
+                do {
+                    let held = try await store.renew(ids, owner: owner, leaseDuration: lease)
+                    if held.count < ids.count {
+                        logger.warning("leases of a batch in flight were lost; their writes will be refused", metadata: [
+                            "lost": "\(ids.count - held.count)",
+                        ])
+                    }
+                } catch {
+                    logger.debug("lease renewal failed; trying again", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Ends this instance's leases on `ids` even when the calling task was cancelled (the
+    /// shutdown deadline passed): stores refuse work in a cancelled task, so the release runs in
+    /// a task of its own, bounded by `timeout`.
+    func releaseOutsideCancellation(_ ids: [RepoID], timeout: Duration = .seconds(5)) async {
+        let store = self.store, owner = instanceID, logger = self.logger
+        await Task.detached {
+            let released = await withTaskGroup(of: Bool?.self) { group -> Bool in
+                group.addTask {
+                    do {
+                        try await store.release(ids, owner: owner)
+                        return true
+                    } catch {
+                        logger.warning("could not release claims; they are claimed again when their leases expire", metadata: [
+                            "count": "\(ids.count)", "error": "\(error)",
+                        ])
+                        return false
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first ?? false
+            }
+            if !released {
+                logger.debug("release of unfinished claims did not complete", metadata: ["count": "\(ids.count)"])
+            }
+        }.value
+    }
+}
