@@ -11,7 +11,8 @@ public enum MonitoringRouter {
             state.isLive ? text(.ok, "ok\n") : text(.serviceUnavailable, "workers stuck\n")
         }
         router.get("/readyz") { _, _ -> Response in
-            let store = await state.components.store.health()
+            guard state.model != nil else { return text(.serviceUnavailable, "starting\n") }
+            let store = await state.storeHealth()
             return store.status == .down ? text(.serviceUnavailable, "store unavailable\n") : text(.ok, "ready\n")
         }
         router.get("/health") { _, _ -> Response in
@@ -62,13 +63,15 @@ struct HealthReport: Encodable {
     var lastSuccessfulWrite: String?
 
     static func make(_ state: MonitoringState) async -> HealthReport {
-        async let storeHealth = state.components.store.health()
+        async let storeHealth = state.storeHealth()
         async let providerHealth = state.providerHealth()
         let (store, provider) = await (storeHealth, providerHealth)
         let activity = state.activity.snapshot
         let stats = state.lastStats
         let circuitClosed = state.components.breaker.map { $0.current == .closed } ?? true
-        let overall = store.status == .down ? "down" : (provider.status == .up && circuitClosed && state.isLive ? "up" : "degraded")
+        let overall = store.status == .down ? "down"
+            : state.model == nil ? "starting"
+            : (provider.status == .up && circuitClosed && state.isLive ? "up" : "degraded")
         return HealthReport(
             status: overall,
             version: state.version,
@@ -77,7 +80,7 @@ struct HealthReport: Encodable {
                              detail: store.detail.map(redact)),
             provider: Component(name: state.components.providerName, status: provider.status.rawValue,
                                 latencyMs: provider.latency.map { $0.seconds * 1000 }, detail: provider.detail.map(redact),
-                                model: state.components.model, circuit: state.components.breaker?.current.name ?? "closed"),
+                                model: state.model, circuit: state.components.breaker?.current.name ?? "closed"),
             pending: stats?.pending, failed: stats?.failed,
             workers: activity.workers, workersBusy: activity.busyWorkers, live: state.isLive,
             lastSuccessfulWrite: activity.lastSuccessfulWrite.map { $0.formatted(.iso8601) })

@@ -12,12 +12,14 @@ public final class MonitoringState: Sendable {
         public var storeName: String
         public var provider: any EmbeddingProvider
         public var providerName: String
-        public var model: String
+        /// The model identity the pipeline embeds with; nil until it has started (then
+        /// ``MonitoringState/pipelineStarted(model:)`` sets it).
+        public var model: String?
         public var instanceID: String
         /// The provider's circuit breaker, for `/health`.
         public var breaker: CircuitBreaker?
 
-        public init(store: any RepoStore, storeName: String, provider: any EmbeddingProvider, providerName: String, model: String, instanceID: String,
+        public init(store: any RepoStore, storeName: String, provider: any EmbeddingProvider, providerName: String, model: String? = nil, instanceID: String,
                     breaker: CircuitBreaker? = nil) {
             self.breaker = breaker
             self.store = store
@@ -34,6 +36,7 @@ public final class MonitoringState: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let livenessTimeout: Duration
     public let version: String
+    private let startedModel: Mutex<String?>
     private let cached = Mutex<(stats: StoreStats?, provider: ComponentHealth?, providerCheckedAt: ContinuousClock.Instant?)>((nil, nil, nil))
 
     public init(components: Components, activity: PipelineActivity, registry: PrometheusCollectorRegistry,
@@ -43,10 +46,20 @@ public final class MonitoringState: Sendable {
         self.registry = registry
         self.livenessTimeout = livenessTimeout
         self.version = version
+        startedModel = Mutex(components.model)
         Gauge(label: "embed_star_build_info", dimensions: [("version", version), ("provider", components.providerName), ("store", components.storeName)]).record(1)
         Gauge(label: MetricNames.circuitBreakerState, dimensions: [("provider", components.providerName)])
             .record(components.breaker?.current.gauge ?? 0)
     }
+
+    /// The pipeline has started (store and provider prepared, the model known): from here on
+    /// `/readyz` asks the store and `/health` counts the model's backlog.
+    public func pipelineStarted(model: String) {
+        startedModel.withLock { $0 = model }
+    }
+
+    /// The model the pipeline embeds with; nil while it is starting.
+    public var model: String? { startedModel.withLock { $0 } }
 
     /// Live when the workers went round recently (or have not started yet).
     public var isLive: Bool {
@@ -57,8 +70,9 @@ public final class MonitoringState: Sendable {
 
     /// Reads the store's counts into the backlog gauges (called periodically, not per scrape).
     public func refreshStats() async {
+        guard let model else { return }  // nothing to count against before the model is known
         do {
-            let stats = try await components.store.stats(model: components.model)
+            let stats = try await components.store.stats(model: model)
             cached.withLock { $0.stats = stats }
             Gauge(label: MetricNames.reposPending).record(stats.pending)
             Gauge(label: "embed_star_repos_failed").record(stats.failed)
@@ -74,6 +88,15 @@ public final class MonitoringState: Sendable {
 
     var lastStats: StoreStats? { cached.withLock { $0.stats } }
 
+    /// The longest a health check may take before `/health` and `/readyz` call it down.
+    static let healthLimit = Duration.seconds(5)
+
+    /// The store's health, within ``healthLimit``.
+    func storeHealth() async -> ComponentHealth {
+        let store = components.store
+        return await ComponentHealth.within(Self.healthLimit) { await store.health() }
+    }
+
     /// The provider's health, asked at most every 30 s (a health check is free, but not nothing).
     func providerHealth() async -> ComponentHealth {
         let now = ContinuousClock.now
@@ -81,7 +104,8 @@ public final class MonitoringState: Sendable {
            now - at < .seconds(30) {
             return health
         }
-        let health = await components.provider.health()
+        let provider = components.provider
+        let health = await ComponentHealth.within(Self.healthLimit) { await provider.health() }
         cached.withLock { $0 = ($0.stats, health, now) }
         return health
     }

@@ -69,10 +69,18 @@ struct ConfigOptions: ParsableArguments {
         try ConfigLoader.load(path: path, environmentName: environment, overrides: try overrides())
     }
 
-    /// Loads the configuration and builds the selected plugins; configuration errors exit 2.
-    func runtime(logger: Logger) async throws -> Runtime {
+    /// Loads the configuration, builds the selected plugins, runs `body` with them and shuts the
+    /// store down afterwards, whether `body` returns or throws (``Runtime/with(_:registry:logger:_:)``).
+    /// Configuration errors exit 2.
+    func withRuntime<T>(logger: Logger, _ body: (Runtime) async throws -> T) async throws -> T {
+        let configuration: LoadedConfiguration
         do {
-            return try await Runtime.build(try load(), registry: BuiltInPlugins.registry, logger: logger)
+            configuration = try load()
+        } catch {
+            throw CLIError.configuration(error)
+        }
+        do {
+            return try await Runtime.with(configuration, registry: BuiltInPlugins.registry, logger: logger, body)
         } catch let error as ConfigError {
             throw CLIError.configuration(error)
         }

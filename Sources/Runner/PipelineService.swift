@@ -9,12 +9,23 @@ import ServiceLifecycle
 struct PipelineService: Service {
     enum Mode { case run, backfill }
 
-    let pipeline: Pipeline
+    /// Prepares store and provider and returns the pipeline (``Runtime/startPipeline(activity:)``);
+    /// runs inside the service group, so the monitoring server already answers meanwhile and a
+    /// signal during a long start (a provider that is down) ends it.
+    let start: @Sendable () async throws -> Pipeline
     let mode: Mode
+    var onStart: @Sendable (Pipeline) -> Void = { _ in }
     let onBatch: @Sendable (PipelineSummary) -> Void
     let onFinish: @Sendable (PipelineSummary) -> Void
 
     func run() async throws {
+        let pipeline: Pipeline
+        do {
+            pipeline = try await cancelWhenGracefulShutdown(start)
+        } catch where Task.isShuttingDownGracefully {
+            return  // a signal came while starting: nothing was claimed yet
+        }
+        onStart(pipeline)
         let stop = StopSignal()
         try await withGracefulShutdownHandler {
             let summary: PipelineSummary
@@ -28,10 +39,12 @@ struct PipelineService: Service {
         }
     }
 
-    /// Runs `service` (and `others`, such as the monitoring server) until it ends or a signal stops it.
-    static func runGroup(_ service: PipelineService, with others: [any Service] = [], logger: Logger) async throws {
+    /// Runs `service` after `others` (the monitoring server, the backlog refresher) until it
+    /// ends or a signal stops it. The group starts services in order and stops them in reverse:
+    /// monitoring is up before the pipeline starts and stays up until its batches are written.
+    static func runGroup(_ service: PipelineService, after others: [any Service] = [], logger: Logger) async throws {
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)] + others.map { .init(service: $0) },
+            services: others.map { .init(service: $0) } + [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

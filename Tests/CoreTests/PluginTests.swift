@@ -89,3 +89,16 @@ final class LengthProvider: EmbeddingProvider {
         }
     }
 }
+
+@Suite struct HealthLimitTests {
+    @Test func aCheckThatHangsIsDownAfterTheLimitAndAnAnswerInTimeIsKept() async {
+        let hung = await ComponentHealth.within(.milliseconds(50)) {
+            try? await Task.sleep(for: .seconds(3600))
+            return .up
+        }
+        #expect(hung.status == .down)
+        #expect(hung.detail?.contains("no answer within") == true)
+        let quick = await ComponentHealth.within(.seconds(60)) { ComponentHealth(status: .degraded, detail: "slow") }
+        #expect(quick == ComponentHealth(status: .degraded, detail: "slow"))
+    }
+}

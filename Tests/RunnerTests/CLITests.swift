@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import EmbedStarTesting
 import Testing
@@ -178,8 +179,9 @@ private func json(_ text: String) throws -> [String: Any] {
 
     /// Starts `embed-star run` on 100 repos and returns once both workers hold a claimed batch
     /// (read from the database, which the process shares with `status`).
-    func startSlowRun(_ cli: CLI, latencyMs: Int) async throws -> Subprocess {
-        try cli.write("plugins.yaml", Self.slowSQLiteConfig.replacingOccurrences(of: "${LATENCY_MS}", with: "\(latencyMs)"))
+    func startSlowRun(_ cli: CLI, latencyMs: Int, monitoringPort: Int = 0) async throws -> Subprocess {
+        try cli.write("plugins.yaml", Self.slowSQLiteConfig.replacingOccurrences(of: "${LATENCY_MS}", with: "\(latencyMs)")
+            .replacingOccurrences(of: "port: 0", with: "port: \(monitoringPort)"))
         _ = try await cli.run(["seed", "--count", "100", "--format", "github", "--out", "stars.json"])
         #expect(try await cli.run(["import", "stars.json"]).status == 0)
         let process = try cli.start(["run"], environment: ["LOG_LEVEL": "debug"])
@@ -343,5 +345,74 @@ private func json(_ text: String) throws -> [String: Any] {
         let records = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [[String: Any]])
         #expect(records.count == 5)
         #expect(records.allSatisfy { $0["full_name"] is String && $0["id"] is String })
+    }
+
+    /// Status and body of a GET, or nil when nothing answers.
+    func fetch(_ url: String, timeout: Duration = .seconds(5)) async -> (status: UInt, body: String)? {
+        guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .init(timeout)),
+              var buffer = try? await response.body.collect(upTo: 1 << 20) else { return nil }
+        return (response.status.code, buffer.readString(length: buffer.readableBytes) ?? "")
+    }
+
+    /// The monitoring server is up while the pipeline starts (here: a provider that cannot be
+    /// reached yet, so the start waits), says so on /readyz and /health, and a signal ends the
+    /// wait at once.
+    @Test func monitoringAnswersWhileThePipelineStarts() async throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let port = try ReportCLITests.freePort()
+        let nothing = try ReportCLITests.freePort()  // nobody listens here
+        try cli.write("plugins.yaml", """
+            provider: ollama
+            store: mock
+            monitoring:
+              port: \(port)
+            pipeline:
+              store_outage_seconds: 600
+            providers:
+              ollama:
+                url: http://127.0.0.1:\(nothing)
+                timeout_seconds: 1
+            stores:
+              mock:
+                seed_file: repos.json
+            """)
+        _ = try await cli.run(["seed", "--count", "10", "--out", "repos.json"])
+        let process = try cli.start(["run"])
+        defer { if process.isRunning { process.signal(SIGKILL) } }
+        let up = try await waitUntil(timeout: .seconds(60), every: .milliseconds(100)) {
+            await fetch("http://127.0.0.1:\(port)/livez")?.status == 200 || !process.isRunning
+        }
+        #expect(up && process.isRunning, "\(process.stderr)")
+        let ready = await fetch("http://127.0.0.1:\(port)/readyz")
+        #expect(ready?.status == 503 && ready?.body == "starting\n", "\(String(describing: ready))")
+        let health = try json(try #require(await fetch("http://127.0.0.1:\(port)/health", timeout: .seconds(30))).body)
+        #expect(health["status"] as? String == "starting", "\(health)")
+        #expect((health["provider"] as? [String: Any])?["status"] as? String == "down", "a provider check that hangs is cut short: \(health)")
+        #expect(try await process.waitForStderr(timeout: .seconds(30)) { $0.contains("cannot describe its model yet") },
+                "the start is waiting for the provider: \(process.stderr)")
+        let signalled = ContinuousClock.now
+        process.signal(SIGTERM)
+        #expect(await process.exit() == 0, "\(process.stderr)")
+        #expect(ContinuousClock.now - signalled < .seconds(10), "the signal ends the wait for the provider")
+    }
+
+    /// After SIGTERM the pipeline stops first and the monitoring server last: /livez and
+    /// /metrics still answer while the batches in flight are written.
+    @Test func monitoringAnswersUntilTheLastBatchIsWritten() async throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let port = try ReportCLITests.freePort()
+        let process = try await startSlowRun(cli, latencyMs: 6_000, monitoringPort: port)
+        defer { if process.isRunning { process.signal(SIGKILL) } }
+        process.signal(SIGTERM)
+        #expect(try await process.waitForStderr(timeout: .seconds(30)) { $0.contains("signal received") }, "\(process.stderr)")
+        let live = await fetch("http://127.0.0.1:\(port)/livez")
+        let metrics = await fetch("http://127.0.0.1:\(port)/metrics")
+        #expect(process.isRunning, "the batches (6 s each) are still in flight")
+        #expect(live?.status == 200, "\(String(describing: live))")
+        #expect(metrics?.body.contains("embed_star_") == true)
+        #expect(await process.exit() == 0, "\(process.stderr)")
+        #expect(try await cli.status()["embedded"] as? Int == 20, "the two batches in flight were written")
     }
 }

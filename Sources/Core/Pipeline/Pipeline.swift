@@ -45,6 +45,7 @@ public final class Pipeline: Sendable {
     ///   - provider: a ``ProtectedProvider`` (what the runtime builds from `resilience:`), or any
     ///     provider, which is then protected with the default resilience settings.
     ///   - cache: vectors by content hash, shared by whoever should share hits.
+    ///   - activity: where the workers report liveness and progress (the monitoring server reads it).
     public static func start(
         provider: any EmbeddingProvider,
         providerName: String,
@@ -52,6 +53,7 @@ public final class Pipeline: Sendable {
         configuration: PipelineConfiguration,
         text: TextConfiguration = TextConfiguration(),
         cache: EmbeddingCache? = ResilienceConfiguration.Cache().make(),
+        activity: PipelineActivity = PipelineActivity(),
         instanceID: String,
         logger: Logger
     ) async throws -> Pipeline {
@@ -60,12 +62,13 @@ public final class Pipeline: Sendable {
         try await store.prepare()
         let model = try await protected.prepare(retryingFor: .seconds(configuration.storeOutageSeconds))
         return try Pipeline(provider: protected, providerName: providerName, store: store, model: model,
-                            configuration: configuration, text: text, cache: cache, instanceID: instanceID, logger: logger)
+                            configuration: configuration, text: text, cache: cache, activity: activity, instanceID: instanceID, logger: logger)
     }
 
     init(
         provider: ProtectedProvider, providerName: String, store: any RepoStore, model: ModelInfo,
-        configuration: PipelineConfiguration, text: TextConfiguration, cache: EmbeddingCache?, instanceID: String, logger: Logger
+        configuration: PipelineConfiguration, text: TextConfiguration, cache: EmbeddingCache?, activity: PipelineActivity,
+        instanceID: String, logger: Logger
     ) throws {
         self.provider = provider
         self.providerName = providerName
@@ -79,7 +82,8 @@ public final class Pipeline: Sendable {
         prefixes = document.prefixes
         modelIdentity = document.modelIdentity
         metrics = PipelineMetrics(provider: providerName, model: model.name)
-        activity = PipelineActivity(workers: configuration.parallelWorkers)
+        self.activity = activity
+        activity.expect(workers: configuration.parallelWorkers)
         stalePace = Mutex(RateLimitBudget(requestsPerMinute: configuration.reembedPerMinute, tokensPerMinute: nil, now: provider.clock.now()))
     }
 

@@ -33,14 +33,32 @@ public struct Runtime: Sendable {
                        cache: resilience.cache.make())
     }
 
+    /// Builds the runtime, runs `body` with it, and shuts the store down afterwards, whether
+    /// `body` returns or throws: the one scope every command runs in.
+    public static func with<T>(_ configuration: LoadedConfiguration, registry: PluginRegistry, logger: Logger,
+                               _ body: (Runtime) async throws -> T) async throws -> T {
+        let runtime = try await build(configuration, registry: registry, logger: logger)
+        let value: T
+        do {
+            value = try await body(runtime)
+        } catch {
+            await runtime.store.shutdown()
+            throw error
+        }
+        await runtime.store.shutdown()
+        return value
+    }
+
     /// Prepares store and provider and returns a pipeline over them.
-    public func startPipeline() async throws -> Pipeline {
+    /// - Parameter activity: where the pipeline reports liveness and progress; pass the one the
+    ///   monitoring server reads when it is up before the pipeline.
+    public func startPipeline(activity: PipelineActivity = PipelineActivity()) async throws -> Pipeline {
         let settings = configuration.settings
         var pipelineLogger = logger
         pipelineLogger[metadataKey: "instance"] = "\(instanceID)"
         return try await Pipeline.start(
             provider: provider, providerName: settings.provider, store: store,
-            configuration: settings.pipeline, text: settings.text, cache: cache, instanceID: instanceID, logger: pipelineLogger)
+            configuration: settings.pipeline, text: settings.text, cache: cache, activity: activity, instanceID: instanceID, logger: pipelineLogger)
     }
 
     /// The model identity this configuration embeds with, as the pipeline computes it (the

@@ -20,32 +20,32 @@ struct BenchClaimsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let runtime = try await options.runtime(logger: logger)
-            let store = runtime.store
-            try await store.prepare()
-            let model = try await runtime.modelIdentity()
-            let owner = "bench-\(UUID().uuidString.prefix(8))"
-            _ = try await store.stats(model: model)  // the one-time queue check is not a claim's cost
-            var claims: [Double] = []
-            var stats: [Double] = []
-            var claimed = 0
-            for _ in 0..<samples {
-                var started = ContinuousClock.now
-                let batch = try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: model))
-                claims.append((ContinuousClock.now - started).seconds * 1000)
-                claimed = batch.count
-                try await store.release(batch.map(\.repo.id), owner: owner)
-                started = ContinuousClock.now
-                _ = try await store.stats(model: model)
-                stats.append((ContinuousClock.now - started).seconds * 1000)
+            let result = try await options.withRuntime(logger: logger) { runtime in
+                let store = runtime.store
+                try await store.prepare()
+                let model = try await runtime.modelIdentity()
+                let owner = "bench-\(UUID().uuidString.prefix(8))"
+                _ = try await store.stats(model: model)  // the one-time queue check is not a claim's cost
+                var claims: [Double] = []
+                var stats: [Double] = []
+                var claimed = 0
+                for _ in 0..<samples {
+                    var started = ContinuousClock.now
+                    let batch = try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: model))
+                    claims.append((ContinuousClock.now - started).seconds * 1000)
+                    claimed = batch.count
+                    try await store.release(batch.map(\.repo.id), owner: owner)
+                    started = ContinuousClock.now
+                    _ = try await store.stats(model: model)
+                    stats.append((ContinuousClock.now - started).seconds * 1000)
+                }
+                func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+                return [
+                    "claim_ms_median": median(claims), "claim_ms_min": claims.min() ?? 0, "claim_ms_max": claims.max() ?? 0,
+                    "stats_ms_median": median(stats), "stats_ms_min": stats.min() ?? 0, "stats_ms_max": stats.max() ?? 0,
+                    "claimed": Double(claimed),
+                ] as [String: Double]
             }
-            await store.shutdown()
-            func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-            let result: [String: Double] = [
-                "claim_ms_median": median(claims), "claim_ms_min": claims.min() ?? 0, "claim_ms_max": claims.max() ?? 0,
-                "stats_ms_median": median(stats), "stats_ms_min": stats.min() ?? 0, "stats_ms_max": stats.max() ?? 0,
-                "claimed": Double(claimed),
-            ]
             let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }

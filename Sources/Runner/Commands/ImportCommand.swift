@@ -36,17 +36,18 @@ struct ImportCommand: AsyncParsableCommand {
                     throw CLIError.failure("\(error)")
                 }
             }
-            let runtime = try await options.runtime(logger: logger)
-            try await runtime.store.prepare()
-            try await runtime.store.upsert(parsed.repos)
-            await runtime.store.shutdown()
+            let store = try await options.withRuntime(logger: logger) { runtime in
+                try await runtime.store.prepare()
+                try await runtime.store.upsert(parsed.repos)
+                return runtime.configuration.settings.store
+            }
             for problem in parsed.rejected.prefix(10) {
                 FileHandle.standardError.write(Data("skipped \(problem)\n".utf8))
             }
             if parsed.rejected.count > 10 {
                 FileHandle.standardError.write(Data("... and \(parsed.rejected.count - 10) more\n".utf8))
             }
-            print("Imported \(parsed.repos.count) repos into \(runtime.configuration.settings.store); skipped \(parsed.rejected.count) bad entries.")
+            print("Imported \(parsed.repos.count) repos into \(store); skipped \(parsed.rejected.count) bad entries.")
         }
     }
 }

@@ -56,25 +56,19 @@ struct ReportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let runtime = try await options.runtime(logger: logger)
-            let service = try await readService()
-            try await runtime.store.prepare()
-            var settings = ReportOptions()
-            settings.sampleSize = sample
-            settings.mapSize = mapSize
-            settings.seed = seed
-            settings.duplicateThreshold = duplicateThreshold
-            let configuration = runtime.configuration.settings
-            let sources = ReportSources(store: runtime.store, storeName: configuration.store, provider: runtime.provider,
-                                        providerName: configuration.provider, text: configuration.text, service: service)
-            let report: Report
-            do {
-                report = try await ReportBuilder(sources: sources, options: settings, logger: logger).build()
-            } catch {
-                await runtime.store.shutdown()
-                throw error
+            let report = try await options.withRuntime(logger: logger) { runtime in
+                let service = try await readService()
+                try await runtime.store.prepare()
+                var settings = ReportOptions()
+                settings.sampleSize = sample
+                settings.mapSize = mapSize
+                settings.seed = seed
+                settings.duplicateThreshold = duplicateThreshold
+                let configuration = runtime.configuration.settings
+                let sources = ReportSources(store: runtime.store, storeName: configuration.store, provider: runtime.provider,
+                                            providerName: configuration.provider, text: configuration.text, service: service)
+                return try await ReportBuilder(sources: sources, options: settings, logger: logger).build()
             }
-            await runtime.store.shutdown()
             let page = try ReportPage.render(report)
             let target = URL(fileURLWithPath: out, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
             do {

@@ -16,35 +16,36 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCommand { logger in
             let registry = MonitoringMetrics.bootstrap()
-            let runtime = try await options.runtime(logger: logger)
-            let pipeline = try await runtime.startPipeline()
-            let settings = runtime.configuration.settings
-            var others: [any Service] = []
-            if settings.monitoring.enabled {
-                let state = MonitoringState(
-                    components: .init(store: runtime.store, storeName: settings.store, provider: runtime.provider,
-                                      providerName: settings.provider, model: pipeline.modelIdentity, instanceID: runtime.instanceID,
-                                      breaker: pipeline.provider.breaker),
-                    activity: pipeline.activity, registry: registry, livenessTimeout: .seconds(settings.monitoring.livenessTimeoutSeconds))
-                others.append(MonitoringServer.application(state, configuration: settings.monitoring, logger: logger))
-                others.append(StatsRefresher(state: state, interval: .seconds(settings.monitoring.statsIntervalSeconds)))
-                logger.info("monitoring on http://\(settings.monitoring.bind):\(settings.monitoring.port) (/livez /readyz /health /metrics)")
+            try await options.withRuntime(logger: logger) { runtime in
+                let settings = runtime.configuration.settings
+                let activity = PipelineActivity()
+                var monitoring: MonitoringState?
+                var others: [any Service] = []
+                if settings.monitoring.enabled {
+                    let state = MonitoringState(
+                        components: .init(store: runtime.store, storeName: settings.store, provider: runtime.provider,
+                                          providerName: settings.provider, instanceID: runtime.instanceID, breaker: runtime.provider.breaker),
+                        activity: activity, registry: registry, livenessTimeout: .seconds(settings.monitoring.livenessTimeoutSeconds))
+                    others.append(MonitoringServer.application(state, configuration: settings.monitoring, logger: logger))
+                    others.append(StatsRefresher(state: state, interval: .seconds(settings.monitoring.statsIntervalSeconds)))
+                    logger.info("monitoring on http://\(settings.monitoring.bind):\(settings.monitoring.port) (/livez /readyz /health /metrics)")
+                    monitoring = state
+                }
+                let service = PipelineService(
+                    start: { try await runtime.startPipeline(activity: activity) }, mode: .run,
+                    onStart: { [monitoring] pipeline in
+                        monitoring?.pipelineStarted(model: pipeline.modelIdentity)
+                        logger.info("embed-star running", metadata: [
+                            "provider": "\(settings.provider)", "store": "\(settings.store)", "model": "\(pipeline.modelIdentity)",
+                            "workers": "\(settings.pipeline.parallelWorkers)", "instance": "\(runtime.instanceID)",
+                        ])
+                    },
+                    onBatch: { _ in },
+                    onFinish: { summary in
+                        logger.info("embed-star stopped", metadata: ["embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)"])
+                    })
+                try await PipelineService.runGroup(service, after: others, logger: logger)
             }
-            logger.info("embed-star running", metadata: [
-                "provider": "\(runtime.configuration.settings.provider)", "store": "\(runtime.configuration.settings.store)",
-                "model": "\(pipeline.modelIdentity)", "workers": "\(runtime.configuration.settings.pipeline.parallelWorkers)",
-                "instance": "\(runtime.instanceID)",
-            ])
-            let service = PipelineService(pipeline: pipeline, mode: .run, onBatch: { _ in }, onFinish: { summary in
-                logger.info("embed-star stopped", metadata: ["embedded": "\(summary.embedded)", "unchanged": "\(summary.unchanged)"])
-            })
-            do {
-                try await PipelineService.runGroup(service, with: others, logger: logger)
-            } catch {
-                await runtime.store.shutdown()
-                throw error
-            }
-            await runtime.store.shutdown()
         }
     }
 }
@@ -62,27 +63,21 @@ struct BackfillCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let runtime = try await options.runtime(logger: logger)
-            let pipeline = try await runtime.startPipeline()
-            let before = try await runtime.store.stats(model: pipeline.modelIdentity)
-            let started = ContinuousClock.now
-            let progress = Progress(total: before.pending, enabled: Console.stderrIsTerminal && !json)
-            let finished = Mutex<PipelineSummary?>(nil)
-            let service = PipelineService(pipeline: pipeline, mode: .backfill, onBatch: { progress.add($0) },
-                                          onFinish: { summary in finished.withLock { $0 = summary } })
-            do {
+            let report = try await options.withRuntime(logger: logger) { runtime in
+                let pipeline = try await runtime.startPipeline()
+                let before = try await runtime.store.stats(model: pipeline.modelIdentity)
+                let started = ContinuousClock.now
+                let progress = Progress(total: before.pending, enabled: Console.stderrIsTerminal && !json)
+                defer { progress.finish() }
+                let finished = Mutex<PipelineSummary?>(nil)
+                let service = PipelineService(start: { pipeline }, mode: .backfill, onBatch: { progress.add($0) },
+                                              onFinish: { summary in finished.withLock { $0 = summary } })
                 try await PipelineService.runGroup(service, logger: logger)
-            } catch {
-                progress.finish()
-                await runtime.store.shutdown()
-                throw error
+                let elapsed = ContinuousClock.now - started
+                let after = try await runtime.store.stats(model: pipeline.modelIdentity)
+                return BackfillReport(summary: finished.withLock { $0 } ?? PipelineSummary(), seconds: elapsed.seconds,
+                                      before: before, after: after, model: pipeline.modelIdentity)
             }
-            progress.finish()
-            let elapsed = ContinuousClock.now - started
-            let after = try await runtime.store.stats(model: pipeline.modelIdentity)
-            await runtime.store.shutdown()
-            let summary = finished.withLock { $0 } ?? PipelineSummary()
-            let report = BackfillReport(summary: summary, seconds: elapsed.seconds, before: before, after: after, model: pipeline.modelIdentity)
             print(json ? report.json : report.text)
         }
     }

@@ -29,17 +29,16 @@ struct SearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let runtime = try await options.runtime(logger: logger)
-            try await runtime.store.prepare()
-            let model = try await runtime.provider.prepare()
-            let settings = runtime.configuration.settings
-            let prefix = settings.text.prefixes(provider: settings.provider, model: model.name).query
-            let vector = try await runtime.provider.embed([prefix + query], mode: .query)
-            guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
-            let identity = ModelIdentity.make(provider: settings.provider, model: model, prefixes: settings.text.prefixes(provider: settings.provider, model: model.name),
-                                              template: settings.text.template)
-            let hits = try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, model: identity))
-            await runtime.store.shutdown()
+            let hits = try await options.withRuntime(logger: logger) { runtime in
+                try await runtime.store.prepare()
+                let model = try await runtime.provider.prepare()
+                let settings = runtime.configuration.settings
+                let prefixes = settings.text.prefixes(provider: settings.provider, model: model.name)
+                let vector = try await runtime.provider.embed([prefixes.query + query], mode: .query)
+                guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
+                let identity = ModelIdentity.make(provider: settings.provider, model: model, prefixes: prefixes, template: settings.text.template)
+                return try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, model: identity))
+            }
             if json {
                 let rows: [[String: Any]] = hits.map { hit in
                     var row: [String: Any] = ["score": (hit.score * 10_000).rounded() / 10_000, "full_name": hit.repo.fullName,

@@ -15,12 +15,11 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let runtime = try await options.runtime(logger: logger)
-            try await runtime.store.prepare()
-            let model = try await runtime.modelIdentity()
-            let stats = try await runtime.store.stats(model: model)
-            let coverage = try await runtime.store.coverage()
-            await runtime.store.shutdown()
+            let (model, stats, coverage) = try await options.withRuntime(logger: logger) { runtime in
+                try await runtime.store.prepare()
+                let model = try await runtime.modelIdentity()
+                return (model, try await runtime.store.stats(model: model), try await runtime.store.coverage())
+            }
             if json {
                 struct Report: Encodable {
                     var model: String
@@ -64,10 +63,10 @@ struct RetryFailedCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let runtime = try await options.runtime(logger: logger)
-            try await runtime.store.prepare()
-            let count = try await runtime.store.resetFailed()
-            await runtime.store.shutdown()
+            let count = try await options.withRuntime(logger: logger) { runtime in
+                try await runtime.store.prepare()
+                return try await runtime.store.resetFailed()
+            }
             print("\(count) failed repos are pending again.")
         }
     }

@@ -23,6 +23,9 @@ public final class PipelineActivity: Sendable {
 
     public var snapshot: Snapshot { state.withLock { $0 } }
 
+    /// The workers the pipeline will run (before they start, for `/health`).
+    func expect(workers: Int) { state.withLock { $0.workers = workers } }
+
     func started(workers: Int) {
         state.withLock {
             $0.started = true
