@@ -42,7 +42,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Sources/Core"
         ),
@@ -85,12 +84,12 @@ let package = Package(
         // The plugin docs/writing-a-plugin.md builds, kept here so CI builds and tests it.
         .target(
             name: "ExampleCompatProvider",
-            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
             path: "Examples/CompatProvider/Sources"
         ),
         .testTarget(
             name: "ExampleCompatProviderTests",
-            dependencies: ["ExampleCompatProvider", "EmbedStarCore", "EmbedStarTesting"],
+            dependencies: ["ExampleCompatProvider", "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarTesting"],
             path: "Examples/CompatProvider/Tests"
         ),
         .target(
@@ -156,7 +155,6 @@ let package = Package(
                 "SurrealClient",
                 "EmbedStarMonitoring",
                 "EmbedStarReport",
-                "ExampleCompatProvider",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -24,7 +24,7 @@ public enum MonitoringRouter {
             return response
         }
         router.get("/metrics") { _, _ -> Response in
-            let text = MetricHelp.annotate(state.registry.emitToString())
+            let text = MetricHelp.annotate(state.registry.emitToString(), help: state.metricHelp)
             var response = Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: text)))
             response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return response

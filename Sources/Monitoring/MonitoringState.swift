@@ -39,15 +39,22 @@ public final class MonitoringState: Sendable {
     private let startedModel: Mutex<String?>
     private let cached = Mutex<(stats: StoreStats?, provider: ComponentHealth?, providerCheckedAt: ContinuousClock.Instant?)>((nil, nil, nil))
 
+    /// Help lines for `/metrics`, by metric name.
+    public let metricHelp: [String: String]
+
+    /// - Parameter metricHelp: Core's and the plugins' metric descriptions
+    ///   (``PluginRegistry/metricHelp``).
     public init(components: Components, activity: PipelineActivity, registry: PrometheusCollectorRegistry,
+                metricHelp: [String: String] = MetricNames.help,
                 livenessTimeout: Duration = .seconds(300), version: String = EmbedStarVersion.current) {
+        self.metricHelp = metricHelp
         self.components = components
         self.activity = activity
         self.registry = registry
         self.livenessTimeout = livenessTimeout
         self.version = version
         startedModel = Mutex(components.model)
-        Gauge(label: "embed_star_build_info", dimensions: [("version", version), ("provider", components.providerName), ("store", components.storeName)]).record(1)
+        Gauge(label: MetricNames.buildInfo, dimensions: [("version", version), ("provider", components.providerName), ("store", components.storeName)]).record(1)
         Gauge(label: MetricNames.circuitBreakerState, dimensions: [("provider", components.providerName)])
             .record(components.breaker?.current.gauge ?? 0)
     }
@@ -75,15 +82,15 @@ public final class MonitoringState: Sendable {
             let stats = try await components.store.stats(model: model)
             cached.withLock { $0.stats = stats }
             Gauge(label: MetricNames.reposPending).record(stats.pending)
-            Gauge(label: "embed_star_repos_failed").record(stats.failed)
-            Gauge(label: "embed_star_repos_stored").record(stats.total)
-            Gauge(label: "embed_star_repos_embedded").record(stats.embedded)
+            Gauge(label: MetricNames.reposFailed).record(stats.failed)
+            Gauge(label: MetricNames.reposStored).record(stats.total)
+            Gauge(label: MetricNames.reposEmbedded).record(stats.embedded)
         } catch {
             Counter(label: MetricNames.storeErrors, dimensions: [("operation", "stats")]).increment()
         }
         let snapshot = activity.snapshot
-        Gauge(label: "embed_star_workers_busy").record(snapshot.busyWorkers)
-        Gauge(label: "embed_star_worker_utilization").record(snapshot.workers > 0 ? Double(snapshot.busyWorkers) / Double(snapshot.workers) : 0)
+        Gauge(label: MetricNames.workersBusy).record(snapshot.busyWorkers)
+        Gauge(label: MetricNames.workerUtilization).record(snapshot.workers > 0 ? Double(snapshot.busyWorkers) / Double(snapshot.workers) : 0)
     }
 
     var lastStats: StoreStats? { cached.withLock { $0.stats } }

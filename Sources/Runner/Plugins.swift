@@ -7,7 +7,6 @@ import EmbedStarOpenAI
 import EmbedStarSQLiteStore
 import EmbedStarSurrealStore
 import EmbedStarTogether
-import ExampleCompatProvider
 
 /// Every plugin built into the executable. A new backend is its module plus one line here.
 enum BuiltInPlugins {
@@ -18,7 +17,6 @@ enum BuiltInPlugins {
         registry.register(ProviderFactory.openAI)
         registry.register(ProviderFactory.together)
         registry.register(ProviderFactory.local)
-        registry.register(ProviderFactory.exampleCompat)
         registry.register(StoreFactory.mock)
         registry.register(StoreFactory.surreal)
         registry.register(StoreFactory.sqlite)

@@ -76,17 +76,15 @@ private let repo = Repo(
 }
 
 @Suite struct PrefixTests {
-    @Test func knownModelsGetTheirPrefixesAndYAMLOverrides() throws {
-        #expect(TaskPrefixes.resolve(provider: "ollama", model: "nomic-embed-text", query: nil, document: nil)
-            == TaskPrefixes(query: "search_query: ", document: "search_document: "))
-        #expect(TaskPrefixes.resolve(provider: "together", model: "BAAI/bge-base-en-v1.5", query: nil, document: nil).document == "")
-        #expect(TaskPrefixes.resolve(provider: "together", model: "BAAI/bge-base-en-v1.5", query: nil, document: nil).query.hasPrefix("Represent"))
-        #expect(TaskPrefixes.resolve(provider: "local", model: "multilingual-e5-small-q4", query: nil, document: nil) == .none)
-        #expect(TaskPrefixes.resolve(provider: "openai", model: "e5", query: "query: ", document: "passage: ")
+    @Test func theModelsPrefixesApplyUnlessYAMLOverridesThem() throws {
+        let nomic = ModelInfo(name: "nomic-embed-text", maxBatchSize: 8, prefixes: TaskPrefixes(query: "search_query: ", document: "search_document: "))
+        #expect(TaskPrefixes.resolve(model: nomic, query: nil, document: nil) == nomic.prefixes)
+        #expect(TaskPrefixes.resolve(model: ModelInfo(name: "e5", maxBatchSize: 8), query: "query: ", document: "passage: ")
             == TaskPrefixes(query: "query: ", document: "passage: "))
+        #expect(TaskPrefixes.resolve(model: ModelInfo(name: "plain", maxBatchSize: 8), query: nil, document: nil) == .none)
         // A quoted empty string in YAML switches a default off.
         let config = try ConfigLoader.load(yaml: "provider: ollama\nstore: mock\ntext:\n  document_prefix: ''\n", source: "p.yaml")
-        #expect(config.settings.text.prefixes(provider: "ollama", model: "nomic-embed-text").document == "")
-        #expect(config.settings.text.prefixes(provider: "ollama", model: "nomic-embed-text").query == "search_query: ")
+        #expect(config.settings.text.prefixes(model: nomic).document == "")
+        #expect(config.settings.text.prefixes(model: nomic).query == "search_query: ")
     }
 }

@@ -6,6 +6,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Metrics
 import Prometheus
 import Testing
 
@@ -125,6 +126,28 @@ actor SwitchableStore: RepoStore {
                 }
                 #expect(text.contains("embed_star_repos_pending 0"))
                 #expect(!text.contains("repo:syn"))  // labels never carry repo names
+            }
+        }
+    }
+
+    /// Help lines come from the module that emits the metric: Core's from ``MetricNames``, a
+    /// plugin's from its factory, through the registry; Monitoring names none of them.
+    @Test func helpLinesComeFromCoreAndFromThePluginsFactory() async throws {
+        var plugins = PluginRegistry()
+        plugins.register(StoreFactory(name: "widgets", summary: "test", configuration: MockStore.Configuration.self,
+                                      metrics: [MetricDescription("test_plugin_widgets", help: "Widgets the test plugin holds.")]) { _, _ in
+            MockStore(repos: [])
+        })
+        Gauge(label: "test_plugin_widgets").record(3)
+        let (fixtureState, pipeline, _) = try await fixture(repos: 5)
+        _ = try await pipeline.backfill()
+        let state = MonitoringState(components: fixtureState.components, activity: pipeline.activity, registry: registry,
+                                    metricHelp: plugins.metricHelp)
+        try await app(state).test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("# HELP test_plugin_widgets Widgets the test plugin holds.\n# TYPE test_plugin_widgets gauge"))
+                #expect(text.contains("# HELP embed_star_embeddings_total Vectors written, by provider and model."))
             }
         }
     }

@@ -1,6 +1,8 @@
 import EmbedStarCore
 import EmbedStarHTTPProvider
+import EmbedStarOllama
 import EmbedStarOpenAI
+import EmbedStarTogether
 import EmbedStarMockStore
 import EmbedStarMockProvider
 import Foundation
@@ -173,5 +175,30 @@ private func kind(_ status: Int, _ body: String, _ headers: HTTPHeaders = [:]) -
             #expect("\(error)".contains("providers.openai.api_key"))
             #expect("\(error)".contains("OPENAI_API_KEY"))
         }
+    }
+}
+
+/// Model prompts are the provider's knowledge: each names its models' prefixes on ``ModelInfo``.
+@Suite struct ModelPrefixTests {
+    let nowhere = ClosureTransport { _ in throw EmbeddingError(.fatal, "no network in this test") }
+
+    @Test func ollamaNamesNomicsPrefixes() {
+        var configuration = OllamaProvider.Configuration()
+        configuration.model = "nomic-embed-text:v1.5"
+        #expect(OllamaProvider(configuration: configuration, transport: nowhere).model.prefixes
+            == TaskPrefixes(query: "search_query: ", document: "search_document: "))
+        configuration.model = "mxbai-embed-large"
+        #expect(OllamaProvider(configuration: configuration, transport: nowhere).model.prefixes == .none)
+    }
+
+    @Test func togetherNamesTheInstructAndBGEQueryPrompts() {
+        var configuration = TogetherProvider.Configuration()
+        configuration.model = "BAAI/bge-base-en-v1.5"
+        let bge = TogetherProvider(configuration: configuration, transport: nowhere).model.prefixes
+        #expect(bge.query.hasPrefix("Represent") && bge.document == "")
+        configuration.model = "intfloat/multilingual-e5-large-instruct"
+        #expect(TogetherProvider(configuration: configuration, transport: nowhere).model.prefixes.query.hasPrefix("Instruct: "))
+        configuration.model = "togethercomputer/m2-bert-80M-8k-retrieval"
+        #expect(TogetherProvider(configuration: configuration, transport: nowhere).model.prefixes == .none)
     }
 }

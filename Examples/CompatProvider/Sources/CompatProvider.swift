@@ -1,14 +1,12 @@
-import AsyncHTTPClient
 import EmbedStarCore
 import EmbedStarHTTPProvider
 import Foundation
-import NIOCore
-import NIOHTTP1
 
 /// The example plugin that docs/writing-a-plugin.md builds step by step: a provider for any
 /// server that speaks OpenAI's `POST /embeddings` (llama.cpp's server, vLLM, LM Studio, ...).
-/// The shipped `openai` provider does more (base64 vectors, token budgets, rate-limit headers);
-/// this one is as small as a complete, correct provider can be.
+/// The shipped `openai` provider does more (base64 vectors, token budgets); this one is as small
+/// as a complete, correct provider can be. It is not built into `embed-star`: a plugin of your
+/// own is registered in `Sources/Runner/Plugins.swift`.
 public struct CompatProvider: EmbeddingProvider {
     // Step 1: the configuration, read from `providers.example-compat` in plugins.yaml.
     public struct Configuration: PluginConfiguration {
@@ -44,11 +42,15 @@ public struct CompatProvider: EmbeddingProvider {
     }
 
     let configuration: Configuration
-    let client: HTTPClient
+    /// The network seam: `AsyncHTTPClientTransport` in the factory, a closure in unit tests.
+    /// It also sorts failures into the kinds the pipeline acts on and hands rate-limit headers on.
+    let http: ProviderHTTPClient
 
-    public init(configuration: Configuration, client: HTTPClient = .shared) {
+    public init(configuration: Configuration, transport: any HTTPTransport,
+                rateLimitObserver: @escaping @Sendable (RateLimitHint) -> Void = { _ in }) {
         self.configuration = configuration
-        self.client = client
+        http = ProviderHTTPClient(provider: "example-compat", transport: transport, timeout: .seconds(configuration.timeoutSeconds),
+                                  headers: HostedAPI.headers(apiKey: configuration.apiKey), rateLimitObserver: rateLimitObserver)
     }
 
     // Step 2: what the pipeline needs to know about the model.
@@ -58,7 +60,18 @@ public struct CompatProvider: EmbeddingProvider {
 
     // Step 3: one vector per text, in order; batches over the limit split by `inBatches`.
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
-        try await inBatches(texts) { batch in try await send(batch) }
+        try await inBatches(texts) { batch in
+            // Step 4: a non-2xx answer or a transport fault is thrown by `http` as an
+            // EmbeddingError of the right kind; the answer's shape is checked here.
+            let response = try await http.post(ProviderHTTPClient.join(configuration.baseURL, "embeddings"),
+                                               json: try Self.requestBody(model: configuration.model, texts: batch))
+            return try Self.vectors(from: response.body, count: batch.count)
+        }
+    }
+
+    /// `{"model": ..., "input": [...]}`.
+    static func requestBody(model: String, texts: [String]) throws -> Data {
+        try JSONSerialization.data(withJSONObject: ["model": model, "input": texts])
     }
 
     struct Answer: Decodable {
@@ -69,28 +82,10 @@ public struct CompatProvider: EmbeddingProvider {
         var data: [Item]
     }
 
-    private func send(_ batch: [String]) async throws -> [[Float]] {
-        let url = configuration.baseURL.trimmingSuffix("/") + "/embeddings"
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "content-type", value: "application/json")
-        if let key = configuration.apiKey { request.headers.add(name: "authorization", value: "Bearer \(key)") }
-        let body = try JSONSerialization.data(withJSONObject: ["model": configuration.model, "input": batch])
-        request.body = .bytes(ByteBuffer(bytes: body))
-        // Step 4: every failure becomes an EmbeddingError of the right kind.
-        let status: Int, headers: HTTPHeaders, data: Data
-        do {
-            let response = try await client.execute(request, timeout: .milliseconds(Int64(configuration.timeoutSeconds * 1000)))
-            var buffer = try await response.body.collect(upTo: 256 << 20)
-            (status, headers, data) = (Int(response.status.code), response.headers, Data(buffer.readBytes(length: buffer.readableBytes) ?? []))
-        } catch {
-            try Task.checkCancellation()
-            throw EmbeddingError(.retryable, "example-compat: \(ProviderErrors.redact(url)) could not be reached: \(error)")
-        }
-        guard status == 200 else {
-            throw ProviderErrors.classify(status: status, headers: headers, body: data, provider: "example-compat")
-        }
-        guard let answer = try? JSONDecoder().decode(Answer.self, from: data), answer.data.count == batch.count else {
+    /// The vectors of an answer, in input order; anything but one vector per input is retryable.
+    static func vectors(from body: Data, count: Int) throws -> [[Float]] {
+        guard let answer = try? JSONDecoder().decode(Answer.self, from: body),
+              answer.data.count == count, Set(answer.data.map(\.index)) == Set(0..<count) else {
             throw EmbeddingError(.retryable, "example-compat: the answer is not one embedding per input")
         }
         return answer.data.sorted { $0.index < $1.index }.map(\.embedding)
@@ -98,17 +93,7 @@ public struct CompatProvider: EmbeddingProvider {
 
     // Step 5: a health check that spends no embedding.
     public func health() async -> ComponentHealth {
-        var request = HTTPClientRequest(url: configuration.baseURL.trimmingSuffix("/") + "/models")
-        if let key = configuration.apiKey { request.headers.add(name: "authorization", value: "Bearer \(key)") }
-        let started = ContinuousClock.now
-        do {
-            let response = try await client.execute(request, timeout: .seconds(5))
-            let latency = ContinuousClock.now - started
-            return response.status == .ok ? ComponentHealth(status: .up, latency: latency)
-                : ComponentHealth(status: .down, detail: "GET /models answered \(response.status.code)", latency: latency)
-        } catch {
-            return ComponentHealth(status: .down, detail: "\(error)")
-        }
+        await http.probe(ProviderHTTPClient.join(configuration.baseURL, "models"))
     }
 }
 
@@ -119,12 +104,6 @@ extension ProviderFactory {
         summary: "example plugin (docs/writing-a-plugin.md): any OpenAI-compatible /embeddings server, minimal",
         configuration: CompatProvider.Configuration.self
     ) { configuration, context in
-        CompatProvider(configuration: configuration, client: context.httpClient)
-    }
-}
-
-extension String {
-    func trimmingSuffix(_ suffix: String) -> String {
-        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+        CompatProvider(configuration: configuration, transport: AsyncHTTPClientTransport(), rateLimitObserver: context.rateLimitObserver)
     }
 }

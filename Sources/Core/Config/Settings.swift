@@ -93,8 +93,8 @@ public struct TextConfiguration: Decodable, Sendable, Hashable {
         queryPrefix = try c.decodeIfPresent(String.self, forKey: .queryPrefix)
     }
 
-    public func prefixes(provider: String, model: String) -> TaskPrefixes {
-        TaskPrefixes.resolve(provider: provider, model: model, query: queryPrefix, document: documentPrefix)
+    public func prefixes(model: ModelInfo) -> TaskPrefixes {
+        TaskPrefixes.resolve(model: model, query: queryPrefix, document: documentPrefix)
     }
 }
 

@@ -1,4 +1,17 @@
-/// Metric names and labels. Labels are bounded: provider, model, kind, outcome; never repo names.
+/// A metric's name and the help line `/metrics` shows for it.
+public struct MetricDescription: Sendable, Hashable {
+    public var name: String
+    public var help: String
+
+    public init(_ name: String, help: String) {
+        self.name = name
+        self.help = help
+    }
+}
+
+/// Core's metric names and their help. Labels are bounded: provider, model, kind, outcome,
+/// operation; never repo names. Plugins describe their own metrics on their factory
+/// (``PluginFactory/metrics``).
 public enum MetricNames {
     public static let embeddings = "embed_star_embeddings_total"
     public static let embeddingErrors = "embed_star_embeddings_errors_total"
@@ -9,12 +22,39 @@ public enum MetricNames {
     public static let unchanged = "embed_star_repos_unchanged_total"
     public static let writeConflicts = "embed_star_write_conflicts_total"
     public static let reposPending = "embed_star_repos_pending"
-}
-
-extension MetricNames {
+    public static let reposFailed = "embed_star_repos_failed"
+    public static let reposStored = "embed_star_repos_stored"
+    public static let reposEmbedded = "embed_star_repos_embedded"
+    public static let workersBusy = "embed_star_workers_busy"
+    public static let workerUtilization = "embed_star_worker_utilization"
+    public static let buildInfo = "embed_star_build_info"
     public static let circuitBreakerState = "embed_star_circuit_breaker_state"
     public static let storeQueryDuration = "embed_star_store_query_duration_seconds"
     public static let storeErrors = "embed_star_store_errors_total"
     public static let cacheHits = "embed_star_cache_hits_total"
     public static let cacheMisses = "embed_star_cache_misses_total"
+
+    /// Help lines by name (swift-metrics has no place for them; `/metrics` adds them).
+    public static let help: [String: String] = [
+        embeddings: "Vectors written, by provider and model.",
+        embeddingErrors: "Provider errors and rejected answers, by bounded kind.",
+        embeddingDuration: "Time of successful provider calls.",
+        providerRequests: "Provider calls by outcome.",
+        rateLimits: "Rate-limit answers from the provider.",
+        batchSize: "Repos claimed per batch.",
+        unchanged: "Repos confirmed unchanged without a provider call.",
+        writeConflicts: "Writes refused because the repo changed or the lease was lost.",
+        reposPending: "Repos waiting for an embedding (store count).",
+        reposFailed: "Repos marked failed (store count).",
+        reposStored: "Repos in the store.",
+        reposEmbedded: "Repos with a current vector (store count).",
+        workersBusy: "Workers processing a batch now.",
+        workerUtilization: "Share of workers processing a batch now.",
+        buildInfo: "Version and plugins of this instance (always 1).",
+        circuitBreakerState: "Circuit to the provider: 0 closed, 1 open, 2 half-open.",
+        storeQueryDuration: "Time of store calls (claim, write, failures).",
+        storeErrors: "Store calls that failed, by operation.",
+        cacheHits: "Texts whose vector came from the embedding cache (no provider call).",
+        cacheMisses: "Texts the embedding cache did not hold.",
+    ]
 }

@@ -18,8 +18,14 @@ public struct ModelInfo: Hashable, Sendable {
     public var maxInputTokens: Int?
     /// The most tokens (estimated) one `embed` call may carry in total.
     public var maxBatchTokens: Int?
+    /// The task prefixes the model needs to retrieve well, when its serving path does not add
+    /// them itself (the provider knows its models); `text.query_prefix` and
+    /// `text.document_prefix` override them.
+    public var prefixes: TaskPrefixes
 
-    public init(name: String, dimensions: Int? = nil, maxBatchSize: Int, maxInputTokens: Int? = nil, maxBatchTokens: Int? = nil) {
+    public init(name: String, dimensions: Int? = nil, maxBatchSize: Int, maxInputTokens: Int? = nil, maxBatchTokens: Int? = nil,
+                prefixes: TaskPrefixes = .none) {
+        self.prefixes = prefixes
         self.name = name
         self.dimensions = dimensions
         self.maxBatchSize = maxBatchSize

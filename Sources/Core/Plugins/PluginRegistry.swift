@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 
@@ -9,19 +8,16 @@ public struct PluginContext: Sendable {
     public var directory: URL
     /// This instance's name, as used for leases.
     public var instanceID: String
-    /// The one HTTP client of the process: plugins share its connection pools.
-    public var httpClient: HTTPClient
     /// Receives what providers learn from rate-limit headers, for the rate limiter.
     public var rateLimitObserver: @Sendable (RateLimitHint) -> Void
 
     public init(
-        logger: Logger, directory: URL, instanceID: String, httpClient: HTTPClient = .shared,
+        logger: Logger, directory: URL, instanceID: String,
         rateLimitObserver: @escaping @Sendable (RateLimitHint) -> Void = { _ in }
     ) {
         self.logger = logger
         self.directory = directory
         self.instanceID = instanceID
-        self.httpClient = httpClient
         self.rateLimitObserver = rateLimitObserver
     }
 
@@ -35,12 +31,18 @@ public struct PluginContext: Sendable {
 /// with a default unless the plugin cannot work without it.
 public typealias PluginConfiguration = Decodable & Sendable
 
-/// Builds a provider from its section. Register one per provider name.
-public struct ProviderFactory: Sendable {
+/// Builds a plugin from its own configuration section; registered by name.
+///
+/// `Configuration` is the plugin's section type: its keys are read off the type (for `plugins
+/// --verbose` and unknown-key errors), so a plugin declares its configuration and never parses
+/// YAML itself.
+public struct PluginFactory<Plugin: Sendable>: Sendable {
     public let name: String
     public let summary: String
+    /// The metrics the plugin emits beyond Core's (``MetricNames``), with their help text.
+    public let metrics: [MetricDescription]
     let validate: @Sendable (ConfigNode, String, Bool) throws -> Void
-    let build: @Sendable (ConfigNode, String, PluginContext) async throws -> any EmbeddingProvider
+    let build: @Sendable (ConfigNode, String, PluginContext) async throws -> Plugin
     /// The keys of its configuration section, read off its configuration type.
     public let keys: @Sendable () -> [ConfigKeyInfo]
 
@@ -48,38 +50,22 @@ public struct ProviderFactory: Sendable {
         name: String,
         summary: String,
         configuration: Configuration.Type,
-        make: @escaping @Sendable (Configuration, PluginContext) async throws -> any EmbeddingProvider
+        metrics: [MetricDescription] = [],
+        make: @escaping @Sendable (Configuration, PluginContext) async throws -> Plugin
     ) {
         self.name = name
         self.summary = summary
+        self.metrics = metrics
         validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
         keys = { ConfigSchema.describe(Configuration.self) }
         build = { node, path, context in try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context) }
     }
 }
 
-/// Builds a store from its section. Register one per store name.
-public struct StoreFactory: Sendable {
-    public let name: String
-    public let summary: String
-    let validate: @Sendable (ConfigNode, String, Bool) throws -> Void
-    let build: @Sendable (ConfigNode, String, PluginContext) async throws -> any RepoStore
-    /// The keys of its configuration section, read off its configuration type.
-    public let keys: @Sendable () -> [ConfigKeyInfo]
-
-    public init<Configuration: PluginConfiguration>(
-        name: String,
-        summary: String,
-        configuration: Configuration.Type,
-        make: @escaping @Sendable (Configuration, PluginContext) async throws -> any RepoStore
-    ) {
-        self.name = name
-        self.summary = summary
-        validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
-        keys = { ConfigSchema.describe(Configuration.self) }
-        build = { node, path, context in try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context) }
-    }
-}
+/// Builds a provider from its section.
+public typealias ProviderFactory = PluginFactory<any EmbeddingProvider>
+/// Builds a store from its section.
+public typealias StoreFactory = PluginFactory<any RepoStore>
 
 /// The selected plugin's section must decode; another plugin's section only must not hold unknown keys.
 private func validateSection<T: Decodable>(_ type: T.Type, _ node: ConfigNode, _ path: String, _ selected: Bool) throws {
@@ -107,14 +93,20 @@ public struct PluginRegistry: Sendable {
 
     public func makeProvider(_ configuration: LoadedConfiguration, context: PluginContext) async throws -> any EmbeddingProvider {
         let name = configuration.settings.provider
-        let factory = try lookup(name, in: providers, kind: "provider", configuration)
-        return try await factory.build(configuration.providerSection, "providers.\(name)", context)
+        return try await lookup(name, in: providers, kind: "provider", configuration)
+            .build(configuration.providerSection, "providers.\(name)", context)
     }
 
     public func makeStore(_ configuration: LoadedConfiguration, context: PluginContext) async throws -> any RepoStore {
         let name = configuration.settings.store
-        let factory = try lookup(name, in: stores, kind: "store", configuration)
-        return try await factory.build(configuration.storeSection, "stores.\(name)", context)
+        return try await lookup(name, in: stores, kind: "store", configuration).build(configuration.storeSection, "stores.\(name)", context)
+    }
+
+    /// Help text for every metric: Core's and each registered plugin's.
+    public var metricHelp: [String: String] {
+        var help = MetricNames.help
+        for metric in providers.values.flatMap(\.metrics) + stores.values.flatMap(\.metrics) { help[metric.name] = metric.help }
+        return help
     }
 
     /// Checks the whole file without building anything: the selected plugins exist and their

@@ -66,7 +66,7 @@ public struct Runtime: Sendable {
     public func modelIdentity() async throws -> String {
         let settings = configuration.settings
         let model = try await provider.prepare()
-        return ModelIdentity.make(provider: settings.provider, model: model, prefixes: settings.text.prefixes(provider: settings.provider, model: model.name),
+        return ModelIdentity.make(provider: settings.provider, model: model, prefixes: settings.text.prefixes(model: model),
                                   template: settings.text.template)
     }
 

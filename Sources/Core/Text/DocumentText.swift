@@ -8,7 +8,7 @@ public struct DocumentText: Sendable {
     private let builder: TextBuilder
 
     public init(providerName: String, model: ModelInfo, text: TextConfiguration) throws(ConfigError) {
-        prefixes = text.prefixes(provider: providerName, model: model.name)
+        prefixes = text.prefixes(model: model)
         modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes, template: text.template)
         // The prefix costs tokens too: the text gets what is left of the budget.
         let prefixCost = TokenEstimator.estimate(prefixes.document)

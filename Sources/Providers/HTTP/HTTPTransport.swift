@@ -53,7 +53,9 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
     /// TLS for every request (a private CA; ``ProviderTLS``); nil keeps the client's.
     public var tls: TLSConfiguration?
 
-    public init(client: HTTPClient, maxResponseBytes: Int = 256 * 1024 * 1024, tls: TLSConfiguration? = nil) {
+    /// - Parameter client: `.shared` (the process's one client: plugins share its connection
+    ///   pools, and it needs no shutdown) unless a test brings its own.
+    public init(client: HTTPClient = .shared, maxResponseBytes: Int = 256 * 1024 * 1024, tls: TLSConfiguration? = nil) {
         self.client = client
         self.maxResponseBytes = maxResponseBytes
         self.tls = tls

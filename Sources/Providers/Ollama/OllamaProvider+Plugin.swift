@@ -8,7 +8,7 @@ extension ProviderFactory {
         summary: "Ollama /api/embed (batched; falls back to /api/embeddings); model facts from /api/show",
         configuration: OllamaProvider.Configuration.self
     ) { configuration, context in
-        OllamaProvider(configuration: configuration, transport: AsyncHTTPClientTransport(client: context.httpClient, tls: try configuration.tls.configuration()),
+        OllamaProvider(configuration: configuration, transport: AsyncHTTPClientTransport(tls: try configuration.tls.configuration()),
                        logger: context.logger, rateLimitObserver: context.rateLimitObserver)
     }
 }

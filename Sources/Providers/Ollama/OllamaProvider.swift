@@ -68,7 +68,12 @@ public final class OllamaProvider: EmbeddingProvider {
         http = ProviderHTTPClient(provider: "ollama", transport: transport, timeout: .seconds(configuration.timeoutSeconds),
                                   rateLimitObserver: rateLimitObserver)
         model = ModelInfo(name: configuration.model, dimensions: configuration.dimensions, maxBatchSize: configuration.maxBatchSize,
-                          maxInputTokens: configuration.maxInputTokens ?? 2048)
+                          maxInputTokens: configuration.maxInputTokens ?? 2048, prefixes: Self.prefixes(model: configuration.model))
+    }
+
+    /// The task prefixes of models Ollama serves without adding them: nomic-embed-text's.
+    static func prefixes(model: String) -> TaskPrefixes {
+        model.lowercased().hasPrefix("nomic-embed-text") ? TaskPrefixes(query: "search_query: ", document: "search_document: ") : .none
     }
 
     private func url(_ path: String) -> String { ProviderHTTPClient.join(configuration.url, path) }

@@ -8,7 +8,7 @@ extension ProviderFactory {
         summary: "OpenAI /v1/embeddings (or any compatible server via base_url); base64 vectors, batches up to 2048",
         configuration: OpenAIProvider.Configuration.self
     ) { configuration, context in
-        OpenAIProvider(configuration: configuration, transport: AsyncHTTPClientTransport(client: context.httpClient, tls: try configuration.tls.configuration()),
+        OpenAIProvider(configuration: configuration, transport: AsyncHTTPClientTransport(tls: try configuration.tls.configuration()),
                        rateLimitObserver: context.rateLimitObserver)
     }
 }

@@ -8,7 +8,7 @@ extension ProviderFactory {
         summary: "Together AI /v1/embeddings; batches of 100, model table with dimensions and context lengths",
         configuration: TogetherProvider.Configuration.self
     ) { configuration, context in
-        TogetherProvider(configuration: configuration, transport: AsyncHTTPClientTransport(client: context.httpClient, tls: try configuration.tls.configuration()),
+        TogetherProvider(configuration: configuration, transport: AsyncHTTPClientTransport(tls: try configuration.tls.configuration()),
                          rateLimitObserver: context.rateLimitObserver)
     }
 }

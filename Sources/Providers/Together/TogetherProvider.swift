@@ -58,7 +58,21 @@ public struct TogetherProvider: EmbeddingProvider {
                                   headers: HostedAPI.headers(apiKey: configuration.apiKey), rateLimitObserver: rateLimitObserver)
         let known = Self.knownModels[configuration.model]
         model = ModelInfo(name: configuration.model, dimensions: known?.dimensions, maxBatchSize: configuration.maxBatchSize,
-                          maxInputTokens: configuration.maxInputTokens ?? known?.contextTokens ?? 512)
+                          maxInputTokens: configuration.maxInputTokens ?? known?.contextTokens ?? 512,
+                          prefixes: Self.prefixes(model: configuration.model))
+    }
+
+    /// The task prefixes of models Together serves without adding them: e5-instruct's
+    /// instruction and bge's query prompt (both on queries only).
+    static func prefixes(model: String) -> TaskPrefixes {
+        let model = model.lowercased()
+        if model.contains("e5-large-instruct") {
+            return TaskPrefixes(query: "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: ", document: "")
+        }
+        if model.contains("bge-") && model.contains("-en") {
+            return TaskPrefixes(query: "Represent this sentence for searching relevant passages: ", document: "")
+        }
+        return .none
     }
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {

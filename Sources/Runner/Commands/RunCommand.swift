@@ -25,7 +25,7 @@ struct RunCommand: AsyncParsableCommand {
                     let state = MonitoringState(
                         components: .init(store: runtime.store, storeName: settings.store, provider: runtime.provider,
                                           providerName: settings.provider, instanceID: runtime.instanceID, breaker: runtime.provider.breaker),
-                        activity: activity, registry: registry, livenessTimeout: .seconds(settings.monitoring.livenessTimeoutSeconds))
+                        activity: activity, registry: registry, metricHelp: BuiltInPlugins.registry.metricHelp, livenessTimeout: .seconds(settings.monitoring.livenessTimeoutSeconds))
                     others.append(MonitoringServer.application(state, configuration: settings.monitoring, logger: logger))
                     others.append(StatsRefresher(state: state, interval: .seconds(settings.monitoring.statsIntervalSeconds)))
                     logger.info("monitoring on http://\(settings.monitoring.bind):\(settings.monitoring.port) (/livez /readyz /health /metrics)")

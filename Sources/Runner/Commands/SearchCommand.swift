@@ -33,7 +33,7 @@ struct SearchCommand: AsyncParsableCommand {
                 try await runtime.store.prepare()
                 let model = try await runtime.provider.prepare()
                 let settings = runtime.configuration.settings
-                let prefixes = settings.text.prefixes(provider: settings.provider, model: model.name)
+                let prefixes = settings.text.prefixes(model: model)
                 let vector = try await runtime.provider.embed([prefixes.query + query], mode: .query)
                 guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
                 let identity = ModelIdentity.make(provider: settings.provider, model: model, prefixes: prefixes, template: settings.text.template)

@@ -22,10 +22,10 @@ actor ConnectionLimiter {
 
     init(capacity: Int, label: String) {
         self.capacity = max(1, capacity)
-        inUseGauge = Gauge(label: "surreal_pool_connections_in_use", dimensions: [("pool", label)])
-        waits = Counter(label: "surreal_pool_waits_total", dimensions: [("pool", label)])
-        timeouts = Counter(label: "surreal_pool_timeouts_total", dimensions: [("pool", label)])
-        Gauge(label: "surreal_pool_size", dimensions: [("pool", label)]).record(self.capacity)
+        inUseGauge = Gauge(label: SurrealClientMetrics.connectionsInUse, dimensions: [("pool", label)])
+        waits = Counter(label: SurrealClientMetrics.waits, dimensions: [("pool", label)])
+        timeouts = Counter(label: SurrealClientMetrics.timeouts, dimensions: [("pool", label)])
+        Gauge(label: SurrealClientMetrics.size, dimensions: [("pool", label)]).record(self.capacity)
     }
 
     func acquire(timeout: Duration) async throws {

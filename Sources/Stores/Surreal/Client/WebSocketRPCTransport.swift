@@ -55,7 +55,7 @@ actor WebSocketConnection {
         var logger = logger
         logger[metadataKey: "connection"] = "\(index)"
         self.logger = logger
-        inUse = Gauge(label: "surreal_pool_connections_in_use", dimensions: [("pool", "ws-\(index)")])
+        inUse = Gauge(label: SurrealClientMetrics.connectionsInUse, dimensions: [("pool", "ws-\(index)")])
     }
 
     func call(_ method: String, _ params: [SurrealValue]) async throws -> SurrealValue {

@@ -6,7 +6,8 @@ extension StoreFactory {
     public static let surreal = StoreFactory(
         name: "surreal",
         summary: "SurrealDB (ws://, wss://, http://, https://): event-fed pending queue, leases, conditional writes",
-        configuration: SurrealStore.Configuration.self
+        configuration: SurrealStore.Configuration.self,
+        metrics: SurrealClientMetrics.descriptions.map { MetricDescription($0.name, help: $0.help) }
     ) { configuration, context in
         try SurrealStore(configuration: configuration, instanceID: context.instanceID, logger: context.logger)
     }
