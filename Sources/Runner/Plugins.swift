@@ -8,7 +8,8 @@ import EmbedStarSQLiteStore
 import EmbedStarSurrealStore
 import EmbedStarTogether
 
-/// Every plugin built into the executable. A new backend is its module plus one line here.
+/// Every plugin built into the executable. A new backend is its module, its `import` and one
+/// `register` line here, and its target among the Runner's dependencies in Package.swift.
 enum BuiltInPlugins {
     static var registry: PluginRegistry {
         var registry = PluginRegistry()

@@ -162,7 +162,8 @@ actor WebSocketConnection {
         continuation.resume(throwing: SurrealError(.unavailable, "could not connect to \(configuration.endpoint) within \(configuration.connectTimeout)"))
     }
 
-    /// Exponential backoff with full jitter, from 0 after a healthy connection up to 30 s.
+    /// Exponential backoff with half jitter (between half and all of the step), from 0 after a
+    /// healthy connection up to 30 s.
     private func backoff() -> Duration {
         guard failures > 0 else { return .zero }
         let ceiling = min(30_000, 100 * (1 << min(failures, 9)))

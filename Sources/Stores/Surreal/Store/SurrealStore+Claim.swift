@@ -1,0 +1,126 @@
+import EmbedStarCore
+import Foundation
+import Logging
+import Synchronization
+import SurrealClient
+
+/// Claims: pending repos handed out under a lease, from the event-fed queue.
+extension SurrealStore {
+    public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        guard try await reconcile(request) else { return [] }
+        while true {
+            let unfinished = try await sweepChunk(model: request.model, owner: request.owner)
+            let claimed = try await claimQueued(request)
+            // Empty while the sweep is unfinished is not "nothing pending": wait for it.
+            if !claimed.isEmpty { return claimed }
+            if !unfinished {
+                if try await repairQueueIndexes(request) { continue }
+                try await maintainIndex(owner: request.owner)
+                return []
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func claimQueued(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        guard try await dialect().claimsOneAtATime else { return try await claimQueuedNow(request) }
+        await claimLine.enter()
+        do {
+            let claimed = try await claimQueuedNow(request)
+            await claimLine.leave()
+            return claimed
+        } catch {
+            await claimLine.leave()
+            throw error
+        }
+    }
+
+    private func claimQueuedNow(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        // New and changed repos first; repos only another model embedded (stale) after them,
+        // within `staleLimit`. Each select is leased in the same request; the UPDATE's condition
+        // makes a repo another instance leased a moment before drop out. Nothing is handed out
+        // when the queue serves another model (a newer instance announced it a moment ago).
+        // Each claim stamps its entries with a token of its own and hands out only those that
+        // still carry it once the UPDATE has committed: SurrealDB 2.3's memory and SurrealKV
+        // storage let two concurrent conditional UPDATEs of one record both commit (the later
+        // one wins, both report success), so the UPDATE's own answer is not proof of a lease.
+        // The planner prefers the index on `failed` alone, which reads every entry of the other
+        // kind (1.3 s at 100,000 stale entries, against 40 ms on the claim index).
+        // New and stale entries are selected and leased in one request (an idle poll is one
+        // round trip).
+        // A server that can lose one of two concurrent writes of a record (2.x) hands out
+        // nothing while a sweep runs: a claim racing a sweep chunk's re-queueing of the same
+        // entries could lose either write, and the batch would be embedded twice.
+        let sweepDone = try await dialect().claimsOneAtATime ? " AND (SELECT VALUE finished FROM ONLY embed_star_meta:sweep) != false" : ""
+        let claimSQL = """
+            LET $now = time::now();
+            LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model\(sweepDone);
+            LET $fresh = array::flatten([IF !$served { [] } ELSE {
+                (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = false AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
+            LET $room = math::min([$limit - array::len($fresh), $stale_limit]);
+            LET $old = array::flatten([IF !$served OR $room <= 0 { [] } ELSE {
+                (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = true AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $room) }]);
+            LET $ids = array::concat($fresh, $old);
+            LET $stamped = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_token = $stamp, lease_until = $now + $lease
+                WHERE failed = false AND lease_until < $now RETURN VALUE id);
+            LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp);
+            RETURN [array::len($ids), $leased, (SELECT * OMIT embedding FROM $leased.repo)];
+            """
+        let variables: [String: SurrealValue] = [
+            "limit": .int(Int64(request.limit)), "stale_limit": .int(Int64(max(0, request.staleLimit ?? request.limit))),
+            "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
+            "model": .string(request.model), "stamp": .string(UUID().uuidString),
+        ]
+        // Another instance may lease what this one selected a moment before: then this one
+        // selects again, so an empty answer always means nothing is pending.
+        var leased: [SurrealValue] = [], records: [SurrealValue] = []
+        for _ in 0..<10 {
+            let answer = try await retryingConflicts { try await self.client.query(claimSQL, variables).last?.array ?? [] }
+            guard answer.count == 3 else { throw SurrealError(.protocolViolation, "the claim answered \(answer.count) values, not 3") }
+            leased = answer[1].array ?? []
+            records = answer[2].array ?? []
+            if !leased.isEmpty || (answer[0].int ?? 0) == 0 { break }
+        }
+        guard !leased.isEmpty else { return [] }
+        var byID: [RecordID: SurrealValue] = [:]
+        for record in records { if let id = record["id"]?.recordID { byID[id] = record } }
+
+        var claimed: [ClaimedRepo] = []
+        var unreadable: [(SurrealValue, String)] = []
+        var gone: [SurrealValue] = []
+        for entry in leased {
+            guard let repoValue = entry["repo"], let repoID = repoValue.recordID, let queueID = entry["id"] else { continue }
+            guard let record = byID[repoID] else {
+                gone.append(queueID)
+                continue
+            }
+            switch Repo.decode(record.json, fallbackName: repoID.description) {
+            case .success(let repo):
+                let embeddedHash = record["embedding_model"]?.string == request.model ? record["embedding_hash"]?.string : nil
+                claimed.append(ClaimedRepo(repo: repo, revision: String(entry["revision"]?.int ?? 0), embeddedHash: embeddedHash,
+                                           attempts: Int(entry["attempts"]?.int ?? 0), stale: entry["stale"]?.bool == true))
+            case .failure(let error):
+                unreadable.append((queueID, error.description))
+            }
+        }
+        if !gone.isEmpty {
+            _ = try await client.query("DELETE $ids", ["ids": .array(gone)])
+        }
+        for (queueID, reason) in unreadable {
+            // A record that cannot be read never returns to the queue until it changes.
+            logger.warning("repo record cannot be read; marked failed", metadata: ["reason": "\(reason)"])
+            _ = try await client.query("UPDATE $q SET failed = true, last_error = $reason, lease_owner = NONE, lease_until = \(Migrations.epoch)",
+                                       ["q": queueID, "reason": .string(reason)])
+        }
+        return claimed
+    }
+
+    func queueID(_ id: RepoID) -> SurrealValue {
+        let record = RecordID(parsing: id.rawValue) ?? RecordID(table: table, id: .string(id.rawValue))
+        return .recordID(RecordID(table: queue, id: record.id))
+    }
+
+    func recordID(_ id: RepoID) -> SurrealValue {
+        .recordID(RecordID(parsing: id.rawValue) ?? RecordID(table: table, id: .string(id.rawValue)))
+    }
+}
