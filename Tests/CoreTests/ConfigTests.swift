@@ -266,7 +266,7 @@ private func configError(_ body: () throws -> Void) -> ConfigError? {
         var tags: [String] = ["a", "b"]
         var dimensions: Int?
 
-        enum CodingKeys: String, CodingKey { case url, apiKey = "api_key", batchSize = "batch_size", ratio, mode, tags, dimensions }
+        enum CodingKeys: String, CodingKey, CaseIterable { case url, apiKey = "api_key", batchSize = "batch_size", ratio, mode, tags, dimensions }
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -1,4 +1,5 @@
 import EmbedStarCore
+import EmbedStarMockProvider
 import EmbedStarMockStore
 import Foundation
 import Logging
@@ -10,7 +11,7 @@ import Testing
 final class LengthProvider: EmbeddingProvider {
     struct Configuration: PluginConfiguration {
         var buckets = 16
-        enum CodingKeys: String, CodingKey { case buckets }
+        enum CodingKeys: String, CodingKey, CaseIterable { case buckets }
     }
 
     let configuration: Configuration
@@ -100,5 +101,51 @@ final class LengthProvider: EmbeddingProvider {
         #expect(hung.detail?.contains("no answer within") == true)
         let quick = await ComponentHealth.within(.seconds(60)) { ComponentHealth(status: .degraded, detail: "slow") }
         #expect(quick == ComponentHealth(status: .degraded, detail: "slow"))
+    }
+}
+
+/// Unknown keys come from the keys a configuration declares, not from what decoding read.
+@Suite struct DeclaredKeyTests {
+    /// Checks its first key's value before it reads the second: decoding stops early.
+    struct Strict: PluginConfiguration {
+        var level = 1
+        var name = "x"
+        enum CodingKeys: String, CodingKey, CaseIterable { case level, name }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            try c.fill(&level, .level)
+            guard level < 10 else { throw ConfigError.invalid("level", "must be below 10", in: decoder) }
+            try c.fill(&name, .name)
+        }
+    }
+
+    var registry: PluginRegistry {
+        var registry = PluginRegistry()
+        registry.register(StoreFactory.mock)
+        registry.register(ProviderFactory(name: "strict", summary: "test", configuration: Strict.self) { _, _ in LengthProvider(.init()) })
+        registry.register(ProviderFactory.mock)
+        return registry
+    }
+
+    @Test func aKeyAfterABadValueIsNotUnknownAndATypoIsFoundWhateverTheValues() throws {
+        // Not selected: its values are not checked, and `name` is a key it declares.
+        let fine = try ConfigLoader.load(yaml: "provider: mock\nstore: mock\nproviders:\n  strict:\n    level: 99\n    name: y\n", source: "p.yaml")
+        try registry.validate(fine)
+        let typo = try ConfigLoader.load(yaml: "provider: mock\nstore: mock\nproviders:\n  strict:\n    level: 99\n    nmae: y\n", source: "p.yaml")
+        #expect(throws: ConfigError.self) { try registry.validate(typo) }
+        do {
+            try registry.validate(typo)
+        } catch {
+            #expect("\(error)" == "p.yaml:6:5: providers.strict: unknown key 'nmae'; did you mean 'name'?")
+        }
+        // Selected: the value is checked, and the message names it.
+        let selected = try ConfigLoader.load(yaml: "provider: strict\nstore: mock\nproviders:\n  strict:\n    level: 99\n", source: "p.yaml")
+        #expect(throws: ConfigError.self) { try registry.validate(selected) }
+        do {
+            try registry.validate(selected)
+        } catch {
+            #expect("\(error)".contains("providers.strict.level: must be below 10"), "\(error)")
+        }
     }
 }

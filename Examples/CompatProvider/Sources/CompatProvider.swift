@@ -16,7 +16,7 @@ public struct CompatProvider: EmbeddingProvider {
         public var maxBatchSize = 32
         public var timeoutSeconds = 30.0
 
-        enum CodingKeys: String, CodingKey {
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case baseURL = "base_url", model, apiKey = "api_key", maxBatchSize = "max_batch_size", timeoutSeconds = "timeout_seconds"
         }
 

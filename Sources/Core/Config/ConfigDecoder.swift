@@ -12,13 +12,12 @@ public struct ConfigDecoder {
 
     /// Checks only that `node` has no key `type` does not read: for sections of plugins that are
     /// configured but not selected, whose values (and unset variables) do not matter now.
-    public func checkKeys<T: Decodable>(_ type: T.Type, in node: ConfigNode, path: String) throws {
+    /// The section's keys against the keys its type declares, without decoding a value.
+    public func checkKeys<T: PluginConfiguration>(_ type: T.Type, in node: ConfigNode, path: String) throws {
+        guard node.entries != nil else { return }  // not a mapping: decoding says what is wrong
         let tracker = KeyTracker()
-        var lenient = self
-        lenient.missingVariablesAreErrors = false
-        // Value errors are beside the point here; the keys read before one was hit are enough,
-        // as configurations read all their keys before checking values.
-        _ = try? T(from: NodeDecoder(node: node, path: path, tracker: tracker, options: lenient))
+        tracker.open(node, path: path)
+        for key in T.declaredKeys { tracker.request(key, at: path) }
         try tracker.checkUnknownKeys()
     }
 
@@ -320,5 +319,13 @@ extension ConfigError {
         let entry = decoder.node.entries?.first { $0.key == key }
         return ConfigError(location: entry?.value.location ?? decoder.node.location,
                            path: decoder.path.isEmpty ? key : "\(decoder.path).\(key)", message: message)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// Sets `value` from `key` when the key is present, and keeps what it holds (the
+    /// configuration's default) when it is absent.
+    public func fill<T: Decodable>(_ value: inout T, _ key: Key) throws {
+        if let decoded = try decodeIfPresent(T.self, forKey: key) { value = decoded }
     }
 }

@@ -18,12 +18,11 @@ public struct MonitoringConfiguration: Decodable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = MonitoringConfiguration()
-        port = try c.decodeIfPresent(Int.self, forKey: .port) ?? d.port
-        bind = try c.decodeIfPresent(String.self, forKey: .bind) ?? d.bind
-        enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
-        livenessTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .livenessTimeoutSeconds) ?? d.livenessTimeoutSeconds
-        statsIntervalSeconds = try c.decodeIfPresent(Int.self, forKey: .statsIntervalSeconds) ?? d.statsIntervalSeconds
+        try c.fill(&port, .port)
+        try c.fill(&bind, .bind)
+        try c.fill(&enabled, .enabled)
+        try c.fill(&livenessTimeoutSeconds, .livenessTimeoutSeconds)
+        try c.fill(&statsIntervalSeconds, .statsIntervalSeconds)
         guard (0...65_535).contains(port) else { throw ConfigError.invalid("port", "must be between 0 and 65535, got \(port)", in: decoder) }
         guard livenessTimeoutSeconds >= 1, statsIntervalSeconds >= 1 else {
             throw ConfigError.invalid("liveness_timeout_seconds", "intervals must be at least 1 second", in: decoder)

@@ -38,17 +38,16 @@ public struct PipelineConfiguration: Decodable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = PipelineConfiguration()
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-        parallelWorkers = try c.decodeIfPresent(Int.self, forKey: .parallelWorkers) ?? d.parallelWorkers
-        batchDelayMs = try c.decodeIfPresent(Int.self, forKey: .batchDelayMs) ?? d.batchDelayMs
-        leaseSeconds = try c.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? d.leaseSeconds
-        maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
-        retryDelayMs = try c.decodeIfPresent(Int.self, forKey: .retryDelayMs) ?? d.retryDelayMs
-        pollIntervalMs = try c.decodeIfPresent(Int.self, forKey: .pollIntervalMs) ?? d.pollIntervalMs
+        try c.fill(&batchSize, .batchSize)
+        try c.fill(&parallelWorkers, .parallelWorkers)
+        try c.fill(&batchDelayMs, .batchDelayMs)
+        try c.fill(&leaseSeconds, .leaseSeconds)
+        try c.fill(&maxAttempts, .maxAttempts)
+        try c.fill(&retryDelayMs, .retryDelayMs)
+        try c.fill(&pollIntervalMs, .pollIntervalMs)
         maxBatchTokens = try c.decodeIfPresent(Int.self, forKey: .maxBatchTokens)
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
-        storeOutageSeconds = try c.decodeIfPresent(Int.self, forKey: .storeOutageSeconds) ?? d.storeOutageSeconds
+        try c.fill(&storeOutageSeconds, .storeOutageSeconds)
         reembedPerMinute = try c.decodeIfPresent(Int.self, forKey: .reembedPerMinute)
     }
 

@@ -28,8 +28,24 @@ public struct PluginContext: Sendable {
 }
 
 /// The configuration type of a plugin: decoded from the plugin's section, every key optional
-/// with a default unless the plugin cannot work without it.
-public typealias PluginConfiguration = Decodable & Sendable
+/// with a default unless the plugin cannot work without it (``Swift/KeyedDecodingContainer/fill(_:_:)``
+/// keeps the default of a key that is absent).
+///
+/// The keys a section may hold are declared, not inferred: its `CodingKeys` (listed with
+/// `CaseIterable`), plus ``extraKeys`` read through a shared part (TLS). A key the section holds
+/// that is not declared is an error with a did-you-mean, whatever the values are.
+public protocol PluginConfiguration: Decodable, Sendable {
+    associatedtype CodingKeys: CodingKey, CaseIterable
+    /// Keys read by a part decoded from the same section (``ProviderTLS`` in the HTTP providers).
+    static var extraKeys: [String] { get }
+}
+
+extension PluginConfiguration {
+    public static var extraKeys: [String] { [] }
+
+    /// Every key the section may hold.
+    public static var declaredKeys: [String] { CodingKeys.allCases.map(\.stringValue) + extraKeys }
+}
 
 /// Builds a plugin from its own configuration section; registered by name.
 ///
@@ -58,7 +74,10 @@ public struct PluginFactory<Plugin: Sendable>: Sendable {
         self.metrics = metrics
         validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
         keys = { ConfigSchema.describe(Configuration.self) }
-        build = { node, path, context in try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context) }
+        build = { node, path, context in
+            try ConfigDecoder().checkKeys(Configuration.self, in: node, path: path)
+            return try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context)
+        }
     }
 }
 
@@ -67,13 +86,10 @@ public typealias ProviderFactory = PluginFactory<any EmbeddingProvider>
 /// Builds a store from its section.
 public typealias StoreFactory = PluginFactory<any RepoStore>
 
-/// The selected plugin's section must decode; another plugin's section only must not hold unknown keys.
-private func validateSection<T: Decodable>(_ type: T.Type, _ node: ConfigNode, _ path: String, _ selected: Bool) throws {
-    if selected {
-        _ = try ConfigDecoder().decode(type, from: node, path: path)
-    } else {
-        try ConfigDecoder().checkKeys(type, in: node, path: path)
-    }
+/// A section must hold only declared keys; the selected plugin's must also decode.
+private func validateSection<T: PluginConfiguration>(_ type: T.Type, _ node: ConfigNode, _ path: String, _ selected: Bool) throws {
+    try ConfigDecoder().checkKeys(type, in: node, path: path)
+    if selected { _ = try ConfigDecoder().decode(type, from: node, path: path) }
 }
 
 /// Plugins by name. Built once by the Runner; Core and the pipeline only see the protocols.
@@ -113,24 +129,26 @@ public struct PluginRegistry: Sendable {
     /// sections decode; the sections of other registered plugins have no unknown keys or bad
     /// values (their unset variables are not errors, as they are not used). Returns the names
     /// of configured sections no registered plugin claims, for a warning.
+    /// - Parameter decodingSelected: false when the selected plugins are built next (building
+    ///   decodes their sections), so each section is decoded once.
     @discardableResult
-    public func validate(_ configuration: LoadedConfiguration) throws -> [String] {
+    public func validate(_ configuration: LoadedConfiguration, decodingSelected: Bool = true) throws -> [String] {
         let settings = configuration.settings
         _ = try lookup(settings.provider, in: providers, kind: "provider", configuration)
         _ = try lookup(settings.store, in: stores, kind: "store", configuration)
         var unclaimed: [String] = []
         for (name, raw) in settings.providers.sorted(by: { $0.key < $1.key }) {
             guard let factory = providers[name] else { unclaimed.append("providers.\(name)"); continue }
-            try factory.validate(raw.node, "providers.\(name)", name == settings.provider)
+            try factory.validate(raw.node, "providers.\(name)", decodingSelected && name == settings.provider)
         }
-        if settings.providers[settings.provider] == nil, let factory = providers[settings.provider] {
+        if decodingSelected, settings.providers[settings.provider] == nil, let factory = providers[settings.provider] {
             try factory.validate(.emptyMapping, "providers.\(settings.provider)", true)
         }
         for (name, raw) in settings.stores.sorted(by: { $0.key < $1.key }) {
             guard let factory = stores[name] else { unclaimed.append("stores.\(name)"); continue }
-            try factory.validate(raw.node, "stores.\(name)", name == settings.store)
+            try factory.validate(raw.node, "stores.\(name)", decodingSelected && name == settings.store)
         }
-        if settings.stores[settings.store] == nil, let factory = stores[settings.store] {
+        if decodingSelected, settings.stores[settings.store] == nil, let factory = stores[settings.store] {
             try factory.validate(.emptyMapping, "stores.\(settings.store)", true)
         }
         return unclaimed

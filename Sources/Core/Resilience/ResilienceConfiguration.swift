@@ -27,13 +27,12 @@ public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Breaker()
-            failureThreshold = try c.decodeIfPresent(Int.self, forKey: .failureThreshold) ?? d.failureThreshold
-            failureRate = try c.decodeIfPresent(Double.self, forKey: .failureRate) ?? d.failureRate
-            minimumRequests = try c.decodeIfPresent(Int.self, forKey: .minimumRequests) ?? d.minimumRequests
-            windowSeconds = try c.decodeIfPresent(Double.self, forKey: .windowSeconds) ?? d.windowSeconds
-            openSeconds = try c.decodeIfPresent(Double.self, forKey: .openSeconds) ?? d.openSeconds
-            halfOpenProbes = try c.decodeIfPresent(Int.self, forKey: .halfOpenProbes) ?? d.halfOpenProbes
+            try c.fill(&failureThreshold, .failureThreshold)
+            try c.fill(&failureRate, .failureRate)
+            try c.fill(&minimumRequests, .minimumRequests)
+            try c.fill(&windowSeconds, .windowSeconds)
+            try c.fill(&openSeconds, .openSeconds)
+            try c.fill(&halfOpenProbes, .halfOpenProbes)
             func fail(_ key: CodingKeys, _ rule: String) -> ConfigError { .invalid(key.rawValue, rule, in: decoder) }
             guard failureThreshold >= 1 else { throw fail(.failureThreshold, "must be at least 1") }
             guard failureRate > 0, failureRate <= 1 else { throw fail(.failureRate, "must be more than 0 and at most 1") }
@@ -68,11 +67,10 @@ public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Retry()
-            maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? d.maxAttempts
-            baseDelayMs = try c.decodeIfPresent(Int.self, forKey: .baseDelayMs) ?? d.baseDelayMs
-            maxDelayMs = try c.decodeIfPresent(Int.self, forKey: .maxDelayMs) ?? d.maxDelayMs
-            deadlineSeconds = try c.decodeIfPresent(Double.self, forKey: .deadlineSeconds) ?? d.deadlineSeconds
+            try c.fill(&maxAttempts, .maxAttempts)
+            try c.fill(&baseDelayMs, .baseDelayMs)
+            try c.fill(&maxDelayMs, .maxDelayMs)
+            try c.fill(&deadlineSeconds, .deadlineSeconds)
             guard maxAttempts >= 1 else { throw ConfigError.invalid(CodingKeys.maxAttempts.rawValue, "must be at least 1", in: decoder) }
             guard baseDelayMs >= 0, maxDelayMs >= baseDelayMs else {
                 throw ConfigError.invalid(CodingKeys.maxDelayMs.rawValue, "delays must be zero or more, max at least base", in: decoder)
@@ -106,8 +104,8 @@ public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            maxBytes = try c.decodeIfPresent(Int.self, forKey: .maxBytes) ?? Cache().maxBytes
-            ttlSeconds = try c.decodeIfPresent(Double.self, forKey: .ttlSeconds) ?? Cache().ttlSeconds
+            try c.fill(&maxBytes, .maxBytes)
+            try c.fill(&ttlSeconds, .ttlSeconds)
             guard maxBytes >= 0 else { throw ConfigError.invalid(CodingKeys.maxBytes.rawValue, "must not be negative", in: decoder) }
             guard ttlSeconds > 0 else { throw ConfigError.invalid(CodingKeys.ttlSeconds.rawValue, "must be positive", in: decoder) }
         }
@@ -125,10 +123,9 @@ public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Validation()
-            minNorm = try c.decodeIfPresent(Double.self, forKey: .minNorm) ?? d.minNorm
-            maxNorm = try c.decodeIfPresent(Double.self, forKey: .maxNorm) ?? d.maxNorm
-            maxZeroFraction = try c.decodeIfPresent(Double.self, forKey: .maxZeroFraction) ?? d.maxZeroFraction
+            try c.fill(&minNorm, .minNorm)
+            try c.fill(&maxNorm, .maxNorm)
+            try c.fill(&maxZeroFraction, .maxZeroFraction)
             guard minNorm >= 0, maxNorm > minNorm else { throw ConfigError.invalid(CodingKeys.maxNorm.rawValue, "must be more than min_norm", in: decoder) }
             guard (0...1).contains(maxZeroFraction) else {
                 throw ConfigError.invalid(CodingKeys.maxZeroFraction.rawValue, "must be between 0 and 1", in: decoder)

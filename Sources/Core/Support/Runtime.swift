@@ -16,7 +16,7 @@ public struct Runtime: Sendable {
     public let cache: EmbeddingCache?
 
     public static func build(_ configuration: LoadedConfiguration, registry: PluginRegistry, logger: Logger) async throws -> Runtime {
-        let unclaimed = try registry.validate(configuration)
+        let unclaimed = try registry.validate(configuration, decodingSelected: false)
         for section in unclaimed {
             logger.debug("configuration section has no registered plugin; ignored", metadata: ["section": "\(section)"])
         }

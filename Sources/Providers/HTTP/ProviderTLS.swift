@@ -9,9 +9,12 @@ public struct ProviderTLS: Sendable {
     public var caFile: String?
     public var requireTLS = false
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case caFile = "tls_ca_file", requireTLS = "require_tls"
     }
+
+    /// The keys it reads from a provider's section (its ``PluginConfiguration/extraKeys``).
+    public static var keys: [String] { CodingKeys.allCases.map(\.stringValue) }
 
     public init(caFile: String? = nil, requireTLS: Bool = false) {
         self.caFile = caFile

@@ -16,17 +16,16 @@ public final class LocalProvider: EmbeddingProvider {
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey {
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case library, modelPath = "model_path", maxBatchSize = "max_batch_size", maxInputTokens = "max_input_tokens", threads
         }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Configuration()
             library = try c.decodeIfPresent(String.self, forKey: .library)
             modelPath = try c.decodeIfPresent(String.self, forKey: .modelPath)
-            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
-            maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens) ?? d.maxInputTokens
+            try c.fill(&maxBatchSize, .maxBatchSize)
+            try c.fill(&maxInputTokens, .maxInputTokens)
             threads = try c.decodeIfPresent(Int.self, forKey: .threads)
             guard maxBatchSize >= 1 else { throw ConfigError.invalid("max_batch_size", "must be at least 1", in: decoder) }
             if let threads, threads < 1 { throw ConfigError.invalid("threads", "must be at least 1", in: decoder) }

@@ -33,7 +33,7 @@ public final class MockProvider: EmbeddingProvider {
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey {
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case model, dimensions, maxBatchSize = "max_batch_size", maxInputTokens = "max_input_tokens"
             case latencyMs = "latency_ms", errorRate = "error_rate", rateLimitRate = "rate_limit_rate"
             case retryAfterMs = "retry_after_ms", nanRate = "nan_rate", wrongDimensionRate = "wrong_dimension_rate"
@@ -42,20 +42,19 @@ public final class MockProvider: EmbeddingProvider {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Configuration()
-            model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
-            dimensions = try c.decodeIfPresent(Int.self, forKey: .dimensions) ?? d.dimensions
-            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
-            maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens) ?? d.maxInputTokens
-            latencyMs = try c.decodeIfPresent(Int.self, forKey: .latencyMs) ?? d.latencyMs
-            errorRate = try c.decodeIfPresent(Double.self, forKey: .errorRate) ?? d.errorRate
-            rateLimitRate = try c.decodeIfPresent(Double.self, forKey: .rateLimitRate) ?? d.rateLimitRate
-            retryAfterMs = try c.decodeIfPresent(Int.self, forKey: .retryAfterMs) ?? d.retryAfterMs
-            nanRate = try c.decodeIfPresent(Double.self, forKey: .nanRate) ?? d.nanRate
-            wrongDimensionRate = try c.decodeIfPresent(Double.self, forKey: .wrongDimensionRate) ?? d.wrongDimensionRate
-            rejectTextsContaining = try c.decodeIfPresent([String].self, forKey: .rejectTextsContaining) ?? d.rejectTextsContaining
-            failAll = try c.decodeIfPresent(Bool.self, forKey: .failAll) ?? d.failAll
-            seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+            try c.fill(&model, .model)
+            try c.fill(&dimensions, .dimensions)
+            try c.fill(&maxBatchSize, .maxBatchSize)
+            try c.fill(&maxInputTokens, .maxInputTokens)
+            try c.fill(&latencyMs, .latencyMs)
+            try c.fill(&errorRate, .errorRate)
+            try c.fill(&rateLimitRate, .rateLimitRate)
+            try c.fill(&retryAfterMs, .retryAfterMs)
+            try c.fill(&nanRate, .nanRate)
+            try c.fill(&wrongDimensionRate, .wrongDimensionRate)
+            try c.fill(&rejectTextsContaining, .rejectTextsContaining)
+            try c.fill(&failAll, .failAll)
+            try c.fill(&seed, .seed)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError {
                 ConfigError.invalid(key.rawValue, message, in: decoder)
             }

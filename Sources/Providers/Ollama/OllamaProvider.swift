@@ -25,22 +25,23 @@ public final class OllamaProvider: EmbeddingProvider {
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey {
+        public static var extraKeys: [String] { ProviderTLS.keys }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case url, model, truncate, keepAlive = "keep_alive", dimensions, maxBatchSize = "max_batch_size"
             case maxInputTokens = "max_input_tokens", timeoutSeconds = "timeout_seconds"
         }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Configuration()
-            url = try c.decodeIfPresent(String.self, forKey: .url) ?? d.url
-            model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
-            truncate = try c.decodeIfPresent(Bool.self, forKey: .truncate) ?? d.truncate
+            try c.fill(&url, .url)
+            try c.fill(&model, .model)
+            try c.fill(&truncate, .truncate)
             keepAlive = try c.decodeIfPresent(String.self, forKey: .keepAlive)
             dimensions = try c.decodeIfPresent(Int.self, forKey: .dimensions)
-            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
+            try c.fill(&maxBatchSize, .maxBatchSize)
             maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens)
-            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
+            try c.fill(&timeoutSeconds, .timeoutSeconds)
             tls = try ProviderTLS(from: decoder, url: url, urlKey: CodingKeys.url.rawValue)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {

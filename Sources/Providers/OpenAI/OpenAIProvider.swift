@@ -26,7 +26,9 @@ public struct OpenAIProvider: EmbeddingProvider {
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey {
+        public static var extraKeys: [String] { ProviderTLS.keys }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case apiKey = "api_key", baseURL = "base_url", model, dimensions, encodingFormat = "encoding_format"
             case organization, project, user, maxBatchSize = "max_batch_size", maxBatchTokens = "max_batch_tokens"
             case maxInputTokens = "max_input_tokens", timeoutSeconds = "timeout_seconds"
@@ -34,19 +36,18 @@ public struct OpenAIProvider: EmbeddingProvider {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Configuration()
             apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey)
-            baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL) ?? d.baseURL
-            model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
+            try c.fill(&baseURL, .baseURL)
+            try c.fill(&model, .model)
             dimensions = try c.decodeIfPresent(Int.self, forKey: .dimensions)
-            encodingFormat = try c.decodeIfPresent(OpenAIWire.EncodingFormat.self, forKey: .encodingFormat) ?? d.encodingFormat
+            try c.fill(&encodingFormat, .encodingFormat)
             organization = try c.decodeIfPresent(String.self, forKey: .organization)
             project = try c.decodeIfPresent(String.self, forKey: .project)
             user = try c.decodeIfPresent(String.self, forKey: .user)
-            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
-            maxBatchTokens = try c.decodeIfPresent(Int.self, forKey: .maxBatchTokens) ?? d.maxBatchTokens
-            maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens) ?? d.maxInputTokens
-            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
+            try c.fill(&maxBatchSize, .maxBatchSize)
+            try c.fill(&maxBatchTokens, .maxBatchTokens)
+            try c.fill(&maxInputTokens, .maxInputTokens)
+            try c.fill(&timeoutSeconds, .timeoutSeconds)
             tls = try ProviderTLS(from: decoder, url: baseURL, urlKey: CodingKeys.baseURL.rawValue)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             try HostedAPI.check(baseURL: baseURL, apiKey: apiKey, vendorHost: "api.openai.com", keyVariable: "OPENAI_API_KEY", in: decoder)

@@ -18,20 +18,21 @@ public struct TogetherProvider: EmbeddingProvider {
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey {
+        public static var extraKeys: [String] { ProviderTLS.keys }
+
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case apiKey = "api_key", baseURL = "base_url", model, maxBatchSize = "max_batch_size"
             case maxInputTokens = "max_input_tokens", timeoutSeconds = "timeout_seconds"
         }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Configuration()
             apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey)
-            baseURL = try c.decodeIfPresent(String.self, forKey: .baseURL) ?? d.baseURL
-            model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
-            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? d.maxBatchSize
+            try c.fill(&baseURL, .baseURL)
+            try c.fill(&model, .model)
+            try c.fill(&maxBatchSize, .maxBatchSize)
             maxInputTokens = try c.decodeIfPresent(Int.self, forKey: .maxInputTokens)
-            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? d.timeoutSeconds
+            try c.fill(&timeoutSeconds, .timeoutSeconds)
             tls = try ProviderTLS(from: decoder, url: baseURL, urlKey: CodingKeys.baseURL.rawValue)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             try HostedAPI.check(baseURL: baseURL, apiKey: apiKey, vendorHost: "api.together.xyz", keyVariable: "TOGETHER_API_KEY", in: decoder)

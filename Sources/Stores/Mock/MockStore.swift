@@ -18,7 +18,7 @@ public actor MockStore: RepoStore {
             self.stateFile = stateFile
         }
 
-        enum CodingKeys: String, CodingKey { case seedFile = "seed_file", stateFile = "state_file" }
+        public enum CodingKeys: String, CodingKey, CaseIterable { case seedFile = "seed_file", stateFile = "state_file" }
     }
 
     /// One record and what embed-star knows about it.

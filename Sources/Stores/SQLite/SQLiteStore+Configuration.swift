@@ -13,15 +13,14 @@ extension SQLiteStore {
             self.busyTimeoutSeconds = busyTimeoutSeconds
         }
 
-        enum CodingKeys: String, CodingKey {
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case path, busyTimeoutSeconds = "busy_timeout_seconds"
         }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            let d = Configuration()
-            path = try c.decodeIfPresent(String.self, forKey: .path) ?? d.path
-            busyTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .busyTimeoutSeconds) ?? d.busyTimeoutSeconds
+            try c.fill(&path, .path)
+            try c.fill(&busyTimeoutSeconds, .busyTimeoutSeconds)
             guard !path.isEmpty else { throw ConfigError.invalid(CodingKeys.path.rawValue, "must name a file", in: decoder) }
             guard busyTimeoutSeconds >= 0, busyTimeoutSeconds.isFinite else {
                 throw ConfigError.invalid(CodingKeys.busyTimeoutSeconds.rawValue, "must be zero or more seconds, got \(busyTimeoutSeconds)", in: decoder)

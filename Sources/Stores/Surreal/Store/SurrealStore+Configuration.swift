@@ -33,7 +33,7 @@ extension SurrealStore {
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey {
+        public enum CodingKeys: String, CodingKey, CaseIterable {
             case url, user, pass, authLevel = "auth_level", namespace, database, poolSize = "pool_size"
             case poolWaitSeconds = "pool_wait_seconds", connectTimeoutSeconds = "connect_timeout_seconds"
             case requestTimeoutSeconds = "request_timeout_seconds", table, watchedFields = "watched_fields"
@@ -43,7 +43,7 @@ extension SurrealStore {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = Configuration()
-            url = try c.decodeIfPresent(String.self, forKey: .url) ?? d.url
+            try c.fill(&url, .url)
             let givenUser = try c.decodeIfPresent(String.self, forKey: .user)
             let givenPass = try c.decodeIfPresent(String.self, forKey: .pass)
             user = givenUser ?? d.user
@@ -57,17 +57,17 @@ extension SurrealStore {
                 user = inURL.user
                 pass = inURL.password ?? givenPass
             }
-            authLevel = try c.decodeIfPresent(AuthLevel.self, forKey: .authLevel) ?? d.authLevel
-            namespace = try c.decodeIfPresent(String.self, forKey: .namespace) ?? d.namespace
-            database = try c.decodeIfPresent(String.self, forKey: .database) ?? d.database
-            poolSize = try c.decodeIfPresent(Int.self, forKey: .poolSize) ?? d.poolSize
-            poolWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .poolWaitSeconds) ?? d.poolWaitSeconds
-            connectTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .connectTimeoutSeconds) ?? d.connectTimeoutSeconds
-            requestTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .requestTimeoutSeconds) ?? d.requestTimeoutSeconds
-            table = try c.decodeIfPresent(String.self, forKey: .table) ?? d.table
-            watchedFields = try c.decodeIfPresent([String].self, forKey: .watchedFields) ?? d.watchedFields
+            try c.fill(&authLevel, .authLevel)
+            try c.fill(&namespace, .namespace)
+            try c.fill(&database, .database)
+            try c.fill(&poolSize, .poolSize)
+            try c.fill(&poolWaitSeconds, .poolWaitSeconds)
+            try c.fill(&connectTimeoutSeconds, .connectTimeoutSeconds)
+            try c.fill(&requestTimeoutSeconds, .requestTimeoutSeconds)
+            try c.fill(&table, .table)
+            try c.fill(&watchedFields, .watchedFields)
             tlsCAFile = try c.decodeIfPresent(String.self, forKey: .tlsCAFile).flatMap { $0.isEmpty ? nil : $0 }
-            requireTLS = try c.decodeIfPresent(Bool.self, forKey: .requireTLS) ?? d.requireTLS
+            try c.fill(&requireTLS, .requireTLS)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             let target: SurrealConfiguration
             do {
