@@ -215,7 +215,7 @@ let package = Package(
         .testTarget(
             name: "MonitoringTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarMonitoring", "EmbedStarMockProvider", "EmbedStarMockStore",
+                "EmbedStarCore", "EmbedStarMonitoring", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

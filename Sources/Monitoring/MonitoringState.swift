@@ -70,9 +70,8 @@ public final class MonitoringState: Sendable {
 
     /// Live when the workers went round recently (or have not started yet).
     public var isLive: Bool {
-        let snapshot = activity.snapshot
-        guard snapshot.started, let last = snapshot.lastHeartbeat else { return true }
-        return Date().timeIntervalSince(last) < livenessTimeout.seconds
+        guard let since = activity.sinceHeartbeat else { return true }
+        return since < livenessTimeout
     }
 
     /// Reads the store's counts into the backlog gauges (called periodically, not per scrape).

@@ -251,6 +251,13 @@ import Testing
     }
 }
 
+/// Returns once the pipeline's worker loops went round `times` more times: long enough for them
+/// to do what they would do, without sleeping for a guessed time.
+func workersGoRound(_ pipeline: Pipeline, times: Int = 10) async throws {
+    let start = pipeline.activity.snapshot.rounds
+    #expect(try await waitUntil { pipeline.activity.snapshot.rounds >= start + times }, "the workers stopped going round")
+}
+
 /// The pipeline with its protection on a hand-moved clock: outages and rate-limit storms play
 /// out in milliseconds of real time.
 @Suite struct PipelineResilienceTests {
@@ -315,7 +322,7 @@ import Testing
         let backfill = Task { try await pipeline.backfill() }
         try await waitUntil { if case .open = pipeline.provider.breaker.current { true } else { false } }
         let callsWhenOpened = provider.calls.count
-        try await Task.sleep(for: .milliseconds(300))
+        try await workersGoRound(pipeline)
         #expect(provider.calls.count == callsWhenOpened, "no provider call while the circuit is open")
         #expect(try await store.stats(model: pipeline.modelIdentity).failed == 0)
 
@@ -356,7 +363,7 @@ import Testing
         clock.advance(by: .seconds(31))
         try await waitUntil { pipeline.provider.breaker.probesAllOut }
         let claimsWhenProbing = store.claims.withLock { $0 }
-        try await Task.sleep(for: .milliseconds(500))
+        try await workersGoRound(pipeline, times: 20)
         let claimsDuringProbe = store.claims.withLock { $0 } - claimsWhenProbing
         #expect(claimsDuringProbe <= 3, "\(claimsDuringProbe) claims while the probe was out: the workers spin instead of waiting")
         provider.hang.withLock { $0 = false }
@@ -493,7 +500,7 @@ import Testing
         let service = Task { try await new.run(stop: stop) }
         func covered() async throws -> Int { try await store.coverage()[new.modelIdentity] ?? 0 }
         try await waitUntil { try await covered() == 30 }
-        try await Task.sleep(for: .milliseconds(300))
+        try await workersGoRound(new)
         #expect(try await covered() == 30, "a minute's pace, no more")
         #expect(try await store.coverage()[old.modelIdentity] == 70)
 
@@ -506,7 +513,7 @@ import Testing
 
         clock.advance(by: .seconds(60))
         try await waitUntil { try await covered() == 61 }
-        try await Task.sleep(for: .milliseconds(100))
+        try await workersGoRound(new)
         #expect(try await covered() == 61)
         clock.advance(by: .seconds(120))  // the budget holds a minute's worth at most
         try await waitUntil { try await covered() == 91 }

@@ -8,6 +8,7 @@ import HummingbirdTesting
 import Logging
 import Metrics
 import Prometheus
+import EmbedStarTesting
 import Testing
 
 /// swift-metrics is bootstrapped once per process.
@@ -48,13 +49,13 @@ actor SwitchableStore: RepoStore {
 }
 
 @Suite(.serialized) struct MonitoringTests {
-    func fixture(repos: Int = 30, livenessTimeout: Duration = .seconds(300)) async throws -> (MonitoringState, Pipeline, SwitchableStore) {
+    func fixture(repos: Int = 30, livenessTimeout: Duration = .seconds(300), clock: any ResilienceClock = SystemResilienceClock()) async throws -> (MonitoringState, Pipeline, SwitchableStore) {
         let store = SwitchableStore(MockStore(repos: SyntheticRepos.generate(count: repos)))
         var providerConfiguration = MockProvider.Configuration()
         providerConfiguration.dimensions = 8
         let provider = MockProvider(configuration: providerConfiguration)
         let pipeline = try await Pipeline.start(provider: provider, providerName: "mock", store: store, configuration: PipelineConfiguration(),
-                                                instanceID: "test-instance", logger: Logger(label: "test"))
+                                                activity: PipelineActivity(clock: clock), instanceID: "test-instance", logger: Logger(label: "test"))
         let state = MonitoringState(
             components: .init(store: store, storeName: "mock", provider: provider, providerName: "mock", model: pipeline.modelIdentity, instanceID: "test-instance"),
             activity: pipeline.activity, registry: registry, livenessTimeout: livenessTimeout)
@@ -66,13 +67,16 @@ actor SwitchableStore: RepoStore {
     }
 
     @Test func livenessFollowsTheWorkers() async throws {
-        let (state, pipeline, _) = try await fixture(livenessTimeout: .seconds(2))
+        let clock = ManualClock()
+        let (state, pipeline, _) = try await fixture(livenessTimeout: .seconds(2), clock: clock)
         try await app(state).test(.router) { client in
             try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
             _ = try await pipeline.backfill()
             try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
             // Workers that went round once and then stopped answering look stuck.
-            try await Task.sleep(for: .milliseconds(2500))
+            clock.advance(by: .seconds(1))
+            try await client.execute(uri: "/livez", method: .get) { #expect($0.status == .ok) }
+            clock.advance(by: .milliseconds(1500))
             try await client.execute(uri: "/livez", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(String(buffer: response.body).contains("stuck"))
