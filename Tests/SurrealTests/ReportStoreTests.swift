@@ -27,6 +27,7 @@ struct ReportStoreTests {
         configuration.maxAttempts = 1
 
         let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }  // also when a step throws: an open client ends the test process
         try await fixture.insert(repos)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -60,7 +61,6 @@ struct ReportStoreTests {
         #expect(surreal.quality.outliers.count == local.quality.outliers.count)
         #expect(surreal.quality.nearDuplicates.groups.map(\.repos) == local.quality.nearDuplicates.groups.map(\.repos))
         #expect(surreal.map.points == 600 && local.map.points == 600)
-        await fixture.close()
         await sqlite.shutdown()
     }
 }
