@@ -188,14 +188,26 @@ let package = Package(
             dependencies: ["EmbedStarCore", "EmbedStarSQLiteStore", "EmbedStarTesting", "EmbedStarMockStore", "EmbedStarMockProvider", "EmbedStarLocal", .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/SQLiteStoreTests"
         ),
+        // Unit tests of the HTTP providers: wire formats, errors, configuration (no server).
         .testTarget(
             name: "ProviderTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore", "EmbedStarLocal", "EmbedStarTesting",
+                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore",
                 "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderTests"
         ),
+        // The providers against the real model and its test front (scripts/services starts them).
+        .testTarget(
+            name: "ProviderIntegrationTests",
+            dependencies: [
+                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore", "EmbedStarLocal", "EmbedStarTesting",
+                "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/ProviderIntegrationTests"
+        ),
+        // The SurrealDB client and store against the real engine (the dev server, on 3.x and 2.x),
+        // and their unit tests (CBOR, configuration, dialects, the pool), which share its fixtures.
         .testTarget(
             name: "SurrealTests",
             dependencies: [
