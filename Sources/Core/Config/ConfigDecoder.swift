@@ -4,15 +4,11 @@
 /// in a mapping it opened is an error with a suggestion, so a typo is never silently ignored.
 /// Errors carry the file, line and dotted key path.
 public struct ConfigDecoder {
-    /// When false, a `${NAME}` whose variable is unset decodes as an empty or zero value instead
-    /// of failing: used to check the keys of plugins that are configured but not selected.
-    public var missingVariablesAreErrors = true
-
     public init() {}
 
-    /// Checks only that `node` has no key `type` does not read: for sections of plugins that are
-    /// configured but not selected, whose values (and unset variables) do not matter now.
-    /// The section's keys against the keys its type declares, without decoding a value.
+    /// Checks only that `node` holds no key its type does not declare, without decoding a value:
+    /// for sections of plugins that are configured but not selected, whose values (and unset
+    /// variables) do not matter now, and before decoding the selected one.
     public func checkKeys<T: PluginConfiguration>(_ type: T.Type, in node: ConfigNode, path: String) throws {
         guard node.entries != nil else { return }  // not a mapping: decoding says what is wrong
         let tracker = KeyTracker()
@@ -23,7 +19,7 @@ public struct ConfigDecoder {
 
     public func decode<T: Decodable>(_ type: T.Type, from node: ConfigNode, path: String) throws -> T {
         let tracker = KeyTracker()
-        let decoder = NodeDecoder(node: node, path: path, tracker: tracker, options: self)
+        let decoder = NodeDecoder(node: node, path: path, tracker: tracker)
         let value: T
         do {
             value = try T(from: decoder)
@@ -108,7 +104,6 @@ struct NodeDecoder: Decoder {
     let node: ConfigNode
     let path: String
     let tracker: KeyTracker
-    let options: ConfigDecoder
     var codingPath: [any CodingKey] = []
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
@@ -117,7 +112,7 @@ struct NodeDecoder: Decoder {
     }
 
     func child(_ node: ConfigNode, path: String, key: any CodingKey) -> NodeDecoder {
-        NodeDecoder(node: node, path: path, tracker: tracker, options: options, codingPath: codingPath + [key])
+        NodeDecoder(node: node, path: path, tracker: tracker, codingPath: codingPath + [key])
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -257,10 +252,7 @@ private struct SingleNodeContainer: SingleValueDecodingContainer {
         switch decoder.node.value {
         case .scalar(let text, _): return text
         case .missingVariable(let name):
-            if decoder.options.missingVariablesAreErrors {
-                throw decoder.error("needs environment variable \(name), which is not set (set it, name a file holding it in \(name)_FILE, put it in .env, or write ${\(name):-default})")
-            }
-            return nil
+            throw decoder.error("needs environment variable \(name), which is not set (set it, name a file holding it in \(name)_FILE, put it in .env, or write ${\(name):-default})")
         default:
             throw decoder.error("expected \(what), got \(describe(decoder.node))")
         }
