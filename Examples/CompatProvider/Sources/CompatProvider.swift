@@ -31,8 +31,8 @@ public struct CompatProvider: EmbeddingProvider {
             baseURL = try c.decode(String.self, forKey: .baseURL)
             model = try c.decode(String.self, forKey: .model)
             apiKey = try c.decodeIfPresent(String.self, forKey: .apiKey)
-            maxBatchSize = try c.decodeIfPresent(Int.self, forKey: .maxBatchSize) ?? maxBatchSize
-            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? timeoutSeconds
+            try c.fill(&maxBatchSize, .maxBatchSize)  // absent: the default above stays
+            try c.fill(&timeoutSeconds, .timeoutSeconds)
             guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
                 throw ConfigError.invalid("base_url", "must start with http:// or https://, got '\(baseURL)'", in: decoder)
             }
