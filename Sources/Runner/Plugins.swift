@@ -11,7 +11,7 @@ import EmbedStarTogether
 /// Every plugin built into the executable. A new backend is its module, its `import` and one
 /// `register` line here, and its target among the Runner's dependencies in Package.swift.
 enum BuiltInPlugins {
-    static var registry: PluginRegistry {
+    static let registry: PluginRegistry = {
         var registry = PluginRegistry()
         registry.register(ProviderFactory.mock)
         registry.register(ProviderFactory.ollama)
@@ -22,5 +22,5 @@ enum BuiltInPlugins {
         registry.register(StoreFactory.surreal)
         registry.register(StoreFactory.sqlite)
         return registry
-    }
+    }()
 }

@@ -40,26 +40,17 @@ extension Pipeline {
     func releaseOutsideCancellation(_ ids: [RepoID], timeout: Duration = .seconds(5)) async {
         let store = self.store, owner = instanceID, logger = self.logger
         await Task.detached {
-            let released = await withTaskGroup(of: Bool?.self) { group -> Bool in
-                group.addTask {
-                    do {
-                        try await store.release(ids, owner: owner)
-                        return true
-                    } catch {
-                        logger.warning("could not release claims; they are claimed again when their leases expire", metadata: [
-                            "count": "\(ids.count)", "error": "\(error)",
-                        ])
-                        return false
-                    }
+            let released = await withDeadline(timeout) {
+                do {
+                    try await store.release(ids, owner: owner)
+                    return true
+                } catch {
+                    logger.warning("could not release claims; they are claimed again when their leases expire", metadata: [
+                        "count": "\(ids.count)", "error": "\(error)",
+                    ])
+                    return false
                 }
-                group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    return nil
-                }
-                let first = await group.next() ?? nil
-                group.cancelAll()
-                return first ?? false
-            }
+            } ?? false
             if !released {
                 logger.debug("release of unfinished claims did not complete", metadata: ["count": "\(ids.count)"])
             }

@@ -25,15 +25,6 @@ extension ComponentHealth {
     /// answer while a backend hangs (a connection that is refused may be retried until the
     /// request's own, much longer, timeout).
     public static func within(_ limit: Duration, _ check: @escaping @Sendable () async -> ComponentHealth) async -> ComponentHealth {
-        await withTaskGroup(of: ComponentHealth?.self) { group in
-            group.addTask { await check() }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? ComponentHealth(status: .down, detail: "no answer within \(limit.seconds) s", latency: limit)
-        }
+        await withDeadline(limit, check) ?? ComponentHealth(status: .down, detail: "no answer within \(limit.seconds) s", latency: limit)
     }
 }

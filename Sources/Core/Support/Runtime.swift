@@ -64,10 +64,13 @@ public struct Runtime: Sendable {
     /// The model identity this configuration embeds with, as the pipeline computes it (the
     /// provider is asked about its model, which costs no embedding).
     public func modelIdentity() async throws -> String {
-        let settings = configuration.settings
-        let model = try await provider.prepare()
-        return ModelIdentity.make(provider: settings.provider, model: model, prefixes: settings.text.prefixes(model: model),
-                                  template: settings.text.template)
+        try await document().modelIdentity
+    }
+
+    /// The texts, prefixes and model identity of this configuration's model, as the pipeline
+    /// builds them (the provider is asked about its model, which costs no embedding).
+    public func document() async throws -> DocumentText {
+        try DocumentText(providerName: configuration.settings.provider, model: try await provider.prepare(), text: configuration.settings.text)
     }
 
     public static func defaultInstanceID() -> String {

@@ -31,13 +31,10 @@ struct SearchCommand: AsyncParsableCommand {
         try await runCommand { logger in
             let hits = try await options.withRuntime(logger: logger) { runtime in
                 try await runtime.store.prepare()
-                let model = try await runtime.provider.prepare()
-                let settings = runtime.configuration.settings
-                let prefixes = settings.text.prefixes(model: model)
-                let vector = try await runtime.provider.embed([prefixes.query + query], mode: .query)
+                let document = try await runtime.document()
+                let vector = try await runtime.provider.embed([document.prefixes.query + query], mode: .query)
                 guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
-                let identity = ModelIdentity.make(provider: settings.provider, model: model, prefixes: prefixes, template: settings.text.template)
-                return try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, model: identity))
+                return try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, model: document.modelIdentity))
             }
             if json {
                 let rows: [[String: Any]] = hits.map { hit in
