@@ -70,4 +70,16 @@ import Testing
         func enter() { inside += 1; most = max(most, inside) }
         func leave() { inside -= 1; done += 1 }
     }
+
+    /// 2.x reads the sweep's next chunk as a record range after the cursor it last saw; 3.x
+    /// compares ids (it reads the range slower).
+    @Test func theSweepReadsARecordRangeOn2xOnly() throws {
+        let two = SurrealStore.sweepSQL(table: "repo", dialect: try SurrealDialect(serverVersion: "surrealdb-2.3.10"))
+        let three = SurrealStore.sweepSQL(table: "repo", dialect: try SurrealDialect(serverVersion: "surrealdb-3.2.4"))
+        #expect(two.contains("ELSE IF $cursor = $expected { (SELECT VALUE id FROM $range LIMIT $n) }"))
+        #expect(!three.contains("$range") && three.contains("WHERE id > $cursor ORDER BY id"))
+        let after = SurrealStore.range(of: "repo", after: .recordID(RecordID(table: "repo", id: "syn0042")))
+        #expect(after == .recordID(RecordID(table: "repo", id: .tagged(49, [.tagged(51, "syn0042"), .null]))))
+        #expect(SurrealStore.range(of: "repo", after: nil) == .recordID(RecordID(table: "repo", id: .tagged(49, [.null, .null]))))
+    }
 }

@@ -31,6 +31,9 @@ struct QueueState: Sendable {
     var swept: String?
     /// A task of this process runs a sweep chunk.
     var sweeping = false
+    /// Where the last chunk this process ran left the sweep's cursor, and for which model: the
+    /// next chunk reads on from there as a record range (``SurrealDialect/sweepsByRange``).
+    var sweepCursor: (model: String, cursor: SurrealValue)?
     /// The model that superseded this one, once logged.
     var supersededBy: String?
 }
@@ -167,14 +170,24 @@ extension SurrealStore {
         guard let mine else { return false }
         guard mine else { return true }
         defer { queueState.withLock { $0.sweeping = false } }
-        let sql = Self.sweepSQL(table: configuration.table, dialect: try await dialect())
-        let answer = try await retryingConflicts {
-            try await self.client.query(sql, [
-                "model": .string(model), "n": .int(Int64(Self.sweepChunk)), "owner": .string(owner),
-                "hold": .duration(SurrealDuration(Self.sweepHold)),
-            ])
+        let dialect = try await dialect()
+        let sql = Self.sweepSQL(table: configuration.table, dialect: dialect)
+        var variables: [String: SurrealValue] = [
+            "model": .string(model), "n": .int(Int64(Self.sweepChunk)), "owner": .string(owner),
+            "hold": .duration(SurrealDuration(Self.sweepHold)),
+        ]
+        if dialect.sweepsByRange {
+            // The chunk after the cursor this process last saw; when another instance moved the
+            // cursor since (or this process never saw it), the statement compares ids instead.
+            let expected = queueState.withLock { $0.sweepCursor.flatMap { $0.model == model ? $0.cursor : nil } }
+            variables["expected"] = expected ?? .none
+            variables["range"] = Self.range(of: configuration.table, after: expected)
         }
+        let answer = try await retryingConflicts { try await self.client.query(sql, variables) }
         let sweep = answer.last?["sweep"] ?? .none
+        if let cursor = sweep["cursor"], !cursor.isAbsent, sweep["model"]?.string == model {
+            queueState.withLock { $0.sweepCursor = (model, cursor) }
+        }
         guard !sweep.isAbsent, sweep["model"]?.string == model, sweep["finished"]?.bool == false else {
             // Finished, or no sweep for this model is on record: nothing to do.
             if !sweep.isAbsent, sweep["model"]?.string == model, answer.last?["due"]?.bool == true {
@@ -189,6 +202,14 @@ extension SurrealStore {
             logger.debug("sweep chunk", metadata: ["swept": "\(sweep["swept"]?.int ?? 0)", "queued": "\(sweep["queued"]?.int ?? 0)"])
         }
         return true
+    }
+
+    /// The records of `table` after the record id `cursor` (all of them when nil), as a record
+    /// range value: a record id whose key is a range (CBOR tag 49 of an excluded bound, tag 51,
+    /// and an open end).
+    static func range(of table: String, after cursor: SurrealValue?) -> SurrealValue {
+        let start: SurrealValue = if case .recordID(let id) = cursor { .tagged(51, id.id) } else { .null }
+        return .recordID(RecordID(table: table, id: .tagged(49, .array([start, .null]))))
     }
 
     /// How long a sweeping instance keeps the sweep to itself after a chunk (others take over
@@ -217,7 +238,8 @@ extension SurrealStore {
             LET $free = $s.sweeper = NONE OR $s.sweeper = $owner OR $s.sweeper_until < time::now();
             LET $due = $s != NONE AND $s.model = $model AND $s.finished = false AND $free;
             LET $cursor = $s.cursor;
-            LET $ids = array::flatten([IF !$due { [] } ELSE IF $cursor = NONE { (SELECT VALUE id FROM \(table) ORDER BY id LIMIT $n) }
+            LET $ids = array::flatten([IF !$due { [] }\(dialect.sweepsByRange ? " ELSE IF $cursor = $expected { (SELECT VALUE id FROM $range LIMIT $n) }" : "")
+                ELSE IF $cursor = NONE { (SELECT VALUE id FROM \(table) ORDER BY id LIMIT $n) }
                 ELSE { (SELECT VALUE id FROM \(table) WHERE id > $cursor ORDER BY id LIMIT $n) }]);
             LET $all = array::flatten([IF array::len($ids) = 0 { [] } ELSE {
                 (SELECT id, embedding_model, embedding != NONE AS held, embedding != NONE AND embedding_model = $model AS current FROM $ids) }]);
