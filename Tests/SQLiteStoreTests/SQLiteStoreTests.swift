@@ -25,6 +25,11 @@ func rowCount(_ store: SQLiteStore, _ table: String) async throws -> Int {
     try await DatabaseQueue(path: store.path).read { try Int.fetchOne($0, sql: "SELECT count(*) FROM \(table)") ?? -1 }
 }
 
+/// The packed rows in the store's codes file.
+func codeRows(_ store: SQLiteStore) async throws -> Int {
+    try await DatabaseQueue(path: store.codesPath).read { try Int.fetchOne($0, sql: "SELECT count(*) FROM code_block") ?? -1 }
+}
+
 /// Claims up to `limit` repos as `owner` and writes each its vector from `vectors` (model "m").
 func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: String, limit: Int) async throws
     -> (claimed: [ClaimedRepo], outcomes: [RepoID: WriteOutcome]) {
@@ -304,7 +309,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         for phase in ["unpacked", "packed", "partly stale"] {
             if phase == "packed" {
                 #expect(try await store.pack() == (count - 1) / 256 + 1)
-                #expect(try await rowCount(store, "repo_code_stale") == 0)
+                #expect(try await store.unpackedBlocks() == 0)
             }
             if phase == "partly stale" {
                 vectors[2 * 256 + 5] = vectors[2 * 256 + 5].map { -$0 }
@@ -313,7 +318,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
                     UPDATE repo_vector_code SET code = code WHERE repo % 768 = 0;
                     """)
                 _ = try await DatabaseQueue(path: store.path).write { try SQLiteMigrations.codeUncoded($0) }
-                #expect(try await rowCount(store, "repo_code_stale") == count / 768 + 1)
+                #expect(try await store.unpackedBlocks() == count / 768 + 1)
                 queries.append(vectors[2 * 256 + 5])
             }
             for query in queries {
@@ -340,11 +345,11 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         var random = SeededRandom(seed: 5)
         let vectors = Dictionary(uniqueKeysWithValues: repos.map { repo in (repo.id, (0..<16).map { _ in Float(random.nextUnit() * 2 - 1) }) })
         _ = try await claimAndWrite(store, vectors, owner: "a", limit: 600)
-        #expect(try await rowCount(store, "repo_code_stale") == 3)  // seqs 1-600: blocks 0, 1 and 2
+        #expect(try await store.unpackedBlocks() == 3)  // seqs 1-600: blocks 0, 1 and 2
         // The queue is dry: the next claim packs them.
         #expect(try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m")).isEmpty)
-        #expect(try await rowCount(store, "repo_code_stale") == 0)
-        #expect(try await rowCount(store, "repo_code_block") == 3)
+        #expect(try await store.unpackedBlocks() == 0)
+        #expect(try await codeRows(store) == 3)
         func first(_ vector: [Float]) async throws -> SearchHit? {
             try await store.nearest(to: vector, limit: 1, filter: SearchFilter()).first
         }
@@ -357,7 +362,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         var moved = vectors
         moved[changed.id] = vectors[changed.id]!.map { -$0 }
         _ = try await claimAndWrite(store, moved, owner: "a", limit: 10)
-        #expect(try await rowCount(store, "repo_code_stale") == 1)
+        #expect(try await store.unpackedBlocks() == 1)
         #expect(try await first(moved[changed.id]!)?.repo.id == changed.id)
         #expect(try await first(moved[changed.id]!)?.score ?? 0 > 0.999)
         #expect(try await store.pack() == 1)
@@ -365,11 +370,121 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         #expect(try await first(moved[changed.id]!)?.score ?? 0 > 0.999)
         // A deleted repo's code goes with it (cascade), and so does it from the blocks.
         try await store.execute("DELETE FROM repo WHERE id = 'repo:b300'")
-        #expect(try await rowCount(store, "repo_code_stale") == 1)
+        #expect(try await store.unpackedBlocks() == 1)
         #expect(try await first(moved[changed.id]!)?.repo.id != changed.id)
         try await store.pack()
         #expect(try await first(moved[changed.id]!)?.repo.id != changed.id)
         #expect(try await first(vectors[RepoID("repo:b301")]!)?.repo.id == RepoID("repo:b301"))
         await store.shutdown()
+    }
+
+    /// 600 repos with random vectors of `dimensions`, written through the contract and packed.
+    private func filledStore(_ folder: URL, seed: UInt64, dimensions: Int = 16) async throws -> (SQLiteStore, [RepoID: [Float]]) {
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        let repos = (0..<600).map { Repo(id: RepoID("repo:c\($0)"), fullName: "owner/c\($0)") }
+        try await store.upsert(repos)
+        var random = SeededRandom(seed: seed)
+        let vectors = Dictionary(uniqueKeysWithValues: repos.map { repo in (repo.id, (0..<dimensions).map { _ in Float(random.nextUnit() * 2 - 1) }) })
+        _ = try await claimAndWrite(store, vectors, owner: "a", limit: 600)
+        try await store.pack()
+        return (store, vectors)
+    }
+
+    /// Removes the store's codes file and its write-ahead log, as a user deleting it would.
+    private func removeCodesFile(_ store: SQLiteStore) throws {
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: store.codesPath + suffix) {
+            try FileManager.default.removeItem(atPath: store.codesPath + suffix)
+        }
+    }
+
+    /// Every repo finds itself first, from its own vector.
+    private func everyRepoFindsItself(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], _ context: String) async throws {
+        for (id, vector) in vectors.sorted(by: { $0.key.rawValue < $1.key.rawValue }).enumerated().filter({ $0.offset % 37 == 0 }).map(\.element) {
+            let hit = try await store.nearest(to: vector, limit: 1, filter: SearchFilter()).first
+            #expect(hit?.repo.id == id, "\(context)")
+        }
+    }
+
+    /// The codes file holds rows that lie whole in its 64 KB pages (read in place), also at
+    /// 384 dimensions, where a block of 256 codes takes two rows.
+    @Test func packedRowsFitInOnePageOfTheCodesFile() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (store, vectors) = try await filledStore(folder, seed: 41, dimensions: 384)
+        let (pageSize, largest, rows) = try await DatabaseQueue(path: store.codesPath).read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT max(length(seqs) + length(codes)) FROM code_block") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM code_block") ?? 0)
+        }
+        #expect(pageSize == 65_536)
+        #expect(largest > 50_000 && largest <= 60_000)
+        #expect(rows == 5)  // 151 codes a row: blocks 0 (seqs 1-255) and 1 (256-511) in two rows each, 2 (512-600) in one
+        try await everyRepoFindsItself(store, vectors, "384 dimensions, packed")
+        await store.shutdown()
+    }
+
+    /// A codes file that is lost, or that belongs to another database (a backup restored without
+    /// it, a copy), is never trusted: the search reads the code rows until `prepare` empties the
+    /// file and packs it again for this database.
+    @Test func aLostOrForeignCodesFileIsNeverTrusted() async throws {
+        let folder = try temporaryFolder(), other = try temporaryFolder()
+        defer {
+            try? FileManager.default.removeItem(at: folder)
+            try? FileManager.default.removeItem(at: other)
+        }
+        let (store, vectors) = try await filledStore(folder, seed: 7)
+        let (foreign, _) = try await filledStore(other, seed: 8)
+        #expect(try await codeRows(store) == 3)
+        await store.shutdown()
+        await foreign.shutdown()
+        // The other database's codes file (with its write-ahead log), in the place of this one's.
+        try removeCodesFile(store)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: foreign.codesPath + suffix) {
+            try FileManager.default.copyItem(atPath: foreign.codesPath + suffix, toPath: store.codesPath + suffix)
+        }
+        let reopened = SQLiteStore(directory: folder)
+        try await everyRepoFindsItself(reopened, vectors, "foreign codes file, before prepare")
+        try await reopened.prepare()
+        #expect(try await reopened.unpackedBlocks() == 0)
+        try await everyRepoFindsItself(reopened, vectors, "foreign codes file, after prepare")
+        await reopened.shutdown()
+        // No codes file at all.
+        try removeCodesFile(store)
+        let again = SQLiteStore(directory: folder)
+        try await everyRepoFindsItself(again, vectors, "new codes file, before prepare")
+        try await again.prepare()
+        #expect(try await codeRows(again) == 3)
+        try await everyRepoFindsItself(again, vectors, "new codes file, after prepare")
+        await again.shutdown()
+    }
+
+    /// A file of schema version 5 (codes packed in the database itself) moves its packing to the
+    /// codes file: the version-5 rows are emptied and their blocks listed stale, so a version-5
+    /// process still running reads the code rows, and the search finds every repo.
+    @Test func aVersionFiveFileMovesItsPackingToTheCodesFile() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (store, vectors) = try await filledStore(folder, seed: 9)
+        await store.shutdown()
+        // What version 5 left: its packed rows, no stale blocks, no version 6.
+        try await DatabaseQueue(path: store.path).write { db in
+            try db.execute(sql: """
+                DROP TRIGGER repo_code_version_insert; DROP TRIGGER repo_code_version_update; DROP TRIGGER repo_code_version_delete;
+                DROP TABLE repo_code_version; DROP TABLE repo_code_change; DROP TABLE embed_star_code_file;
+                DELETE FROM repo_code_stale;
+                INSERT INTO repo_code_block (block, length, seqs, codes) VALUES (0, 20, X'00', X'00'), (1, 20, X'00', X'00'), (2, 20, X'00', X'00');
+                DELETE FROM embed_star_migration WHERE version = 6;
+                """)
+        }
+        try removeCodesFile(store)
+        let migrated = SQLiteStore(directory: folder)
+        try await migrated.prepare()
+        #expect(try await rowCount(migrated, "repo_code_block") == 0)
+        #expect(try await rowCount(migrated, "repo_code_stale") == 3)
+        #expect(try await migrated.unpackedBlocks() == 0)
+        #expect(try await codeRows(migrated) == 3)
+        try await everyRepoFindsItself(migrated, vectors, "migrated from version 5")
+        await migrated.shutdown()
     }
 }

@@ -80,6 +80,8 @@ enum SQLiteMigrations {
         // The codes packed in blocks (CodeBlocks); every block starts stale and is packed by
         // `prepare`.
         (5, CodeBlocks.migration),
+        // The codes packed in a file of their own (CodeFile), trusted by block version.
+        (6, CodeFile.migration),
     ]
 
     /// What a step needs done beyond its SQL, in the same transaction.

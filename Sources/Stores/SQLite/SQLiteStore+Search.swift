@@ -46,16 +46,16 @@ extension SQLiteStore {
         // (40 ms of every search at 100,000 vectors), as it would for `count(*)`.
         let bounds = try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT (SELECT min(repo) FROM repo_vector) AS low, (SELECT max(repo) FROM repo_vector) AS high")
-                .flatMap { row -> (low: Int64, high: Int64)? in
+                .flatMap { row -> (low: Int64, high: Int64, packed: Bool)? in
                     guard let low = row["low"] as Int64?, let high = row["high"] as Int64? else { return nil }
-                    return (low, high)
+                    return (low, high, try CodeFile.belongs(db))
                 }
         }
         guard let bounds else { return [] }
         let parts = Int(max(1, min(Int64(Self.searchParts), (bounds.high - bounds.low) / 20_000)))
-        // Without a filter on the repo's row, the codes are read in their packed blocks, and
-        // the ranges are ranges of blocks.
-        let packed = !exact && filter.language == nil && !byModel
+        // Without a filter on the repo's row, the codes are read packed (`CodeFile`), and the
+        // ranges are ranges of blocks.
+        let packed = !exact && filter.language == nil && !byModel && bounds.packed && VectorCode.length(query.count) <= CodeFile.maxLength
         let first = packed ? CodeBlocks.block(bounds.low) : bounds.low
         let last = packed ? CodeBlocks.block(bounds.high) : bounds.high
         let width: Int64 = (last - first) / Int64(parts) + 1
@@ -65,7 +65,7 @@ extension SQLiteStore {
                 group.addTask {
                     try await pool.read { db -> (best: TopK, scored: Int) in
                         if packed, case .codes(let code) = source {
-                            return try CodeBlocks.scan(db, code, kept: wanted, blocks: low..<(low + width))
+                            return try CodeFile.scan(db, code, kept: wanted, blocks: low..<(low + width))
                         }
                         return try Self.scan(db, source, kept: wanted, filter: filter, byModel: byModel, seqs: low..<(low + width))
                     }

@@ -10,8 +10,9 @@ import Logging
 /// claims, conditional writes and failures are atomic even when several processes share the file
 /// (WAL mode: readers never wait for the writer). Records are kept as the collector's JSON and
 /// read leniently; vectors are little-endian float32 blobs (4 bytes per dimension), each with a
-/// byte code (`VectorCode`), also packed 256 to a row (`CodeBlocks`). Search scans the codes of
-/// the query's dimension, then scores the best candidates exactly from their floats.
+/// byte code (`VectorCode`), also packed for search in a file beside it (`CodeFile`). Search
+/// scans the codes of the query's dimension, then scores the best candidates exactly from their
+/// floats.
 public final class SQLiteStore: RepoStore, Sendable {
     private let configuration: Configuration
     private let file: URL
@@ -31,10 +32,19 @@ public final class SQLiteStore: RepoStore, Sendable {
 
     public func prepare() async throws {
         let pool = try database()
-        let applied = try await pool.writeWithoutTransaction { db in try SQLiteMigrations.apply(db) }
+        let (applied, adopted) = try await pool.writeWithoutTransaction { db in
+            let applied = try SQLiteMigrations.apply(db)
+            var adopted = false
+            try db.inTransaction(.immediate) {
+                adopted = try CodeFile.adopt(db)
+                return .commit
+            }
+            return (applied, adopted)
+        }
         if !applied.isEmpty {
             logger.info("sqlite store migrated", metadata: ["file": "\(file.path)", "applied": "\(applied.map(String.init).joined(separator: ","))"])
         }
+        if adopted { logger.info("byte codes file made for this database; search reads the code rows until it is packed", metadata: ["file": "\(codesPath)"]) }
         // Vectors an older version wrote meanwhile (a rolling deploy) get their codes.
         let uncoded = try await pool.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM repo_vector_uncoded)") ?? false }
         if uncoded {
@@ -45,19 +55,28 @@ public final class SQLiteStore: RepoStore, Sendable {
         if packed > 0 { logger.info("byte codes packed", metadata: ["blocks": "\(packed)"]) }
     }
 
-    /// Rebuilds the stale blocks of byte codes (`CodeBlocks`), 64 in each transaction so a
-    /// writer of another process waits at most one of them (about 6 MB written at 384
-    /// dimensions); returns how many it rebuilt. One lookup when none is stale.
+    /// The file the byte codes are packed in for search (`CodeFile`), beside the database.
+    public var codesPath: String { CodeFile.path(for: file) }
+
+    /// Packs the byte codes of the blocks changed since they were last packed (`CodeFile`), 64
+    /// blocks in each transaction so a writer of another process waits at most one of them
+    /// (about 6 MB written at 384 dimensions); returns how many it packed. Two lookups when
+    /// nothing changed.
     @discardableResult
     public func pack() async throws -> Int {
         let pool = try database()
         var total = 0
-        while try await pool.read({ db in try CodeBlocks.anyStale(db) }) {
-            let packed = try await transaction { db in try CodeBlocks.pack(db, limit: 64) }
+        while try await pool.read({ db in try CodeFile.anyStale(db) }) {
+            let packed = try await transaction { db in try CodeFile.pack(db, limit: 64) }
             if packed == 0 { break }
             total += packed
         }
         return total
+    }
+
+    /// How many blocks of byte codes wait to be packed (for tests and tools).
+    public func unpackedBlocks() async throws -> Int {
+        try await database().read { db in try CodeFile.unpackedCount(db) }
     }
 
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
@@ -374,7 +393,12 @@ public final class SQLiteStore: RepoStore, Sendable {
             // Reads map the file instead of copying each page out of the kernel: a search reads
             // every vector (150 MB at 100,000 repos of 384 dimensions), and pread's copies were
             // a third of its time.
-            config.prepareDatabase { db in try db.execute(sql: "PRAGMA mmap_size = \(Self.mmapBytes)") }
+            // The byte codes' file is attached to every connection (the writer's creates it).
+            let codes = CodeFile.path(for: file)
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA mmap_size = \(Self.mmapBytes)")
+                try CodeFile.attach(db, path: codes)
+            }
             do {
                 return try DatabasePool(path: file.path, configuration: config)
             } catch {
