@@ -412,6 +412,9 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let (store, vectors) = try await filledStore(folder, seed: 41, dimensions: 384)
+        // Packing checkpoints the codes into the file itself: nothing left in its log.
+        let logged = try FileManager.default.attributesOfItem(atPath: store.codesPath + "-wal")[.size] as? Int
+        #expect(logged == 0)
         let (pageSize, largest, rows) = try await DatabaseQueue(path: store.codesPath).read { db in
             (try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0,
              try Int.fetchOne(db, sql: "SELECT max(length(seqs) + length(codes)) FROM code_block") ?? 0,
