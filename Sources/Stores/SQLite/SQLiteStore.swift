@@ -43,6 +43,11 @@ public final class SQLiteStore: RepoStore, Sendable {
         }
         if !applied.isEmpty {
             logger.info("sqlite store migrated", metadata: ["file": "\(file.path)", "applied": "\(applied.map(String.init).joined(separator: ","))"])
+            // A migration can rewrite much of the file (version 6 frees the 400 MB of codes
+            // version 5 packed at 1,000,000 repos): checkpointed into the file itself. Measured
+            // without this right after that migration: the exact scan 553 ms against 426 ms
+            // before it, `embed-star search` 261 ms against 134 ms.
+            try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA main.wal_checkpoint(TRUNCATE)") }
         }
         if adopted { logger.info("byte codes file made for this database; search reads the code rows until it is packed", metadata: ["file": "\(codesPath)"]) }
         // Vectors an older version wrote meanwhile (a rolling deploy) get their codes.
