@@ -344,9 +344,7 @@ class Bench:
         claims it makes per second while nothing is pending (one worker polls, the others wait)."""
         count = self.args.inserts
         single = []
-        # One kept-alive connection, as the provider holds one: a new connection per request
-        # (urllib) measured 85-172 ms for what takes 15 ms (the request's two writes wait on the
-        # server's delayed ACK).
+        # One kept-alive connection, as the provider holds one.
         import http.client
         from urllib.parse import urlsplit
         target = urlsplit(self.model_url)
@@ -377,10 +375,12 @@ class Bench:
         self.results["model_one_text_ms"] = model_ms
 
     def latencies(self, provider, count):
+        marks = [("start", time.perf_counter())]
         db = self.database("latency")
         port = free_port()
         config = self.config(db, provider=provider, batch=50, workers=4, monitoring=port)
         self.run("status", "--config", config)
+        marks.append(("schema", time.perf_counter()))
         process = subprocess.Popen([self.bin, "run", "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    env={**os.environ, "LOG_LEVEL": "error"}, cwd=self.work)
         try:
@@ -394,6 +394,7 @@ class Bench:
                 found = re.search(r'embed_star_store_query_duration_seconds_count\{operation="claim"\} (\S+)', text)
                 return float(found.group(1)) if found else 0.0
             claims()
+            marks.append(("up", time.perf_counter()))
             time.sleep(2)
             before, started = claims(), time.perf_counter()
             time.sleep(5)
@@ -415,9 +416,12 @@ class Bench:
                     time.sleep(0.001)
                 latencies.append((time.perf_counter() - started) * 1000)
             client.close()
+            marks.append(("probed", time.perf_counter()))
         finally:
             process.terminate()
             process.wait()
+        marks.append(("stopped", time.perf_counter()))
+        print("insert: %s: %s" % (provider, ", ".join("%s +%.1f s" % (name, at - marks[i][1]) for i, (name, at) in enumerate(marks[1:]))), flush=True)
         latencies.sort()
         return latencies, idle
 

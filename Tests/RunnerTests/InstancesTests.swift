@@ -26,6 +26,55 @@ struct InstancesTests {
         return Data(buffer.readBytes(length: buffer.readableBytes) ?? [])
     }
 
+    /// SIGTERM while batches are in flight on SurrealDB: the connections stay open until the
+    /// batches are written and the store is shut down. (The WebSocket handler closes a
+    /// connection on the graceful shutdown of the task that opened it; the pipeline opened them
+    /// inside the service group, so the signal closed them under the batches: the workers
+    /// reconnected, and on 2.3.10 waited 20 s for it.)
+    @Test func sigtermMidBatchKeepsTheConnectionsUntilTheBatchesAreWritten() async throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", """
+            provider: mock
+            store: surreal
+            monitoring:
+              enabled: false
+            pipeline:
+              batch_size: 10
+              parallel_workers: 2
+            providers:
+              mock:
+                dimensions: 8
+                latency_ms: 3000
+            stores:
+              surreal:
+                url: ws://\(surreal)
+                namespace: test
+                database: t\(UUID().uuidString.lowercased().prefix(8))
+                pool_size: 2
+            """)
+        _ = try await cli.run(["seed", "--count", "100", "--format", "github", "--out", "stars.json"])
+        let imported = try await cli.run(["import", "stars.json"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let process = try cli.start(["run"], environment: ["LOG_LEVEL": "debug"])
+        defer { if process.isRunning { process.signal(SIGKILL) } }
+        let claimed = try await waitUntil(timeout: .seconds(60), every: .milliseconds(100)) {
+            try await cli.status()["leased"] as? Int == 20 || !process.isRunning
+        }
+        #expect(claimed && process.isRunning, "both workers claim a batch of 10: \(process.stderr.suffix(2000))")
+        let signalled = ContinuousClock.now
+        process.signal(SIGTERM)
+        #expect(await process.exit() == 0, "\(process.stderr.suffix(2000))")
+        let stopping = ContinuousClock.now - signalled
+        #expect(stopping < .seconds(6), "the two batches of 3 s are written and the process ends: \(stopping)")
+        // What happened before the pipeline stopped (the store closes its connections after).
+        let beforeStop = process.stderr.components(separatedBy: "embed-star stopped").first ?? ""
+        #expect(!beforeStop.contains("store unavailable"), "\(beforeStop.suffix(3000))")
+        #expect(!beforeStop.contains("connection ended"), "no connection closes before the pipeline stops: \(beforeStop.suffix(3000))")
+        let status = try await cli.status()
+        #expect(status["embedded"] as? Int == 20 && status["leased"] as? Int == 0, "\(status)")
+    }
+
     @Test func threeInstancesOneKilledEveryRepoGetsItsOwnVectorOnce() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

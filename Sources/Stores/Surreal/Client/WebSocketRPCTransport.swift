@@ -133,7 +133,11 @@ actor WebSocketConnection {
         case .disconnected:
             state = .connecting(waiters: [:])
             let delay = backoff()
-            connectionTask = Task { await self.runConnection(after: delay) }
+            // Detached: a task made here inherits the caller's task locals, and inside a
+            // service group those include its graceful shutdown, on which the WebSocket
+            // handler closes the connection. The connection lives until `close()`: a SIGTERM
+            // must not take it from the batches still being written.
+            connectionTask = Task.detached { await self.runConnection(after: delay) }
         case .connecting: break
         }
         nextWaiter += 1
