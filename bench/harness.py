@@ -134,6 +134,17 @@ class Bench:
         out, seconds, rss = self.run("backfill", "--json", "--config", config)
         return json.loads(out), seconds, rss
 
+    def fresh_backfill(self, name, seed, count, **options):
+        """A new database with embed-star's schema, COUNT plain repos from SEED, backfilled once
+        (every repo must be embedded); returns (db, config, report)."""
+        db = self.database(name)
+        config = self.config(db, **options)
+        self.run("status", "--config", config)  # migrations: the repo events queue what follows
+        surreal_tool.seed(self.surreal, db, seed, count, "none")
+        report, _, _ = self.backfill(config)
+        assert report["summary"]["embedded"] == count, report["summary"]
+        return db, config, report
+
     def figure(self, values):
         values = [v for v in values if v is not None]
         return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
@@ -188,12 +199,7 @@ class Bench:
                 db = self.database("schema")
                 self.run("status", "--config", self.config(db, dims=dims))
                 schema.append(surreal_tool.raw_writes(self.surreal, db, count, dims, quiet=True)["writes_per_second"])
-                db = self.database("store")
-                config = self.config(db, dims=dims)
-                self.run("status", "--config", config)
-                surreal_tool.seed(self.surreal, db, self.seed_file(count, seed=2), count, "none")
-                report, _, _ = self.backfill(config)
-                assert report["summary"]["embedded"] == count, report["summary"]
+                _, _, report = self.fresh_backfill("store", self.seed_file(count, seed=2), count, dims=dims)
                 ours.append(report["reposPerSecond"])
             self.add("store", "write-back of %d vectors, %d dims (backfill, mock provider)" % (count, dims), "/s",
                      self.figure(ours), self.figure(raw), "engine", "85%")
@@ -234,12 +240,7 @@ class Bench:
             db = self.database("naive")
             surreal_tool.seed(self.surreal, db, seed, count, "none")  # plain records: what the old service found
             naive.append(self.naive_script(db))
-            db = self.database("ours")
-            config = self.config(db, provider="openai", batch=64, workers=2)
-            self.run("status", "--config", config)
-            surreal_tool.seed(self.surreal, db, seed, count, "none")
-            report, _, _ = self.backfill(config)
-            assert report["summary"]["embedded"] == count, report["summary"]
+            _, _, report = self.fresh_backfill("ours", seed, count, provider="openai", batch=64, workers=2)
             ours.append(report["reposPerSecond"])
         self.add("naive", "%d repos: embed-star vs per-row script (SDK + HTTP)" % count, "/s", self.figure(ours), self.figure(naive), "naive")
 
@@ -250,12 +251,7 @@ class Bench:
         seconds, calls = [], []
         seed = self.seed_file(count, seed=4)
         for _ in range(runs):
-            db = self.database("rerun")
-            config = self.config(db, batch=100, workers=2)
-            self.run("status", "--config", config)
-            surreal_tool.seed(self.surreal, db, seed, count, "none")
-            report, _, _ = self.backfill(config)
-            assert report["summary"]["embedded"] == count, report["summary"]
+            db, config, _ = self.fresh_backfill("rerun", seed, count, batch=100, workers=2)
             surreal_tool.rpc(self.surreal, db, "query", ["UPDATE repo SET updated_at = time::now() RETURN NONE", {}])
             report, took, _ = self.backfill(config)
             assert report["summary"]["unchanged"] == count, report["summary"]
@@ -276,12 +272,7 @@ class Bench:
             db = self.database("naivedb")
             surreal_tool.seed(self.surreal, db, seed, count, "none")
             naive.append(self.naive_script(db, instant=True))
-            db = self.database("oursdb")
-            config = self.config(db, batch=100, workers=4)
-            self.run("status", "--config", config)
-            surreal_tool.seed(self.surreal, db, seed, count, "none")
-            report, _, _ = self.backfill(config)
-            assert report["summary"]["embedded"] == count, report["summary"]
+            _, _, report = self.fresh_backfill("oursdb", seed, count, batch=100, workers=4)
             ours.append(report["reposPerSecond"])
         self.add("naive", "%d repos, no model: embed-star (mock) vs per-row script" % count, "/s", self.figure(ours), self.figure(naive),
                  "naive", ">=15x")
