@@ -32,22 +32,15 @@ public final class SQLiteStore: RepoStore, Sendable {
 
     public func prepare() async throws {
         let pool = try database()
-        let (applied, adopted) = try await pool.writeWithoutTransaction { db in
-            let applied = try SQLiteMigrations.apply(db)
-            var adopted = false
-            try db.inTransaction(.immediate) {
-                adopted = try CodeFile.adopt(db)
-                return .commit
-            }
-            return (applied, adopted)
-        }
+        let applied = try await pool.writeWithoutTransaction { db in try SQLiteMigrations.apply(db) }
+        let adopted = try await transaction { db in try CodeFile.adopt(db) }
         if !applied.isEmpty {
             logger.info("sqlite store migrated", metadata: ["file": "\(file.path)", "applied": "\(applied.map(String.init).joined(separator: ","))"])
             // A migration can rewrite much of the file (version 6 frees the 400 MB of codes
             // version 5 packed at 1,000,000 repos): checkpointed into the file itself. Measured
             // without this right after that migration: the exact scan 553 ms against 426 ms
             // before it, `embed-star search` 261 ms against 134 ms.
-            try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA main.wal_checkpoint(TRUNCATE)") }
+            try await checkpoint("main")
         }
         if adopted { logger.info("byte codes file made for this database; search reads the code rows until it is packed", metadata: ["file": "\(codesPath)"]) }
         // Vectors an older version wrote meanwhile (a rolling deploy) get their codes.
@@ -81,9 +74,15 @@ public final class SQLiteStore: RepoStore, Sendable {
             // log (64 MB before SQLite checkpoints on its own: all the codes of 100,000 repos),
             // every page is a read from the log, and every process that opens the file first
             // reads the whole log to index it: 76 ms for `embed-star search` against 39 ms.
-            try await pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA codes.wal_checkpoint(TRUNCATE)") }
+            try await checkpoint("codes")
         }
         return total
+    }
+
+    /// Copies what the write-ahead log of `schema` ("main" or "codes") holds into its file and
+    /// empties the log (waiting for other processes' readers up to the busy timeout).
+    private func checkpoint(_ schema: String) async throws {
+        try await database().writeWithoutTransaction { db in try db.execute(sql: "PRAGMA \(schema).wal_checkpoint(TRUNCATE)") }
     }
 
     /// How many blocks of byte codes wait to be packed (for tests and tools).
