@@ -14,7 +14,7 @@ extension SurrealStore {
             // Empty while the sweep is unfinished is not "nothing pending": wait for it.
             if !claimed.isEmpty { return claimed }
             if !unfinished {
-                if try await repairQueueIndexes(request) { continue }
+                if try await recheckQueue(request) { continue }
                 try await maintainIndex(owner: request.owner)
                 return []
             }

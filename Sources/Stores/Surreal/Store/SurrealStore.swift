@@ -27,6 +27,11 @@ public final class SurrealStore: RepoStore {
     /// When the queue's indexes were last checked against the table (servers whose indexes can
     /// miss records; ``repairQueueIndexes(_:)``).
     let queueIndexesCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
+    /// When an idle claim last read the queue's counts (``recheckQueue(_:)``); the start's own
+    /// check counts as the first.
+    let queueCountsCheckedAt = Mutex<ContinuousClock.Instant?>(ContinuousClock.now)
+    /// How often that is (``queueCountCheckEvery``; a test shortens it).
+    let queueCountsCheckEvery = Mutex<Duration>(SurrealStore.queueCountCheckEvery)
 
     /// Whether `every` has passed since `last` was set (or it never was); if so, `last` is now.
     static func due(_ last: borrowing Mutex<ContinuousClock.Instant?>, every: Duration) -> Bool {
