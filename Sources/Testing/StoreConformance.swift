@@ -118,8 +118,8 @@ public struct StoreConformance: Sendable {
         RepoWrite(id: claim.repo.id, revision: claim.revision, model: model, change: .embedded(vector: vector, contentHash: hash, generatedAt: Date()))
     }
 
-    private func failure(_ id: RepoID, permanent: Bool = false, retryAfter: Duration = .zero) -> RepoFailure {
-        RepoFailure(id: id, reason: "provider said no: ✗", permanent: permanent, retryAfter: retryAfter)
+    private func failure(_ claim: ClaimedRepo, permanent: Bool = false, retryAfter: Duration = .zero) -> RepoFailure {
+        RepoFailure(id: claim.repo.id, revision: claim.revision, reason: "provider said no: ✗", permanent: permanent, retryAfter: retryAfter)
     }
 
     private func run(_ check: StoreCheck, on store: any RepoStore) async throws {
@@ -215,17 +215,17 @@ public struct StoreConformance: Sendable {
             _ = try await loaded(store, 2)
             var claimed = try await claim(store, "a")
             let (retried, permanent) = (claimed[0].repo.id, claimed[1].repo.id)
-            var outcomes = try await store.recordFailures([failure(retried), failure(permanent, permanent: true)], owner: "a", maxAttempts: 2)
+            var outcomes = try await store.recordFailures([failure(claimed[0]), failure(claimed[1], permanent: true)], owner: "a", maxAttempts: 2)
             #expect(outcomes[retried] == .willRetry(attempts: 1))
             #expect(outcomes[permanent] == .failed(attempts: 1))
             claimed = try await claim(store, "a")
             #expect(claimed.map(\.repo.id) == [retried])
             #expect(claimed.first?.attempts == 1)
-            outcomes = try await store.recordFailures([failure(retried)], owner: "a", maxAttempts: 2)
+            outcomes = try await store.recordFailures([failure(claimed[0])], owner: "a", maxAttempts: 2)
             #expect(outcomes[retried] == .failed(attempts: 2), "\(check): max_attempts reached must mark the repo failed")
             #expect(try await store.stats(model: model) == StoreStats(total: 2, embedded: 0, pending: 0, failed: 2, leased: 0))
             #expect(try await claim(store, "a").isEmpty, "\(check): a failed repo must leave the queue")
-            let stranger = try await store.recordFailures([failure(retried)], owner: "b", maxAttempts: 2)
+            let stranger = try await store.recordFailures([failure(claimed[0])], owner: "b", maxAttempts: 2)
             #expect(stranger.isEmpty, "\(check): a failure from an owner without the lease must be ignored")
             #expect(try await store.resetFailed() == 2)
             let back = try await claim(store, "a")
@@ -234,7 +234,7 @@ public struct StoreConformance: Sendable {
         case .retryAfterKeepsARepoOutOfTheQueue:
             _ = try await loaded(store, 1)
             let claimed = try await claim(store, "a")
-            _ = try await store.recordFailures([failure(claimed[0].repo.id, retryAfter: .seconds(60))], owner: "a", maxAttempts: 5)
+            _ = try await store.recordFailures([failure(claimed[0], retryAfter: .seconds(60))], owner: "a", maxAttempts: 5)
             #expect(try await claim(store, "a").isEmpty, "\(check): a repo waiting out retry_after was handed out")
             #expect(try await store.stats(model: model).pending == 1)
 
@@ -314,7 +314,7 @@ public struct StoreConformance: Sendable {
             _ = try await loaded(store, 6)
             let claimed = try await claim(store, "a", limit: 4)
             _ = try await store.write([embedded(claimed[0]), embedded(claimed[1])], owner: "a")
-            _ = try await store.recordFailures([failure(claimed[2].repo.id, permanent: true)], owner: "a", maxAttempts: 5)
+            _ = try await store.recordFailures([failure(claimed[2], permanent: true)], owner: "a", maxAttempts: 5)
             #expect(try await store.stats(model: model) == StoreStats(total: 6, embedded: 2, pending: 3, failed: 1, leased: 1))
 
         case .nearestOrdersByCosineAndFilters:
@@ -363,7 +363,7 @@ public struct StoreConformance: Sendable {
         case .changedFailedRepoIsPendingAgain:
             let repos = try await loaded(store, 1)
             let claimed = try await claim(store, "a")
-            _ = try await store.recordFailures([failure(claimed[0].repo.id, permanent: true)], owner: "a", maxAttempts: 5)
+            _ = try await store.recordFailures([failure(claimed[0], permanent: true)], owner: "a", maxAttempts: 5)
             #expect(try await store.stats(model: model).failed == 1)
             var changed = repos[0]
             changed.description = "a new text deserves a new try"
@@ -435,8 +435,8 @@ public struct StoreConformance: Sendable {
             let repos = try await loaded(store, 9)
             let claimed = try await claim(store, "a", limit: 5)
             _ = try await store.write([embedded(claimed[0], [0.6, 0.8, 0, 0], hash: "h0"), embedded(claimed[1])], owner: "a")
-            _ = try await store.recordFailures([failure(claimed[2].repo.id, permanent: true)], owner: "a", maxAttempts: 5)
-            _ = try await store.recordFailures([failure(claimed[3].repo.id)], owner: "a", maxAttempts: 5)
+            _ = try await store.recordFailures([failure(claimed[2], permanent: true)], owner: "a", maxAttempts: 5)
+            _ = try await store.recordFailures([failure(claimed[3])], owner: "a", maxAttempts: 5)
             var seen: [RepoID: StoredRepo] = [:]
             var pages = 0
             try await store.forEachPage(model: model, pageSize: 3) { page in

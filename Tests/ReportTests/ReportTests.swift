@@ -30,9 +30,9 @@ struct ReportUnitTests {
         for claim in claimed {
             let id = claim.repo.id.rawValue
             switch id {
-            case "repo:r3": failures.append(RepoFailure(id: claim.repo.id, reason: "HTTP 400: input 17 is too long (9120 tokens)", permanent: true, retryAfter: .zero))
-            case "repo:r4": failures.append(RepoFailure(id: claim.repo.id, reason: "HTTP 400: input 2 is too long (812 tokens)", permanent: false, retryAfter: .zero))
-            case "repo:r8": failures.append(RepoFailure(id: claim.repo.id, reason: "timed out after 30 s", permanent: false, retryAfter: .zero))
+            case "repo:r3": failures.append(RepoFailure(id: claim.repo.id, revision: claim.revision, reason: "HTTP 400: input 17 is too long (9120 tokens)", permanent: true, retryAfter: .zero))
+            case "repo:r4": failures.append(RepoFailure(id: claim.repo.id, revision: claim.revision, reason: "HTTP 400: input 2 is too long (812 tokens)", permanent: false, retryAfter: .zero))
+            case "repo:r8": failures.append(RepoFailure(id: claim.repo.id, revision: claim.revision, reason: "timed out after 30 s", permanent: false, retryAfter: .zero))
             default:
                 var vector: [Float] = [5, 1, 1, 1, 1, 1, 1, 1].map { $0 + Float.random(in: -0.6...0.6, using: &generator) }
                 if id == "repo:r9" { vector = vector.map { -$0 } }

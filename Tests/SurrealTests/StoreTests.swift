@@ -249,7 +249,7 @@ struct StoreTests {
         try await fixture.insert(SyntheticRepos.generate(count: 2))
         var claimed = try await claim(fixture.store, "a")
         let failure = { (claim: ClaimedRepo, permanent: Bool) in
-            RepoFailure(id: claim.repo.id, reason: "boom \(permanent)", permanent: permanent, retryAfter: .zero)
+            RepoFailure(id: claim.repo.id, revision: claim.revision, reason: "boom \(permanent)", permanent: permanent, retryAfter: .zero)
         }
         var outcomes = try await fixture.store.recordFailures([failure(claimed[0], false), failure(claimed[1], true)], owner: "a", maxAttempts: 2)
         #expect(outcomes[claimed[0].repo.id] == .willRetry(attempts: 1))

@@ -109,7 +109,7 @@ struct BatchPlan {
     /// A failed repo waits `retry_delay_ms` doubled per attempt before its next claim.
     static func failure(_ claim: ClaimedRepo, _ reason: String, permanent: Bool, rules: Rules) -> RepoFailure {
         let exponent = min(claim.attempts, 10)
-        return RepoFailure(id: claim.repo.id, reason: reason, permanent: permanent, retryAfter: rules.retryDelay * (1 << exponent))
+        return RepoFailure(id: claim.repo.id, revision: claim.revision, reason: reason, permanent: permanent, retryAfter: rules.retryDelay * (1 << exponent))
     }
 }
 

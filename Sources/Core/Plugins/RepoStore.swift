@@ -93,6 +93,9 @@ public enum WriteOutcome: String, Sendable, Hashable {
 /// A repo that could not be embedded this time.
 public struct RepoFailure: Sendable {
     public var id: RepoID
+    /// The revision of the claim that failed: a failure counts only against that revision (a
+    /// failure of an older text never marks a repo whose text changed since).
+    public var revision: String
     /// A short reason for an operator. Never contains a secret.
     public var reason: String
     /// True when trying again cannot help (the provider rejected the input itself): the repo
@@ -101,8 +104,9 @@ public struct RepoFailure: Sendable {
     /// How long the repo stays out of the queue before it may be claimed again.
     public var retryAfter: Duration
 
-    public init(id: RepoID, reason: String, permanent: Bool, retryAfter: Duration) {
+    public init(id: RepoID, revision: String, reason: String, permanent: Bool, retryAfter: Duration) {
         self.id = id
+        self.revision = revision
         self.reason = reason
         self.permanent = permanent
         self.retryAfter = retryAfter

@@ -351,6 +351,15 @@ public actor MockStore: RepoStore {
         }
     }
 
+    /// Deletes repos as the collector would; their leases and vectors go with them.
+    public func delete(_ ids: [RepoID]) {
+        let gone = Set(ids)
+        guard entries.contains(where: { gone.contains($0.id) }) else { return }
+        entries.removeAll { gone.contains($0.id) }
+        index = Dictionary(entries.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { _, last in last })
+        firstCandidate = 0
+    }
+
     /// Everything stored about one repo, for tests.
     public func entry(_ id: RepoID) -> Entry? {
         index[id].map { entries[$0] }

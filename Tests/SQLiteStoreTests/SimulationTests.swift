@@ -1,0 +1,43 @@
+import EmbedStarCore
+import EmbedStarSQLiteStore
+import EmbedStarTesting
+import Foundation
+import Testing
+
+/// The collector of a simulation on SQLite: its own handle on the file, as another process.
+struct SQLiteCollector: SimulationCollector {
+    let store: SQLiteStore
+    func put(_ repo: Repo, key: RecordKey) async throws { try await store.upsert([repo]) }
+    func delete(key: RecordKey) async throws {
+        let id = "repo:\(key)".replacingOccurrences(of: "'", with: "''")
+        try await store.execute("DELETE FROM repo WHERE id = '\(id)'")
+    }
+    func dropVector(key: RecordKey) async throws -> Bool { false }
+}
+
+/// The store contract under seeded random schedules, each instance its own handle on one file.
+struct SQLiteSimulationTests {
+    static let setup: StoreSimulation.Setup = { _ in
+        let folder = try temporaryFolder()
+        let path = folder.appendingPathComponent("sim.sqlite").path
+        let collector = SQLiteStore(configuration: .init(path: path))
+        try await collector.prepare()
+        let simulation = StoreSimulation(open: { SQLiteStore(configuration: .init(path: path)) }, collector: SQLiteCollector(store: collector))
+        return (simulation, {
+            await collector.shutdown()
+            try? FileManager.default.removeItem(at: folder)
+        })
+    }
+
+    @Test(arguments: 1...6)
+    func simulation(_ seed: UInt64) async throws {
+        let report = try await StoreSimulation.run(seeds: 1, from: seed, setup: Self.setup)
+        #expect(report.schedules == 1 && report.checks > report.steps)
+    }
+
+    @Test(.enabled(if: StoreSimulation.longRun != nil, "EMBED_STAR_SIM_RUNS is not set (bench/simulate)"))
+    func manySeeds() async throws {
+        let (count, first) = try #require(StoreSimulation.longRun)
+        print("simulation sqlite: \(try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup))")
+    }
+}

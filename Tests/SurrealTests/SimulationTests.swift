@@ -1,0 +1,88 @@
+import EmbedStarCore
+@testable import EmbedStarSurrealStore
+import EmbedStarTesting
+import Foundation
+import Logging
+import SurrealClient
+import Synchronization
+import Testing
+
+/// The collector of a simulation on SurrealDB: a client of its own that writes records under
+/// keys of every kind, as a collector's own statements would.
+struct SurrealCollector: SimulationCollector {
+    let client: SurrealClient
+
+    static func key(_ key: RecordKey) -> SurrealValue {
+        switch key {
+        case .number(let value): .int(value)
+        case .text(let value): .string(value)
+        case .uuid(let value): .uuid(value)
+        case .array(let items): .array(items.map(Self.key))
+        case .object(let fields): .object(fields.mapValues(Self.key))
+        }
+    }
+
+    static func id(_ key: RecordKey) -> SurrealValue { .recordID(RecordID(table: "repo", id: Self.key(key))) }
+
+    func put(_ repo: Repo, key: RecordKey) async throws {
+        guard case .object(var fields) = SurrealValue(json: repo.jsonValue) else { return }
+        fields["id"] = nil
+        _ = try await client.query("UPSERT $id MERGE $fields RETURN NONE", ["id": Self.id(key), "fields": .object(fields)])
+    }
+
+    func delete(key: RecordKey) async throws {
+        _ = try await client.query("DELETE $id", ["id": Self.id(key)])
+    }
+
+    func dropVector(key: RecordKey) async throws -> Bool {
+        _ = try await client.query("UPDATE $id SET embedding = NONE RETURN NONE", ["id": Self.id(key)])
+        return true
+    }
+}
+
+/// The store contract under seeded random schedules on the real engine: every instance a store
+/// of its own (its own connections and process state) on one database, half over WebSocket,
+/// half over HTTP. `EMBED_STAR_SIM_KEYS` (e.g. `number`) and `EMBED_STAR_SIM_VECTORS_REMOVED=0`
+/// narrow a long run to one defect at a time.
+@Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
+struct SurrealSimulationTests {
+    static let setup: StoreSimulation.Setup = { _ in
+        let database = "sim\(UUID().uuidString.prefix(8).lowercased())"
+        let address = try #require(DevServer.address)
+        let client = SurrealClient(configuration: try DevServer.configuration("http", address: address, database: database))
+        let counter = Counter()
+        let open: StoreSimulation.Open = {
+            var configuration = SurrealStore.Configuration()
+            configuration.url = "\(counter.next().isMultiple(of: 2) ? "ws" : "http")://\(address)"
+            configuration.namespace = "test"
+            configuration.database = database
+            configuration.poolSize = 2
+            return try SurrealStore(configuration: configuration, instanceID: "sim", logger: Logger(label: "sim"))
+        }
+        var options = StoreSimulation.Options()
+        let environment = ProcessInfo.processInfo.environment
+        if let kinds = environment["EMBED_STAR_SIM_KEYS"] {
+            options.keyKinds = kinds.split(separator: ",").compactMap { StoreSimulation.KeyKind(rawValue: String($0)) }
+        }
+        if environment["EMBED_STAR_SIM_VECTORS_REMOVED"] == "0" { options.vectorsRemoved = false }
+        return (StoreSimulation(open: open, collector: SurrealCollector(client: client), options: options), { await client.close() })
+    }
+
+    @Test(arguments: 1...4)
+    func simulation(_ seed: UInt64) async throws {
+        let report = try await StoreSimulation.run(seeds: 1, from: seed, setup: Self.setup)
+        #expect(report.schedules == 1 && report.checks > report.steps)
+    }
+
+    @Test(.enabled(if: StoreSimulation.longRun != nil, "EMBED_STAR_SIM_RUNS is not set (bench/simulate)"))
+    func manySeeds() async throws {
+        let (count, first) = try #require(StoreSimulation.longRun)
+        let report = try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup)
+        print("simulation \(ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL_VERSION"] ?? "surreal"): \(report)")
+    }
+}
+
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func next() -> Int { value.withLock { $0 += 1; return $0 } }
+}
