@@ -288,12 +288,14 @@ public struct StoreConformance: Sendable {
         case .coverageCountsVectorsPerModel:
             _ = try await loaded(store, 5)
             #expect(try await store.coverage().isEmpty)
-            let claimed = try await claim(store, "a")
-            _ = try await store.write(claimed.prefix(3).map { embedded($0) }, owner: "a")
+            let claimed = try await claim(store, "a", limit: 3)
+            _ = try await store.write(claimed.map { embedded($0) }, owner: "a")
+            // An instance of another model starts (the newest is served) and embeds the rest.
             let other = "conformance/other@4"
-            _ = try await store.write(claimed.suffix(2).map {
+            let rest = try await claim(store, "b", model: other).filter { !$0.stale }
+            _ = try await store.write(rest.map {
                 RepoWrite(id: $0.repo.id, revision: $0.revision, model: other, change: .embedded(vector: [0, 1, 0, 0], contentHash: "o", generatedAt: Date()))
-            }, owner: "a")
+            }, owner: "b")
             #expect(try await store.coverage() == [model: 3, other: 2], "\(check): vectors per model")
 
         case .upsertOnlyChangesWhatChanged:
@@ -417,13 +419,18 @@ public struct StoreConformance: Sendable {
         case .nearestKeepsToTheAskedModel:
             // During a model change two models' vectors of one dimension are stored side by side.
             _ = try await loaded(store, 12)
-            let claimed = try await claim(store, "a")
             let other = "conformance/other@4"
             // The other model's vectors all point at the query; the asked model's point elsewhere.
-            _ = try await store.write(claimed.prefix(10).map {
+            let first = try await claim(store, "b", limit: 10, model: other)
+            _ = try await store.write(first.map {
                 RepoWrite(id: $0.repo.id, revision: $0.revision, model: other, change: .embedded(vector: [1, 0, 0, 0], contentHash: "o", generatedAt: Date()))
-            }, owner: "a")
-            _ = try await store.write(zip(claimed.suffix(2), [[0.6, 0.8, 0, 0], [0, 1, 0, 0]] as [[Float]]).map { embedded($0, $1) }, owner: "a")
+            }, owner: "b")
+            // The asked model's instance starts after (the newest is served): the two new repos
+            // come first; the other model's ten (stale for it) are left as they are.
+            let leased = try await claim(store, "a")
+            let claimed = leased.filter { !$0.stale }
+            try await store.release(leased.filter(\.stale).map(\.repo.id), owner: "a")
+            _ = try await store.write(zip(claimed, [[0.6, 0.8, 0, 0], [0, 1, 0, 0]] as [[Float]]).map { embedded($0, $1) }, owner: "a")
             let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 2, filter: SearchFilter(model: model))
             #expect(hits.map(\.repo.id) == claimed.suffix(2).map(\.repo.id), "\(check): only the asked model's vectors, closest first")
             let any = try await store.nearest(to: [1, 0, 0, 0], limit: 3, filter: SearchFilter())

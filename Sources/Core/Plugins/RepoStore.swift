@@ -179,10 +179,14 @@ public struct SearchHit: Sendable {
 /// - `stats` and `scan` read and never write; `embedded` counts only repos holding a vector of the asked
 ///   model whose text did not change since, so a repo never queued is pending, not embedded.
 /// - `write` applies each write atomically and only if the caller still holds the lease and the
-///   record's revision is the claimed one; otherwise it reports why and changes nothing. An
-///   applied write ends the lease and clears the attempt count and last error.
+///   record's revision is the claimed one; otherwise it reports why and changes nothing. A store
+///   may also refuse a write whose model is no longer the one it serves (a newer model took
+///   over). An applied write ends the lease and clears the attempt count and last error.
 /// - `recordFailures` counts an attempt, keeps the reason, ends the lease, and marks the repo
-///   failed once `permanent` or once attempts reach `maxAttempts`.
+///   failed once `permanent` or once attempts reach `maxAttempts`, but only at the claimed
+///   revision: a failure of a text that changed since only ends the lease.
+/// - A claim hands out the stored hash (`embeddedHash`) only while the vector it came with is
+///   stored, so an unchanged text never vouches for a vector that was removed.
 /// - `release` ends leases without counting an attempt (shutdown, run-fatal errors); `renew`
 ///   extends leases still held, so a batch slower than its lease is not handed out twice.
 /// - Records are read leniently (``Repo/decode(_:fallbackName:)``). A record that cannot be read

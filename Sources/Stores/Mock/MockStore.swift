@@ -204,6 +204,13 @@ public actor MockStore: RepoStore {
         let now = Date()
         for failure in failures {
             guard let position = index[failure.id], entries[position].leaseOwner == owner else { continue }
+            guard String(entries[position].revision) == failure.revision else {
+                // A failure of a text changed since ends the lease and nothing else.
+                entries[position].leaseOwner = nil
+                entries[position].leaseExpires = nil
+                firstCandidate = min(firstCandidate, position)
+                continue
+            }
             var entry = entries[position]
             entry.attempts += 1
             entry.lastError = failure.reason

@@ -216,8 +216,14 @@ public final class SQLiteStore: RepoStore, Sendable {
         return try await transaction { db in
             var outcomes: [RepoID: FailureOutcome] = [:]
             for failure in failures {
-                guard let row = try Row.fetchOne(db, sql: "SELECT attempts, lease_owner FROM repo WHERE id = ?", arguments: [failure.id.rawValue]),
+                guard let row = try Row.fetchOne(db, sql: "SELECT attempts, lease_owner, revision FROM repo WHERE id = ?", arguments: [failure.id.rawValue]),
                       (row["lease_owner"] as String?) == owner else { continue }
+                // Counted only against the claimed revision: a failure of a text changed since
+                // ends the lease and nothing else.
+                guard String(row["revision"] as Int64) == failure.revision else {
+                    try db.execute(sql: "UPDATE repo SET lease_owner = NULL, lease_expires = NULL WHERE id = ?", arguments: [failure.id.rawValue])
+                    continue
+                }
                 let attempts = (row["attempts"] as Int) + 1
                 let failed = failure.permanent || attempts >= maxAttempts
                 try db.execute(sql: """

@@ -36,24 +36,6 @@ public struct RecordID: Sendable, Hashable, CustomStringConvertible {
         self.id = id
     }
 
-    /// Parses `table:key` with a plain string or integer key.
-    public init?(parsing text: String) {
-        guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else { return nil }
-        table = String(text[..<colon])
-        var key = String(text[text.index(after: colon)...])
-        if key.hasPrefix("⟨"), key.hasSuffix("⟩") { key = String(key.dropFirst().dropLast()) }
-        guard !key.isEmpty else { return nil }
-        id = Int64(key).map(SurrealValue.int) ?? .string(key)
-    }
-
-    /// `table:key` with the key as it is, brackets only where `init(parsing:)` needs them to
-    /// read it back (a string key that looks like a number): how embed-star names repos, so an
-    /// id imported as `repo:my-project` comes back the same.
-    public var plainDescription: String {
-        if case .string(let key) = id, Int64(key) == nil, !key.hasPrefix("⟨") { return "\(table):\(key)" }
-        return description
-    }
-
     public var description: String {
         switch id {
         case .int(let number): return "\(table):\(number)"
@@ -61,7 +43,7 @@ public struct RecordID: Sendable, Hashable, CustomStringConvertible {
             let plain = key.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "_" }
                 && Int64(key) == nil
             return plain ? "\(table):\(key)" : "\(table):⟨\(key)⟩"
-        default: return "\(table):\(id)"
+        default: return plainDescription
         }
     }
 }

@@ -70,15 +70,16 @@ struct Migrations {
             """
     }
 
-    /// The one event on the repo table (migration 5): a created repo or one whose watched fields
-    /// changed is queued, a deleted one loses its entry, and both move the repo count. One event,
+    /// The one event on the repo table (migrations 5 and 6): a created repo, one whose watched
+    /// fields changed, or one whose vector was removed (by an operator: embed-star never
+    /// removes one) is queued, a deleted one loses its entry, and both move the repo count. One event,
     /// not one per job: SurrealDB 3 copies the record for each event defined on every write
     /// (measured: within the noise at 384 and 1,536 dims, so this is doing less, not a speed-up).
     var repoEvent: String {
         let watched = watchedFields.joined(separator: ", ")
         return """
             DEFINE EVENT OVERWRITE embed_star_repo ON TABLE \(table) \
-            WHEN $event != "UPDATE" OR $before.{\(watched)} != $after.{\(watched)} \
+            WHEN $event != "UPDATE" OR $before.{\(watched)} != $after.{\(watched)} OR ($before.embedding != NONE AND $after.embedding = NONE) \
             THEN { IF $event = "DELETE" { \(dequeue); \(count(by: "-")); \
             } ELSE { \(Self.enqueue("$after.id", had: "$after.embedding_model", dialect: dialect)); \
             IF $event = "CREATE" { \(count(by: "+")); }; \
@@ -179,6 +180,17 @@ struct Migrations {
                     "REMOVE FIELD IF EXISTS embedding ON TABLE \(table)",
                 ] : [])
             ),
+            Migration(
+                version: 6,
+                summary: "a repo whose vector is removed is queued again; the table and watched fields the event was made for are recorded",
+                statements: [repoEvent, schemaRecord]
+            ),
         ]
+    }
+
+    /// Records what the repo event was made for (``SurrealStore`` compares it with the
+    /// configuration at every start).
+    var schemaRecord: String {
+        "UPSERT embed_star_meta:schema SET table = '\(table)', watched_fields = [\(watchedFields.map { "'\($0)'" }.joined(separator: ", "))], changed_at = time::now()"
     }
 }

@@ -52,7 +52,12 @@ extension SurrealStore {
         // nothing while a sweep runs: a claim racing a sweep chunk's re-queueing of the same
         // entries could lose either write, and the batch would be embedded twice.
         let sweepDone = try await dialect().claimsOneAtATime ? " AND (SELECT VALUE finished FROM ONLY embed_star_meta:sweep) != false" : ""
+        // One transaction: the model the queue serves and the sweep's state are read with the
+        // leases taken, so a claim cannot lease for a model the queue no longer serves (an
+        // entry a new model's sweep re-queued, leased by the old model and written with its
+        // vector, would be left with no entry).
         let claimSQL = """
+            BEGIN TRANSACTION;
             LET $now = time::now();
             LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model\(sweepDone);
             LET $fresh = array::flatten([IF !$served { [] } ELSE {
@@ -64,7 +69,8 @@ extension SurrealStore {
             LET $stamped = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_token = $stamp, lease_until = $now + $lease
                 WHERE failed = false AND lease_until < $now RETURN VALUE id);
             LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp);
-            RETURN [array::len($ids), $leased, (SELECT * OMIT embedding FROM $leased.repo)];
+            RETURN [array::len($ids), $leased, (SELECT *, embedding != NONE AS embedding_held OMIT embedding FROM $leased.repo)];
+            COMMIT TRANSACTION;
             """
         let variables: [String: SurrealValue] = [
             "limit": .int(Int64(request.limit)), "stale_limit": .int(Int64(max(0, request.staleLimit ?? request.limit))),
@@ -75,7 +81,7 @@ extension SurrealStore {
         // selects again, so an empty answer always means nothing is pending.
         var leased: [SurrealValue] = [], records: [SurrealValue] = []
         for _ in 0..<10 {
-            let answer = try await retryingConflicts { try await self.client.query(claimSQL, variables).last?.array ?? [] }
+            let answer = try await retryingConflicts { try await self.client.query(claimSQL, variables).last { $0.array != nil }?.array ?? [] }
             guard answer.count == 3 else { throw SurrealError(.protocolViolation, "the claim answered \(answer.count) values, not 3") }
             leased = answer[1].array ?? []
             records = answer[2].array ?? []
@@ -96,7 +102,9 @@ extension SurrealStore {
             }
             switch Repo.decode(record.json, fallbackName: repoID.description) {
             case .success(let repo):
-                let embeddedHash = record["embedding_model"]?.string == request.model ? record["embedding_hash"]?.string : nil
+                // The stored hash vouches for the text only while the vector it came with is there.
+                let embeddedHash = record["embedding_model"]?.string == request.model && record["embedding_held"]?.bool == true
+                    ? record["embedding_hash"]?.string : nil
                 claimed.append(ClaimedRepo(repo: repo, revision: String(entry["revision"]?.int ?? 0), embeddedHash: embeddedHash,
                                            attempts: Int(entry["attempts"]?.int ?? 0), stale: entry["stale"]?.bool == true))
             case .failure(let error):

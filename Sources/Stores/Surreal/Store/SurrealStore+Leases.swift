@@ -16,12 +16,16 @@ extension SurrealStore {
             variables["why\(index)"] = .string(failure.reason)
             variables["p\(index)"] = .bool(failure.permanent)
             variables["after\(index)"] = .duration(SurrealDuration(failure.retryAfter))
+            variables["n\(index)"] = .int(Int64(failure.revision) ?? -1)
+            // Counted only against the claimed revision: a failure of a text the collector has
+            // changed since ends the lease and nothing else (the new text is tried at once).
             statements.append("""
                 LET $a\(index) = (UPDATE $q\(index) SET failed = $p\(index) OR (attempts ?? 0) + 1 >= $max, \
                 attempts = (attempts ?? 0) + 1, last_error = $why\(index), lease_owner = NONE, lease_until = \(Migrations.epoch), \
-                not_before = $now + $after\(index) WHERE lease_owner = $owner RETURN AFTER)
+                not_before = $now + $after\(index) WHERE lease_owner = $owner AND revision = $n\(index) RETURN AFTER)
                 """)
-            statements.append("IF array::len($a\(index)) > 0 { UPDATE $r\(index) SET embedding_attempts = $a\(index)[0].attempts, embedding_error = $why\(index) RETURN NONE }")
+            statements.append("IF array::len($a\(index)) > 0 { UPDATE $r\(index) SET embedding_attempts = $a\(index)[0].attempts, embedding_error = $why\(index) RETURN NONE } "
+                + "ELSE { UPDATE $q\(index) SET lease_owner = NONE, lease_until = \(Migrations.epoch) WHERE lease_owner = $owner RETURN NONE }")
         }
         statements.append("COMMIT TRANSACTION")
         // The entries this owner updated (a lost lease updates nothing and reports nothing).

@@ -71,6 +71,7 @@ extension SurrealStore {
             return .some(beat.served)
         }
         let served: String?
+        var queued: String?? = nil
         if let cached {
             served = cached
         } else {
@@ -81,12 +82,24 @@ extension SurrealStore {
                         started_at = IF model = $model AND started_at != NONE { started_at } ELSE { time::now() },
                         model = $model, seen_at = time::now() RETURN NONE;
                     DELETE embed_star_instance WHERE seen_at < time::now() - 1d;
-                    RETURN (SELECT model, started_at, id FROM embed_star_instance WHERE seen_at > time::now() - $live
-                        ORDER BY started_at DESC, id DESC LIMIT 1)[0].model;
+                    RETURN [(SELECT model, started_at, id FROM embed_star_instance WHERE seen_at > time::now() - $live
+                        ORDER BY started_at DESC, id DESC LIMIT 1)[0].model, (SELECT VALUE model FROM ONLY embed_star_meta:queue),
+                        (SELECT model, finished FROM ONLY embed_star_meta:sweep)];
                     """, ["owner": .string(request.owner), "model": .string(request.model), "live": .duration(SurrealDuration(request.liveness))])
             }
-            served = answer.last?.string
-            queueState.withLock { $0.heartbeat = (now, request.model, served) }
+            let found = answer.last?.array ?? []
+            served = found.first?.string
+            queued = .some(found.count > 1 ? found[1].string : nil)
+            let sweep = found.count > 2 ? found[2] : .none
+            queueState.withLock { state in
+                state.heartbeat = (now, request.model, served)
+                // A sweep for this model that is on record as unfinished is this process's to
+                // help with, whatever it swept before (another instance announced the model
+                // again after a rollback and may have stopped half-way).
+                if sweep["model"]?.string == request.model, sweep["finished"]?.bool == false, state.swept == request.model {
+                    state.swept = nil
+                }
+            }
         }
         guard served == nil || served == request.model else {
             let first = queueState.withLock { state -> Bool in
@@ -101,7 +114,13 @@ extension SurrealStore {
             return false
         }
         queueState.withLock { $0.supersededBy = nil }
-        if queueState.withLock({ $0.announced }) != request.model {
+        // Announced again whenever the queue says another model while this one is served: a
+        // canary of another model that was rolled back announced its own, and the instances
+        // that outlive it must take the queue back (what this process announced before proves
+        // nothing about what the database holds now).
+        if let queued, queued != request.model {
+            try await announce(model: request.model, owner: request.owner)
+        } else if queued == nil, queueState.withLock({ $0.announced }) != request.model {
             try await announce(model: request.model, owner: request.owner)
         }
         if queueState.withLock({ $0.verified }) != request.model {
@@ -132,7 +151,16 @@ extension SurrealStore {
                 "model": "\(model)", "previous": "\(known ?? "none")",
             ])
         }
-        queueState.withLock { $0.announced = model }
+        queueState.withLock { state in
+            state.announced = model
+            if known != model {
+                // The sweep this announcement started must run here too, whatever this process
+                // swept or checked for the model before (a rollback announces a model again).
+                state.swept = nil
+                state.verified = nil
+                state.sweepCursor = nil
+            }
+        }
     }
 
     /// The check at every start: a repo neither embedded nor queued restarts the sweep. With

@@ -7,7 +7,8 @@ import SurrealClient
 /// Conditional writes: a vector lands only while the lease is held at the claimed revision.
 extension SurrealStore {
     /// One transaction per chunk. Each write first deletes its queue entry, but only if it is
-    /// still leased to `owner` at the claimed revision, and updates the repo only if that delete
+    /// still leased to `owner` at the claimed revision and its model is the one the queue
+    /// serves, and updates the repo only if that delete
     /// took the entry; entries a write could not take are read back (their lease or revision
     /// says why), and those this owner still holds at a newer revision are released.
     ///
@@ -16,12 +17,14 @@ extension SurrealStore {
     /// and a set-based check (`[id, revision] INSIDE $keys`) compares every pair, while parsing
     /// the statements costs little (measured against the engine: bench/write_statements.py).
     static func writeSQL(vectors: [Bool]) -> String {
-        var lines = ["BEGIN TRANSACTION", "LET $now = time::now()"]
+        // A write lands only for the model the queue serves: after a model change (or a
+        // rollback) a claim of the old model's holder writes nothing, whatever its revision.
+        var lines = ["BEGIN TRANSACTION", "LET $now = time::now()", "LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue)"]
         for (index, hasVector) in vectors.enumerated() {
             let fields = hasVector
                 ? "embedding = $v\(index), embedding_model = $m\(index), embedding_hash = $h\(index), embedding_generated_at = $now,"
                 : "embedding_model = $m\(index), embedding_hash = $h\(index),"
-            lines.append("LET $d\(index) = (DELETE $q\(index) WHERE lease_owner = $owner AND revision = $n\(index) RETURN BEFORE)")
+            lines.append("LET $d\(index) = (DELETE $q\(index) WHERE lease_owner = $owner AND revision = $n\(index) AND $served = $m\(index) RETURN BEFORE)")
             lines.append("IF $d\(index) { UPDATE $r\(index) SET \(fields) embedding_attempts = 0, embedding_error = NONE RETURN NONE }")
         }
         lines += [

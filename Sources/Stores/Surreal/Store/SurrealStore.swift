@@ -111,6 +111,26 @@ public final class SurrealStore: RepoStore {
                 }
             }
         }
+        try await followConfiguration(migrations)
+    }
+
+    /// The repo event follows the configuration: a database is set up for one table (another
+    /// table is refused, saying what to do), and a change of `watched_fields` redefines the
+    /// event (repos whose newly watched fields changed before are not queued by it).
+    private func followConfiguration(_ migrations: Migrations) async throws {
+        let recorded = try await client.query("SELECT * FROM ONLY embed_star_meta:schema").last ?? .none
+        if let table = recorded["table"]?.string, table != configuration.table {
+            throw ConfigError(location: nil, path: "stores.surreal.table", message:
+                "this database's queue serves table '\(table)', not '\(configuration.table)': one database serves one table "
+                    + "(point embed-star at the database that holds '\(configuration.table)', or set table back to '\(table)')")
+        }
+        let watched = recorded["watched_fields"]?.array?.compactMap(\.string)
+        guard watched != configuration.watchedFields else { return }
+        _ = try await client.query("BEGIN TRANSACTION;\n\(migrations.repoEvent);\n\(migrations.schemaRecord);\nCOMMIT TRANSACTION;")
+        logger.notice("the repo event now watches the configured fields", metadata: [
+            "watched_fields": "\(configuration.watchedFields.joined(separator: ","))",
+            "before": "\(watched?.joined(separator: ",") ?? "unrecorded")",
+        ])
     }
 
     /// Runs `body` again when the transaction conflicted with another instance's.
