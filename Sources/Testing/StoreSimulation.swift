@@ -398,6 +398,11 @@ private actor World {
                 started += 1
                 instance.firstClaim = started
             }
+            // A claim of the newest instance's model may announce it, and a model change takes
+            // the other models' leases back (their writes are refused): those no longer count.
+            if instances.max(by: { ($0.firstClaim ?? 0) < ($1.firstClaim ?? 0) }) === instance {
+                leases = leases.filter { $0.value.model == instance.model }
+            }
             try noteClaims(claimed, by: instance, until: claimedAt + duration)
         case .complete(let count):
             let chosen = Array(instance.held.values.sorted { $0.repo.id < $1.repo.id }.prefix(count))

@@ -27,16 +27,30 @@ struct SurrealCollector: SimulationCollector {
     func put(_ repo: Repo, key: RecordKey) async throws {
         guard case .object(var fields) = SurrealValue(json: repo.jsonValue) else { return }
         fields["id"] = nil
-        _ = try await client.query("UPSERT $id MERGE $fields RETURN NONE", ["id": Self.id(key), "fields": .object(fields)])
+        try await write("UPSERT $id MERGE $fields RETURN NONE", ["id": Self.id(key), "fields": .object(fields)])
     }
 
     func delete(key: RecordKey) async throws {
-        _ = try await client.query("DELETE $id", ["id": Self.id(key)])
+        try await write("DELETE $id", ["id": Self.id(key)])
     }
 
     func dropVector(key: RecordKey) async throws -> Bool {
-        _ = try await client.query("UPDATE $id SET embedding = NONE RETURN NONE", ["id": Self.id(key)])
+        try await write("UPDATE $id SET embedding = NONE RETURN NONE", ["id": Self.id(key)])
         return true
+    }
+
+    /// One statement, tried again on a transaction conflict as a collector would.
+    private func write(_ sql: String, _ variables: [String: SurrealValue]) async throws {
+        var attempt = 0
+        while true {
+            do {
+                _ = try await client.query(sql, variables)
+                return
+            } catch let error as SurrealError where error.kind == .conflict && attempt < 10 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(10 << min(attempt, 5)))
+            }
+        }
     }
 }
 

@@ -51,7 +51,8 @@ extension SurrealStore {
         // A server that can lose one of two concurrent writes of a record (2.x) hands out
         // nothing while a sweep runs: a claim racing a sweep chunk's re-queueing of the same
         // entries could lose either write, and the batch would be embedded twice.
-        let sweepDone = try await dialect().claimsOneAtATime ? " AND (SELECT VALUE finished FROM ONLY embed_star_meta:sweep) != false" : ""
+        let bothCommit = try await dialect().claimsOneAtATime
+        let sweepDone = bothCommit ? " AND (SELECT VALUE finished FROM ONLY embed_star_meta:sweep) != false" : ""
         // One transaction: the model the queue serves and the sweep's state are read with the
         // leases taken, so a claim cannot lease for a model the queue no longer serves (an
         // entry a new model's sweep re-queued, leased by the old model and written with its
@@ -68,9 +69,15 @@ extension SurrealStore {
             LET $ids = array::concat($fresh, $old);
             LET $stamped = (UPDATE $ids SET lease_owner = $owner, lease_model = $model, lease_token = $stamp, lease_until = $now + $lease
                 WHERE failed = false AND lease_until < $now RETURN VALUE id);
-            LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp);
-            RETURN [array::len($ids), $leased, (SELECT *, embedding != NONE AS embedding_held OMIT embedding FROM $leased.repo)];
+            \(bothCommit ? "LET $leased = $stamped" : "LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp)");
+            RETURN [array::len($ids), $leased, \(bothCommit ? "[]" : Self.claimedRecords)];
             COMMIT TRANSACTION;
+            """
+        // Where both of two concurrent writes can commit (2.x), the stamps are read back after
+        // the commit: inside the transaction the claim would only read its own write.
+        let verifySQL = """
+            LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp);
+            RETURN [$leased, \(Self.claimedRecords)];
             """
         let variables: [String: SurrealValue] = [
             "limit": .int(Int64(request.limit)), "stale_limit": .int(Int64(max(0, request.staleLimit ?? request.limit))),
@@ -85,6 +92,14 @@ extension SurrealStore {
             guard answer.count == 3 else { throw SurrealError(.protocolViolation, "the claim answered \(answer.count) values, not 3") }
             leased = answer[1].array ?? []
             records = answer[2].array ?? []
+            if bothCommit, !leased.isEmpty {
+                var verifying = variables
+                verifying["stamped"] = .array(leased)
+                let verified = try await client.query(verifySQL, verifying).last?.array ?? []
+                guard verified.count == 2 else { throw SurrealError(.protocolViolation, "the claim's check answered \(verified.count) values, not 2") }
+                leased = verified[0].array ?? []
+                records = verified[1].array ?? []
+            }
             if !leased.isEmpty || (answer[0].int ?? 0) == 0 { break }
         }
         guard !leased.isEmpty else { return [] }
@@ -123,9 +138,23 @@ extension SurrealStore {
         return claimed
     }
 
+    /// The repo records of the entries in `$leased`, without their vectors, and whether each
+    /// holds one.
+    static let claimedRecords = "(SELECT *, embedding != NONE AS embedding_held OMIT embedding FROM $leased.repo)"
+
     func queueID(_ id: RepoID) -> SurrealValue {
         let record = RecordID(parsing: id.rawValue) ?? RecordID(table: table, id: .string(id.rawValue))
-        return .recordID(RecordID(table: queue, id: record.id))
+        return .recordID(queueRecord(of: record.id))
+    }
+
+    /// The queue entry of the repo with key `key`, as the engine names it in the events
+    /// (`type::thing('embed_queue', record::id(...))`): SurrealDB 2.x turns a uuid key into its
+    /// text there (arrays and objects keep their uuids), 3.x keeps it.
+    func queueRecord(of key: SurrealValue) -> RecordID {
+        if case .uuid(let uuid) = key, (preparedDialect.withLock { $0 }?.major ?? 3) < 3 {
+            return RecordID(table: queue, id: .string(uuid.uuidString.lowercased()))
+        }
+        return RecordID(table: queue, id: key)
     }
 
     func recordID(_ id: RepoID) -> SurrealValue {

@@ -100,7 +100,7 @@ extension SurrealStore {
         }
         // The queue entries of the page, read by id (a second request: reading them by `repo`
         // would scan the whole queue for every page).
-        let ids = records.compactMap { $0["id"]?.recordID }.map { SurrealValue.recordID(RecordID(table: queue, id: $0.id)) }
+        let ids = records.compactMap { $0["id"]?.recordID }.map { SurrealValue.recordID(queueRecord(of: $0.id)) }
         var entries: [RecordID: SurrealValue] = [:]
         if !ids.isEmpty {
             let found = try await client.query("SELECT id, failed, attempts, last_error, queued_at FROM $ids", ["ids": .array(ids)]).last?.array ?? []
@@ -118,7 +118,7 @@ extension SurrealStore {
                 unreadable += 1
                 continue
             }
-            let entry = entries[RecordID(table: queue, id: id.id)]
+            let entry = entries[queueRecord(of: id.id)]
             let embeddingModel = record["embedding_model"]?.string
             let state: StoredRepo.State = entry?["failed"]?.bool == true ? .failed
                 : entry == nil && embeddingModel == model ? .embedded : .pending

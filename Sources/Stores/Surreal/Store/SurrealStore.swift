@@ -13,7 +13,7 @@ public final class SurrealStore: RepoStore {
     let logger: Logger
     let instanceID: String
     /// The SurrealQL of the server's version, known once ``prepare()`` asked it.
-    private let preparedDialect = Mutex<SurrealDialect?>(nil)
+    let preparedDialect = Mutex<SurrealDialect?>(nil)
     /// What this process knows of the queue's model, sweep and check (``QueueState``).
     let queueState = Mutex(QueueState())
     /// Where this instance's claims wait their turn when the server needs them one at a time.
