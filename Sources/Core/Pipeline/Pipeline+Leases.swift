@@ -11,25 +11,43 @@ extension Pipeline {
 
     /// Keeps the leases on a batch in flight alive: renewed every third of `lease_seconds`, so a
     /// slow provider or a long rate-limit wait never lets another instance claim the batch too.
-    /// A lease lost anyway (the store was unreachable for longer) makes the write refused.
+    /// Each renewal runs on its own: one that hangs (a dead connection, up to its request
+    /// timeout) does not hold back the next one a third of a lease later. A lease lost anyway (the
+    /// store was unreachable for longer) makes the write refused.
     func renewLeases(_ ids: [RepoID]) -> Task<Void, Never> {
         let store = self.store, owner = instanceID, logger = self.logger
         let lease = Duration.seconds(configuration.leaseSeconds)
         // Wall-clock time, not the provider's clock: leases expire by the store's clock.
         return Task {
+            var renewals: [Task<Void, Never>] = []
             while !Task.isCancelled {
                 try? await Task.sleep(for: lease / 3)
-                if Task.isCancelled { return }
-                do {
-                    let held = try await store.renew(ids, owner: owner, leaseDuration: lease)
-                    if held.count < ids.count {
-                        logger.warning("leases of a batch in flight were lost; their writes will be refused", metadata: [
-                            "lost": "\(ids.count - held.count)",
-                        ])
+                if Task.isCancelled { break }
+                renewals.append(Task {
+                    do {
+                        let held = try await store.renew(ids, owner: owner, leaseDuration: lease)
+                        if held.count < ids.count {
+                            logger.warning("leases of a batch in flight were lost; their writes will be refused", metadata: [
+                                "lost": "\(ids.count - held.count)",
+                            ])
+                        }
+                    } catch {
+                        logger.debug("lease renewal failed; trying again", metadata: ["error": "\(error)"])
                     }
-                } catch {
-                    logger.debug("lease renewal failed; trying again", metadata: ["error": "\(error)"])
-                }
+                })
+            }
+            for renewal in renewals { renewal.cancel() }
+        }
+    }
+
+    /// Beats the liveness heartbeat every second until the returned task is cancelled.
+    func heartbeatWhile() -> Task<Void, Never> {
+        let activity = self.activity
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { return }
+                activity.beat()
             }
         }
     }

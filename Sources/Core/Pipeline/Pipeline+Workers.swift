@@ -153,7 +153,8 @@ extension Pipeline {
     /// Releases this instance's leases on repos it is not working on; returns how many.
     @discardableResult
     func releaseOrphans() async throws -> Int {
-        let released = try await store.releaseAll(owner: instanceID, except: inFlight.withLock { $0 })
+        // Under the gate: no claim of this process is between the store and its worker.
+        let released = try await claimGate.release { try await self.store.releaseAll(owner: self.instanceID, except: self.inFlight.withLock { $0 }) }
         if released > 0 { logger.info("released claims orphaned by a store outage", metadata: ["count": "\(released)"]) }
         return released
     }

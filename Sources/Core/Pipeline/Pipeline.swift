@@ -34,6 +34,8 @@ public final class Pipeline: Sendable {
     /// instance is an orphan (a claim whose answer was lost, a release that failed) and is
     /// released, so no repo stays leased until its lease runs out.
     let inFlight = Mutex<Set<RepoID>>([])
+    /// Claims and the release of orphaned leases never overlap (``ClaimGate``).
+    let claimGate = ClaimGate()
     /// The pace of re-embedding repos another model embedded (`pipeline.reembed_per_minute`).
     private let stalePace: Mutex<RateLimitBudget>
     /// One idle worker looks for work; the others wait for it (``IdleWatch``).
@@ -105,11 +107,23 @@ public final class Pipeline: Sendable {
         let staleLimit = paced ? stalePace.withLock { $0.take(upTo: batchSize, now: clock.now()) } : nil
         var stale = 0  // what the claim used of it (none if it failed)
         defer { if let staleLimit { stalePace.withLock { $0.refund(staleLimit - stale) } } }
+        let request = ClaimRequest(
+            owner: instanceID, limit: batchSize,
+            leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
+            staleLimit: staleLimit, liveness: .seconds(max(120, 2 * configuration.leaseSeconds)))
+        let store = self.store
+        // A claim may wait out another instance's sweep of a large table (minutes on a first
+        // start): the worker is alive meanwhile, so its heartbeat goes on while the claim runs
+        // (each store request has its own timeout).
+        let beat = heartbeatWhile()
+        defer { beat.cancel() }
         let claimed = try await metrics.timed("claim") {
-            try await store.claimPending(ClaimRequest(
-                owner: instanceID, limit: batchSize,
-                leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
-                staleLimit: staleLimit, liveness: .seconds(max(120, 2 * configuration.leaseSeconds))))
+            try await claimGate.claim {
+                let claimed = try await store.claimPending(request)
+                // In flight before the gate opens for a release (``embedClaimed`` ends it).
+                self.track(claimed.map(\.repo.id), working: true)
+                return claimed
+            }
         }
         stale = claimed.filter(\.stale).count
         return claimed

@@ -59,6 +59,13 @@ public final class PipelineActivity: Sendable {
         }
     }
 
+    /// Liveness only: a worker waits on a call that makes progress (a claim waiting out another
+    /// instance's sweep). Not a loop round.
+    func beat() {
+        let now = clock.now()
+        state.withLock { $0.lastHeartbeat = now }
+    }
+
     func busy(_ delta: Int) { state.withLock { $0.busyWorkers += delta } }
 
     func finished(_ summary: PipelineSummary) {

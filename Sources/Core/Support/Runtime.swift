@@ -73,7 +73,10 @@ public struct Runtime: Sendable {
         try DocumentText(providerName: configuration.settings.provider, model: try await provider.prepare(), text: configuration.settings.text)
     }
 
+    /// The host name, the process id and a random part: containers often run as pid 1 under a
+    /// fixed host name, and two instances with one id would share their leases.
     public static func defaultInstanceID() -> String {
-        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        let random = (0..<6).map { _ in String(UInt8.random(in: 0..<36), radix: 36) }.joined()
+        return "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(random)"
     }
 }

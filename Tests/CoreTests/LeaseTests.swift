@@ -1,0 +1,96 @@
+@testable import EmbedStarCore
+import EmbedStarMockProvider
+import EmbedStarMockStore
+import EmbedStarTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// A store whose claims answer `delay` after the inner store committed them, whose first
+/// renewal hangs past the lease, and which counts renewals.
+final class SlowStore: ForwardingStore {
+    let inner: any RepoStore
+    let claimDelay: Duration
+    let hangFirstRenewal: Bool
+    let renewals = Mutex(0)
+
+    init(_ inner: any RepoStore, claimDelay: Duration = .zero, hangFirstRenewal: Bool = false) {
+        self.inner = inner
+        self.claimDelay = claimDelay
+        self.hangFirstRenewal = hangFirstRenewal
+    }
+
+    func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
+        let claimed = try await inner.claimPending(request)
+        try await Task.sleep(for: claimDelay)
+        return claimed
+    }
+
+    func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
+        let call = renewals.withLock { $0 += 1; return $0 }
+        if hangFirstRenewal, call == 1 {
+            // A request on a dead connection: it ignores cancellation until its own timeout.
+            let until = ContinuousClock.now + leaseDuration * 2
+            while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(50)) }
+        }
+        return try await inner.renew(ids, owner: owner, leaseDuration: leaseDuration)
+    }
+}
+
+@Suite struct LeaseTests {
+    let repos = SyntheticRepos.generate(count: 10, seed: 3)
+
+    /// The release after a store outage ends the leases of claims not in flight; a claim the
+    /// store committed whose answer is still on its way is not one of them.
+    @Test func aReleaseAfterAnOutageSparesAClaimOnItsWay() async throws {
+        let mock = MockStore(repos: repos)
+        let store = SlowStore(mock, claimDelay: .milliseconds(300))
+        let pipeline = try await pipeline(mockProvider(), store) { $0.batchSize = 10 }
+        async let batch = pipeline.embedNextBatch()
+        try await Task.sleep(for: .milliseconds(100))  // the claim is committed, its answer on the way
+        let released = try await pipeline.releaseOrphans()
+        #expect(released == 0, "the release ended leases of a claim a worker was about to embed")
+        let summary = try await batch
+        #expect(summary?.embedded == repos.count)
+        #expect(summary?.conflicts == 0)
+    }
+
+    /// One renewal that hangs does not hold back the next: the lease is renewed again a third of
+    /// a lease later, so a slow batch keeps it.
+    @Test func aHungRenewalDoesNotLetTheLeaseLapse() async throws {
+        let mock = MockStore(repos: Array(repos.prefix(2)))
+        let store = SlowStore(mock, hangFirstRenewal: true)
+        let pipeline = try await pipeline(mockProvider { $0.latencyMs = 2_500 }, store) {
+            $0.batchSize = 2
+            $0.leaseSeconds = 1
+        }
+        let summary = try await pipeline.embedNextBatch()
+        #expect(summary?.embedded == 2, "the batch's leases lapsed while the first renewal hung")
+        #expect(store.renewals.withLock { $0 } >= 4)
+    }
+
+    /// A claim that waits (another instance's sweep of a large table) keeps the liveness
+    /// heartbeat going.
+    @Test func aLongClaimKeepsTheHeartbeat() async throws {
+        let store = SlowStore(MockStore(repos: repos), claimDelay: .milliseconds(3_500))
+        let pipeline = try await pipeline(mockProvider(), store) { $0.parallelWorkers = 1 }
+        let stop = StopSignal()
+        let run = Task { try await pipeline.run(stop: stop) }
+        var longest: Duration = .zero
+        let until = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < until {
+            try await Task.sleep(for: .milliseconds(200))
+            longest = max(longest, pipeline.activity.sinceHeartbeat ?? .zero)
+        }
+        stop.trigger()
+        _ = try await run.value
+        #expect(longest < .milliseconds(1_600), "no heartbeat for \(longest) while the claim waited")
+    }
+}
+
+@Suite struct InstanceIDTests {
+    @Test func defaultInstanceIDsDifferPerProcessStart() {
+        let ids = Set((0..<20).map { _ in Runtime.defaultInstanceID() })
+        #expect(ids.count == 20, "a container restarted as pid 1 under one host name would share its leases")
+    }
+}
