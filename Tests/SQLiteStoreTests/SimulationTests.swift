@@ -41,3 +41,25 @@ struct SQLiteSimulationTests {
         print("simulation sqlite: \(try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup))")
     }
 }
+
+/// Several processes opening one new database at once (replicas starting together on a shared
+/// volume): every one prepares and works, none fails on the other's set-up.
+struct SQLiteConcurrentOpenTests {
+    @Test func storesOpeningANewFileAtOnceAllPrepare() async throws {
+        for round in 0..<15 {
+            let folder = try temporaryFolder()
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let path = folder.appendingPathComponent("new.sqlite").path
+            let stores = (0..<4).map { _ in SQLiteStore(configuration: .init(path: path)) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for store in stores { group.addTask { try await store.prepare() } }
+                try await group.waitForAll()
+            }
+            try await stores[0].upsert(StoreConformance.sampleRepos(count: 3))
+            for store in stores {
+                #expect(try await store.stats(model: "m").total == 3, "round \(round)")
+                await store.shutdown()
+            }
+        }
+    }
+}

@@ -82,20 +82,36 @@ enum CodeFile {
         try db.execute(sql: "ATTACH DATABASE ? AS codes", arguments: [path])
         guard !db.configuration.readonly else { return }
         // Set up once: a new file, or one of another format (emptied). An open of a file that
-        // is set up writes nothing.
-        let version = try Int.fetchOne(db, sql: "PRAGMA codes.user_version") ?? 0
-        guard version != format else { return }
-        // The page size holds for a file that has no table yet; WAL, so readers never wait.
-        try db.execute(sql: """
-            DROP TABLE IF EXISTS codes.code_block;
-            DROP TABLE IF EXISTS codes.code_meta;
-            PRAGMA codes.page_size = \(pageSize);
-            PRAGMA codes.journal_mode = WAL;
-            CREATE TABLE codes.code_meta (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, packed INTEGER NOT NULL);
-            CREATE TABLE codes.code_block (
-              key INTEGER PRIMARY KEY, version INTEGER NOT NULL, length INTEGER NOT NULL, seqs BLOB NOT NULL, codes BLOB NOT NULL);
-            PRAGMA codes.user_version = \(format);
-            """)
+        // is set up writes nothing. Two processes opening a new database at once both find it
+        // unset: the set-up runs under a lock on a file beside it (the page size and WAL cannot
+        // be set in a transaction, and the second would find the first's tables), and looks
+        // again once it holds the lock.
+        guard try Int.fetchOne(db, sql: "PRAGMA codes.user_version") ?? 0 != format else { return }
+        try withFileLock(path + ".lock") {
+            guard try Int.fetchOne(db, sql: "PRAGMA codes.user_version") ?? 0 != format else { return }
+            try db.execute(sql: """
+                DROP TABLE IF EXISTS codes.code_block;
+                DROP TABLE IF EXISTS codes.code_meta;
+                PRAGMA codes.page_size = \(pageSize);
+                PRAGMA codes.journal_mode = WAL;
+                CREATE TABLE codes.code_meta (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, packed INTEGER NOT NULL);
+                CREATE TABLE codes.code_block (
+                  key INTEGER PRIMARY KEY, version INTEGER NOT NULL, length INTEGER NOT NULL, seqs BLOB NOT NULL, codes BLOB NOT NULL);
+                PRAGMA codes.user_version = \(format);
+                """)
+        }
+    }
+
+    /// Runs `body` holding an exclusive lock (`flock`) on the file at `path`, created if missing.
+    static func withFileLock(_ path: String, _ body: () throws -> Void) throws {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw SQLiteStoreError("cannot open the lock file \(path): errno \(errno)") }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw SQLiteStoreError("cannot lock \(path): errno \(errno)") }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        try body()
     }
 
     /// Makes the codes file this database's (in the write transaction, after the migrations):
