@@ -45,9 +45,11 @@ import Testing
 
 /// On 2.x an instance's claims wait in one line: never two at once, each in its turn.
 @Suite struct ClaimLineTests {
-    @Test func claimsRunOneAtATimeOn2xOnly() async throws {
+    @Test func claimsRunOneAtATimeUnlessA3xServerIsDeclaredSafe() async throws {
         #expect(try SurrealDialect(serverVersion: "surrealdb-2.3.10").claimsOneAtATime)
-        #expect(try !SurrealDialect(serverVersion: "surrealdb-3.2.4").claimsOneAtATime)
+        #expect(try SurrealDialect(serverVersion: "surrealdb-2.3.10", guarded: false).claimsOneAtATime, "2.x is always guarded")
+        #expect(try SurrealDialect(serverVersion: "surrealdb-3.2.4").claimsOneAtATime, "3.x on memory or SurrealKV loses writes too")
+        #expect(try !SurrealDialect(serverVersion: "surrealdb-3.2.4", guarded: false).claimsOneAtATime)
         let line = ClaimLine()
         let tally = Tally()
         await withTaskGroup(of: Void.self) { group in

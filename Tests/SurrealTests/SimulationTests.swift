@@ -60,7 +60,9 @@ struct SurrealCollector: SimulationCollector {
 /// narrow a long run to one defect at a time.
 @Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
 struct SurrealSimulationTests {
-    static let setup: StoreSimulation.Setup = { _ in
+    /// Each seed runs with the lost-write guards on (the default) and off (a 3.x server declared
+    /// safe; 2.x keeps them on).
+    static func setup(guards: Bool) -> StoreSimulation.Setup { { _ in
         let database = "sim\(UUID().uuidString.prefix(8).lowercased())"
         let address = try #require(DevServer.address)
         let client = SurrealClient(configuration: try DevServer.configuration("http", address: address, database: database))
@@ -71,6 +73,7 @@ struct SurrealSimulationTests {
             configuration.namespace = "test"
             configuration.database = database
             configuration.poolSize = 2
+            configuration.lostWriteGuards = guards
             return try SurrealStore(configuration: configuration, instanceID: "sim", logger: Logger(label: "sim"))
         }
         var options = StoreSimulation.Options()
@@ -80,19 +83,21 @@ struct SurrealSimulationTests {
         }
         if environment["EMBED_STAR_SIM_VECTORS_REMOVED"] == "0" { options.vectorsRemoved = false }
         return (StoreSimulation(open: open, collector: SurrealCollector(client: client), options: options), { await client.close() })
-    }
+    } }
 
-    @Test(arguments: 1...4)
-    func simulation(_ seed: UInt64) async throws {
-        let report = try await StoreSimulation.run(seeds: 1, from: seed, setup: Self.setup)
+    @Test(arguments: 1...3, [true, false])
+    func simulation(_ seed: UInt64, guards: Bool) async throws {
+        let report = try await StoreSimulation.run(seeds: 1, from: seed, setup: Self.setup(guards: guards))
         #expect(report.schedules == 1 && report.checks > report.steps)
     }
 
     @Test(.enabled(if: StoreSimulation.longRun != nil, "EMBED_STAR_SIM_RUNS is not set (bench/simulate)"))
     func manySeeds() async throws {
         let (count, first) = try #require(StoreSimulation.longRun)
-        let report = try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup)
-        print("simulation \(ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL_VERSION"] ?? "surreal"): \(report)")
+        for guards in [true, false] {
+            let report = try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup(guards: guards))
+            print("simulation \(ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL_VERSION"] ?? "surreal") (guards \(guards ? "on" : "off")): \(report)")
+        }
     }
 }
 

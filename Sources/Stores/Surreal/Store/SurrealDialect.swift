@@ -23,14 +23,23 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
 
     /// `DEFINE INDEX ... COUNT` (3.x only).
     var hasCountIndexes: Bool { major >= 3 }
-    /// Two concurrent conditional UPDATEs of one record can both commit (2.x's storage): an
-    /// instance's workers claim one at a time, so they never hold one entry both.
-    var claimsOneAtATime: Bool { major < 3 }
+    /// Whether the store guards against a storage engine that lets two concurrent writes of one
+    /// record both commit: SurrealDB 2.x's memory and SurrealKV storage do (seen here), and so
+    /// does 3.x on memory and SurrealKV (surrealdb issue 7303, surrealkv issue 376). Nothing the
+    /// client can ask proves a server safe, so the guards are on for every server unless the
+    /// operator says the 3.x server's storage is safe (`lost_write_guards: false`, RocksDB or
+    /// TiKV); on 2.x they are always on.
+    var guarded: Bool
+    /// Two concurrent conditional UPDATEs of one record can both commit: an instance's workers
+    /// claim one at a time, so they never hold one entry both, a claim's leases are read back
+    /// after it committed, and no claim runs while a sweep does.
+    var claimsOneAtATime: Bool { guarded }
     /// The same storage can leave a secondary index without a record's entry after concurrent
     /// writes of it (seen on the queue's claim index in a rolling deploy: 50 claimable entries
     /// the index did not list, none of them claimed for minutes): the store checks the queue's
-    /// indexes against the table when a claim finds nothing, and rebuilds them.
-    var indexesCanMissRecords: Bool { major < 3 }
+    /// indexes against the table when a claim finds nothing, and rebuilds them, and re-reads the
+    /// counts once a minute when idle.
+    var indexesCanMissRecords: Bool { guarded }
     /// The sweep reads its next chunk as a record range passed as a parameter (`FROM $range`):
     /// 2.x answers `WHERE id > $cursor ORDER BY id LIMIT $n` by reading and sorting the whole
     /// table (0.6 s a chunk at 20,000 repos, whatever the cursor: the sweep grows with the
@@ -56,7 +65,7 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Reads the answer of the `version` RPC (`surrealdb-2.3.10`, `3.2.4`, ...).
-    init(serverVersion: String) throws {
+    init(serverVersion: String, guarded: Bool = true) throws {
         let numbers = serverVersion.drop { !$0.isNumber }.split(separator: ".", maxSplits: 2)
         guard numbers.count >= 2, let major = Int(numbers[0]), let minor = Int(numbers[1]) else {
             throw SurrealError(.protocolViolation, "cannot tell the SurrealDB version from its answer \"\(serverVersion)\"; supported: SurrealDB \(Self.supportedRange)")
@@ -64,12 +73,13 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
         guard major >= 2 else {
             throw SurrealError(.unsupportedServer, "the server runs SurrealDB \(serverVersion), which this store does not support; supported: SurrealDB \(Self.supportedRange)")
         }
-        self.init(major: major, minor: minor, version: serverVersion)
+        self.init(major: major, minor: minor, version: serverVersion, guarded: guarded)
     }
 
-    init(major: Int, minor: Int, version: String) {
+    init(major: Int, minor: Int, version: String, guarded: Bool = true) {
         self.major = major
         self.minor = minor
         self.version = version
+        self.guarded = guarded || major < 3
     }
 }

@@ -26,6 +26,12 @@ extension SurrealStore {
         public var tlsCAFile: String?
         /// Refuses plain `ws://` and `http://` to any host but this machine's loopback.
         public var requireTLS = false
+        /// Guards against storage that lets two concurrent writes of one record both commit
+        /// (claims one at a time per instance, read back after they commit, none during a sweep;
+        /// the queue's indexes and counts checked when idle). On by default: SurrealDB 2.x, and
+        /// 3.x on memory or SurrealKV storage, do that. Set false only for a 3.x server on
+        /// RocksDB or TiKV; 2.x keeps them whatever this says.
+        public var lostWriteGuards = true
 
         public enum AuthLevel: String, Sendable, Decodable {
             case root, namespace, database
@@ -37,7 +43,7 @@ extension SurrealStore {
             case url, user, pass, authLevel = "auth_level", namespace, database, poolSize = "pool_size"
             case poolWaitSeconds = "pool_wait_seconds", connectTimeoutSeconds = "connect_timeout_seconds"
             case requestTimeoutSeconds = "request_timeout_seconds", table, watchedFields = "watched_fields"
-            case tlsCAFile = "tls_ca_file", requireTLS = "require_tls"
+            case tlsCAFile = "tls_ca_file", requireTLS = "require_tls", lostWriteGuards = "lost_write_guards"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -68,6 +74,7 @@ extension SurrealStore {
             try c.fill(&watchedFields, .watchedFields)
             tlsCAFile = try c.decodeIfPresent(String.self, forKey: .tlsCAFile).flatMap { $0.isEmpty ? nil : $0 }
             try c.fill(&requireTLS, .requireTLS)
+            try c.fill(&lostWriteGuards, .lostWriteGuards)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             let target: SurrealConfiguration
             do {

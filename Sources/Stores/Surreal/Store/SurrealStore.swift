@@ -56,7 +56,7 @@ public final class SurrealStore: RepoStore {
     /// when it first needs it).
     func dialect() async throws -> SurrealDialect {
         if let known = preparedDialect.withLock({ $0 }) { return known }
-        let dialect = try SurrealDialect(serverVersion: try await client.version())
+        let dialect = try SurrealDialect(serverVersion: try await client.version(), guarded: configuration.lostWriteGuards)
         if dialect.major > 3 {
             logger.warning("this SurrealDB version is newer than the store was tested on; it is spoken as 3.x", metadata: [
                 "server": "\(dialect)", "supported": "\(SurrealDialect.supportedRange)",
