@@ -1,16 +1,31 @@
 import Foundation
 
 /// Reads what GitHub's API returns for starred repositories (`gh api --paginate user/starred`):
-/// one JSON array, several arrays back to back (what `--paginate` prints), or the
-/// `application/vnd.github.star+json` shape (`{starred_at, repo}`). Each repo becomes a record
-/// `repo:<github id>`; entries that cannot be read are reported, the rest are kept.
+/// one JSON array, several arrays back to back (what `--paginate` prints), one repository object
+/// per line (NDJSON, what `jq -c '.[]'` prints), or the `application/vnd.github.star+json` shape
+/// (`{starred_at, repo}`). Each repo becomes a record `repo:<github id>`; entries that cannot be
+/// read are reported, the rest are kept. A file with no repositories at all, text that is not
+/// JSON between them, or an object that is no repository (GitHub's `{"message": ...}` error) is
+/// an error that says where.
 public enum GitHubStarred {
     public static func parse(_ data: Data, source: String) throws -> (repos: [Repo], rejected: [RecordError]) {
         var repos: [Repo] = []
         var rejected: [RecordError] = []
         var position = 0
-        for document in try documents(in: data, source: source) {
-            guard case .array(let entries) = document else {
+        let documents = try documents(in: data, source: source)
+        guard !documents.isEmpty else {
+            throw RecordError(record: source, field: nil, problem: "holds no repositories (expected a JSON array, or one repository object per line)")
+        }
+        for document in documents {
+            let entries: [JSONValue]
+            switch document {
+            case .array(let items): entries = items
+            case .object(let fields) where fields["id"] != nil || fields["repo"] != nil: entries = [document]
+            case .object(let fields):
+                let said: String? = if case .string(let text)? = fields["message"] { text } else { nil }
+                throw RecordError(record: source, field: nil, problem: said.map { "is GitHub's error answer, not repositories: \($0)" }
+                    ?? "expected a JSON array of repositories or one repository per line, got an object with keys \(fields.keys.sorted().prefix(5).joined(separator: ", "))")
+            default:
                 throw RecordError(record: source, field: nil, problem: "expected a JSON array of repositories, got \(document.typeName)")
             }
             for entry in entries {
@@ -62,6 +77,8 @@ public enum GitHubStarred {
                 continue
             }
             switch byte {
+            case UInt8(ascii: "\"") where depth == 0:
+                throw RecordError(record: source, field: nil, problem: "is not JSON: text outside an array or object at byte \(index)")
             case UInt8(ascii: "\""): inString = true
             case UInt8(ascii: "["), UInt8(ascii: "{"):
                 if depth == 0 { start = index }
@@ -76,7 +93,11 @@ public enum GitHubStarred {
                     }
                     start = nil
                 }
-            default: break
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): break
+            default:
+                if depth == 0 {
+                    throw RecordError(record: source, field: nil, problem: "is not JSON: text outside an array or object at byte \(index)")
+                }
             }
         }
         guard depth == 0, !inString else { throw RecordError(record: source, field: nil, problem: "the JSON ends in the middle of a value") }

@@ -5,11 +5,31 @@ import Foundation
 struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Load repos from GitHub's starred-repositories JSON (gh api --paginate user/starred > stars.json) into the store.",
+        abstract: "Load repos from GitHub's starred-repositories JSON (gh api --paginate user/starred > stars.json, or one repo per line) into the store.",
         discussion: "Repos are upserted by GitHub id (record repo:<id>): a new or changed repo becomes pending; bad entries are reported and skipped."
     )
 
     @OptionGroup var options: ConfigOptions
+
+    /// Repos upserted at a time.
+    static let chunk = 500
+
+    /// Upserts `repos` in chunks, so a failure half-way says what was written: the chunks before
+    /// it, in file order.
+    static func upsert(_ repos: [Repo], into store: any RepoStore) async throws {
+        var written = 0
+        for start in stride(from: 0, to: repos.count, by: chunk) {
+            let part = Array(repos[start..<min(start + chunk, repos.count)])
+            do {
+                try await store.upsert(part)
+            } catch {
+                let through = written > 0 ? " (through \(repos[written - 1].fullName), in file order)" : ""
+                throw CLIError.failure("the import stopped after \(written) of \(repos.count) repos were written\(through): \(error)\n"
+                    + "the rest were not written; importing the same files again is safe (repos are upserted by id)")
+            }
+            written += part.count
+        }
+    }
 
     @Argument(help: "The JSON files ('-' for standard input).")
     var files: [String]
@@ -36,9 +56,10 @@ struct ImportCommand: AsyncParsableCommand {
                     throw CLIError.failure("\(error)")
                 }
             }
+            let repos = parsed.repos
             let store = try await options.withRuntime(logger: logger) { runtime in
                 try await runtime.store.prepare()
-                try await runtime.store.upsert(parsed.repos)
+                try await Self.upsert(repos, into: runtime.store)
                 return runtime.configuration.settings.store
             }
             for problem in parsed.rejected.prefix(10) {
