@@ -57,6 +57,8 @@ public struct StoreSimulation: Sendable {
         public var steps = 80
         public var initialRepos = 16
         public var lease: Duration = .milliseconds(900)
+        /// A claim's long lease (a batch slower than usual): the end of the run waits it out.
+        public var longLease: Duration = .milliseconds(5_400)
         public var liveness: Duration = .milliseconds(1_500)
         public var models = ["sim/a@4", "sim/b@4"]
         /// Steps that run two or three instance actions at once.
@@ -75,7 +77,7 @@ public struct StoreSimulation: Sendable {
 
     let open: Open
     let collector: any SimulationCollector
-    let options: Options
+    var options: Options
 
     public init(open: @escaping Open, collector: any SimulationCollector, options: Options = Options()) {
         self.open = open
@@ -117,8 +119,9 @@ public struct StoreSimulation: Sendable {
     public static func run(seeds count: Int, from first: UInt64, parallel: Int = 2, setup: @escaping Setup) async throws -> Report {
         var total = Report(seed: first)
         total.schedules = 0
-        @Sendable func one(_ seed: UInt64) async throws -> Report {
-            let (simulation, close) = try await setup(seed)
+        @Sendable func attempt(_ seed: UInt64, steps: Int?) async throws -> Report {
+            var (simulation, close) = try await setup(seed)
+            if let steps { simulation.options.steps = steps }
             do {
                 let report = try await simulation.run(seed: seed)
                 await close()
@@ -126,6 +129,13 @@ public struct StoreSimulation: Sendable {
             } catch {
                 await close()
                 throw error
+            }
+        }
+        @Sendable func one(_ seed: UInt64) async throws -> Report {
+            do {
+                return try await attempt(seed, steps: nil)
+            } catch let failure as SimulationFailure {
+                throw await shrink(failure) { try await attempt(seed, steps: $0) }
             }
         }
         try await withThrowingTaskGroup(of: Report.self) { group in
@@ -155,6 +165,29 @@ public struct StoreSimulation: Sendable {
         return total
     }
 
+    /// The shortest prefix of a failing schedule that still fails: the seed's schedule with fewer
+    /// steps is the same schedule cut short, so a binary search over the step count (at most 8
+    /// runs) finds a short one. The store's real clock and the steps that run actions at once can
+    /// make a shorter run pass where a longer failed: the shortest failure seen is kept.
+    static func shrink(_ failure: SimulationFailure, run: (Int) async throws -> Report) async -> SimulationFailure {
+        var shortest = failure
+        var low = 0, high = failure.steps
+        for _ in 0..<8 where low < high {
+            let middle = (low + high) / 2
+            do {
+                _ = try await run(middle)
+                low = middle + 1
+            } catch let shorter as SimulationFailure {
+                shortest = shorter
+                high = middle
+            } catch {
+                low = middle + 1
+            }
+        }
+        if shortest.steps < failure.steps { shortest.shrunkFrom = failure.steps }
+        return shortest
+    }
+
     public func run(seed: UInt64) async throws -> Report {
         let world = World(seed: seed, options: options, open: open, collector: collector)
         do {
@@ -164,7 +197,7 @@ public struct StoreSimulation: Sendable {
             throw failure
         } catch {
             await world.shutdown()
-            throw SimulationFailure(seed: seed, message: "\(error)", schedule: await world.schedule)
+            throw SimulationFailure(seed: seed, message: "\(error)", schedule: await world.schedule, steps: options.steps)
         }
         await world.shutdown()
         return await world.report
@@ -175,8 +208,14 @@ public struct SimulationFailure: Error, CustomStringConvertible {
     public var seed: UInt64
     public var message: String
     public var schedule: [String]
+    /// The steps the run was given (its schedule is the seed's first `steps` steps, then the end).
+    public var steps: Int
+    /// Set when a shorter run of the seed (fewer steps) failed too: this is the shortest found.
+    public var shrunkFrom: Int?
     public var description: String {
-        "simulation seed \(seed) broke an invariant: \(message)\nschedule (rerun with this seed):\n"
+        "simulation seed \(seed) broke an invariant: \(message)\n"
+            + (shrunkFrom.map { "schedule shrunk from \($0) to \(steps) steps (rerun: seed \(seed), options.steps = \(steps)):\n" }
+                ?? "schedule (rerun with this seed, \(steps) steps):\n")
             + schedule.enumerated().map { "  \($0.offset). \($0.element)" }.joined(separator: "\n")
     }
 }
@@ -221,6 +260,8 @@ private actor World {
     var instances: [Instance] = []
     var gone: [Instance] = []
     var leases: [Int64: Lease] = [:]
+    /// When the last lease ever handed out ends (revoked ones included: not every store revokes).
+    var leaseHorizon = ContinuousClock.now
     var idOf: [Int64: RepoID] = [:]
     var started = 0
     var schedule: [String] = []
@@ -246,7 +287,7 @@ private actor World {
     }
 
     func fail(_ message: String) -> SimulationFailure {
-        SimulationFailure(seed: seed, message: message, schedule: schedule)
+        SimulationFailure(seed: seed, message: message, schedule: schedule, steps: options.steps)
     }
 
     // MARK: The schedule
@@ -390,7 +431,7 @@ private actor World {
         if log { note("\(instance.owner) \(action)") }
         switch action {
         case .claim(let limit, let long):
-            let duration = long ? options.lease * 20 : options.lease
+            let duration = long ? options.longLease : options.lease
             let claimedAt = ContinuousClock.now
             let claimed = try await instance.store.claimPending(ClaimRequest(
                 owner: instance.owner, limit: limit, leaseDuration: duration, model: instance.model, liveness: options.liveness))
@@ -419,6 +460,7 @@ private actor World {
             let ids = Array(instance.held.keys)
             let at = ContinuousClock.now
             let renewed = try await instance.store.renew(ids, owner: instance.owner, leaseDuration: options.lease)
+            if !renewed.isEmpty { leaseHorizon = max(leaseHorizon, ContinuousClock.now + options.lease) }
             for id in renewed {
                 // The store's lease now ends `lease` after its clock read `at` or later (a long
                 // lease renewed ends sooner).
@@ -461,6 +503,7 @@ private actor World {
                 throw fail("\(claim.repo.id) was handed to \(instance.owner) while \(lease.owner) held a live lease on it (same model)")
             }
             leases[github] = Lease(owner: instance.owner, model: instance.model, until: until)
+            leaseHorizon = max(leaseHorizon, until)
             instance.held[claim.repo.id] = claim
             for other in instances where other !== instance { other.held[claim.repo.id] = nil }
         }
@@ -639,11 +682,17 @@ private actor World {
         }
         // Leases of instances that are gone run out (long ones too), and so does their liveness.
         let now = ContinuousClock.now
-        let last = leases.values.map(\.until).max() ?? now
-        let wait = max(last - now, .zero) + max(options.lease, options.liveness) + .milliseconds(150)
+        let wait = max(leaseHorizon - now, .zero) + max(options.lease, options.liveness) + .milliseconds(150)
         note("time passes (\(wait) for every lease and liveness to run out)")
         try await Task.sleep(for: wait)
         leases = [:]
+        // Nothing stays leased to an instance that is gone once its lease ran out.
+        if let store = instances.first?.store {
+            for model in Set(options.models) {
+                let leased = try await store.stats(model: model).leased
+                if leased != 0 { throw fail("\(leased) repos are still leased (\(model)) after every lease ran out") }
+            }
+        }
         var rounds = 0, quiet = 0
         while quiet < 2 {
             rounds += 1

@@ -2,6 +2,7 @@ import EmbedStarCore
 import EmbedStarMockStore
 import EmbedStarTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// The collector of a simulation on the mock store: keys become the text of the id.
@@ -30,5 +31,37 @@ struct MockSimulationTests {
     func manySeeds() async throws {
         let (count, first) = try #require(StoreSimulation.longRun)
         print("simulation mock: \(try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup))")
+    }
+}
+
+/// A store that acknowledges every third write without making it.
+final class ForgetfulStore: ForwardingStore {
+    let inner: any RepoStore
+    private let count = Mutex(0)
+    init(_ inner: any RepoStore) { self.inner = inner }
+    func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] {
+        let forget = count.withLock { $0 += 1; return $0.isMultiple(of: 3) }
+        guard forget else { return try await inner.write(writes, owner: owner) }
+        try await inner.release(writes.map(\.id), owner: owner)
+        return Dictionary(uniqueKeysWithValues: writes.map { ($0.id, WriteOutcome.applied) })
+    }
+}
+
+/// The simulation must notice a broken store, and give a schedule cut short to what fails.
+struct SimulationCatchesBrokenStoresTests {
+    @Test func aStoreThatLosesWritesIsCaughtWithAShortSchedule() async throws {
+        let setup: StoreSimulation.Setup = { _ in
+            let mock = MockStore()
+            let store = ForgetfulStore(mock)
+            return (StoreSimulation(open: { store }, collector: MockCollector(store: mock)), {})
+        }
+        do {
+            _ = try await StoreSimulation.run(seeds: 1, from: 1, setup: setup)
+            Issue.record("the simulation did not notice a store that loses writes")
+        } catch let failure as SimulationFailure {
+            #expect(failure.steps < 80 && failure.shrunkFrom == 80, "the schedule was not shrunk: \(failure.steps) steps")
+            print(failure)
+            #expect(failure.description.contains("seed 1"))
+        }
     }
 }

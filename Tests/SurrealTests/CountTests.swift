@@ -59,3 +59,52 @@ extension CountTests {
         #expect(try await restarted.store.stats(model: "m").total == 30)
     }
 }
+
+/// The event follows the configuration after the first start: `watched_fields` changed later
+/// takes effect; another `table` on a database set up for one is refused with what to do.
+@Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
+struct SchemaFollowsConfigurationTests {
+    func store(_ database: String, watched: [String] = SurrealStore.collectorFields, table: String = "repo") throws -> SurrealStore {
+        var configuration = SurrealStore.Configuration()
+        configuration.url = "ws://\(try #require(DevServer.address))"
+        configuration.namespace = "test"
+        configuration.database = database
+        configuration.poolSize = 2
+        configuration.watchedFields = watched
+        configuration.table = table
+        return try SurrealStore(configuration: configuration, instanceID: "t", logger: .init(label: "test"))
+    }
+
+    @Test func aLaterChangeOfWatchedFieldsTakesEffect() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        try await fixture.insert(SyntheticRepos.generate(count: 3))
+        let narrow = try store(fixture.database, watched: ["description"])
+        try await narrow.prepare()
+        let claimed = try await narrow.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m"))
+        _ = try await narrow.write(claimed.map {
+            RepoWrite(id: $0.repo.id, revision: $0.revision, model: "m", change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date()))
+        }, owner: "a")
+        _ = try await fixture.client.query("UPDATE repo:syn0 SET stars = 999999")
+        #expect(try await narrow.stats(model: "m").pending == 0, "stars is not watched yet")
+        await narrow.shutdown()
+        let wide = try store(fixture.database, watched: ["description", "stars"])
+        try await wide.prepare()
+        _ = try await fixture.client.query("UPDATE repo:syn1 SET stars = 999999")
+        #expect(try await wide.stats(model: "m").pending == 1, "the newly watched field must make the repo pending")
+        await wide.shutdown()
+    }
+
+    @Test func anotherTableOnADatabaseSetUpForOneIsRefused() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        let other = try store(fixture.database, table: "starred")
+        await #expect {
+            try await other.prepare()
+        } throws: { error in
+            "\(error)".contains("serves table 'repo', not 'starred'") && "\(error)".contains("stores.surreal.table")
+        }
+        await other.shutdown()
+    }
+}
