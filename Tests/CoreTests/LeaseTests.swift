@@ -94,3 +94,50 @@ final class SlowStore: ForwardingStore {
         #expect(ids.count == 20, "a container restarted as pid 1 under one host name would share its leases")
     }
 }
+
+@Suite struct ClaimGateTests {
+    /// Claims that follow each other never starve a release: new claims wait while it waits.
+    @Test func aReleaseGetsThroughClaimsThatFollowEachOther() async throws {
+        let gate = ClaimGate()
+        let claimsAfterRelease = Box(0), released = Box(false)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    let end = ContinuousClock.now + .seconds(2)
+                    while ContinuousClock.now < end {
+                        try await gate.claim { try await Task.sleep(for: .milliseconds(20)) }
+                        if released.value { claimsAfterRelease.update { $0 += 1 } }
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(100))
+                try await gate.release { released.update { $0 = true } }
+            }
+            try await group.waitForAll()
+        }
+        #expect(released.value)
+        #expect(claimsAfterRelease.value > 10, "the release ran only once the claims stopped")
+    }
+
+    /// A release waiting behind a claim stops waiting when cancelled, and claims go on.
+    @Test func aCancelledWaitLeavesTheGateOpen() async throws {
+        let gate = ClaimGate()
+        let holding = Task { try await gate.claim { try await Task.sleep(for: .milliseconds(500)) } }
+        try await Task.sleep(for: .milliseconds(50))
+        let waiting = Task { try await gate.release { 1 } }
+        try await Task.sleep(for: .milliseconds(50))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        try await holding.value
+        #expect(try await gate.claim { 7 } == 7)
+    }
+}
+
+/// A value shared by a test's tasks.
+final class Box<Value: Sendable>: Sendable {
+    private let state: Mutex<Value>
+    init(_ value: Value) { state = Mutex(value) }
+    var value: Value { state.withLock { $0 } }
+    func update(_ change: (inout Value) -> Void) { state.withLock { change(&$0) } }
+}

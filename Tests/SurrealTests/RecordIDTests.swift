@@ -51,3 +51,15 @@ struct RecordIDTests {
         }
     }
 }
+
+extension RecordIDTests {
+    /// Ids written by hand (a collector's JSON, an older version) with text no form writes are
+    /// string keys, as before: never a key that carries the table again.
+    @Test func otherTextIsAStringKey() {
+        #expect(RecordID(parsing: "repo:owner/name") == RecordID(table: "repo", id: .string("owner/name")))
+        #expect(RecordID(parsing: "repo:a b") == RecordID(table: "repo", id: .string("a b")))
+        #expect(RecordID(parsing: "repo:[1, 2") == RecordID(table: "repo", id: .string("[1, 2")))
+        #expect(RecordID(parsing: "repo:") == nil)
+        #expect(RecordID(parsing: "no-table") == nil)
+    }
+}

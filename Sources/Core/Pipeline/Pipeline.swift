@@ -113,12 +113,12 @@ public final class Pipeline: Sendable {
             staleLimit: staleLimit, liveness: .seconds(max(120, 2 * configuration.leaseSeconds)))
         let store = self.store
         // A claim may wait out another instance's sweep of a large table (minutes on a first
-        // start): the worker is alive meanwhile, so its heartbeat goes on while the claim runs
-        // (each store request has its own timeout).
-        let beat = heartbeatWhile()
-        defer { beat.cancel() }
+        // start): the worker is alive meanwhile, so its heartbeat goes on while the store works
+        // on the claim (each store request has its own timeout), for at most 15 minutes.
         let claimed = try await metrics.timed("claim") {
             try await claimGate.claim {
+                let beat = heartbeatWhile()
+                defer { beat.cancel() }
                 let claimed = try await store.claimPending(request)
                 // In flight before the gate opens for a release (``embedClaimed`` ends it).
                 self.track(claimed.map(\.repo.id), working: true)

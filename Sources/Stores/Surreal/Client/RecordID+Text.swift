@@ -19,7 +19,8 @@ extension RecordID {
     /// The id as text that ``init(parsing:)`` reads back exactly; how embed-star names repos.
     public var plainDescription: String { "\(table):\(Self.text(ofKey: id))" }
 
-    /// Reads `table:key` as ``plainDescription`` writes it; nil when it is not that form.
+    /// Reads `table:key` as ``plainDescription`` writes it (any other key text is a string key);
+    /// nil without a table or a key.
     public init?(parsing text: String) {
         guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else { return nil }
         let key = String(text[text.index(after: colon)...])
@@ -43,11 +44,15 @@ extension RecordID {
         if let number = Int64(text) { return .int(number) }
         if isPlain(text) { return .string(text) }
         var reader = LiteralReader(Array(text.unicodeScalars))
-        guard let value = reader.value(), reader.atEnd else { return nil }
-        switch value {
-        case .uuid, .array, .object, .tagged, .datetime, .decimal, .duration, .bytes, .recordID, .table, .double, .bool, .null, .none: return value
-        default: return nil
+        if let value = reader.value(), reader.atEnd {
+            switch value {
+            case .uuid, .array, .object, .tagged, .datetime, .decimal, .duration, .bytes, .recordID, .table, .double, .bool, .null, .none: return value
+            default: break
+            }
         }
+        // Text no form above writes (`owner/name`, `a b` from a hand-written id): a string key,
+        // as before. ``text(ofKey:)`` never writes a string so, so reading stays exact.
+        return .string(text)
     }
 
     /// Letters, digits, `_`, `-` and `.`, and not a number: written without brackets.
