@@ -36,6 +36,13 @@ struct ImportTests {
         #expect(parsed.rejected.isEmpty)
     }
 
+    @Test func aByteOrderMarkAndSlurpedPagesAreRead() throws {
+        let other = star.replacingOccurrences(of: "\"id\": 7", with: "\"id\": 8")
+        let parsed = try parse("\u{FEFF}[[\(star)], [\(other)]]")
+        #expect(parsed.repos.map(\.id.rawValue) == ["repo:7", "repo:8"])
+        #expect(try parse("[]").repos.isEmpty, "an empty list of stars is no error")
+    }
+
     @Test(arguments: [
         ("", "holds no repositories"),
         ("   \n", "holds no repositories"),

@@ -13,7 +13,7 @@ struct CountTests {
     func theCountHoldsWhenTheCollectorInsertsDuringTheFirstStart(_ round: Int) async throws {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }
-        try await fixture.insert(SyntheticRepos.generate(count: 1_500, seed: UInt64(round)).map {
+        try await fixture.insert(SyntheticRepos.generate(count: 600, seed: UInt64(round)).map {
             var repo = $0
             repo.id = RepoID("repo:before\($0.id.rawValue.dropFirst(5))")
             return repo
@@ -21,7 +21,7 @@ struct CountTests {
         // The collector inserts one repo at a time while the first start migrates.
         let collector = Task {
             var inserted = 0
-            while !Task.isCancelled, inserted < 400 {
+            while !Task.isCancelled, inserted < 150 {
                 let repo = SyntheticRepos.generate(count: 1, seed: UInt64(10_000 * round + inserted))[0]
                 var renamed = repo
                 renamed.id = RepoID("repo:during\(inserted)")

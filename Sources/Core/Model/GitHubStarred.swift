@@ -4,9 +4,10 @@ import Foundation
 /// one JSON array, several arrays back to back (what `--paginate` prints), one repository object
 /// per line (NDJSON, what `jq -c '.[]'` prints), or the `application/vnd.github.star+json` shape
 /// (`{starred_at, repo}`). Each repo becomes a record `repo:<github id>`; entries that cannot be
-/// read are reported, the rest are kept. A file with no repositories at all, text that is not
-/// JSON between them, or an object that is no repository (GitHub's `{"message": ...}` error) is
-/// an error that says where.
+/// read are reported, the rest are kept. `gh api --paginate --slurp` output (an array of pages)
+/// is read page by page. A file with no JSON at all, text that is not JSON between the
+/// documents, or an object that is no repository (GitHub's `{"message": ...}` error) is an error
+/// that says where; an empty array is an empty list of stars.
 public enum GitHubStarred {
     public static func parse(_ data: Data, source: String) throws -> (repos: [Repo], rejected: [RecordError]) {
         var repos: [Repo] = []
@@ -19,7 +20,13 @@ public enum GitHubStarred {
         for document in documents {
             let entries: [JSONValue]
             switch document {
-            case .array(let items): entries = items
+            case .array(let items):
+                // `--slurp` puts the pages in one array: an array of arrays is read page by page.
+                let pages = items.compactMap { item -> [JSONValue]? in
+                    if case .array(let page) = item { return page }
+                    return nil
+                }
+                entries = !items.isEmpty && pages.count == items.count ? pages.flatMap { $0 } : items
             case .object(let fields) where fields["id"] != nil || fields["repo"] != nil: entries = [document]
             case .object(let fields):
                 let said: String? = if case .string(let text)? = fields["message"] { text } else { nil }
@@ -65,7 +72,8 @@ public enum GitHubStarred {
 
     /// The JSON documents in `data`, which may be several back to back.
     static func documents(in data: Data, source: String) throws -> [JSONValue] {
-        let bytes = [UInt8](data)
+        var bytes = [UInt8](data)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // a UTF-8 byte order mark (Notepad, PowerShell)
         var documents: [JSONValue] = []
         var start: Int?
         var depth = 0

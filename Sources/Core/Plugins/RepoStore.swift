@@ -14,7 +14,7 @@ public struct ClaimRequest: Sendable {
     /// nil for no limit. Repos that are new or changed are never held back by it. This is how a
     /// model change is re-embedded at a pace.
     public var staleLimit: Int?
-    /// An owner that claimed within this time counts as running. When owners with different
+    /// An owner that claimed or renewed a lease within this time counts as running. When owners with different
     /// models share a store, only the model of the most recently started running owner gets
     /// repos (a rolling deploy converges on the newest configuration; when its owners stop, the
     /// next newest takes over once their claims are this old).

@@ -14,8 +14,8 @@ struct ImportCommand: AsyncParsableCommand {
     /// Repos upserted at a time.
     static let chunk = 500
 
-    /// Upserts `repos` in chunks, so a failure half-way says what was written: the chunks before
-    /// it, in file order.
+    /// Upserts `repos` in chunks, so a failure half-way says what was written: at least the
+    /// chunks before it, in file order (a store may have written part of the failed chunk).
     static func upsert(_ repos: [Repo], into store: any RepoStore) async throws {
         var written = 0
         for start in stride(from: 0, to: repos.count, by: chunk) {
@@ -25,7 +25,8 @@ struct ImportCommand: AsyncParsableCommand {
             } catch {
                 let through = written > 0 ? " (through \(repos[written - 1].fullName), in file order)" : ""
                 throw CLIError.failure("the import stopped after \(written) of \(repos.count) repos were written\(through): \(error)\n"
-                    + "the rest were not written; importing the same files again is safe (repos are upserted by id)")
+                    + "of the next \(part.count), some may be written too, the rest were not; importing the same files again is safe "
+                    + "(repos are upserted by id)")
             }
             written += part.count
         }

@@ -148,7 +148,7 @@ public actor MockStore: RepoStore {
         entries[position].leaseExpires = now.addingTimeInterval(request.leaseDuration.seconds)
         let entry = entries[position]
         return ClaimedRepo(repo: entry.repo, revision: String(entry.revision),
-                           embeddedHash: entry.embeddingModel == request.model ? entry.embeddingHash : nil,
+                           embeddedHash: entry.embeddingModel == request.model && entry.embedding != nil ? entry.embeddingHash : nil,
                            attempts: entry.attempts, stale: stale)
     }
 
@@ -239,6 +239,7 @@ public actor MockStore: RepoStore {
 
     public func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
         let until = Date().addingTimeInterval(leaseDuration.seconds)
+        owners[owner]?.seen = Date()  // running while it renews (see ClaimRequest.liveness)
         var held: Set<RepoID> = []
         for id in ids {
             guard let position = index[id], entries[position].leaseOwner == owner else { continue }

@@ -99,13 +99,13 @@ public final class SQLiteStore: RepoStore, Sendable {
             // New and changed repos first; then, within `staleLimit`, those only another model embedded.
             let free = "(lease_expires IS NULL OR lease_expires <= ?2) AND (not_before IS NULL OR not_before <= ?2)"
             var rows = try Row.fetchAll(db, sql: """
-                SELECT id, record, revision, embedding_model, embedding_hash, attempts, 0 AS stale FROM repo
+                SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 0 AS stale FROM repo
                 WHERE failed = 0 AND current = 0 AND \(free) LIMIT ?3
                 """, arguments: [request.model, now, request.limit])
             let room = min(request.limit - rows.count, request.staleLimit ?? .max)
             if room > 0 {
                 rows += try Row.fetchAll(db, sql: """
-                    SELECT id, record, revision, embedding_model, embedding_hash, attempts, 1 AS stale FROM repo
+                    SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 1 AS stale FROM repo
                     WHERE \(SQLiteMigrations.staleForModel1) AND \(free) LIMIT ?3
                     """, arguments: [request.model, now, room])
             }
@@ -250,6 +250,8 @@ public final class SQLiteStore: RepoStore, Sendable {
         guard !ids.isEmpty else { return [] }
         let until = Date().timeIntervalSince1970 + leaseDuration.seconds
         return try await transaction { db in
+            // The owner is running while it renews (see ClaimRequest.liveness).
+            try db.execute(sql: "UPDATE embed_star_instance SET seen_at = ? WHERE owner = ?", arguments: [Date().timeIntervalSince1970, owner])
             var held: Set<RepoID> = []
             for id in ids {
                 try db.execute(sql: "UPDATE repo SET lease_expires = ? WHERE id = ? AND lease_owner = ?", arguments: [until, id.rawValue, owner])

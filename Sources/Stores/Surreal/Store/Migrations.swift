@@ -191,6 +191,11 @@ struct Migrations {
     /// Records what the repo event was made for (``SurrealStore`` compares it with the
     /// configuration at every start).
     var schemaRecord: String {
-        "UPSERT embed_star_meta:schema SET table = '\(table)', watched_fields = [\(watchedFields.map { "'\($0)'" }.joined(separator: ", "))], changed_at = time::now()"
+        "UPSERT embed_star_meta:schema SET table = '\(table)', watched_fields = [\(watchedFields.map { "'\($0)'" }.joined(separator: ", "))], "
+            + "event_version = \(Self.eventVersion), changed_at = time::now()"
     }
+
+    /// The version of ``repoEvent`` this binary writes (the migration that last changed it): a
+    /// binary never redefines an event a newer one wrote.
+    static let eventVersion = 6
 }

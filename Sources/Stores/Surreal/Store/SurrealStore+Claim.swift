@@ -41,9 +41,13 @@ extension SurrealStore {
         // makes a repo another instance leased a moment before drop out. Nothing is handed out
         // when the queue serves another model (a newer instance announced it a moment ago).
         // Each claim stamps its entries with a token of its own and hands out only those that
-        // still carry it once the UPDATE has committed: SurrealDB 2.3's memory and SurrealKV
+        // still carry it once the UPDATE has committed: SurrealDB's memory and SurrealKV
         // storage let two concurrent conditional UPDATEs of one record both commit (the later
         // one wins, both report success), so the UPDATE's own answer is not proof of a lease.
+        // This narrows the race, it does not close it: a claim that commits after another's
+        // read-back still hands the entry out twice, and then only the later claim's write
+        // lands (the write checks the lease owner); the batch is embedded twice, never stored
+        // wrong.
         // The planner prefers the index on `failed` alone, which reads every entry of the other
         // kind (1.3 s at 100,000 stale entries, against 40 ms on the claim index).
         // New and stale entries are selected and leased in one request (an idle poll is one

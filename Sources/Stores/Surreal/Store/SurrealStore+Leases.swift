@@ -51,10 +51,14 @@ extension SurrealStore {
 
     public func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
         guard !ids.isEmpty else { return [] }
+        let record = try await dialect().recordFunction
+        // The owner is running while it renews (a batch slower than the liveness window must not
+        // make another model's instances take the queue over).
         let results = try await retryingConflicts {
-            try await self.client.query("UPDATE $ids SET lease_until = time::now() + $lease WHERE lease_owner = $owner RETURN VALUE repo",
-                                        ["ids": .array(ids.map(self.queueID)), "owner": .string(owner),
-                                         "lease": .duration(SurrealDuration(leaseDuration))])
+            try await self.client.query("""
+                UPDATE \(record)('embed_star_instance', $owner) SET seen_at = time::now() RETURN NONE;
+                UPDATE $ids SET lease_until = time::now() + $lease WHERE lease_owner = $owner RETURN VALUE repo;
+                """, ["ids": .array(ids.map(self.queueID)), "owner": .string(owner), "lease": .duration(SurrealDuration(leaseDuration))])
         }
         let renewed = Set((results.last?.array ?? []).compactMap { $0.recordID })
         return Set(ids.filter { id in

@@ -36,6 +36,8 @@ struct QueueState: Sendable {
     var sweepCursor: (model: String, cursor: SurrealValue)?
     /// The model that superseded this one, once logged.
     var supersededBy: String?
+    /// The repo count was checked against the table (once per process: a full count on 2.x).
+    var recounted = false
 }
 
 /// What the database holds, read in one request and never written.
@@ -169,7 +171,10 @@ extension SurrealStore {
     /// sweep was restarted.
     @discardableResult
     func verify(model: String, confirm: Bool = false) async throws -> Bool {
-        if !confirm { try await recount() }
+        if !confirm, !queueState.withLock({ $0.recounted }) {
+            try await recount()
+            queueState.withLock { $0.recounted = true }
+        }
         var counts = try await queueCounts(model: model)
         if confirm, counts.unqueued > 0 {
             try await Task.sleep(for: .seconds(1))
@@ -200,7 +205,7 @@ extension SurrealStore {
         return restarted
     }
 
-    /// The repo count the events keep, checked against the table once per start and set right:
+    /// The repo count the events keep, checked against the table once per process and set right:
     /// a repo the collector created while migration 2 counted the table (or a count an engine
     /// lost with one of two concurrent writes) would otherwise be off for good. One count of
     /// the table (from the count index on 3.x) and the 16 shards, compared and corrected in one

@@ -125,7 +125,13 @@ public final class SurrealStore: RepoStore {
                     + "(point embed-star at the database that holds '\(configuration.table)', or set table back to '\(table)')")
         }
         let watched = recorded["watched_fields"]?.array?.compactMap(\.string)
-        guard watched != configuration.watchedFields else { return }
+        guard watched.map(Set.init) != Set(configuration.watchedFields) else { return }
+        if let version = recorded["event_version"]?.int, version > Migrations.eventVersion {
+            logger.warning("the repo event was written by a newer embed-star; its watched fields are kept", metadata: [
+                "watched_fields": "\(watched?.joined(separator: ",") ?? "")", "configured": "\(configuration.watchedFields.joined(separator: ","))",
+            ])
+            return
+        }
         _ = try await client.query("BEGIN TRANSACTION;\n\(migrations.repoEvent);\n\(migrations.schemaRecord);\nCOMMIT TRANSACTION;")
         logger.notice("the repo event now watches the configured fields", metadata: [
             "watched_fields": "\(configuration.watchedFields.joined(separator: ","))",
