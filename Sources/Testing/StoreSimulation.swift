@@ -47,7 +47,8 @@ public protocol SimulationCollector: Sendable {
 /// - `stats` equals what `scan` reads record by record, and the collector's count;
 /// - no repo is handed to two instances of one model while a lease on it is live;
 /// - an applied write carries the text the collector last wrote (never a vector over a newer
-///   text); nothing stays leased to an instance that is gone once its lease ran out.
+///   text), and is stored until something changes the repo again; nothing stays leased to an
+///   instance that is gone once its lease ran out.
 ///
 /// The store's clock is real (leases and liveness are short, and the schedule waits them out),
 /// so a step that runs actions at once is not exactly repeatable; the schedule is. A violation
@@ -265,8 +266,9 @@ private actor World {
     /// Repos the collector changes while instances act at once: a write of their previous text
     /// may land before the change does.
     var changingNow: Set<Int64> = []
-    /// Instances act at once in this step.
+    /// Instances act at once in this step, and the writes that applied in it, per repo.
     var concurrentStep = false
+    var appliedNow: [Int64: [(owner: String, hash: String, model: String)]] = [:]
     /// What an applied write stored (its hash and model), until the collector or another write
     /// changes the repo: the store must hold it (a write reported applied is stored).
     var written: [Int64: (hash: String, model: String)] = [:]
@@ -326,14 +328,29 @@ private actor World {
             note("retry-failed (\(reset) reset)")
         default:
             if options.concurrency, chance(0.2), instances.count > 1 {
-                let actors = (0..<(2 + below(2))).map { _ in instances[below(instances.count)] }
+                // Distinct instances, or one instance's claims side by side (its workers): an
+                // instance's claim beside its own failure or write of the same repo (a lease that
+                // ran out and was claimed again by its holder) leaves the world unable to tell
+                // which lease the store ended.
+                let first = instances[below(instances.count)]
+                var actors = [first]
+                for _ in 0..<(1 + below(2)) {
+                    let next = instances[below(instances.count)]
+                    if !actors.contains(where: { $0 === next }) { actors.append(next) }
+                }
                 // Never a release of all of an instance's leases beside its other actions: the
                 // contract lets it end a claim committed a moment before (the pipeline keeps the
                 // two apart, ``ClaimGate``), so the world could not tell what is held.
-                let plans = actors.map { actor -> (Instance, Action) in
+                // An instance's first claim never runs beside another's: which of two first claims
+                // the store records first decides the served model, and the world could not tell.
+                var plans = actors.map { actor -> (Instance, Action) in
                     let action = plan()
-                    if case .releaseAll = action { return (actor, .renew) }
+                    if case .claim = action, actor.firstClaim == nil { return (actor, .renew) }
                     return (actor, action)
+                }
+                if chance(0.3), first.firstClaim != nil {
+                    plans.append((first, .claim(limit: 1 + below(4), long: false)))
+                    plans[0].1 = .claim(limit: 1 + below(4), long: false)
                 }
                 // Now and then the collector changes a repo at the same moment.
                 let change = chance(0.3) && !repos.isEmpty ? random.pick(repos.keys.sorted()) : nil
@@ -341,6 +358,7 @@ private actor World {
                     + (change.map { " | collector changes \(repos[$0]!.key)" } ?? ""))
                 if let change { changingNow.insert(change) }
                 concurrentStep = true
+                appliedNow = [:]
                 defer {
                     changingNow = []
                     concurrentStep = false
@@ -351,6 +369,16 @@ private actor World {
                     }
                     if let change { group.addTask { try await self.change(change) } }
                     try await group.waitForAll()
+                }
+                // A write that applied alone in the step must be stored; two of one repo cannot
+                // both apply (one lease at a time).
+                for (github, writes) in appliedNow {
+                    if writes.count > 1 {
+                        throw fail("repo \(github) took \(writes.count) writes in one step (\(writes.map(\.owner).joined(separator: ", ")))")
+                    }
+                    if let only = writes.first, !changingNow.contains(github), repos[github] != nil {
+                        written[github] = (only.hash, only.model)
+                    }
                 }
             } else if let instance = instances.isEmpty ? nil : instances[below(instances.count)] {
                 try await act(instance, plan(), log: true)
@@ -576,8 +604,13 @@ private actor World {
             if hash != Self.hash(Self.text(truth)), !changingNow.contains(github) {
                 throw fail("\(instance.owner)'s write of \(write.id) applied the text of an older version (collector at version \(truth.version))")
             }
-            // Two writes of one repo at once may land in either order: no expectation then.
-            written[github] = concurrentStep ? nil : (hash, write.model)
+            // Writes of one step that acts at once are judged when it ends.
+            if concurrentStep {
+                written[github] = nil
+                appliedNow[github, default: []].append((instance.owner, hash, write.model))
+            } else {
+                written[github] = (hash, write.model)
+            }
         }
     }
 

@@ -73,7 +73,12 @@ public enum GitHubStarred {
     /// The JSON documents in `data`, which may be several back to back.
     static func documents(in data: Data, source: String) throws -> [JSONValue] {
         var bytes = [UInt8](data)
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // a UTF-8 byte order mark (Notepad, PowerShell)
+        if bytes.starts(with: [0xFF, 0xFE]) || bytes.starts(with: [0xFE, 0xFF]) {
+            throw RecordError(record: source, field: nil, problem: "is UTF-16 text (Windows PowerShell's '>' writes it): save it as UTF-8")
+        }
+        // A UTF-8 byte order mark (Notepad, PowerShell's Out-File): skipped, positions still count it.
+        let skipped = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        bytes.removeFirst(skipped)
         var documents: [JSONValue] = []
         var start: Int?
         var depth = 0
@@ -86,7 +91,7 @@ public enum GitHubStarred {
             }
             switch byte {
             case UInt8(ascii: "\"") where depth == 0:
-                throw RecordError(record: source, field: nil, problem: "is not JSON: text outside an array or object at byte \(index)")
+                throw RecordError(record: source, field: nil, problem: "is not JSON: text outside an array or object at byte \(index + skipped)")
             case UInt8(ascii: "\""): inString = true
             case UInt8(ascii: "["), UInt8(ascii: "{"):
                 if depth == 0 { start = index }
@@ -97,14 +102,14 @@ public enum GitHubStarred {
                     do {
                         documents.append(try JSONDecoder().decode(JSONValue.self, from: Data(bytes[begin...index])))
                     } catch {
-                        throw RecordError(record: source, field: nil, problem: "not valid JSON near byte \(begin)")
+                        throw RecordError(record: source, field: nil, problem: "not valid JSON near byte \(begin + skipped)")
                     }
                     start = nil
                 }
             case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): break
             default:
                 if depth == 0 {
-                    throw RecordError(record: source, field: nil, problem: "is not JSON: text outside an array or object at byte \(index)")
+                    throw RecordError(record: source, field: nil, problem: "is not JSON: text outside an array or object at byte \(index + skipped)")
                 }
             }
         }

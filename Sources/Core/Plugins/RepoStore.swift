@@ -14,10 +14,11 @@ public struct ClaimRequest: Sendable {
     /// nil for no limit. Repos that are new or changed are never held back by it. This is how a
     /// model change is re-embedded at a pace.
     public var staleLimit: Int?
-    /// An owner that claimed or renewed a lease within this time counts as running. When owners with different
-    /// models share a store, only the model of the most recently started running owner gets
-    /// repos (a rolling deploy converges on the newest configuration; when its owners stop, the
-    /// next newest takes over once their claims are this old).
+    /// An owner that claimed or renewed a lease within this time counts as running. When owners
+    /// with different models share a store, only the model of the most recently started running
+    /// owner gets repos (a rolling deploy converges on the newest configuration; when its owners
+    /// stop, the next newest takes over once their last claims and renewals are this old, and
+    /// takes the queue back).
     public var liveness: Duration
 
     public init(owner: String, limit: Int, leaseDuration: Duration, model: String, staleLimit: Int? = nil, liveness: Duration = .seconds(120)) {
@@ -207,6 +208,7 @@ public protocol RepoStore: Sendable {
 
     /// Extends `owner`'s leases on `ids` to `leaseDuration` from now (a batch still in flight);
     /// returns the repos whose lease `owner` still held. A lease another owner took is not touched.
+    /// A renewal also counts the owner as running (``ClaimRequest/liveness``).
     func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID>
 
     /// Ends every lease `owner` holds except on `except`; returns how many. After an outage the

@@ -25,8 +25,8 @@ struct ImportCommand: AsyncParsableCommand {
             } catch {
                 let through = written > 0 ? " (through \(repos[written - 1].fullName), in file order)" : ""
                 throw CLIError.failure("the import stopped after \(written) of \(repos.count) repos were written\(through): \(error)\n"
-                    + "of the next \(part.count), some may be written too, the rest were not; importing the same files again is safe "
-                    + "(repos are upserted by id)")
+                    + "up to \(part.count) more may be written, the \(repos.count - written - part.count) after them were not; "
+                    + "importing the same files again is safe (repos are upserted by id)")
             }
             written += part.count
         }

@@ -51,20 +51,32 @@ extension SurrealStore {
 
     public func renew(_ ids: [RepoID], owner: String, leaseDuration: Duration) async throws -> Set<RepoID> {
         guard !ids.isEmpty else { return [] }
-        let record = try await dialect().recordFunction
-        // The owner is running while it renews (a batch slower than the liveness window must not
-        // make another model's instances take the queue over).
         let results = try await retryingConflicts {
-            try await self.client.query("""
-                UPDATE \(record)('embed_star_instance', $owner) SET seen_at = time::now() RETURN NONE;
-                UPDATE $ids SET lease_until = time::now() + $lease WHERE lease_owner = $owner RETURN VALUE repo;
-                """, ["ids": .array(ids.map(self.queueID)), "owner": .string(owner), "lease": .duration(SurrealDuration(leaseDuration))])
+            try await self.client.query("UPDATE $ids SET lease_until = time::now() + $lease WHERE lease_owner = $owner RETURN VALUE repo",
+                                        ["ids": .array(ids.map(self.queueID)), "owner": .string(owner),
+                                         "lease": .duration(SurrealDuration(leaseDuration))])
         }
+        await markRunning(owner)
         let renewed = Set((results.last?.array ?? []).compactMap { $0.recordID })
         return Set(ids.filter { id in
             if case .recordID(let record) = recordID(id) { return renewed.contains(record) }
             return false
         })
+    }
+
+    /// The owner is running while it renews (a batch slower than the liveness window must not
+    /// hand the queue to another model's instances): its instance record is seen now, at most
+    /// every `heartbeatEvery`, apart from the renewal and best effort (a failure here never fails
+    /// a renewal; the next claim records the owner anyway).
+    func markRunning(_ owner: String) async {
+        let now = ContinuousClock.now
+        let due = queueState.withLock { state -> Bool in
+            if let last = state.seenMarked, now - last < Self.heartbeatEvery { return false }
+            state.seenMarked = now
+            return true
+        }
+        guard due, let record = try? await dialect().recordFunction else { return }
+        _ = try? await client.query("UPDATE \(record)('embed_star_instance', $owner) SET seen_at = time::now() RETURN NONE", ["owner": .string(owner)])
     }
 
     public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int {

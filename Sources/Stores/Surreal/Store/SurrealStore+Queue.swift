@@ -7,8 +7,10 @@ import SurrealClient
 /// start that was killed half-way.
 ///
 /// - Which model is served: every claim records its owner in `embed_star_instance` (at most every
-///   few seconds). The model of the most recently started owner that claimed within the
-///   request's `liveness` is the database's model; an owner on another model claims nothing.
+///   few seconds), and so do its lease renewals. The model of the most recently started owner
+///   seen within the request's `liveness` is the database's model; an owner on another model
+///   claims nothing. When the queue says another model while this one is served (a canary of
+///   another model was rolled back), the owner announces its model again.
 /// - When that model differs from the one the queue was filled for (`embed_star_meta:queue`),
 ///   the owner announces it, and a sweep over the repo table starts (`embed_star_meta:sweep`):
 ///   chunk by chunk, in record-id order, each chunk one transaction that queues the chunk's repos
@@ -38,6 +40,8 @@ struct QueueState: Sendable {
     var supersededBy: String?
     /// The repo count was checked against the table (once per process: a full count on 2.x).
     var recounted = false
+    /// When a renewal last marked this process's owner as running.
+    var seenMarked: ContinuousClock.Instant?
 }
 
 /// What the database holds, read in one request and never written.
@@ -178,6 +182,12 @@ extension SurrealStore {
         var counts = try await queueCounts(model: model)
         if confirm, counts.unqueued > 0 {
             try await Task.sleep(for: .seconds(1))
+            counts = try await queueCounts(model: model)
+        }
+        if counts.unqueued > 0, queueState.withLock({ $0.recounted }) {
+            // The repo count may have drifted since the start's check (a write the engine lost):
+            // set it right before restarting a sweep on its word.
+            try await recount()
             counts = try await queueCounts(model: model)
         }
         let restarted = counts.unqueued > 0
