@@ -29,6 +29,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case aStaleWriteAfterARequeueIsRefused
     case nearestKeepsToTheAskedModel
     case scanSeesEveryRepoOnceWithItsState
+    case aFailureOfAnOlderTextOnlyEndsTheLease
 
     public var testDescription: String { rawValue }
 }
@@ -374,6 +375,22 @@ public struct StoreConformance: Sendable {
                     "\(check): a failed repo whose text changed is pending again")
             let again = try await claim(store, "a")
             #expect(again.count == 1 && again.first?.attempts == 0, "\(check): with its attempts cleared")
+
+        case .aFailureOfAnOlderTextOnlyEndsTheLease:
+            // The provider rejects the text of a claim; the collector changes the repo before the
+            // failure is recorded: the new text is pending at once, with no attempt counted.
+            let repos = try await loaded(store, 1)
+            let claimed = try await claim(store, "a")
+            var changed = repos[0]
+            changed.description = "rewritten while the old text was being rejected"
+            try await store.upsert([changed])
+            let outcomes = try await store.recordFailures([failure(claimed[0], permanent: true)], owner: "a", maxAttempts: 5)
+            #expect(outcomes[claimed[0].repo.id] == nil, "\(check): a failure of an older text must not count")
+            #expect(try await store.stats(model: model) == StoreStats(total: 1, embedded: 0, pending: 1, failed: 0, leased: 0),
+                    "\(check): the repo whose text changed is pending, not failed, and not leased")
+            let again = try await claim(store, "b")
+            #expect(again.count == 1 && again.first?.attempts == 0 && again.first?.repo.description == changed.description,
+                    "\(check): the new text is handed out at once, with no attempt counted")
 
         case .renewKeepsALeaseAlive:
             _ = try await loaded(store, 3)
