@@ -418,8 +418,15 @@ public final class SQLiteStore: RepoStore, Sendable {
                 try db.execute(sql: "PRAGMA mmap_size = \(Self.mmapBytes)")
                 try CodeFile.attach(db, path: codes)
             }
+            // Opening turns a new file to WAL, which needs the file to itself: processes opening a
+            // new database at once (replicas starting together) were refused with "database is
+            // locked". The open runs under a lock on a file beside the database.
             do {
-                return try DatabasePool(path: file.path, configuration: config)
+                var pool: DatabasePool?
+                try CodeFile.withFileLock(file.path + ".lock") { pool = try DatabasePool(path: file.path, configuration: config) }
+                return pool!
+            } catch let error as SQLiteStoreError {
+                throw error
             } catch {
                 throw SQLiteStoreError("cannot open \(file.path): \(error)")
             }
