@@ -112,6 +112,13 @@ public struct StoreSimulation: Sendable {
         return (count, environment["EMBED_STAR_SIM_FIRST"].flatMap(UInt64.init) ?? 1_000)
     }
 
+    /// The long run the environment asks for (``longRun``), printed as `simulation LABEL: figures`
+    /// (`bench/simulate` collects those lines); throws the first failure.
+    public static func runLong(_ label: String, setup: @escaping Setup) async throws {
+        guard let (count, first) = longRun else { return }
+        print("simulation \(label): \(try await run(seeds: count, from: first, setup: setup))")
+    }
+
     /// A simulation on fresh data, and what to close after it.
     public typealias Setup = @Sendable (_ seed: UInt64) async throws -> (simulation: StoreSimulation, close: @Sendable () async -> Void)
 

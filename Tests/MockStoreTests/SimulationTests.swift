@@ -29,8 +29,7 @@ struct MockSimulationTests {
 
     @Test(.enabled(if: StoreSimulation.longRun != nil, "EMBED_STAR_SIM_RUNS is not set (bench/simulate)"))
     func manySeeds() async throws {
-        let (count, first) = try #require(StoreSimulation.longRun)
-        print("simulation mock: \(try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup))")
+        try await StoreSimulation.runLong("mock", setup: Self.setup)
     }
 }
 

@@ -37,8 +37,7 @@ struct SQLiteSimulationTests {
 
     @Test(.enabled(if: StoreSimulation.longRun != nil, "EMBED_STAR_SIM_RUNS is not set (bench/simulate)"))
     func manySeeds() async throws {
-        let (count, first) = try #require(StoreSimulation.longRun)
-        print("simulation sqlite: \(try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup))")
+        try await StoreSimulation.runLong("sqlite", setup: Self.setup)
     }
 }
 

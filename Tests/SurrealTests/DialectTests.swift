@@ -43,7 +43,7 @@ import Testing
     }
 }
 
-/// On 2.x an instance's claims wait in one line: never two at once, each in its turn.
+/// With the lost-write guards (every 2.x server, 3.x unless declared safe) an instance's claims wait in one line: never two at once, each in its turn.
 @Suite struct ClaimLineTests {
     @Test func claimsRunOneAtATimeUnlessA3xServerIsDeclaredSafe() async throws {
         #expect(try SurrealDialect(serverVersion: "surrealdb-2.3.10").claimsOneAtATime)

@@ -93,10 +93,9 @@ struct SurrealSimulationTests {
 
     @Test(.enabled(if: StoreSimulation.longRun != nil, "EMBED_STAR_SIM_RUNS is not set (bench/simulate)"))
     func manySeeds() async throws {
-        let (count, first) = try #require(StoreSimulation.longRun)
+        let engine = ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL_VERSION"] ?? "surreal"
         for guards in [true, false] {
-            let report = try await StoreSimulation.run(seeds: count, from: first, setup: Self.setup(guards: guards))
-            print("simulation \(ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL_VERSION"] ?? "surreal") (guards \(guards ? "on" : "off")): \(report)")
+            try await StoreSimulation.runLong("\(engine) (guards \(guards ? "on" : "off"))", setup: Self.setup(guards: guards))
         }
     }
 }

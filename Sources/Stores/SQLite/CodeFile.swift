@@ -87,7 +87,7 @@ enum CodeFile {
         // be set in a transaction, and the second would find the first's tables), and looks
         // again once it holds the lock.
         guard try Int.fetchOne(db, sql: "PRAGMA codes.user_version") ?? 0 != format else { return }
-        try withFileLock(path + ".lock") {
+        try FileLock.holding(path + ".lock") {
             guard try Int.fetchOne(db, sql: "PRAGMA codes.user_version") ?? 0 != format else { return }
             try db.execute(sql: """
                 DROP TABLE IF EXISTS codes.code_block;
@@ -100,18 +100,6 @@ enum CodeFile {
                 PRAGMA codes.user_version = \(format);
                 """)
         }
-    }
-
-    /// Runs `body` holding an exclusive lock (`flock`) on the file at `path`, created if missing.
-    static func withFileLock(_ path: String, _ body: () throws -> Void) throws {
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw SQLiteStoreError("cannot open the lock file \(path): errno \(errno)") }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw SQLiteStoreError("cannot lock \(path): errno \(errno)") }
-        }
-        defer { flock(descriptor, LOCK_UN) }
-        try body()
     }
 
     /// Makes the codes file this database's (in the write transaction, after the migrations):

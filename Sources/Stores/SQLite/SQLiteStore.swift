@@ -423,7 +423,7 @@ public final class SQLiteStore: RepoStore, Sendable {
             // locked". The open runs under a lock on a file beside the database.
             do {
                 var pool: DatabasePool?
-                try CodeFile.withFileLock(file.path + ".lock") { pool = try DatabasePool(path: file.path, configuration: config) }
+                try FileLock.holding(file.path + ".lock") { pool = try DatabasePool(path: file.path, configuration: config) }
                 return pool!
             } catch let error as SQLiteStoreError {
                 throw error

@@ -52,7 +52,7 @@ extension SurrealStore {
         // kind (1.3 s at 100,000 stale entries, against 40 ms on the claim index).
         // New and stale entries are selected and leased in one request (an idle poll is one
         // round trip).
-        // A server that can lose one of two concurrent writes of a record (2.x) hands out
+        // A server that can lose one of two concurrent writes of a record (the lost-write guards are on) hands out
         // nothing while a sweep runs: a claim racing a sweep chunk's re-queueing of the same
         // entries could lose either write, and the batch would be embedded twice.
         let bothCommit = try await dialect().claimsOneAtATime
@@ -77,7 +77,7 @@ extension SurrealStore {
             RETURN [array::len($ids), $leased, \(bothCommit ? "[]" : Self.claimedRecords)];
             COMMIT TRANSACTION;
             """
-        // Where both of two concurrent writes can commit (2.x), the stamps are read back after
+        // Where both of two concurrent writes can commit (the guards are on), the stamps are read back after
         // the commit: inside the transaction the claim would only read its own write.
         let verifySQL = """
             LET $leased = (SELECT * FROM $stamped WHERE lease_token = $stamp);

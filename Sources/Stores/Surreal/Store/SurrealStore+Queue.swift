@@ -379,7 +379,7 @@ extension SurrealStore {
         "SELECT count() FROM \(table) WHERE \(field) = \(SurrealDialect.literal(value) ?? parameter) GROUP ALL"
     }
 
-    /// On a server that can lose one of two concurrent writes of a record (2.x), a claim that
+    /// On a server that can lose one of two concurrent writes of a record (the lost-write guards are on), a claim that
     /// found nothing looks for what such a loss leaves behind: an entry its index lost
     /// (``repairQueueIndexes(_:)``), and, every `queueCountCheckEvery`, a repo neither embedded
     /// nor queued (the start's check again: an old model's write-back and the new model's sweep
@@ -402,7 +402,7 @@ extension SurrealStore {
     /// for it, after the lease a lost write left on it has run out.
     static let queueIndexCheckEvery: Duration = .seconds(10)
 
-    /// On a claim that found nothing, on a server whose indexes can miss records (2.x), at most
+    /// On a claim that found nothing, on a server whose indexes can miss records (the guards are on), at most
     /// every `queueIndexCheckEvery`: an entry the table holds as claimable (read without an index)
     /// while the claim index lists none means the index lost entries; the queue's indexes are
     /// rebuilt and the answer is true (the caller claims again). The stale kind is looked at only
