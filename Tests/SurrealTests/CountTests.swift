@@ -6,10 +6,12 @@ import SurrealClient
 import Testing
 
 /// The repo count a first start sets up (migration 2 counts the table once, events keep it)
-/// while the collector goes on inserting: `stats` must equal a direct count afterwards.
+/// while the collector goes on inserting: `stats` must equal a direct count afterwards, before
+/// any claim. Three rounds by default (`EMBED_STAR_COUNT_ROUNDS=N` for more): on 2.3.10 the count
+/// was off in 3 of 12 rounds before `prepare` counted again after its migrations.
 @Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
 struct CountTests {
-    @Test(arguments: [1])
+    @Test(arguments: ProcessInfo.processInfo.environment["EMBED_STAR_COUNT_ROUNDS"].flatMap(Int.init).map { Array(1...$0) } ?? [1, 2, 3])
     func theCountHoldsWhenTheCollectorInsertsDuringTheFirstStart(_ round: Int) async throws {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }

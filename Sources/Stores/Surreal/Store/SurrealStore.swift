@@ -90,7 +90,9 @@ public final class SurrealStore: RepoStore {
                 tableDefinition: database?["tables"]?[configuration.table]?.string,
                 vectorDefinition: table?["fields"]?["embedding"]?.string)
         }
+        var changedCounts = false
         for migration in migrations.all where !applied.contains(Int64(migration.version)) {
+            changedCounts = changedCounts || migration.version >= 2
             logger.info("applying migration", metadata: [
                 "version": "\(migration.version)", "summary": "\(migration.summary)", "server": "\(dialect)",
             ])
@@ -112,6 +114,13 @@ public final class SurrealStore: RepoStore {
             }
         }
         try await followConfiguration(migrations)
+        if changedCounts {
+            // A repo the collector created while a migration (re)defined the counting events can
+            // be missed by both the migration's count and the events (the engine lets both
+            // commit): count again now that the events are in place. The first claim counts once
+            // more, for a create that straddled this one.
+            try await recount()
+        }
     }
 
     /// The repo event follows the configuration: a database is set up for one table (another
