@@ -235,7 +235,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RunnerTests",
-            dependencies: ["EmbedStarCore", "EmbedStarRunner", "SurrealClient", "EmbedStarTesting", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "EmbedStarCore", "EmbedStarRunner", "SurrealClient", "EmbedStarTesting", "EmbedStarSQLiteStore", "EmbedStarSurrealStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             path: "Tests/RunnerTests"
         ),
     ]

@@ -2,7 +2,7 @@ import Foundation
 
 /// Groups repos by why their last attempt failed. Reasons carry ids, counts and quoted values
 /// that differ from repo to repo; with those replaced, one cause is one group.
-struct FailureReasons {
+public struct FailureReasons {
     private struct Group {
         var example: String
         var count = 0
@@ -30,7 +30,7 @@ struct FailureReasons {
     ].map { (try! NSRegularExpression(pattern: $0.0), $0.1) }  // literals: they compile
 
     /// `reason` with what varies per repo replaced.
-    static func normalize(_ reason: String) -> String {
+    public static func normalize(_ reason: String) -> String {
         var text = reason
         for (pattern, replacement) in patterns {
             text = pattern.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: replacement)

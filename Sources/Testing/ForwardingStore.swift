@@ -8,6 +8,9 @@ public protocol ForwardingStore: RepoStore {
 
 extension ForwardingStore {
     public func prepare() async throws { try await inner.prepare() }
+    public func openForReading() async throws -> StoreSchema { try await inner.openForReading() }
+    public func requeue(_ ids: [RepoID]) async throws -> Int { try await inner.requeue(ids) }
+    public func find(_ reference: String, model: String) async throws -> [StoredRepo] { try await inner.find(reference, model: model) }
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] { try await inner.claimPending(request) }
     public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
     public func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {

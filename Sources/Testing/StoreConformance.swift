@@ -30,6 +30,9 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case nearestKeepsToTheAskedModel
     case scanSeesEveryRepoOnceWithItsState
     case aFailureOfAnOlderTextOnlyEndsTheLease
+    case requeueEmbedsNamedReposAgain
+    case findNamesARepoByIdOrFullName
+    case openForReadingReadsTheSchema
 
     public var testDescription: String { rawValue }
 }
@@ -391,6 +394,62 @@ public struct StoreConformance: Sendable {
             let again = try await claim(store, "b")
             #expect(again.count == 1 && again.first?.attempts == 0 && again.first?.repo.description == changed.description,
                     "\(check): the new text is handed out at once, with no attempt counted")
+
+        case .requeueEmbedsNamedReposAgain:
+            // Embedded, failed and leased repos, each named: all pending again, handed out with
+            // no stored hash (so embedded again though unchanged) and no attempts.
+            let repos = try await loaded(store, 4)
+            let first = try await claim(store, "a", limit: 4)
+            #expect(first.count == 4)
+            let byID = Dictionary(uniqueKeysWithValues: first.map { ($0.repo.id, $0) })
+            let (done, failing, leased) = (byID[repos[0].id]!, byID[repos[1].id]!, byID[repos[2].id]!)
+            _ = try await store.write([embedded(done), embedded(byID[repos[3].id]!)], owner: "a")
+            _ = try await store.recordFailures([failure(failing, permanent: true)], owner: "a", maxAttempts: 5)
+            #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 2, pending: 1, failed: 1, leased: 1))
+            let queued = try await store.requeue([done.repo.id, failing.repo.id, leased.repo.id, RepoID("repo:conf-nowhere")])
+            #expect(queued == 3, "\(check): three named repos exist, one name is unknown")
+            #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 1, pending: 3, failed: 0, leased: 0),
+                    "\(check): the named repos are pending and unleased; the unnamed one stays embedded")
+            let again = try await claim(store, "b", limit: 10)
+            #expect(Set(again.map(\.repo.id)) == [done.repo.id, failing.repo.id, leased.repo.id])
+            #expect(again.allSatisfy { $0.embeddedHash == nil && $0.attempts == 0 },
+                    "\(check): a requeued repo is handed out with no hash to vouch for it and no attempts")
+            #expect(try await store.write([embedded(leased)], owner: "a")[leased.repo.id] != .applied,
+                    "\(check): the lease a requeue ended does not write")
+            #expect(try await store.nearest(to: [1, 0, 0, 0], limit: 10, filter: SearchFilter(model: model)).contains { $0.repo.id == done.repo.id },
+                    "\(check): the vector of a requeued repo stays searchable until the new one is written")
+
+        case .findNamesARepoByIdOrFullName:
+            let repos = try await loaded(store, 3)
+            let byID = try await store.find(repos[0].id.rawValue, model: model)
+            #expect(byID.map(\.repo.id) == [repos[0].id] && byID.first?.state == .pending && byID.first?.leaseOwner == nil)
+            let byName = try await store.find(repos[1].fullName.uppercased(), model: model)
+            #expect(byName.map(\.repo.id) == [repos[1].id], "\(check): owner/name is matched ignoring case")
+            #expect(try await store.find("nobody/nothing", model: model).isEmpty)
+            #expect(try await store.find("repo:conf-nowhere", model: model).isEmpty)
+            let claimed = try await claim(store, "a", limit: 3)
+            let leased = try await store.find(repos[2].id.rawValue, model: model).first
+            #expect(leased?.leaseOwner == "a" && (leased?.leaseExpires ?? .distantPast) > Date(), "\(check): the lease holder and its expiry")
+            let byClaim = Dictionary(uniqueKeysWithValues: claimed.map { ($0.repo.id, $0) })
+            _ = try await store.write([embedded(byClaim[repos[0].id]!, [0, 1, 0, 0], hash: "hash-0")], owner: "a")
+            _ = try await store.recordFailures([failure(byClaim[repos[1].id]!)], owner: "a", maxAttempts: 5)
+            let written = try await store.find(repos[0].id.rawValue, model: model).first
+            #expect(written?.state == .embedded && written?.embedding == [0, 1, 0, 0] && written?.embeddingHash == "hash-0"
+                    && written?.embeddingModel == model && written?.leaseOwner == nil, "\(check): an embedded repo with its vector, hash and model")
+            let failed = try await store.find(repos[1].id.rawValue, model: model).first
+            #expect(failed?.state == .pending && failed?.attempts == 1 && failed?.lastError == "provider said no: ✗" && failed?.leaseOwner == nil,
+                    "\(check): a repo retrying with its attempts and last error")
+
+        case .openForReadingReadsTheSchema:
+            let repos = try await loaded(store, 2)
+            let prepared = try await store.openForReading()
+            #expect(prepared.version >= prepared.required && prepared.required > 0, "\(check): a prepared store is at its schema")
+            _ = try await claim(store, "a", model: model)
+            try await withSecond(store) { other in
+                let schema = try await other.openForReading()
+                #expect(schema.servedModel == model, "\(check): the model the store serves is read back")
+                #expect(try await other.stats(model: model).total == repos.count)
+            }
 
         case .renewKeepsALeaseAlive:
             _ = try await loaded(store, 3)

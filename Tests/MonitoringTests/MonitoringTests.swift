@@ -24,6 +24,9 @@ actor SwitchableStore: RepoStore {
     func setDown(_ value: Bool) { down = value }
 
     func prepare() async throws { try await inner.prepare() }
+    func openForReading() async throws -> StoreSchema { try await inner.openForReading() }
+    func requeue(_ ids: [RepoID]) async throws -> Int { try await inner.requeue(ids) }
+    func find(_ reference: String, model: String) async throws -> [StoredRepo] { try await inner.find(reference, model: model) }
     func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] { try await inner.claimPending(request) }
     func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
     func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {

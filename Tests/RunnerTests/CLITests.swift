@@ -38,14 +38,14 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(stores == ["mock", "sqlite", "surreal"])
     }
 
-    /// `plugins --verbose` reads the keys off each plugin's configuration type; the README's
+    /// `plugins --verbose` reads the keys off each plugin's configuration type; docs/configuration.md's
     /// configuration reference must name every one of them under the plugin's heading.
     @Test func readmeDocumentsEveryKeyOfEveryPlugin() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
         let result = try await cli.run(["plugins", "--verbose"])
         #expect(result.status == 0)
-        let readme = try String(contentsOf: CLI.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: CLI.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         var section: String?
         var checked = 0
         for line in result.stdout.split(separator: "\n").map(String.init) {

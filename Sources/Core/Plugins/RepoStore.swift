@@ -140,6 +140,40 @@ public struct StoreStats: Sendable, Hashable, Codable {
     }
 }
 
+/// The schema a store's data is at (``RepoStore/openForReading()``).
+public struct StoreSchema: Sendable, Hashable {
+    /// The newest migration applied to the data; 0 for a database never prepared.
+    public var version: Int
+    /// The newest migration this binary knows and needs.
+    public var required: Int
+    /// The model identity the store last served (the model of the most recent instance that
+    /// claimed), if it records one: `status` shows it without asking the provider.
+    public var servedModel: String?
+
+    public init(version: Int, required: Int, servedModel: String? = nil) {
+        self.version = version
+        self.required = required
+        self.servedModel = servedModel
+    }
+
+    /// Throws ``SchemaBehindError`` when the data is at an older schema than this binary needs.
+    public func check() throws(SchemaBehindError) {
+        if version < required { throw SchemaBehindError(version: version, required: required) }
+    }
+}
+
+/// A command that does not migrate met a database at an older schema than it needs.
+public struct SchemaBehindError: Error, CustomStringConvertible, Sendable {
+    public var version: Int
+    public var required: Int
+
+    public var description: String {
+        version == 0
+            ? "the database has no embed-star schema yet (this binary needs schema \(required)): run `embed-star migrate` (or `embed-star run`) first"
+            : "the database is at schema \(version), this binary needs \(required): run `embed-star migrate`"
+    }
+}
+
 public struct SearchFilter: Sendable, Hashable {
     public var language: String?
     /// Only vectors of this model identity (nil: any). Vectors of two models of one dimension
@@ -195,8 +229,15 @@ public struct SearchHit: Sendable {
 ///   it), so one malformed record neither stops a claim nor returns forever.
 /// - Methods are safe to call from many tasks at once and honour cancellation.
 public protocol RepoStore: Sendable {
-    /// Connects, creates or migrates what the store needs.
+    /// Connects, creates or migrates what the store needs (`embed-star run`, `backfill`,
+    /// `migrate`).
     func prepare() async throws
+
+    /// Connects and reads the schema the data is at, writing nothing: no migration, no table,
+    /// file or record created, none changed (a database that does not exist yet is at version
+    /// 0). Commands other than `run`, `backfill` and `migrate` call this instead of `prepare`
+    /// and refuse a database whose schema is behind (``StoreSchema/check()``).
+    func openForReading() async throws -> StoreSchema
 
     func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo]
 
@@ -217,6 +258,17 @@ public protocol RepoStore: Sendable {
 
     /// Puts failed repos back in the queue with their attempts cleared; returns how many.
     func resetFailed() async throws -> Int
+
+    /// Puts the named repos back in the queue, failed or not, with their attempts and last
+    /// error cleared and their stored hash dropped, so their text is embedded again even if
+    /// it did not change (the vector they hold stays searchable until the new one is written);
+    /// a lease on them ends. Ids that name no repo are skipped; returns how many were queued.
+    func requeue(_ ids: [RepoID]) async throws -> Int
+
+    /// The repos `reference` names, as ``scan(model:after:limit:)`` would give them, with their
+    /// lease: a record id (`repo:123`) names at most one; anything else is compared with each
+    /// repo's full name (`owner/name`), ignoring case. Reads and never writes.
+    func find(_ reference: String, model: String) async throws -> [StoredRepo]
 
     /// Inserts repos or updates them by id, as a collector would (`embed-star import`): a new
     /// repo or a changed field makes it pending; an identical record changes nothing.

@@ -29,9 +29,14 @@ public struct StoredRepo: Sendable {
     /// For a pending repo: when it was queued (inserted or changed, or queued by a model change),
     /// if the store records it; nil when it does not (records from before the store kept it).
     public var pendingSince: Date?
+    /// Who holds a lease on the repo, and until when (``RepoStore/find(_:model:)`` fills them;
+    /// a scan may not). An expired lease is reported as none.
+    public var leaseOwner: String?
+    public var leaseExpires: Date?
 
     public init(repo: Repo, state: State, embedding: [Float]? = nil, embeddingModel: String? = nil, embeddingHash: String? = nil,
-                embeddingGeneratedAt: Date? = nil, attempts: Int = 0, lastError: String? = nil, pendingSince: Date? = nil) {
+                embeddingGeneratedAt: Date? = nil, attempts: Int = 0, lastError: String? = nil, pendingSince: Date? = nil,
+                leaseOwner: String? = nil, leaseExpires: Date? = nil) {
         self.repo = repo
         self.state = state
         self.embedding = embedding
@@ -41,6 +46,8 @@ public struct StoredRepo: Sendable {
         self.attempts = attempts
         self.lastError = lastError
         self.pendingSince = pendingSince
+        self.leaseOwner = leaseOwner
+        self.leaseExpires = leaseExpires
     }
 }
 

@@ -59,7 +59,7 @@ struct ImportCommand: AsyncParsableCommand {
             }
             let repos = parsed.repos
             let store = try await options.withRuntime(logger: logger) { runtime in
-                try await runtime.store.prepare()
+                _ = try await runtime.openStore(settingUp: true)
                 try await Self.upsert(repos, into: runtime.store)
                 return runtime.configuration.settings.store
             }

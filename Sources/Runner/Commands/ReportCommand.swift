@@ -58,7 +58,7 @@ struct ReportCommand: AsyncParsableCommand {
         try await runCommand { logger in
             let report = try await options.withRuntime(logger: logger) { runtime in
                 let service = try await readService()
-                try await runtime.store.prepare()
+                _ = try await runtime.openStore()
                 var settings = ReportOptions()
                 settings.sampleSize = sample
                 settings.mapSize = mapSize

@@ -30,7 +30,7 @@ struct SearchCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCommand { logger in
             let hits = try await options.withRuntime(logger: logger) { runtime in
-                try await runtime.store.prepare()
+                _ = try await runtime.openStore()
                 let document = try await runtime.document()
                 let vector = try await runtime.provider.embed([document.prefixes.query + query], mode: .query)
                 guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }

@@ -54,6 +54,8 @@ public actor MockStore: RepoStore {
     /// Records of the seed file that could not be read.
     public private(set) var rejectedRecords: [RecordError] = []
     private var loaded = false
+    /// The state as ``openForReading()`` found it: saved again at shutdown only if it changed.
+    private var readBaseline: Data?
 
     public init(configuration: Configuration = Configuration(), directory: URL = URL(fileURLWithPath: "."), logger: Logger = Logger(label: "embed-star.mock-store")) {
         self.configuration = configuration
@@ -96,6 +98,15 @@ public actor MockStore: RepoStore {
             }
             logger.info("mock store seeded", metadata: ["file": "\(seedFile)", "repos": "\(entries.count)", "rejected": "\(result.rejected.count)"])
         }
+    }
+
+    /// The mock store's data has one schema: version 1 once loaded (a state file that does not
+    /// exist is read as an empty store, not created).
+    public func openForReading() async throws -> StoreSchema {
+        try await prepare()
+        if readBaseline == nil { readBaseline = try JSONEncoder().encode(entries) }
+        let served = owners.max { ($0.value.started, $0.key) < ($1.value.started, $1.key) }?.value.model
+        return StoreSchema(version: 1, required: 1, servedModel: served ?? queueModel)
     }
 
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
@@ -273,6 +284,47 @@ public actor MockStore: RepoStore {
         return count
     }
 
+    public func requeue(_ ids: [RepoID]) async throws -> Int {
+        var count = 0
+        for id in Set(ids) {
+            guard let position = index[id] else { continue }
+            entries[position].failed = false
+            entries[position].attempts = 0
+            entries[position].lastError = nil
+            entries[position].notBefore = nil
+            entries[position].leaseOwner = nil
+            entries[position].leaseExpires = nil
+            entries[position].embeddingHash = nil
+            entries[position].embeddedRevision = nil
+            entries[position].changedAt = Date()
+            firstCandidate = min(firstCandidate, position)
+            count += 1
+        }
+        return count
+    }
+
+    public func find(_ reference: String, model: String) async throws -> [StoredRepo] {
+        let now = Date()
+        let positions = index[RepoID(reference)].map { [$0] }
+            ?? entries.indices.filter { entries[$0].repo.fullName.lowercased() == reference.lowercased() }
+        return positions.map { position in
+            let entry = entries[position]
+            var stored = storedRepo(entry, model: model)
+            if let expires = entry.leaseExpires, expires > now, let owner = entry.leaseOwner {
+                stored.leaseOwner = owner
+                stored.leaseExpires = expires
+            }
+            return stored
+        }
+    }
+
+    private func storedRepo(_ entry: Entry, model: String) -> StoredRepo {
+        StoredRepo(repo: entry.repo, state: entry.failed ? .failed : isPending(entry, model: model) ? .pending : .embedded,
+                   embedding: entry.embedding, embeddingModel: entry.embeddingModel, embeddingHash: entry.embeddingHash,
+                   embeddingGeneratedAt: entry.embeddingGeneratedAt, attempts: entry.attempts, lastError: entry.lastError,
+                   pendingSince: entry.failed || !isPending(entry, model: model) ? nil : entry.changedAt)
+    }
+
     public func stats(model: String) async throws -> StoreStats {
         let now = Date()
         var stats = StoreStats(total: entries.count, embedded: 0, pending: 0, failed: 0, leased: 0)
@@ -312,33 +364,31 @@ public actor MockStore: RepoStore {
         let start = after.flatMap(Int.init) ?? 0
         guard limit > 0, start < entries.count else { return ScanPage(repos: [], next: nil) }
         let end = min(entries.count, start + limit)
-        let repos = entries[start..<end].map { entry in
-            StoredRepo(repo: entry.repo, state: entry.failed ? .failed : isPending(entry, model: model) ? .pending : .embedded,
-                       embedding: entry.embedding, embeddingModel: entry.embeddingModel, embeddingHash: entry.embeddingHash,
-                       embeddingGeneratedAt: entry.embeddingGeneratedAt, attempts: entry.attempts, lastError: entry.lastError,
-                       pendingSince: entry.failed || !isPending(entry, model: model) ? nil : entry.changedAt)
-        }
+        let repos = entries[start..<end].map { storedRepo($0, model: model) }
         return ScanPage(repos: repos, next: end < entries.count ? String(end) : nil)
     }
 
     public func health() async -> ComponentHealth { .up }
 
     public func shutdown() async {
-        guard let stateFile = configuration.stateFile else { return }
+        guard let stateFile = configuration.stateFile, loaded else { return }
         do {
             let target = url(stateFile)
+            let state = try JSONEncoder().encode(entries)
+            // A command that only read leaves the file as it was (or absent).
+            if let baseline = readBaseline, baseline == state { return }
             try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try JSONEncoder().encode(entries).write(to: target, options: .atomic)
+            try state.write(to: target, options: .atomic)
         } catch {
             logger.error("mock store could not save its state", metadata: ["file": "\(stateFile)", "error": "\(error)"])
         }
     }
 
-    // MARK: Beyond the contract: what a collector and tests do
-
     public func upsert(_ repos: [Repo]) async throws {
         for repo in repos { upsert(repo) }
     }
+
+    // MARK: Beyond the contract: what a collector and tests do
 
     /// Inserts or updates a repo as the collector would. A change to any field makes a new revision.
     public func upsert(_ repo: Repo) {

@@ -113,7 +113,10 @@ enum SQLiteMigrations {
     }
 
     /// Applies what is missing; returns the versions it applied.
-    static func apply(_ db: Database) throws -> [Int] {
+    /// The newest version this binary knows.
+    static var newest: Int { steps.last!.version }  // steps is a non-empty literal
+
+    static func apply(_ db: Database, through last: Int = .max) throws -> [Int] {
         var applied: [Int] = []
         try db.inTransaction(.immediate) {
             try db.execute(sql: "CREATE TABLE IF NOT EXISTS embed_star_migration (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
@@ -121,7 +124,7 @@ enum SQLiteMigrations {
             if let newest = done.max(), newest > steps.last!.version {  // steps is a non-empty literal
                 throw SQLiteStoreError("the database was migrated by a newer embed-star (schema version \(newest), this one knows \(steps.last!.version))")
             }
-            for step in steps where !done.contains(step.version) {
+            for step in steps where !done.contains(step.version) && step.version <= last {
                 try db.execute(sql: step.sql)
                 try fills[step.version]?(db)
                 try db.execute(sql: "INSERT INTO embed_star_migration (version, applied_at) VALUES (?, ?)",

@@ -53,6 +53,11 @@ public final class SQLiteStore: RepoStore, Sendable {
         if packed > 0 { logger.info("byte codes packed", metadata: ["blocks": "\(packed)"]) }
     }
 
+    /// Applies the migrations up to `version` only (tests make a database of an older version).
+    func migrate(through version: Int) async throws {
+        _ = try await database().writeWithoutTransaction { db in try SQLiteMigrations.apply(db, through: version) }
+    }
+
     /// The file the byte codes are packed in for search (`CodeFile`), beside the database.
     public var codesPath: String { CodeFile.path(for: file) }
 
@@ -330,8 +335,7 @@ public final class SQLiteStore: RepoStore, Sendable {
         let from = after.flatMap(Int64.init) ?? 0
         return try await database().read { db in
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT r.seq, r.id, r.record, r.failed, r.current, r.embedding_model, r.embedding_hash, r.embedding_generated_at,
-                  r.attempts, r.last_error, r.changed_at, v.vector FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq
+                SELECT \(Self.storedColumns) FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq
                 WHERE r.seq > ? ORDER BY r.seq LIMIT ?
                 """, arguments: [from, limit])
             var repos: [StoredRepo] = []
@@ -339,21 +343,88 @@ public final class SQLiteStore: RepoStore, Sendable {
             while let row = try rows.next() {
                 count += 1
                 last = row["seq"]
-                let id: String = row["id"]
-                guard case .success(let repo) = Self.decodeRecord(row["record"], id: id) else {
+                guard let stored = Self.storedRepo(row, model: model) else {
                     unreadable += 1
                     continue
                 }
-                let embeddingModel: String? = row["embedding_model"]
-                let state: StoredRepo.State = (row["failed"] as Bool) ? .failed
-                    : (row["current"] as Bool) && embeddingModel == model ? .embedded : .pending
-                repos.append(StoredRepo(repo: repo, state: state, embedding: (row["vector"] as Data?).map(VectorBlob.decode),
-                                        embeddingModel: embeddingModel, embeddingHash: row["embedding_hash"],
-                                        embeddingGeneratedAt: (row["embedding_generated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                                        attempts: row["attempts"], lastError: row["last_error"],
-                                        pendingSince: state == .pending ? (row["changed_at"] as Double?).map(Date.init(timeIntervalSince1970:)) : nil))
+                repos.append(stored)
             }
             return ScanPage(repos: repos, next: count < limit ? nil : String(last), unreadable: unreadable)
+        }
+    }
+
+    /// The columns ``storedRepo(_:model:)`` reads, of `repo r` joined with `repo_vector v`.
+    private static let storedColumns = """
+        r.seq, r.id, r.record, r.failed, r.current, r.embedding_model, r.embedding_hash, r.embedding_generated_at,
+          r.attempts, r.last_error, r.changed_at, r.lease_owner, r.lease_expires, v.vector
+        """
+
+    /// A row of ``storedColumns`` as a stored repo; nil when its record cannot be read.
+    private static func storedRepo(_ row: Row, model: String) -> StoredRepo? {
+        guard case .success(let repo) = decodeRecord(row["record"], id: row["id"]) else { return nil }
+        let embeddingModel: String? = row["embedding_model"]
+        let state: StoredRepo.State = (row["failed"] as Bool) ? .failed
+            : (row["current"] as Bool) && embeddingModel == model ? .embedded : .pending
+        return StoredRepo(repo: repo, state: state, embedding: (row["vector"] as Data?).map(VectorBlob.decode),
+                          embeddingModel: embeddingModel, embeddingHash: row["embedding_hash"],
+                          embeddingGeneratedAt: (row["embedding_generated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                          attempts: row["attempts"], lastError: row["last_error"],
+                          pendingSince: state == .pending ? (row["changed_at"] as Double?).map(Date.init(timeIntervalSince1970:)) : nil)
+    }
+
+    public func find(_ reference: String, model: String) async throws -> [StoredRepo] {
+        try await database().read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT \(Self.storedColumns) FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq
+                WHERE r.id = ?1 OR (NOT EXISTS (SELECT 1 FROM repo WHERE id = ?1) AND lower(r.full_name) = lower(?1))
+                ORDER BY r.seq
+                """, arguments: [reference])
+            let now = Date().timeIntervalSince1970
+            return rows.compactMap { row in
+                guard var stored = Self.storedRepo(row, model: model) else { return nil }
+                if let expires = row["lease_expires"] as Double?, expires > now, let owner = row["lease_owner"] as String? {
+                    stored.leaseOwner = owner
+                    stored.leaseExpires = Date(timeIntervalSince1970: expires)
+                }
+                return stored
+            }
+        }
+    }
+
+    public func requeue(_ ids: [RepoID]) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await transaction { db in
+            let now = Date().timeIntervalSince1970
+            var count = 0
+            for id in Set(ids) {
+                try db.execute(sql: """
+                    UPDATE repo SET failed = 0, attempts = 0, last_error = NULL, not_before = NULL, lease_owner = NULL,
+                      lease_expires = NULL, embedding_hash = NULL, embedded_revision = NULL, changed_at = ?
+                    WHERE id = ?
+                    """, arguments: [now, id.rawValue])
+                count += db.changesCount
+            }
+            return count
+        }
+    }
+
+    /// Reads the schema version without writing: a file that does not exist is not created.
+    public func openForReading() async throws -> StoreSchema {
+        let required = SQLiteMigrations.newest
+        guard FileManager.default.fileExists(atPath: file.path) else { return StoreSchema(version: 0, required: required) }
+        return try await database().read { db in
+            guard try db.tableExists("embed_star_migration") else { return StoreSchema(version: 0, required: required) }
+            let version = try Int.fetchOne(db, sql: "SELECT max(version) FROM embed_star_migration") ?? 0
+            var served: String?
+            if try db.tableExists("embed_star_instance") {
+                // The newest model among instances seen in the last five minutes (the one claims
+                // serve), else the model of the instance seen last.
+                served = try String.fetchOne(db, sql: """
+                    SELECT model FROM embed_star_instance
+                    ORDER BY seen_at >= (SELECT max(seen_at) FROM embed_star_instance) - 300 DESC, started_at DESC, seen_at DESC LIMIT 1
+                    """)
+            }
+            return StoreSchema(version: version, required: required, servedModel: served)
         }
     }
 

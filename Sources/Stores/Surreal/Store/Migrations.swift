@@ -40,6 +40,8 @@ struct Migrations {
     }
 
     static let queue = "embed_queue"
+    /// The newest migration this binary knows (what ``SurrealStore/openForReading()`` requires).
+    static let newest = 6
     static let epoch = "d'1970-01-01T00:00:00Z'"
 
     /// Makes a repo pending: a new revision, not failed, claimable now (a live lease stays: its

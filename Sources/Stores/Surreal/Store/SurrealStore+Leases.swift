@@ -106,6 +106,31 @@ extension SurrealStore {
         }
     }
 
+    /// Per repo that exists: its stored hash and last error cleared (no event fires: those
+    /// fields are not watched), and its queue entry made or renewed as a change would, with a
+    /// new revision (a write in flight is refused), no lease and no attempts.
+    public func requeue(_ ids: [RepoID]) async throws -> Int {
+        let ids = Array(Set(ids))
+        guard !ids.isEmpty else { return 0 }
+        var statements = ["BEGIN TRANSACTION"]
+        var variables: [String: SurrealValue] = [:]
+        for (index, id) in ids.enumerated() {
+            variables["r\(index)"] = recordID(id)
+            variables["q\(index)"] = queueID(id)
+            statements.append("LET $e\(index) = (UPDATE $r\(index) SET embedding_hash = NONE, embedding_error = NONE, embedding_attempts = NONE RETURN VALUE embedding_model)")
+            statements.append("""
+                IF array::len($e\(index)) > 0 { UPSERT $q\(index) SET stale = false, repo = $r\(index), \
+                revision = (revision ?? rand::int(0, 1000000000)) + 1, failed = false, attempts = 0, last_error = NONE, \
+                lease_owner = NONE, lease_until = \(Migrations.epoch), not_before = \(Migrations.epoch), had = $e\(index)[0], \
+                queued_at = queued_at ?? time::now() RETURN NONE }
+                """)
+        }
+        statements.append("COMMIT TRANSACTION")
+        statements.append("RETURN math::sum([\(ids.indices.map { "array::len($e\($0))" }.joined(separator: ", "))])")
+        let results = try await retryingConflicts { try await self.client.query(statements.joined(separator: ";\n"), variables) }
+        return Int(results.last?.int ?? 0)
+    }
+
     public func resetFailed() async throws -> Int {
         let results = try await retryingConflicts {
             try await self.client.query("""

@@ -114,23 +114,76 @@ extension SurrealStore {
         for record in records {
             guard let id = record["id"]?.recordID else { continue }
             last = id.plainDescription
-            guard case .success(let repo) = Repo.decode(record.json, fallbackName: id.description) else {
+            guard let stored = storedRepo(record, entry: entries[queueRecord(of: id.id)], model: model) else {
                 unreadable += 1
                 continue
             }
-            let entry = entries[queueRecord(of: id.id)]
-            let embeddingModel = record["embedding_model"]?.string
-            let state: StoredRepo.State = entry?["failed"]?.bool == true ? .failed
-                : entry == nil && embeddingModel == model ? .embedded : .pending
-            var generatedAt: Date?, queuedAt: Date?
-            if case .datetime(let value) = record["embedding_generated_at"] { generatedAt = value.date }
-            if case .datetime(let value) = entry?["queued_at"] { queuedAt = value.date }
-            repos.append(StoredRepo(repo: repo, state: state, embedding: record["embedding"]?.floatArray, embeddingModel: embeddingModel,
-                                    embeddingHash: record["embedding_hash"]?.string, embeddingGeneratedAt: generatedAt,
-                                    attempts: Int(entry?["attempts"]?.int ?? 0),
-                                    lastError: entry == nil ? nil : entry?["last_error"]?.string ?? record["embedding_error"]?.string,
-                                    pendingSince: state == .pending ? queuedAt : nil))
+            repos.append(stored)
         }
         return ScanPage(repos: repos, next: records.count < limit ? nil : last, unreadable: unreadable)
+    }
+
+    /// A repo record and its queue entry (nil: none) as a stored repo, in the state `stats`
+    /// decides; nil when the record cannot be read.
+    func storedRepo(_ record: SurrealValue, entry: SurrealValue?, model: String) -> StoredRepo? {
+        guard let id = record["id"]?.recordID, case .success(let repo) = Repo.decode(record.json, fallbackName: id.description) else { return nil }
+        let embeddingModel = record["embedding_model"]?.string
+        let state: StoredRepo.State = entry?["failed"]?.bool == true ? .failed
+            : entry == nil && embeddingModel == model ? .embedded : .pending
+        var generatedAt: Date?, queuedAt: Date?
+        if case .datetime(let value) = record["embedding_generated_at"] { generatedAt = value.date }
+        if case .datetime(let value) = entry?["queued_at"] { queuedAt = value.date }
+        return StoredRepo(repo: repo, state: state, embedding: record["embedding"]?.floatArray, embeddingModel: embeddingModel,
+                          embeddingHash: record["embedding_hash"]?.string, embeddingGeneratedAt: generatedAt,
+                          attempts: Int(entry?["attempts"]?.int ?? 0),
+                          lastError: entry == nil ? nil : entry?["last_error"]?.string ?? record["embedding_error"]?.string,
+                          pendingSince: state == .pending ? queuedAt : nil)
+    }
+
+    public func find(_ reference: String, model: String) async throws -> [StoredRepo] {
+        var records: [SurrealValue] = []
+        if let id = RecordID(parsing: reference), id.table == table {
+            records = try await client.query("SELECT * FROM $id", ["id": .recordID(id)]).last?.array ?? []
+        }
+        if records.isEmpty {
+            records = try await client.query("SELECT * FROM \(table) WHERE string::lowercase(full_name ?? '') = $name",
+                                             ["name": .string(reference.lowercased())]).last?.array ?? []
+        }
+        let ids = records.compactMap { $0["id"]?.recordID }.map { SurrealValue.recordID(queueRecord(of: $0.id)) }
+        guard !ids.isEmpty else { return [] }
+        let found = try await client.query("SELECT *, lease_until > time::now() AS leased FROM $ids", ["ids": .array(ids)]).last?.array ?? []
+        var entries: [RecordID: SurrealValue] = [:]
+        for entry in found {
+            if let id = entry["id"]?.recordID { entries[id] = entry }
+        }
+        return records.compactMap { record in
+            guard let id = record["id"]?.recordID else { return nil }
+            let entry = entries[queueRecord(of: id.id)]
+            guard var stored = storedRepo(record, entry: entry, model: model) else { return nil }
+            if entry?["leased"]?.bool == true, let owner = entry?["lease_owner"]?.string, case .datetime(let until) = entry?["lease_until"] {
+                stored.leaseOwner = owner
+                stored.leaseExpires = until.date
+            }
+            return stored
+        }
+    }
+
+    /// Reads the schema version and the model the queue serves, writing nothing.
+    public func openForReading() async throws -> StoreSchema {
+        _ = try await dialect()
+        let required = Migrations.newest
+        let tables = try await client.query("INFO FOR DB").last?["tables"]
+        guard tables?["embed_star_migration"] != nil else { return StoreSchema(version: 0, required: required) }
+        let answer = try await client.query("""
+            SELECT VALUE record::id(id) FROM embed_star_migration;
+            SELECT VALUE model FROM ONLY embed_star_meta:queue;
+            SELECT VALUE table FROM ONLY embed_star_meta:schema;
+            """)
+        guard answer.count == 3 else { throw SurrealError(.protocolViolation, "the schema read came back with \(answer.count) results, not 3") }
+        if let recorded = answer[2].string, recorded != table {
+            throw Self.otherTable(recorded, configured: table)
+        }
+        let version = answer[0].array?.compactMap(\.int).max().map(Int.init) ?? 0
+        return StoreSchema(version: version, required: required, servedModel: answer[1].string)
     }
 }

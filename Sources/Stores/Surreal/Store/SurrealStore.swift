@@ -75,7 +75,13 @@ public final class SurrealStore: RepoStore {
         try await retryingConflicts { try await self.migrate(dialect) }
     }
 
-    private func migrate(_ dialect: SurrealDialect) async throws {
+    /// Applies the migrations up to `version` only (tests make a database of an older version).
+    func prepare(through version: Int) async throws {
+        let dialect = try await dialect()
+        try await migrate(dialect, through: version)
+    }
+
+    private func migrate(_ dialect: SurrealDialect, through last: Int = Migrations.newest) async throws {
         var migrations = Migrations(table: configuration.table, watchedFields: configuration.watchedFields, dialect: dialect)
         let found = try await client.query("""
             DEFINE TABLE IF NOT EXISTS embed_star_migration SCHEMALESS;
@@ -91,7 +97,7 @@ public final class SurrealStore: RepoStore {
                 vectorDefinition: table?["fields"]?["embedding"]?.string)
         }
         var changedCounts = false
-        for migration in migrations.all where !applied.contains(Int64(migration.version)) {
+        for migration in migrations.all where !applied.contains(Int64(migration.version)) && migration.version <= last {
             changedCounts = changedCounts || migration.version >= 2
             logger.info("applying migration", metadata: [
                 "version": "\(migration.version)", "summary": "\(migration.summary)", "server": "\(dialect)",
@@ -113,7 +119,7 @@ public final class SurrealStore: RepoStore {
                 }
             }
         }
-        try await followConfiguration(migrations)
+        if last >= Migrations.newest { try await followConfiguration(migrations) }
         if changedCounts {
             // A repo the collector created while a migration (re)defined the counting events can
             // be missed by both the migration's count and the events (the engine lets both
@@ -123,15 +129,20 @@ public final class SurrealStore: RepoStore {
         }
     }
 
+    /// A database set up for another table than the configured one.
+    static func otherTable(_ recorded: String, configured: String) -> ConfigError {
+        ConfigError(location: nil, path: "stores.surreal.table", message:
+            "this database's queue serves table '\(recorded)', not '\(configured)': one database serves one table "
+                + "(point embed-star at the database that holds '\(configured)', or set table back to '\(recorded)')")
+    }
+
     /// The repo event follows the configuration: a database is set up for one table (another
     /// table is refused, saying what to do), and a change of `watched_fields` redefines the
     /// event (repos whose newly watched fields changed before are not queued by it).
     private func followConfiguration(_ migrations: Migrations) async throws {
         let recorded = try await client.query("SELECT * FROM ONLY embed_star_meta:schema").last ?? .none
         if let table = recorded["table"]?.string, table != configuration.table {
-            throw ConfigError(location: nil, path: "stores.surreal.table", message:
-                "this database's queue serves table '\(table)', not '\(configuration.table)': one database serves one table "
-                    + "(point embed-star at the database that holds '\(configuration.table)', or set table back to '\(table)')")
+            throw Self.otherTable(table, configured: configuration.table)
         }
         let watched = recorded["watched_fields"]?.array?.compactMap(\.string)
         guard watched.map(Set.init) != Set(configuration.watchedFields) else { return }
