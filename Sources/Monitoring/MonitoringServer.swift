@@ -13,7 +13,8 @@ public enum MonitoringServer {
     }
 }
 
-/// Refreshes the backlog gauges every `interval` until shutdown.
+/// Refreshes the backlog gauges every `interval` until shutdown; every second until they are
+/// first published (the store prepared), so they appear as soon as they can.
 public struct StatsRefresher: Service {
     let state: MonitoringState
     let interval: Duration
@@ -24,9 +25,11 @@ public struct StatsRefresher: Service {
     }
 
     public func run() async throws {
+        var published = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await state.refreshStats()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            published = await state.refreshStats() || published
+            let pause = published ? interval : min(interval, .seconds(1))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
         }
     }
 }

@@ -38,6 +38,10 @@ public final class MonitoringState: Sendable {
     public let version: String
     private let startedModel: Mutex<String?>
     private let cached = Mutex<(stats: StoreStats?, provider: ComponentHealth?, providerCheckedAt: ContinuousClock.Instant?)>((nil, nil, nil))
+    /// The oldest pending repo's queue time, and when the store was last asked (nil: never).
+    private let oldest = Mutex<(since: Date?, readAt: ContinuousClock.Instant?)>((nil, nil))
+    /// How often the store is asked for the oldest pending repo (its query reads more than the counts).
+    static let oldestReadEvery = Duration.seconds(60)
 
     /// Help lines for `/metrics`, by metric name.
     public let metricHelp: [String: String]
@@ -74,22 +78,57 @@ public final class MonitoringState: Sendable {
         return since < livenessTimeout
     }
 
-    /// Reads the store's counts into the backlog gauges (called periodically, not per scrape).
-    public func refreshStats() async {
-        guard let model else { return }  // nothing to count against before the model is known
+    /// Reads the store's counts into the backlog gauges (called periodically, not per scrape);
+    /// returns whether they were published. Before the pipeline knows its model (a provider
+    /// that is down keeps it starting), the counts are for the model the store last served,
+    /// once the store's schema is in place: the backlog alerts can fire while it starts.
+    @discardableResult
+    public func refreshStats() async -> Bool {
+        var published = false
         do {
-            let stats = try await components.store.stats(model: model)
-            cached.withLock { $0.stats = stats }
-            Gauge(label: MetricNames.reposPending).record(stats.pending)
-            Gauge(label: MetricNames.reposFailed).record(stats.failed)
-            Gauge(label: MetricNames.reposStored).record(stats.total)
-            Gauge(label: MetricNames.reposEmbedded).record(stats.embedded)
+            if let model = try await countingModel() {
+                let stats = try await components.store.stats(model: model)
+                cached.withLock { $0.stats = stats }
+                Gauge(label: MetricNames.reposPending).record(stats.pending)
+                Gauge(label: MetricNames.reposFailed).record(stats.failed)
+                Gauge(label: MetricNames.reposStored).record(stats.total)
+                Gauge(label: MetricNames.reposEmbedded).record(stats.embedded)
+                try await refreshOldest(model: model, pending: stats.pending)
+                published = true
+            }
         } catch {
             Counter(label: MetricNames.storeErrors, dimensions: [("operation", "stats")]).increment()
         }
         let snapshot = activity.snapshot
         Gauge(label: MetricNames.workersBusy).record(snapshot.busyWorkers)
         Gauge(label: MetricNames.workerUtilization).record(snapshot.workers > 0 ? Double(snapshot.busyWorkers) / Double(snapshot.workers) : 0)
+        return published
+    }
+
+    /// The model the gauges count for: the pipeline's once it started; before, the one the
+    /// store last served ("" when none: nothing embedded yet), or nil while the store has no
+    /// current schema (the pipeline is still migrating it).
+    private func countingModel() async throws -> String? {
+        if let model { return model }
+        let schema = try await components.store.openForReading()
+        guard schema.version >= schema.required else { return nil }
+        return schema.servedModel ?? ""
+    }
+
+    /// The age gauge, from the store's oldest queue time read at most every ``oldestReadEvery``
+    /// (at once when the backlog was empty and no longer is), and the clock in between.
+    private func refreshOldest(model: String, pending: Int) async throws {
+        let now = ContinuousClock.now
+        let (since, readAt) = oldest.withLock { ($0.since, $0.readAt) }
+        var current = since
+        if pending == 0 {
+            current = nil
+            oldest.withLock { $0 = (nil, nil) }  // read at once when repos are pending again
+        } else if readAt.map({ now - $0 >= Self.oldestReadEvery }) ?? true {
+            current = try await components.store.oldestPendingSince(model: model)
+            oldest.withLock { $0 = (current, now) }
+        }
+        Gauge(label: MetricNames.oldestPendingAge).record(current.map { max(0, Date().timeIntervalSince($0)) } ?? 0)
     }
 
     var lastStats: StoreStats? { cached.withLock { $0.stats } }

@@ -1,4 +1,5 @@
 import EmbedStarCore
+import Foundation
 
 /// A store that hands every call to `inner`: a test store overrides only the behaviour it
 /// breaks or observes and forwards the rest.
@@ -24,6 +25,7 @@ extension ForwardingStore {
     public func resetFailed() async throws -> Int { try await inner.resetFailed() }
     public func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
     public func stats(model: String) async throws -> StoreStats { try await inner.stats(model: model) }
+    public func oldestPendingSince(model: String) async throws -> Date? { try await inner.oldestPendingSince(model: model) }
     public func coverage() async throws -> [String: Int] { try await inner.coverage() }
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         try await inner.nearest(to: vector, limit: limit, filter: filter)

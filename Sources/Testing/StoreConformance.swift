@@ -33,6 +33,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case requeueEmbedsNamedReposAgain
     case findNamesARepoByIdOrFullName
     case openForReadingReadsTheSchema
+    case oldestPendingIsWhenTheLongestWaitingRepoWasQueued
 
     public var testDescription: String { rawValue }
 }
@@ -439,6 +440,26 @@ public struct StoreConformance: Sendable {
             let failed = try await store.find(repos[1].id.rawValue, model: model).first
             #expect(failed?.state == .pending && failed?.attempts == 1 && failed?.lastError == "provider said no: ✗" && failed?.leaseOwner == nil,
                     "\(check): a repo retrying with its attempts and last error")
+
+        case .oldestPendingIsWhenTheLongestWaitingRepoWasQueued:
+            let loadedAt = Date()
+            let repos = try await loaded(store, 3)
+            let first = try await store.oldestPendingSince(model: model)
+            #expect(first.map { abs($0.timeIntervalSince(loadedAt)) < 5 } == true, "\(check): the repos were queued when loaded: \(String(describing: first))")
+            let claimed = try await claim(store, "a")
+            _ = try await store.write(claimed.map { embedded($0) }, owner: "a")
+            #expect(try await store.oldestPendingSince(model: model) == nil, "\(check): nothing is pending")
+            try await Task.sleep(for: .milliseconds(1_100))
+            let changedAt = Date()
+            var changed = repos[1]
+            changed.description = "changed after everything was embedded"
+            try await store.upsert([changed])
+            let second = try await store.oldestPendingSince(model: model)
+            #expect(second.map { $0.timeIntervalSince(changedAt) > -0.5 && $0.timeIntervalSince(changedAt) < 5 } == true,
+                    "\(check): the changed repo is pending since it changed, not since it was loaded: \(String(describing: second))")
+            let again = try await claim(store, "a")
+            _ = try await store.recordFailures(again.map { failure($0, permanent: true) }, owner: "a", maxAttempts: 5)
+            #expect(try await store.oldestPendingSince(model: model) == nil, "\(check): a failed repo is not pending")
 
         case .openForReadingReadsTheSchema:
             let repos = try await loaded(store, 2)

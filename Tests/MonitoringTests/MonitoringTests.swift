@@ -44,6 +44,7 @@ actor SwitchableStore: RepoStore {
         return try await inner.stats(model: model)
     }
     func coverage() async throws -> [String: Int] { try await inner.coverage() }
+    func oldestPendingSince(model: String) async throws -> Date? { try await inner.oldestPendingSince(model: model) }
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] { [] }
     func scan(model: String, after: String?, limit: Int) async throws -> ScanPage { try await inner.scan(model: model, after: after, limit: limit) }
     func health() async -> ComponentHealth {
@@ -116,6 +117,29 @@ actor SwitchableStore: RepoStore {
         }
     }
 
+    /// Before the pipeline knows its model (a provider that is down keeps it starting), the
+    /// backlog gauges count for the model the store last served (none: all pending); the age
+    /// of the oldest pending repo grows between reads of the store.
+    @Test func backlogGaugesBeforeThePipelineStartsWithTheOldestAge() async throws {
+        let store = SwitchableStore(MockStore(repos: SyntheticRepos.generate(count: 7)))
+        let state = MonitoringState(
+            components: .init(store: store, storeName: "mock", provider: MockProvider(), providerName: "mock", instanceID: "starting"),
+            activity: PipelineActivity(), registry: registry)
+        #expect(state.model == nil)
+        #expect(await state.refreshStats(), "published while the pipeline starts")
+        try await Task.sleep(for: .milliseconds(1_200))
+        #expect(await state.refreshStats())
+        try await app(state).test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("embed_star_repos_pending 7"), "\(text)")
+                let age = text.split(separator: "\n").first { $0.hasPrefix("embed_star_oldest_pending_age_seconds ") }
+                let seconds = age.flatMap { Double($0.split(separator: " ")[1]) }
+                #expect(seconds.map { $0 >= 1.2 && $0 < 60 } == true, "the repos were queued 1.2 s ago: \(String(describing: age))")
+            }
+        }
+    }
+
     @Test func metricsUseTheSeedsNamesInPrometheusFormat() async throws {
         let (state, pipeline, _) = try await fixture(repos: 40)
         _ = try await pipeline.backfill()
@@ -128,7 +152,7 @@ actor SwitchableStore: RepoStore {
                 for name in ["embed_star_embeddings_total", "embed_star_embeddings_errors_total", "embed_star_repos_pending",
                              "embed_star_circuit_breaker_state", "embed_star_embedding_duration_seconds_bucket", "embed_star_rate_limits_total",
                              "embed_star_build_info", "embed_star_batch_size", "embed_star_provider_requests_total", "embed_star_worker_utilization",
-                             "embed_star_store_query_duration_seconds_bucket"] {
+                             "embed_star_store_query_duration_seconds_bucket", "embed_star_oldest_pending_age_seconds"] {
                     #expect(text.contains(name), "\(name) missing")
                 }
                 #expect(text.contains("embed_star_repos_pending 0"))

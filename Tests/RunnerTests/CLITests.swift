@@ -391,6 +391,17 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect((health["provider"] as? [String: Any])?["status"] as? String == "down", "a provider check that hangs is cut short: \(health)")
         #expect(try await process.waitForStderr(timeout: .seconds(30)) { $0.contains("cannot describe its model yet") },
                 "the start is waiting for the provider: \(process.stderr)")
+        // The backlog gauges are published while the start waits (for the model the store last
+        // served: none here, so all 10 are pending), within a second or two, not after the
+        // first refresh interval: the backlog alerts can fire.
+        var metrics = ""
+        let published = try await waitUntil(timeout: .seconds(5), every: .milliseconds(200)) {
+            metrics = await fetch("http://127.0.0.1:\(port)/metrics")?.body ?? ""
+            return metrics.contains("embed_star_repos_pending 10")
+        }
+        #expect(published, "\(metrics)")
+        let age = metrics.split(separator: "\n").first { $0.hasPrefix("embed_star_oldest_pending_age_seconds ") }
+        #expect(age.flatMap { Double($0.split(separator: " ")[1]) }.map { $0 >= 0 && $0 < 600 } == true, "\(String(describing: age))")
         let signalled = ContinuousClock.now
         process.signal(SIGTERM)
         #expect(await process.exit() == 0, "\(process.stderr)")

@@ -25,6 +25,7 @@ public enum MetricNames {
     public static let reposFailed = "embed_star_repos_failed"
     public static let reposStored = "embed_star_repos_stored"
     public static let reposEmbedded = "embed_star_repos_embedded"
+    public static let oldestPendingAge = "embed_star_oldest_pending_age_seconds"
     public static let workersBusy = "embed_star_workers_busy"
     public static let workerUtilization = "embed_star_worker_utilization"
     public static let buildInfo = "embed_star_build_info"
@@ -48,6 +49,7 @@ public enum MetricNames {
         reposFailed: "Repos marked failed (store count).",
         reposStored: "Repos in the store.",
         reposEmbedded: "Repos with a current vector (store count).",
+        oldestPendingAge: "How long the longest-waiting pending repo has waited since it was queued (0: none pending; read from the store about once a minute).",
         workersBusy: "Workers processing a batch now.",
         workerUtilization: "Share of workers processing a batch now.",
         buildInfo: "Version and plugins of this instance (always 1).",

@@ -276,6 +276,12 @@ public protocol RepoStore: Sendable {
 
     func stats(model: String) async throws -> StoreStats
 
+    /// When the longest-waiting pending repo for `model` (not failed; leased or not) was queued:
+    /// inserted, changed, requeued or queued by a model change, as ``StoredRepo/pendingSince``
+    /// says. nil when nothing is pending, or when no pending repo has a recorded time. Reads and
+    /// never writes; the monitoring refresher calls it about once a minute.
+    func oldestPendingSince(model: String) async throws -> Date?
+
     /// How many repos carry a vector from each model identity (`status` shows the coverage
     /// during a model change).
     func coverage() async throws -> [String: Int]

@@ -341,6 +341,10 @@ public actor MockStore: RepoStore {
         return stats
     }
 
+    public func oldestPendingSince(model: String) async throws -> Date? {
+        entries.lazy.filter { self.isPending($0, model: model) }.compactMap(\.changedAt).min()
+    }
+
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         var hits: [SearchHit] = []
         let queryNorm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()

@@ -318,6 +318,14 @@ public final class SQLiteStore: RepoStore, Sendable {
         }
     }
 
+    public func oldestPendingSince(model: String) async throws -> Date? {
+        try await database().read { db in
+            try Double.fetchOne(db, sql: """
+                SELECT min(changed_at) FROM repo WHERE failed = 0 AND (current = 0 OR embedding_model IS NOT ?)
+                """, arguments: [model]).map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
     public func coverage() async throws -> [String: Int] {
         try await database().read { db in
             var counts: [String: Int] = [:]

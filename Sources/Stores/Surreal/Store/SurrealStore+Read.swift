@@ -10,6 +10,17 @@ extension SurrealStore {
         try await queueCounts(model: model).stats
     }
 
+    /// The queue holds exactly the pending and failed repos (a repo embedded by another model is
+    /// queued by the model change's sweep); entries made before they recorded `queued_at`
+    /// (migration 4) have no time and are left out.
+    public func oldestPendingSince(model: String) async throws -> Date? {
+        let answer = try await client.query("""
+            SELECT VALUE queued_at FROM \(queue) WHERE failed = false AND queued_at != NONE ORDER BY queued_at LIMIT 1
+            """).last?.array?.first
+        if case .datetime(let value)? = answer { return value.date }
+        return nil
+    }
+
     /// Vectors per model, from the model index: the models one index step each (the next model
     /// after the last one found), then each model's count in one request. Grouping the table by
     /// model instead reads every record, vectors included (9.5 s at 100,000 repos on 3.2).
