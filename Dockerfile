@@ -15,11 +15,16 @@ RUN apt-get update \
 WORKDIR /src
 # Everything Package.swift declares: the plugin examples are targets of the product too, and the
 # test targets' folders must exist for the manifest to load.
-COPY Package.swift ./
+# Package.resolved: the dependency versions the tests ran with, not whatever resolves today.
+COPY Package.swift Package.resolved ./
+COPY Plugins ./Plugins
 COPY Sources ./Sources
 COPY Examples ./Examples
 COPY Tests ./Tests
-RUN swift build -c release --product embed-star --static-swift-stdlib \
+# What `--version` and embed_star_build_info say (the context has no .git to describe):
+#   docker build --build-arg EMBED_STAR_VERSION=$(git describe --tags --always --dirty) -t embed-star .
+ARG EMBED_STAR_VERSION=0.1.0+image
+RUN EMBED_STAR_VERSION="$EMBED_STAR_VERSION" swift build -c release --product embed-star --static-swift-stdlib --force-resolved-versions \
  && install -D "$(swift build -c release --show-bin-path)/embed-star" /out/embed-star
 # The image's configuration: the shipped plugins.yaml with no provider or store chosen, the SQLite
 # file and caches under /data, the monitoring port open to the pod or host network.

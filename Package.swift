@@ -138,8 +138,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Sources/Monitoring"
+            path: "Sources/Monitoring",
+            plugins: ["BuildVersion"]
         ),
+        // `--version` and `embed_star_build_info` from the build: git describe, or the image's tag.
+        .plugin(name: "BuildVersion", capability: .buildTool(), path: "Plugins/BuildVersion"),
         .executableTarget(
             name: "EmbedStarRunner",
             dependencies: [

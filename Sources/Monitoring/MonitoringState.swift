@@ -37,6 +37,8 @@ public final class MonitoringState: Sendable {
     public let livenessTimeout: Duration
     public let version: String
     private let startedModel: Mutex<String?>
+    /// `embed_star_build_info`'s series; replaced (the old one removed) when the model is known.
+    private let buildInfo: Mutex<Metrics.Gauge>
     private let cached = Mutex<(stats: StoreStats?, provider: ComponentHealth?, providerCheckedAt: ContinuousClock.Instant?)>((nil, nil, nil))
     /// The oldest pending repo's queue time, and when the store was last asked (nil: never).
     private let oldest = Mutex<(since: Date?, readAt: ContinuousClock.Instant?)>((nil, nil))
@@ -58,7 +60,7 @@ public final class MonitoringState: Sendable {
         self.livenessTimeout = livenessTimeout
         self.version = version
         startedModel = Mutex(components.model)
-        Gauge(label: MetricNames.buildInfo, dimensions: [("version", version), ("provider", components.providerName), ("store", components.storeName)]).record(1)
+        buildInfo = Mutex(Self.recordBuildInfo(version: version, components: components, model: components.model))
         Gauge(label: MetricNames.circuitBreakerState, dimensions: [("provider", components.providerName)])
             .record(components.breaker?.current.gauge ?? 0)
     }
@@ -67,6 +69,21 @@ public final class MonitoringState: Sendable {
     /// `/readyz` asks the store and `/health` counts the model's backlog.
     public func pipelineStarted(model: String) {
         startedModel.withLock { $0 = model }
+        let info = Self.recordBuildInfo(version: version, components: components, model: model)
+        buildInfo.withLock { old in
+            old.destroy()
+            old = info
+        }
+    }
+
+    /// One series: the build's version, the plugins, and the model identity (empty while the
+    /// pipeline starts): two builds, or one build on two models, are told apart.
+    private static func recordBuildInfo(version: String, components: Components, model: String?) -> Metrics.Gauge {
+        let gauge = Metrics.Gauge(label: MetricNames.buildInfo, dimensions: [
+            ("version", version), ("provider", components.providerName), ("store", components.storeName), ("model", model ?? ""),
+        ])
+        gauge.record(1)
+        return gauge
     }
 
     /// The model the pipeline embeds with; nil while it is starting.
@@ -157,5 +174,8 @@ public final class MonitoringState: Sendable {
 }
 
 public enum EmbedStarVersion {
-    public static let current = "0.1.0"
+    /// What the build says it is: `git describe` of the clone it was built from (a tag, or
+    /// `0.1.0+g<commit>`, `-dirty` with uncommitted changes), or `EMBED_STAR_VERSION` at build
+    /// time (the image's tag). Written by the BuildVersion plugin.
+    public static let current = BuildVersion.described
 }

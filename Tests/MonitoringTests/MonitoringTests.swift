@@ -140,6 +140,29 @@ actor SwitchableStore: RepoStore {
         }
     }
 
+    /// `embed_star_build_info` carries the build's version and, once the pipeline started, the
+    /// model identity: one series, the one without the model removed.
+    @Test func buildInfoCarriesTheVersionAndTheModel() async throws {
+        let store = SwitchableStore(MockStore(repos: []))
+        let state = MonitoringState(
+            components: .init(store: store, storeName: "build-info-store", provider: MockProvider(), providerName: "mock", instanceID: "b"),
+            activity: PipelineActivity(), registry: registry)
+        func series() async throws -> [String] {
+            try await app(state).test(.router) { client in
+                try await client.execute(uri: "/metrics", method: .get) { response in
+                    String(buffer: response.body).split(separator: "\n").map(String.init)
+                        .filter { $0.hasPrefix("embed_star_build_info{") && $0.contains("build-info-store") }
+                }
+            }
+        }
+        #expect(try await series().count == 1)
+        state.pipelineStarted(model: "mock/mock-embed@8")
+        let lines = try await series()
+        #expect(lines.count == 1 && lines[0].contains("model=\"mock/mock-embed@8\"") && Double(lines[0].split(separator: " ").last ?? "") == 1, "\(lines)")
+        #expect(lines.first?.contains("version=\"\(EmbedStarVersion.current)\"") == true)
+        #expect(EmbedStarVersion.current != "0.1.0", "the version comes from the build, not a constant")
+    }
+
     @Test func metricsUseTheSeedsNamesInPrometheusFormat() async throws {
         let (state, pipeline, _) = try await fixture(repos: 40)
         _ = try await pipeline.backfill()

@@ -26,6 +26,19 @@ private func json(_ text: String) throws -> [String: Any] {
 }
 
 @Suite(.serialized) struct CLITests {
+    /// `--version` says which build this is: built from this clone, it names HEAD's commit
+    /// (or its tag).
+    @Test func versionNamesTheCommitItWasBuiltFrom() async throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let version = try await cli.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let git = try Subprocess(URL(fileURLWithPath: "/usr/bin/git"), ["-C", CLI.packageRoot.path, "describe", "--tags", "--always", "--abbrev=7"])
+        _ = await git.exit()
+        let described = git.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(!described.isEmpty, "not a git clone: \(git.stderr)")
+        #expect(version.contains(described), "--version says \(version), git describe \(described)")
+    }
+
     @Test func pluginsListsTheBuiltInPlugins() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

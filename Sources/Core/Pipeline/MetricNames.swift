@@ -52,7 +52,7 @@ public enum MetricNames {
         oldestPendingAge: "How long the longest-waiting pending repo has waited since it was queued (0: none pending; read from the store about once a minute).",
         workersBusy: "Workers processing a batch now.",
         workerUtilization: "Share of workers processing a batch now.",
-        buildInfo: "Version and plugins of this instance (always 1).",
+        buildInfo: "The build (version from git describe or the image tag), plugins and model identity of this instance (always 1).",
         circuitBreakerState: "Circuit to the provider: 0 closed, 1 open, 2 half-open.",
         storeQueryDuration: "Time of store calls (claim, write, failures).",
         storeErrors: "Store calls that failed, by operation.",
