@@ -14,6 +14,18 @@ struct ClientTests {
         try await client.ping()
     }
 
+    /// A client released without `close` (a test that threw, a store never shut down) must not
+    /// stop the process: AsyncHTTPClient stops a debug build whose client is released running,
+    /// and a failing SurrealDB test took the whole test run down with it.
+    @Test(arguments: schemes)
+    func aClientReleasedWithoutCloseDoesNotStopTheProcess(_ scheme: String) async throws {
+        do {
+            let client = try DevServer.client(scheme)
+            #expect(try await client.query("RETURN 1").first?.int == 1)
+        }
+        try await Task.sleep(for: .milliseconds(300))  // its shutdown runs in the background
+    }
+
     @Test(arguments: schemes)
     func everyTypeRoundTripsThroughTheEngine(_ scheme: String) async throws {
         let client = try DevServer.client(scheme)

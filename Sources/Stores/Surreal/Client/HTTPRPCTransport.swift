@@ -11,6 +11,7 @@ final class HTTPRPCTransport: RPCTransport {
     private let client: HTTPClient
     private let limiter: ConnectionLimiter
     private let nextID = Atomic<Int64>(0)
+    private let closed = Atomic<Bool>(false)
     private let headers: HTTPHeaders
 
     init(configuration: SurrealConfiguration) {
@@ -70,7 +71,15 @@ final class HTTPRPCTransport: RPCTransport {
     }
 
     func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await client.shutdown()
+    }
+
+    /// A transport dropped without `close` (a store never shut down, a test that threw) shuts
+    /// its client down in the background: the client keeps itself alive until it is down.
+    /// AsyncHTTPClient stops a debug build whose client is released while still running.
+    deinit {
+        if !closed.load(ordering: .acquiring) { _ = client.shutdown() }
     }
 }
 
