@@ -413,12 +413,35 @@ public struct StoreConformance: Sendable {
                     "\(check): the named repos are pending and unleased; the unnamed one stays embedded")
             let again = try await claim(store, "b", limit: 10)
             #expect(Set(again.map(\.repo.id)) == [done.repo.id, failing.repo.id, leased.repo.id])
-            #expect(again.allSatisfy { $0.embeddedHash == nil && $0.attempts == 0 },
-                    "\(check): a requeued repo is handed out with no hash to vouch for it and no attempts")
+            #expect(again.allSatisfy { $0.embeddedHash == nil && $0.attempts == 0 && $0.requeued },
+                    "\(check): a requeued repo is handed out with no hash to vouch for it, no attempts, marked requeued")
             #expect(try await store.write([embedded(leased)], owner: "a")[leased.repo.id] != .applied,
                     "\(check): the lease a requeue ended does not write")
             #expect(try await store.nearest(to: [1, 0, 0, 0], limit: 10, filter: SearchFilter(model: model)).contains { $0.repo.id == done.repo.id },
                     "\(check): the vector of a requeued repo stays searchable until the new one is written")
+            // One owner (the workers of one instance share it) claims a repo, it is requeued and
+            // claimed again by the same owner: the first claim's write is refused, the second's lands.
+            let extra = Repo(id: RepoID("repo:conf-same-owner"), fullName: "same/owner", description: "claimed twice by one owner")
+            try await store.upsert([extra])
+            let earlier = try await claim(store, "c")
+            #expect(earlier.map(\.repo.id) == [extra.id])
+            #expect(try await store.requeue([extra.id]) == 1)
+            let later = try await claim(store, "c")
+            #expect(later.map(\.repo.id) == [extra.id] && later.first?.requeued == true)
+            if let first = earlier.first, let second = later.first {
+                #expect(try await store.write([embedded(first, hash: "stale")], owner: "c")[extra.id] != .applied,
+                        "\(check): a write of the claim before the requeue is refused, even from the same owner")
+                // The refusal may end the lease (as after a change); then the repo is claimed again.
+                if try await store.write([embedded(second, hash: "fresh")], owner: "c")[extra.id] != .applied {
+                    let third = try await claim(store, "c")
+                    #expect(third.first?.requeued == true, "\(check): the mark stays until a write lands")
+                    #expect(try await store.write(third.map { embedded($0, hash: "fresh") }, owner: "c")[extra.id] == .applied)
+                }
+            }
+            var changed = extra
+            changed.description = "changed after its requeued vector was written"
+            try await store.upsert([changed])
+            #expect(try await claim(store, "c").first?.requeued == false, "\(check): a write ends the requeue mark")
 
         case .findNamesARepoByIdOrFullName:
             let repos = try await loaded(store, 3)
@@ -460,6 +483,26 @@ public struct StoreConformance: Sendable {
             let again = try await claim(store, "a")
             _ = try await store.recordFailures(again.map { failure($0, permanent: true) }, owner: "a", maxAttempts: 5)
             #expect(try await store.oldestPendingSince(model: model) == nil, "\(check): a failed repo is not pending")
+            // Put back by retry-failed: pending since then, not since it changed.
+            try await Task.sleep(for: .milliseconds(1_100))
+            let resetAt = Date()
+            #expect(try await store.resetFailed() == 1)
+            let reset = try await store.oldestPendingSince(model: model)
+            #expect(reset.map { $0.timeIntervalSince(resetAt) > -0.5 } == true, "\(check): pending since it was retried: \(String(describing: reset))")
+            // Another model served: the repos embedded by the first wait since the second started,
+            // not since they changed.
+            let retried = try await claim(store, "a")
+            _ = try await store.write(retried.map { embedded($0) }, owner: "a")
+            try await Task.sleep(for: .milliseconds(1_100))
+            let switchedAt = Date()
+            let other = "conformance/other@4"
+            var stale: Date?
+            for _ in 0..<5 where stale == nil {
+                _ = try await claim(store, "z", limit: 1, model: other)
+                stale = try await store.oldestPendingSince(model: other)
+            }
+            #expect(stale.map { $0.timeIntervalSince(switchedAt) > -0.5 } == true,
+                    "\(check): repos another model embedded wait since this model was served: \(String(describing: stale))")
 
         case .openForReadingReadsTheSchema:
             let repos = try await loaded(store, 2)

@@ -19,6 +19,19 @@ import Testing
                     revision: "r-\(id)", embeddedHash: embeddedHash, attempts: attempts)
     }
 
+    /// A repo named by `requeue` is asked of the provider even when the cache holds a vector
+    /// for its text: requeueing a wrong vector must not write it back from the cache.
+    @Test func aRequeuedRepoSkipsTheCache() throws {
+        let rules = try rules()
+        var requeued = claim("r", "cached text")
+        requeued.requeued = true
+        let hash = rules.document.hash(rules.document.text(for: requeued.repo))
+        let plan = BatchPlan([requeued], rules: rules, cached: { $0 == hash ? [1, 0] : nil })
+        #expect(plan.cacheHits == 0 && plan.unanswered.count == 1)
+        let plain = BatchPlan([claim("r", "cached text")], rules: rules, cached: { $0 == hash ? [1, 0] : nil })
+        #expect(plain.cacheHits == 1 && plain.unanswered.isEmpty)
+    }
+
     @Test func unchangedEmptyDuplicateAndCachedTextsNeedNoRequest() throws {
         let rules = try rules()
         let unchangedHash = rules.document.hash(rules.document.text(for: claim("a", "same").repo))

@@ -53,7 +53,7 @@ struct BatchPlan {
                     slotOfHash[hash] = texts.count
                     texts.append(text)
                     hashes.append(hash)
-                    let vector = cached(hash)
+                    let vector = claim.requeued ? nil : cached(hash)
                     answers.append(vector.map { .success($0) })
                     if vector != nil { cacheHits += 1 }
                 }

@@ -43,13 +43,17 @@ public struct ClaimedRepo: Sendable {
     public var attempts: Int
     /// Pending only because its vector came from another model (see ``ClaimRequest/staleLimit``).
     public var stale: Bool
+    /// Named by ``RepoStore/requeue(_:)`` since its last vector was written: the pipeline asks
+    /// the provider for it, never its cache (a vector that was wrong is not written back).
+    public var requeued: Bool
 
-    public init(repo: Repo, revision: String, embeddedHash: String?, attempts: Int, stale: Bool = false) {
+    public init(repo: Repo, revision: String, embeddedHash: String?, attempts: Int, stale: Bool = false, requeued: Bool = false) {
         self.repo = repo
         self.revision = revision
         self.embeddedHash = embeddedHash
         self.attempts = attempts
         self.stale = stale
+        self.requeued = requeued
     }
 }
 
@@ -256,13 +260,16 @@ public protocol RepoStore: Sendable {
     /// pipeline calls this for claims whose answers or releases were lost.
     func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int
 
-    /// Puts failed repos back in the queue with their attempts cleared; returns how many.
+    /// Puts failed repos back in the queue with their attempts cleared, queued as of now
+    /// (``oldestPendingSince(model:)``); returns how many.
     func resetFailed() async throws -> Int
 
     /// Puts the named repos back in the queue, failed or not, with their attempts and last
     /// error cleared and their stored hash dropped, so their text is embedded again even if
-    /// it did not change (the vector they hold stays searchable until the new one is written);
-    /// a lease on them ends. Ids that name no repo are skipped; returns how many were queued.
+    /// it did not change (the vector they hold stays searchable until the new one is written),
+    /// claimed with ``ClaimedRepo/requeued`` set until a write lands; queued as of now; a new
+    /// revision, so a write of any earlier claim (whoever holds it) is refused, and a lease on
+    /// them ends. Ids that name no repo are skipped; returns how many were queued.
     func requeue(_ ids: [RepoID]) async throws -> Int
 
     /// The repos `reference` names, as ``scan(model:after:limit:)`` would give them, with their
@@ -277,9 +284,11 @@ public protocol RepoStore: Sendable {
     func stats(model: String) async throws -> StoreStats
 
     /// When the longest-waiting pending repo for `model` (not failed; leased or not) was queued:
-    /// inserted, changed, requeued or queued by a model change, as ``StoredRepo/pendingSince``
-    /// says. nil when nothing is pending, or when no pending repo has a recorded time. Reads and
-    /// never writes; the monitoring refresher calls it about once a minute.
+    /// inserted, changed, requeued or put back by `retry-failed`; a repo pending only because
+    /// another model embedded it counts from when `model` started being served (or its sweep
+    /// queued it), not from when it last changed. nil when nothing is pending, or when no
+    /// pending repo has a recorded time. Reads and never writes; the monitoring refresher calls
+    /// it about once a minute.
     func oldestPendingSince(model: String) async throws -> Date?
 
     /// How many repos carry a vector from each model identity (`status` shows the coverage

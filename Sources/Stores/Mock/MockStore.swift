@@ -37,8 +37,10 @@ public actor MockStore: RepoStore {
         public var notBefore: Date?
         public var leaseOwner: String?
         public var leaseExpires: Date?
-        /// When the record came in new or changed.
+        /// When the record came in new or changed (or was requeued, or retried after failing).
         public var changedAt: Date?
+        /// Named by `requeue` since its last vector (nil: no; optional for older state files).
+        public var requeued: Bool?
     }
 
     private var entries: [Entry] = []
@@ -160,7 +162,7 @@ public actor MockStore: RepoStore {
         let entry = entries[position]
         return ClaimedRepo(repo: entry.repo, revision: String(entry.revision),
                            embeddedHash: entry.embeddingModel == request.model && entry.embedding != nil ? entry.embeddingHash : nil,
-                           attempts: entry.attempts, stale: stale)
+                           attempts: entry.attempts, stale: stale, requeued: entry.requeued == true)
     }
 
     /// Unchanged since its vector, which another model made.
@@ -204,6 +206,7 @@ public actor MockStore: RepoStore {
             entry.notBefore = nil
             entry.leaseOwner = nil
             entry.leaseExpires = nil
+            entry.requeued = nil
             entries[position] = entry
             outcomes[write.id] = .applied
         }
@@ -278,6 +281,7 @@ public actor MockStore: RepoStore {
             entries[position].attempts = 0
             entries[position].lastError = nil
             entries[position].notBefore = nil
+            entries[position].changedAt = Date()
             firstCandidate = min(firstCandidate, position)
             count += 1
         }
@@ -297,6 +301,8 @@ public actor MockStore: RepoStore {
             entries[position].embeddingHash = nil
             entries[position].embeddedRevision = nil
             entries[position].changedAt = Date()
+            entries[position].revision += 1
+            entries[position].requeued = true
             firstCandidate = min(firstCandidate, position)
             count += 1
         }
@@ -342,7 +348,10 @@ public actor MockStore: RepoStore {
     }
 
     public func oldestPendingSince(model: String) async throws -> Date? {
-        entries.lazy.filter { self.isPending($0, model: model) }.compactMap(\.changedAt).min()
+        // A repo only another model embedded waits since this model was first served.
+        let served = owners.values.filter { $0.model == model }.map(\.started).min()
+        return entries.lazy.filter { self.isPending($0, model: model) }
+            .compactMap { self.isStale($0, model: model) ? served : $0.changedAt }.min()
     }
 
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {

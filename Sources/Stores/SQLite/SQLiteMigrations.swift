@@ -82,6 +82,8 @@ enum SQLiteMigrations {
         (5, CodeBlocks.migration),
         // The codes packed in a file of their own (CodeFile), trusted by block version.
         (6, CodeFile.migration),
+        // Repos named by `requeue`: embedded again by the provider, not from a cache.
+        (7, "ALTER TABLE repo ADD COLUMN requeued INTEGER NOT NULL DEFAULT 0"),
     ]
 
     /// What a step needs done beyond its SQL, in the same transaction.
@@ -112,9 +114,10 @@ enum SQLiteMigrations {
         return count
     }
 
-    /// Applies what is missing; returns the versions it applied.
     /// The newest version this binary knows.
     static var newest: Int { steps.last!.version }  // steps is a non-empty literal
+
+    /// Applies what is missing (up to `last`); returns the versions it applied.
 
     static func apply(_ db: Database, through last: Int = .max) throws -> [Int] {
         var applied: [Int] = []

@@ -104,13 +104,13 @@ public final class SQLiteStore: RepoStore, Sendable {
             // New and changed repos first; then, within `staleLimit`, those only another model embedded.
             let free = "(lease_expires IS NULL OR lease_expires <= ?2) AND (not_before IS NULL OR not_before <= ?2)"
             var rows = try Row.fetchAll(db, sql: """
-                SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 0 AS stale FROM repo
+                SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 0 AS stale, requeued FROM repo
                 WHERE failed = 0 AND current = 0 AND \(free) LIMIT ?3
                 """, arguments: [request.model, now, request.limit])
             let room = min(request.limit - rows.count, request.staleLimit ?? .max)
             if room > 0 {
                 rows += try Row.fetchAll(db, sql: """
-                    SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 1 AS stale FROM repo
+                    SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 1 AS stale, requeued FROM repo
                     WHERE \(SQLiteMigrations.staleForModel1) AND \(free) LIMIT ?3
                     """, arguments: [request.model, now, room])
             }
@@ -129,7 +129,7 @@ public final class SQLiteStore: RepoStore, Sendable {
                     let model: String? = row["embedding_model"]
                     claimed.append(ClaimedRepo(repo: repo, revision: String(row["revision"] as Int64),
                                                embeddedHash: model == request.model ? row["embedding_hash"] : nil,
-                                               attempts: row["attempts"], stale: row["stale"]))
+                                               attempts: row["attempts"], stale: row["stale"], requeued: row["requeued"]))
                 }
             }
             return (claimed, unreadable)
@@ -187,14 +187,14 @@ public final class SQLiteStore: RepoStore, Sendable {
                     try db.execute(sql: """
                         UPDATE repo SET embedding_dim = ?, embedding_hash = ?, embedding_generated_at = ?,
                           embedding_model = ?, embedded_revision = revision, attempts = 0, last_error = NULL, not_before = NULL,
-                          lease_owner = NULL, lease_expires = NULL
+                          lease_owner = NULL, lease_expires = NULL, requeued = 0
                         WHERE id = ?
                         """, arguments: [vector.count, hash, generatedAt.timeIntervalSince1970, write.model, write.id.rawValue])
                     try Self.storeVector(db, vector, seq: row["seq"])
                 case .unchanged(let hash):
                     try db.execute(sql: """
                         UPDATE repo SET embedding_hash = ?, embedding_model = ?, embedded_revision = revision, attempts = 0,
-                          last_error = NULL, not_before = NULL, lease_owner = NULL, lease_expires = NULL
+                          last_error = NULL, not_before = NULL, lease_owner = NULL, lease_expires = NULL, requeued = 0
                         WHERE id = ?
                         """, arguments: [hash, write.model, write.id.rawValue])
                 }
@@ -280,7 +280,8 @@ public final class SQLiteStore: RepoStore, Sendable {
 
     public func resetFailed() async throws -> Int {
         try await transaction { db in
-            try db.execute(sql: "UPDATE repo SET failed = 0, attempts = 0, last_error = NULL, not_before = NULL WHERE failed = 1")
+            try db.execute(sql: "UPDATE repo SET failed = 0, attempts = 0, last_error = NULL, not_before = NULL, changed_at = ? WHERE failed = 1",
+                           arguments: [Date().timeIntervalSince1970])
             return db.changesCount
         }
     }
@@ -320,8 +321,16 @@ public final class SQLiteStore: RepoStore, Sendable {
 
     public func oldestPendingSince(model: String) async throws -> Date? {
         try await database().read { db in
+            // New, changed, requeued and retried repos: since they changed. Repos only another
+            // model embedded: since the first instance of this model started (they wait for it,
+            // not since they last changed, maybe months ago).
             try Double.fetchOne(db, sql: """
-                SELECT min(changed_at) FROM repo WHERE failed = 0 AND (current = 0 OR embedding_model IS NOT ?)
+                SELECT min(t) FROM (
+                  SELECT min(changed_at) AS t FROM repo WHERE failed = 0 AND current = 0
+                  UNION ALL
+                  SELECT (SELECT min(started_at) FROM embed_star_instance WHERE model = ?1)
+                  WHERE EXISTS (SELECT 1 FROM repo WHERE failed = 0 AND current = 1 AND embedding_model IS NOT ?1)
+                )
                 """, arguments: [model]).map(Date.init(timeIntervalSince1970:))
         }
     }
@@ -407,7 +416,8 @@ public final class SQLiteStore: RepoStore, Sendable {
             for id in Set(ids) {
                 try db.execute(sql: """
                     UPDATE repo SET failed = 0, attempts = 0, last_error = NULL, not_before = NULL, lease_owner = NULL,
-                      lease_expires = NULL, embedding_hash = NULL, embedded_revision = NULL, changed_at = ?
+                      lease_expires = NULL, embedding_hash = NULL, embedded_revision = NULL, changed_at = ?,
+                      revision = revision + 1, requeued = 1
                     WHERE id = ?
                     """, arguments: [now, id.rawValue])
                 count += db.changesCount

@@ -125,7 +125,8 @@ extension SurrealStore {
                 let embeddedHash = record["embedding_model"]?.string == request.model && record["embedding_held"]?.bool == true
                     ? record["embedding_hash"]?.string : nil
                 claimed.append(ClaimedRepo(repo: repo, revision: String(entry["revision"]?.int ?? 0), embeddedHash: embeddedHash,
-                                           attempts: Int(entry["attempts"]?.int ?? 0), stale: entry["stale"]?.bool == true))
+                                           attempts: Int(entry["attempts"]?.int ?? 0), stale: entry["stale"]?.bool == true,
+                                           requeued: entry["requeued"]?.bool == true))
             case .failure(let error):
                 unreadable.append((queueID, error.description))
             }

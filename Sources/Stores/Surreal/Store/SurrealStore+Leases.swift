@@ -108,7 +108,8 @@ extension SurrealStore {
 
     /// Per repo that exists: its stored hash and last error cleared (no event fires: those
     /// fields are not watched), and its queue entry made or renewed as a change would, with a
-    /// new revision (a write in flight is refused), no lease and no attempts.
+    /// new revision (a write in flight is refused), no lease and no attempts, queued as of now and
+    /// marked `requeued` (the entry goes when a write lands).
     public func requeue(_ ids: [RepoID]) async throws -> Int {
         let ids = Array(Set(ids))
         guard !ids.isEmpty else { return 0 }
@@ -122,7 +123,7 @@ extension SurrealStore {
                 IF array::len($e\(index)) > 0 { UPSERT $q\(index) SET stale = false, repo = $r\(index), \
                 revision = (revision ?? rand::int(0, 1000000000)) + 1, failed = false, attempts = 0, last_error = NONE, \
                 lease_owner = NONE, lease_until = \(Migrations.epoch), not_before = \(Migrations.epoch), had = $e\(index)[0], \
-                queued_at = queued_at ?? time::now() RETURN NONE }
+                queued_at = time::now(), requeued = true RETURN NONE }
                 """)
         }
         statements.append("COMMIT TRANSACTION")
@@ -134,7 +135,7 @@ extension SurrealStore {
     public func resetFailed() async throws -> Int {
         let results = try await retryingConflicts {
             try await self.client.query("""
-                LET $reset = (UPDATE \(queue) SET failed = false, attempts = 0, not_before = \(Migrations.epoch) WHERE failed = true RETURN id);
+                LET $reset = (UPDATE \(queue) SET failed = false, attempts = 0, not_before = \(Migrations.epoch), queued_at = time::now() WHERE failed = true RETURN id);
                 RETURN array::len($reset);
                 """)
         }

@@ -157,8 +157,11 @@ extension SurrealStore {
             records = try await client.query("SELECT * FROM $id", ["id": .recordID(id)]).last?.array ?? []
         }
         if records.isEmpty {
-            records = try await client.query("SELECT * FROM \(table) WHERE string::lowercase(full_name ?? '') = $name",
+            // The ids first (a scan of the table: no index on names; the vectors are not read),
+            // then their records. A full_name that is not a string is compared as text.
+            let ids = try await client.query("SELECT VALUE id FROM \(table) WHERE string::lowercase(<string> (full_name ?? '')) = $name",
                                              ["name": .string(reference.lowercased())]).last?.array ?? []
+            if !ids.isEmpty { records = try await client.query("SELECT * FROM $ids", ["ids": .array(ids)]).last?.array ?? [] }
         }
         let ids = records.compactMap { $0["id"]?.recordID }.map { SurrealValue.recordID(queueRecord(of: $0.id)) }
         guard !ids.isEmpty else { return [] }
