@@ -31,7 +31,8 @@ enum ReadOnlyCommands {
             } else {
                 #expect(result.stdout.contains("at schema \(version); this binary needs \(required)"), "\(result.stdout)")
             }
-            #expect(try await snapshot() == before, "\(command) changed the schema or the data")
+            let after = try await snapshot()
+            #expect(after == before, "\(command) changed the files, the schema or the data: before \(before.prefix(200)), after \(after.prefix(200))")
         }
     }
 }
@@ -50,10 +51,22 @@ enum ReadOnlyCommands {
             path: stars.sqlite
         """
 
-    /// The schema and the data of the SQLite file, as text (sqlite3, another process).
+    /// The files beside the database, the database file's bytes, its schema and its data, as
+    /// text (sqlite3, another process, reads last: its own files are not listed).
     func snapshot(_ cli: CLI) async throws -> String {
         let file = cli.folder.appendingPathComponent("stars.sqlite").path
         guard FileManager.default.fileExists(atPath: file) else { return "no file" }
+        // A reader of a WAL file makes the log and its index beside it if they are missing (SQLite
+        // does, read-only or not): listed only when the log holds something.
+        let names = try FileManager.default.contentsOfDirectory(atPath: cli.folder.path)
+            .filter { $0.hasPrefix("stars.sqlite") && !$0.hasSuffix("-shm") }.sorted()
+            .filter { name in
+                guard name.hasSuffix("-wal") else { return true }
+                let size = (try? FileManager.default.attributesOfItem(atPath: cli.folder.appendingPathComponent(name).path)[.size] as? Int) ?? 0
+                return size > 0
+            }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        let files = "files: \(names.joined(separator: " ")); \(bytes.count) bytes, \(bytes.reduce(into: UInt64(14_695_981_039_346_656_037)) { $0 = ($0 ^ UInt64($1)) &* 1_099_511_628_211 })\n"
         let check = try Subprocess(URL(fileURLWithPath: "/usr/bin/sqlite3"), [file, """
             SELECT type, name, sql FROM sqlite_master ORDER BY name;
             SELECT version FROM embed_star_migration ORDER BY version;
@@ -61,7 +74,7 @@ enum ReadOnlyCommands {
             """])
         _ = await check.exit()
         #expect(check.stderr.isEmpty, "\(check.stderr)")
-        return check.stdout
+        return files + check.stdout
     }
 
     @Test func commandsRefuseAnOlderSchemaAndChangeNothingUntilMigrate() async throws {
@@ -77,6 +90,11 @@ enum ReadOnlyCommands {
             return repo
         })
         await store.shutdown()
+        // The database file alone, as a copy of it would be: a command that opened it the way
+        // `run` does would make the lock and codes files beside it.
+        for name in try FileManager.default.contentsOfDirectory(atPath: cli.folder.path) where name.hasPrefix("stars.sqlite.") {
+            try FileManager.default.removeItem(at: cli.folder.appendingPathComponent(name))
+        }
         try await ReadOnlyCommands.expectRefusals(cli, version: required - 1, required: required) { try await snapshot(cli) }
 
         let before = try await snapshot(cli)

@@ -426,11 +426,24 @@ public final class SQLiteStore: RepoStore, Sendable {
         }
     }
 
-    /// Reads the schema version without writing: a file that does not exist is not created.
+    /// Reads the schema version without writing: a file that does not exist is not created, and
+    /// the one that does is read through a read-only connection of its own (not the pool, whose
+    /// opening takes the lock file, switches a file to WAL and attaches the codes file).
     public func openForReading() async throws -> StoreSchema {
         let required = SQLiteMigrations.newest
         guard FileManager.default.fileExists(atPath: file.path) else { return StoreSchema(version: 0, required: required) }
-        return try await database().read { db in
+        var config = GRDB.Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(configuration.busyTimeoutSeconds)
+        config.label = "embed-star.sqlite.read-only"
+        let reader: DatabaseQueue
+        do {
+            reader = try DatabaseQueue(path: file.path, configuration: config)
+        } catch {
+            throw SQLiteStoreError("cannot open \(file.path) to read it: \(error)")
+        }
+        defer { try? reader.close() }
+        return try await reader.read { db in
             guard try db.tableExists("embed_star_migration") else { return StoreSchema(version: 0, required: required) }
             let version = try Int.fetchOne(db, sql: "SELECT max(version) FROM embed_star_migration") ?? 0
             var served: String?
