@@ -7,7 +7,7 @@ import PackagePlugin
 /// In order: `EMBED_STAR_VERSION` from the environment (the image's build argument: its tag);
 /// else `git describe --tags --always --dirty` of the package's clone (a tag, or the base
 /// version with the commit: `0.1.0+g1a2b3c4`, `-dirty` with uncommitted changes); else the base
-/// version with `+unknown` (a source tree without git). The file is replaced only when its text
+/// version with `+unknown` (a source tree that is not its own git clone). The file is replaced only when its text
 /// changes, so an unchanged version does not rebuild the module.
 @main
 struct BuildVersion: BuildToolPlugin {
@@ -17,7 +17,10 @@ struct BuildVersion: BuildToolPlugin {
             set -u
             base=0.1.0
             version=${EMBED_STAR_VERSION:-}
-            if [ -z "$version" ]; then
+            # Only the package's own clone: a source tree unpacked inside another repository
+            # (a monorepo, a home directory under git) must not take that repository's commit.
+            top=$(git -C "$1" rev-parse --show-toplevel 2>/dev/null || true)
+            if [ -z "$version" ] && [ -n "$top" ] && [ "$(cd "$top" && pwd -P)" = "$(cd "$1" && pwd -P)" ]; then
               if tagged=$(git -C "$1" describe --tags --dirty --abbrev=7 2>/dev/null); then
                 version=$tagged                                 # a tag, maybe with commits and a hash after it
               elif commit=$(git -C "$1" describe --always --dirty --abbrev=7 2>/dev/null); then
@@ -31,7 +34,10 @@ struct BuildVersion: BuildToolPlugin {
             if cmp -s "$2/BuildVersion.swift.new" "$2/BuildVersion.swift"; then rm -f "$2/BuildVersion.swift.new"; else mv "$2/BuildVersion.swift.new" "$2/BuildVersion.swift"; fi
             """#
         var environment: [String: String] = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
-        if let version = ProcessInfo.processInfo.environment["EMBED_STAR_VERSION"] { environment["EMBED_STAR_VERSION"] = version }
+        // HOME: git reads its safe.directory settings there.
+        for name in ["EMBED_STAR_VERSION", "HOME"] {
+            if let value = ProcessInfo.processInfo.environment[name] { environment[name] = value }
+        }
         return [
             .prebuildCommand(
                 displayName: "embed-star version from the build",

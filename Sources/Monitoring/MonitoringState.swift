@@ -68,11 +68,15 @@ public final class MonitoringState: Sendable {
     /// The pipeline has started (store and provider prepared, the model known): from here on
     /// `/readyz` asks the store and `/health` counts the model's backlog.
     public func pipelineStarted(model: String) {
-        startedModel.withLock { $0 = model }
-        let info = Self.recordBuildInfo(version: version, components: components, model: model)
-        buildInfo.withLock { old in
-            old.destroy()
-            old = info
+        let previous = startedModel.withLock { old in
+            defer { old = model }
+            return old
+        }
+        // A series with the same labels is the same series: destroying it would leave none.
+        guard previous != model else { return }
+        buildInfo.withLock { current in
+            current.destroy()
+            current = Self.recordBuildInfo(version: version, components: components, model: model)
         }
     }
 
@@ -141,7 +145,9 @@ public final class MonitoringState: Sendable {
         if pending == 0 {
             current = nil
             oldest.withLock { $0 = (nil, nil) }  // read at once when repos are pending again
-        } else if readAt.map({ now - $0 >= Self.oldestReadEvery }) ?? true {
+        } else if readAt.map({ now - $0 >= Self.oldestReadEvery * max(1, pending / 100_000) }) ?? true {
+            // A large backlog is read less often (the store may sort its whole queue): once a
+            // minute per 100,000 pending repos.
             current = try await components.store.oldestPendingSince(model: model)
             oldest.withLock { $0 = (current, now) }
         }

@@ -142,6 +142,25 @@ enum ReadOnlyCommands {
         #expect(result.stdout.contains("embedded: 20"), "\(result.stdout)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(try await cli.run(["status", "--json"] + down).stdout.utf8)) as? [String: Any])
         #expect(json["model_source"] as? String == "store", "\(json)")
+
+        // A provider that takes the connection and never answers: the 5 s deadline ends the wait.
+        let silent = try Subprocess(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", """
+            import socket, time
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+            print(s.getsockname()[1], flush=True)
+            held = []
+            while True:
+                c, _ = s.accept(); held.append(c)
+            """])
+        defer { silent.signal(SIGKILL) }
+        _ = try await waitUntil(timeout: .seconds(10), every: .milliseconds(50)) { silent.stdout.contains("\n") }
+        let port = try #require(Int(silent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(silent.stdout) \(silent.stderr)")
+        let hanging = ["--embedding-provider", "ollama", "--set", "providers.ollama.url=http://127.0.0.1:\(port)", "--set", "providers.ollama.model=nomic-embed-text"]
+        let waited = ContinuousClock.now
+        let answer = try await cli.run(["status"] + hanging)
+        let took = ContinuousClock.now - waited
+        #expect(answer.status == 0 && answer.stdout.contains("the provider did not answer"), "\(answer.stdout) \(answer.stderr)")
+        #expect(took < .seconds(12), "status waited \(took) for a provider that never answers")
     }
 
     /// `inspect` on a failed, a pending, a leased and an embedded repo; `requeue` and

@@ -15,6 +15,15 @@ import Testing
         #expect(try SurrealDialect(serverVersion: "2.0.0").major == 2)
     }
 
+    /// `Migrations.newest` decides what `run` applies and what `openForReading` requires: it
+    /// must be the last migration on every engine, in order, without gaps.
+    @Test func newestIsTheLastMigration() throws {
+        for version in ["surrealdb-2.3.10", "surrealdb-3.2.4"] {
+            let migrations = Migrations(table: "repo", watchedFields: SurrealStore.collectorFields, dialect: try SurrealDialect(serverVersion: version))
+            #expect(migrations.all.map(\.version) == Array(1...Migrations.newest), "\(version): \(migrations.all.map(\.version))")
+        }
+    }
+
     @Test func aServerOlderThanTwoIsRefusedByItsVersion() {
         do {
             _ = try SurrealDialect(serverVersion: "surrealdb-1.5.4")

@@ -89,12 +89,11 @@ struct InspectCommand: AsyncParsableCommand {
         try await runCommand { logger in
             let found = try await options.withRuntime(logger: logger) { runtime -> [Inspection] in
                 let schema = try await runtime.openStore()
-                let model = await runtime.statusModel(schema)
+                // The provider is asked once (at most 5 s): the model's identity, and its texts
+                // to compare the current text's hash with the stored one.
+                let (model, document) = runtime.statusModel(schema, asked: await runtime.askDocument())
                 let repos = try await runtime.store.find(repo, model: model.identity ?? "")
                 guard !repos.isEmpty else { return [] }
-                // The current text's hash needs the model's prefixes and budget: asked of the
-                // provider, for at most 10 seconds.
-                let document = await withDeadline(.seconds(10)) { try? await runtime.document() } ?? nil
                 return repos.map { stored in
                     var matches: Bool?
                     if let document, let hash = stored.embeddingHash, stored.embeddingModel == document.modelIdentity {
@@ -212,6 +211,9 @@ struct RetryFailedCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Say what would be retried; change nothing.")
     var dryRun = false
 
+    /// Repos requeued per store call.
+    static let chunk = 200
+
     struct Group {
         var example: String
         var ids: [RepoID] = []
@@ -241,7 +243,13 @@ struct RetryFailedCommand: AsyncParsableCommand {
                 if reason == nil, !dryRun { return ([], try await runtime.store.resetFailed()) }
                 let groups = try await Self.failures(in: runtime.store, matching: reason)
                 guard !dryRun else { return (groups, groups.reduce(0) { $0 + $1.group.ids.count }) }
-                return (groups, try await runtime.store.requeue(groups.flatMap(\.group.ids)))
+                // In chunks: one transaction per chunk, not one holding every failure.
+                var count = 0
+                let ids = groups.flatMap(\.group.ids)
+                for start in stride(from: 0, to: ids.count, by: Self.chunk) {
+                    count += try await runtime.store.requeue(Array(ids[start..<min(start + Self.chunk, ids.count)]))
+                }
+                return (groups, count)
             }
             for (key, group) in groups {
                 let examples = group.names.prefix(3).joined(separator: ", ") + (group.names.count > 3 ? ", ..." : "")

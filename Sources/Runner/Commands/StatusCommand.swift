@@ -103,20 +103,32 @@ extension Runtime {
     /// 5 seconds; when the provider does not answer, the one the store last served (so `status`
     /// answers while the provider is down), saying so.
     func statusModel(_ schema: StoreSchema) async -> StatusModel {
-        let asked = await withDeadline(.seconds(5)) { () -> Result<String, any Error> in
-            do { return .success(try await self.modelIdentity()) } catch { return .failure(error) }
+        await statusModel(schema, asked: askDocument()).model
+    }
+
+    /// The provider asked for the configured model's texts, for at most 5 seconds (nil: no answer
+    /// in time).
+    func askDocument() async -> Result<DocumentText, any Error>? {
+        await withDeadline(.seconds(5)) { () -> Result<DocumentText, any Error> in
+            do { return .success(try await self.document()) } catch { return .failure(error) }
         }
+    }
+
+    /// The model to count for, from the provider's answer (`asked`) or the store; and the
+    /// configured model's texts when the provider answered.
+    func statusModel(_ schema: StoreSchema, asked: Result<DocumentText, any Error>?) -> (model: StatusModel, document: DocumentText?) {
         let problem: String
         switch asked {
-        case .success(let identity)?:
+        case .success(let document)?:
+            let identity = document.modelIdentity
             let other = schema.servedModel.flatMap { $0 == identity ? nil : "configured; the store last served \($0)" }
-            return StatusModel(identity: identity, source: "configuration", note: other)
+            return (StatusModel(identity: identity, source: "configuration", note: other), document)
         case .failure(let error)?: problem = "the provider did not answer: \(error)"
         case nil: problem = "the provider did not answer within 5 s"
         }
         if let served = schema.servedModel {
-            return StatusModel(identity: served, source: "store", note: "the model the store last served; \(problem)")
+            return (StatusModel(identity: served, source: "store", note: "the model the store last served; \(problem)"), nil)
         }
-        return StatusModel(source: "none", note: problem)
+        return (StatusModel(source: "none", note: problem), nil)
     }
 }
