@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layout: see DESIGN.md. Core knows only protocols; each backend is its own target;
+// Layout: see docs/architecture.md. Core knows only protocols; each backend is its own target;
 // only the Runner imports every plugin and builds the registry.
 let package = Package(
     name: "embed-star",

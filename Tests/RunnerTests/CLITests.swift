@@ -39,6 +39,32 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(version.contains(described), "--version says \(version), git describe \(described)")
     }
 
+    /// A relative `tls_ca_file` is read from the configuration file's folder, as every path in
+    /// the configuration is, not from the working directory (the store's and a provider's).
+    @Test func aRelativeCAFileIsReadFromTheConfigurationsFolder() async throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        let certificates = try TestCertificates()
+        defer { certificates.remove() }
+        let certs = cli.folder.appendingPathComponent("deploy/certs")
+        try FileManager.default.createDirectory(at: certs, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: certificates.ca, toPath: certs.appendingPathComponent("ca.pem").path)
+        try cli.write("deploy/plugins.yaml", """
+            provider: ollama
+            store: surreal
+            providers:
+              ollama:
+                url: https://localhost:11434
+                tls_ca_file: certs/ca.pem
+            stores:
+              surreal:
+                url: wss://localhost:8000
+                tls_ca_file: certs/ca.pem
+            """)
+        let result = try await cli.run(["config", "--config", "deploy/plugins.yaml"])  // from the folder above
+        #expect(result.status == 0, "the CA file beside the configuration is found: \(result.stderr)")
+    }
+
     @Test func pluginsListsTheBuiltInPlugins() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

@@ -1,10 +1,18 @@
+import Foundation
+
 /// Decodes a `Decodable` configuration from a ``ConfigNode``.
 ///
 /// Every key a type asks for (`decode`, `decodeIfPresent`, `contains`) is recorded; any other key
 /// in a mapping it opened is an error with a suggestion, so a typo is never silently ignored.
 /// Errors carry the file, line and dotted key path.
 public struct ConfigDecoder {
-    public init() {}
+    /// The folder of the configuration file being decoded: relative paths in it resolve against
+    /// this (``Swift/Decoder/configurationPath(_:)``); nil: the working directory.
+    public var directory: URL?
+
+    public init(directory: URL? = nil) {
+        self.directory = directory
+    }
 
     /// Checks only that `node` holds no key its type does not declare, without decoding a value:
     /// for sections of plugins that are configured but not selected, whose values (and unset
@@ -19,7 +27,7 @@ public struct ConfigDecoder {
 
     public func decode<T: Decodable>(_ type: T.Type, from node: ConfigNode, path: String) throws -> T {
         let tracker = KeyTracker()
-        let decoder = NodeDecoder(node: node, path: path, tracker: tracker)
+        let decoder = NodeDecoder(node: node, path: path, tracker: tracker, directory: directory)
         let value: T
         do {
             value = try T(from: decoder)
@@ -104,15 +112,16 @@ struct NodeDecoder: Decoder {
     let node: ConfigNode
     let path: String
     let tracker: KeyTracker
+    var directory: URL?
     var codingPath: [any CodingKey] = []
-    var userInfo: [CodingUserInfoKey: Any] { [:] }
+    var userInfo: [CodingUserInfoKey: Any] { directory.map { [.configurationDirectory: $0] } ?? [:] }
 
     func error(_ message: String, at node: ConfigNode? = nil, path: String? = nil) -> ConfigError {
         ConfigError(location: (node ?? self.node).location, path: path ?? self.path, message: message)
     }
 
     func child(_ node: ConfigNode, path: String, key: any CodingKey) -> NodeDecoder {
-        NodeDecoder(node: node, path: path, tracker: tracker, codingPath: codingPath + [key])
+        NodeDecoder(node: node, path: path, tracker: tracker, directory: directory, codingPath: codingPath + [key])
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -319,5 +328,28 @@ extension KeyedDecodingContainer {
     /// configuration's default) when it is absent.
     public func fill<T: Decodable>(_ value: inout T, _ key: Key) throws {
         if let decoded = try decodeIfPresent(T.self, forKey: key) { value = decoded }
+    }
+}
+
+extension CodingUserInfoKey {
+    /// The folder of the configuration file being decoded (a `URL`).
+    public static let configurationDirectory = CodingUserInfoKey(rawValue: "embed-star.configuration-directory")!
+}
+
+extension Decoder {
+    /// `path` as a configuration means it: relative to the configuration file's folder (the
+    /// working directory when the decoder has none); absolute paths unchanged. For file keys
+    /// (`tls_ca_file`, ...), so a check at decode time reads the file the plugin will use.
+    public func configurationPath(_ path: String) -> String {
+        ConfigPath.resolve(path, against: userInfo[.configurationDirectory] as? URL).path
+    }
+}
+
+/// How a path in the configuration is resolved: one rule for every plugin.
+public enum ConfigPath {
+    /// `path` against `directory` (the working directory when nil) unless it is absolute.
+    public static func resolve(_ path: String, against directory: URL?) -> URL {
+        if path.hasPrefix("/") { return URL(fileURLWithPath: path) }
+        return (directory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(path)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The worker loops: the only place that waits. Each worker claims a batch, hands it to
+/// The worker loops: where the pipeline waits for work (leases are renewed by their own tasks,
+/// ``ProtectedProvider`` waits out backoff and the rate limiter inside a call). Each worker claims a batch, hands it to
 /// ``Pipeline/embedClaimed(_:)`` and goes again; when nothing is pending, one worker polls and the
 /// others wait for it (``IdleWatch``); when the store is down, every worker backs off.
 extension Pipeline {

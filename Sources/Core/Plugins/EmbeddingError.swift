@@ -5,8 +5,9 @@ public struct EmbeddingError: Error, Sendable, CustomStringConvertible {
         case retryable
         /// The provider asked to slow down; not a failure of the items.
         case rateLimited(retryAfter: Duration?)
-        /// The listed inputs (indices into the request) can never be embedded as they are
-        /// (too long, empty, rejected). `nil` when the provider could not say which.
+        /// The provider rejected the listed inputs (indices into the request: too long, empty,
+        /// refused). `nil` when it could not say which. They are isolated from the rest of the
+        /// batch (which goes on) and each counted as a failed attempt, up to `max_attempts`.
         case invalidInput(indices: [Int]?)
         /// Nothing will work until an operator acts (bad key, unknown model, no quota).
         case fatal

@@ -23,7 +23,7 @@ public struct PluginContext: Sendable {
 
     /// `path` resolved against ``directory`` unless it is absolute.
     public func resolve(_ path: String) -> URL {
-        path.hasPrefix("/") ? URL(fileURLWithPath: path) : directory.appendingPathComponent(path)
+        ConfigPath.resolve(path, against: directory)
     }
 }
 
@@ -57,7 +57,7 @@ public struct PluginFactory<Plugin: Sendable>: Sendable {
     public let summary: String
     /// The metrics the plugin emits beyond Core's (``MetricNames``), with their help text.
     public let metrics: [MetricDescription]
-    let validate: @Sendable (ConfigNode, String, Bool) throws -> Void
+    let validate: @Sendable (ConfigNode, String, Bool, URL) throws -> Void
     let build: @Sendable (ConfigNode, String, PluginContext) async throws -> Plugin
     /// The keys of its configuration section, read off its configuration type.
     public let keys: @Sendable () -> [ConfigKeyInfo]
@@ -72,11 +72,12 @@ public struct PluginFactory<Plugin: Sendable>: Sendable {
         self.name = name
         self.summary = summary
         self.metrics = metrics
-        validate = { node, path, selected in try validateSection(Configuration.self, node, path, selected) }
+        validate = { node, path, selected, directory in try validateSection(Configuration.self, node, path, selected, directory: directory) }
         keys = { ConfigSchema.describe(Configuration.self) }
         build = { node, path, context in
-            try ConfigDecoder().checkKeys(Configuration.self, in: node, path: path)
-            return try await make(try ConfigDecoder().decode(Configuration.self, from: node, path: path), context)
+            let decoder = ConfigDecoder(directory: context.directory)
+            try decoder.checkKeys(Configuration.self, in: node, path: path)
+            return try await make(try decoder.decode(Configuration.self, from: node, path: path), context)
         }
     }
 }
@@ -87,9 +88,10 @@ public typealias ProviderFactory = PluginFactory<any EmbeddingProvider>
 public typealias StoreFactory = PluginFactory<any RepoStore>
 
 /// A section must hold only declared keys; the selected plugin's must also decode.
-private func validateSection<T: PluginConfiguration>(_ type: T.Type, _ node: ConfigNode, _ path: String, _ selected: Bool) throws {
-    try ConfigDecoder().checkKeys(type, in: node, path: path)
-    if selected { _ = try ConfigDecoder().decode(type, from: node, path: path) }
+private func validateSection<T: PluginConfiguration>(_ type: T.Type, _ node: ConfigNode, _ path: String, _ selected: Bool, directory: URL) throws {
+    let decoder = ConfigDecoder(directory: directory)
+    try decoder.checkKeys(type, in: node, path: path)
+    if selected { _ = try decoder.decode(type, from: node, path: path) }
 }
 
 /// Plugins by name. Built once by the Runner; Core and the pipeline only see the protocols.
@@ -139,17 +141,17 @@ public struct PluginRegistry: Sendable {
         var unclaimed: [String] = []
         for (name, raw) in settings.providers.sorted(by: { $0.key < $1.key }) {
             guard let factory = providers[name] else { unclaimed.append("providers.\(name)"); continue }
-            try factory.validate(raw.node, "providers.\(name)", decodingSelected && name == settings.provider)
+            try factory.validate(raw.node, "providers.\(name)", decodingSelected && name == settings.provider, configuration.directory)
         }
         if decodingSelected, settings.providers[settings.provider] == nil, let factory = providers[settings.provider] {
-            try factory.validate(.emptyMapping, "providers.\(settings.provider)", true)
+            try factory.validate(.emptyMapping, "providers.\(settings.provider)", true, configuration.directory)
         }
         for (name, raw) in settings.stores.sorted(by: { $0.key < $1.key }) {
             guard let factory = stores[name] else { unclaimed.append("stores.\(name)"); continue }
-            try factory.validate(raw.node, "stores.\(name)", decodingSelected && name == settings.store)
+            try factory.validate(raw.node, "stores.\(name)", decodingSelected && name == settings.store, configuration.directory)
         }
         if decodingSelected, settings.stores[settings.store] == nil, let factory = stores[settings.store] {
-            try factory.validate(.emptyMapping, "stores.\(settings.store)", true)
+            try factory.validate(.emptyMapping, "stores.\(settings.store)", true, configuration.directory)
         }
         return unclaimed
     }

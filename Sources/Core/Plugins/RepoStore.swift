@@ -103,8 +103,12 @@ public struct RepoFailure: Sendable {
     public var revision: String
     /// A short reason for an operator. Never contains a secret.
     public var reason: String
-    /// True when trying again cannot help (the provider rejected the input itself): the repo
-    /// is marked failed at once instead of after `maxAttempts`.
+    /// True when trying again cannot help because of what embed-star itself knows: the text
+    /// template gives an empty text. The repo is marked failed at once. A provider's rejection
+    /// of an input is not permanent: it is isolated from its batch and counted as an attempt
+    /// like any failure, failed at `max_attempts` (a provider answers 400 for faults that pass:
+    /// a model still loading, a validation it fixed), so a wrong rejection costs a few calls,
+    /// not the repo.
     public var permanent: Bool
     /// How long the repo stays out of the queue before it may be claimed again.
     public var retryAfter: Duration

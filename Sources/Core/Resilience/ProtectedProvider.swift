@@ -278,7 +278,8 @@ public final class ProtectedProvider: EmbeddingProvider {
 /// Why one text got no vector.
 public struct ItemProblem: Error, Sendable, Hashable {
     public var reason: String
-    /// Retrying will not help (the text itself is the problem).
+    /// Retrying will not help (``RepoFailure/permanent``). The provider's own answers never set
+    /// it: a rejection is counted as an attempt like other failures.
     public var permanent: Bool
     /// Not the item's fault (the provider asked to slow down, the circuit is open): back to the
     /// queue, no attempt counted.

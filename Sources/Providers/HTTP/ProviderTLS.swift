@@ -24,7 +24,7 @@ public struct ProviderTLS: Sendable {
     /// Reads both keys of the section and checks `url` (the value of `urlKey`) against them.
     public init(from decoder: any Decoder, url: String, urlKey: String) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        caFile = try c.decodeIfPresent(String.self, forKey: .caFile).flatMap { $0.isEmpty ? nil : $0 }
+        caFile = try c.decodeIfPresent(String.self, forKey: .caFile).flatMap { $0.isEmpty ? nil : decoder.configurationPath($0) }
         requireTLS = try c.decodeIfPresent(Bool.self, forKey: .requireTLS) ?? false
         let parsed = URLComponents(string: url)
         let host = parsed?.host ?? ""

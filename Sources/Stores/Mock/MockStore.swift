@@ -78,7 +78,7 @@ public actor MockStore: RepoStore {
     }
 
     private func url(_ path: String) -> URL {
-        path.hasPrefix("/") ? URL(fileURLWithPath: path) : directory.appendingPathComponent(path)
+        ConfigPath.resolve(path, against: directory)
     }
 
     // MARK: RepoStore

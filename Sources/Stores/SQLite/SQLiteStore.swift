@@ -21,7 +21,7 @@ public final class SQLiteStore: RepoStore, Sendable {
 
     public init(configuration: Configuration = Configuration(), directory: URL = URL(fileURLWithPath: "."), logger: Logger = Logger(label: "embed-star.sqlite-store")) {
         self.configuration = configuration
-        file = configuration.path.hasPrefix("/") ? URL(fileURLWithPath: configuration.path) : directory.appendingPathComponent(configuration.path)
+        file = ConfigPath.resolve(configuration.path, against: directory)
         self.logger = logger
     }
 

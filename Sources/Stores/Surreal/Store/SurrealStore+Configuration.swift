@@ -6,9 +6,9 @@ extension SurrealStore {
     public struct Configuration: PluginConfiguration {
         /// `ws://`, `wss://`, `http://` or `https://`, with or without `/rpc` (`DB_URL`).
         public var url = "ws://localhost:8000"
+        /// The user and password to sign in with; both empty for a server without authentication.
         public var user: String? = "root"
         public var pass: String? = "root"
-        /// Empty for a server without authentication.
         /// Sign in as a namespace or database user instead of a root user.
         public var authLevel = AuthLevel.root
         public var namespace = "gitstars"
@@ -72,7 +72,7 @@ extension SurrealStore {
             try c.fill(&requestTimeoutSeconds, .requestTimeoutSeconds)
             try c.fill(&table, .table)
             try c.fill(&watchedFields, .watchedFields)
-            tlsCAFile = try c.decodeIfPresent(String.self, forKey: .tlsCAFile).flatMap { $0.isEmpty ? nil : $0 }
+            tlsCAFile = try c.decodeIfPresent(String.self, forKey: .tlsCAFile).flatMap { $0.isEmpty ? nil : decoder.configurationPath($0) }
             try c.fill(&requireTLS, .requireTLS)
             try c.fill(&lostWriteGuards, .lostWriteGuards)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
