@@ -79,7 +79,7 @@ struct PassOne {
             let unit = vector.map { $0 / Float(norm) }
             norms.add(norm)
             if abs(norm - 1) > 0.01 { offUnitNorm += 1 }
-            let key = SeededGenerator.key(repo.id.rawValue, seed: options.seed)
+            let key = SeededRandom.key(repo.id.rawValue, seed: options.seed)
             if owner == otherModel, otherSample.admits(key) { otherSample.insert((repo, vector), key: key) }
             guard owner == model else { continue }
             if document.hash(document.text(for: repo, tokenCount: tokenCount)) != stored.embeddingHash {

@@ -1,4 +1,5 @@
 import Foundation
+import EmbedStarCore
 
 /// The map of the stars: the sample's vectors projected on their two principal axes (PCA by
 /// power iteration), drawn as an inline SVG, one point per repo, coloured by language.
@@ -18,7 +19,7 @@ enum StarMapProjection {
         for i in 0..<columns { mean[i] /= Double(points.count) }
         let data = points.map { point in (0..<columns).map { Double(point.vector[$0]) - mean[$0] } }
         let totalVariance = data.reduce(0.0) { $0 + $1.reduce(0) { $0 + $1 * $1 } }
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededRandom(seed: seed)
         var axes: [[Double]] = []
         var variances: [Double] = []
         for _ in 0..<2 {

@@ -60,35 +60,6 @@ struct Matrix {
     }
 }
 
-/// SplitMix64: a small seeded generator, so a seed gives the same sample on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A key for `text` under `seed`: the same text and seed give the same key, whatever order
-    /// the texts come in.
-    static func key(_ text: String, seed: UInt64) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x100_0000_01B3
-        }
-        var generator = SeededGenerator(seed: hash ^ seed)
-        return generator.next()
-    }
-}
-
 /// The `capacity` items with the smallest keys seen (a bottom-k sample when keys are random):
 /// memory stays at `capacity` however many items pass.
 struct BottomK<Item> {

@@ -13,14 +13,18 @@ import EmbedStarTogether
 enum BuiltInPlugins {
     static let registry: PluginRegistry = {
         var registry = PluginRegistry()
-        registry.register(ProviderFactory.mock)
-        registry.register(ProviderFactory.ollama)
-        registry.register(ProviderFactory.openAI)
-        registry.register(ProviderFactory.together)
-        registry.register(ProviderFactory.local)
-        registry.register(StoreFactory.mock)
-        registry.register(StoreFactory.surreal)
-        registry.register(StoreFactory.sqlite)
+        do {
+            try registry.register(ProviderFactory.mock)
+            try registry.register(ProviderFactory.ollama)
+            try registry.register(ProviderFactory.openAI)
+            try registry.register(ProviderFactory.together)
+            try registry.register(ProviderFactory.local)
+            try registry.register(StoreFactory.mock)
+            try registry.register(StoreFactory.surreal)
+            try registry.register(StoreFactory.sqlite)
+        } catch {
+            fatalError("the built-in plugins: \(error)")  // a programming error: every run and test stops here
+        }
         return registry
     }()
 }

@@ -34,8 +34,8 @@ private func load(_ yaml: String = base, env: String? = nil, overrides: [ConfigO
 
 private var registry: PluginRegistry {
     var registry = PluginRegistry()
-    registry.register(ProviderFactory.mock)
-    registry.register(StoreFactory.mock)
+    try! registry.register(ProviderFactory.mock)
+    try! registry.register(StoreFactory.mock)
     return registry
 }
 

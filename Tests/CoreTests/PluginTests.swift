@@ -42,8 +42,8 @@ final class LengthProvider: EmbeddingProvider {
 @Suite struct PluginTests {
     var registry: PluginRegistry {
         var registry = PluginRegistry()
-        registry.register(LengthProvider.factory)
-        registry.register(StoreFactory.mock)
+        try! registry.register(LengthProvider.factory)
+        try! registry.register(StoreFactory.mock)
         return registry
     }
 
@@ -52,6 +52,16 @@ final class LengthProvider: EmbeddingProvider {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try SyntheticRepos.json(SyntheticRepos.generate(count: 30)).write(to: folder.appendingPathComponent("repos.json"))
         return folder
+    }
+
+    /// A second plugin of one name is refused, not silently put in place of the first.
+    @Test func aSecondPluginOfOneNameIsRefused() throws {
+        var registry = PluginRegistry()
+        try registry.register(ProviderFactory.mock)
+        try registry.register(StoreFactory.mock)
+        #expect(throws: PluginRegistryError.self) { try registry.register(ProviderFactory.mock) }
+        #expect(throws: PluginRegistryError.self) { try registry.register(StoreFactory.mock) }
+        #expect(registry.providers.count == 1 && registry.stores.count == 1)
     }
 
     @Test func aProviderFromATestTargetIsSelectedByNameInYAML() async throws {
@@ -122,9 +132,9 @@ final class LengthProvider: EmbeddingProvider {
 
     var registry: PluginRegistry {
         var registry = PluginRegistry()
-        registry.register(StoreFactory.mock)
-        registry.register(ProviderFactory(name: "strict", summary: "test", configuration: Strict.self) { _, _ in LengthProvider(.init()) })
-        registry.register(ProviderFactory.mock)
+        try! registry.register(StoreFactory.mock)
+        try! registry.register(ProviderFactory(name: "strict", summary: "test", configuration: Strict.self) { _, _ in LengthProvider(.init()) })
+        try! registry.register(ProviderFactory.mock)
         return registry
     }
 

@@ -188,7 +188,7 @@ actor SwitchableStore: RepoStore {
     /// plugin's from its factory, through the registry; Monitoring names none of them.
     @Test func helpLinesComeFromCoreAndFromThePluginsFactory() async throws {
         var plugins = PluginRegistry()
-        plugins.register(StoreFactory(name: "widgets", summary: "test", configuration: MockStore.Configuration.self,
+        try! plugins.register(StoreFactory(name: "widgets", summary: "test", configuration: MockStore.Configuration.self,
                                       metrics: [MetricDescription("test_plugin_widgets", help: "Widgets the test plugin holds.")]) { _, _ in
             MockStore(repos: [])
         })

@@ -147,9 +147,9 @@ private func kind(_ status: Int, _ body: String, _ headers: HTTPHeaders = [:]) -
 @Suite struct ProviderConfigTests {
     var registry: PluginRegistry {
         var registry = PluginRegistry()
-        registry.register(ProviderFactory.openAI)
-        registry.register(ProviderFactory.mock)
-        registry.register(StoreFactory.mock)
+        try! registry.register(ProviderFactory.openAI)
+        try! registry.register(ProviderFactory.mock)
+        try! registry.register(StoreFactory.mock)
         return registry
     }
 

@@ -23,7 +23,7 @@ struct ReportUnitTests {
         let provider = MockProvider(configuration: configuration)
         let identity = ModelIdentity.make(provider: "mock", model: provider.model)
         #expect(identity == model)
-        var generator = SeededGenerator(seed: 7)
+        var generator = SeededRandom(seed: 7)
         let claimed = try await store.claimPending(ClaimRequest(owner: "t", limit: 500, leaseDuration: .seconds(60), model: identity))
         var writes: [RepoWrite] = []
         var failures: [RepoFailure] = []
@@ -131,7 +131,7 @@ struct ReportUnitTests {
         #expect(same?.otherModel == "old/model@8" && same?.repos == 40 && same?.k == 10)
         #expect(same?.overlap == 1)
         // Unrelated old vectors: agreement about chance (10 of 39 others).
-        var generator = SeededGenerator(seed: 3)
+        var generator = SeededRandom(seed: 3)
         let random = try await report { texts in texts.map { _ in (0..<8).map { _ in Float.random(in: -1...1, using: &generator) } } }
         #expect((random?.overlap ?? 1) < 0.5, "\(String(describing: random))")
     }

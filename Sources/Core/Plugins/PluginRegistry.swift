@@ -101,11 +101,16 @@ public struct PluginRegistry: Sendable {
 
     public init() {}
 
-    public mutating func register(_ factory: ProviderFactory) {
+    /// Adds a provider; a second one of the same name is refused (one would silently replace
+    /// the other, and `provider: NAME` would build whichever came last).
+    public mutating func register(_ factory: ProviderFactory) throws(PluginRegistryError) {
+        guard providers[factory.name] == nil else { throw PluginRegistryError(kind: "provider", name: factory.name) }
         providers[factory.name] = factory
     }
 
-    public mutating func register(_ factory: StoreFactory) {
+    /// Adds a store; a second one of the same name is refused.
+    public mutating func register(_ factory: StoreFactory) throws(PluginRegistryError) {
+        guard stores[factory.name] == nil else { throw PluginRegistryError(kind: "store", name: factory.name) }
         stores[factory.name] = factory
     }
 
@@ -164,4 +169,12 @@ public struct PluginRegistry: Sendable {
         message += " (registered \(kind)s: \(known.joined(separator: ", ")))"
         throw ConfigError(location: configuration.tree[kind]?.location, path: kind, message: message)
     }
+}
+
+/// Two plugins registered under one name.
+public struct PluginRegistryError: Error, CustomStringConvertible, Sendable {
+    public var kind: String
+    public var name: String
+
+    public var description: String { "a \(kind) named '\(name)' is already registered: plugin names must be unique" }
 }

@@ -21,6 +21,10 @@ public struct ClaimRequest: Sendable {
     /// takes the queue back).
     public var liveness: Duration
 
+    /// How long a store keeps the record of an owner that stopped claiming: past it, the owner
+    /// and its model are forgotten (well past any ``liveness``; one rule for every store).
+    public static let ownerRetention: Duration = .seconds(86_400)
+
     public init(owner: String, limit: Int, leaseDuration: Duration, model: String, staleLimit: Int? = nil, liveness: Duration = .seconds(120)) {
         self.owner = owner
         self.limit = limit

@@ -18,4 +18,16 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 
     /// One of `items`, which must not be empty.
     public mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
+
+    /// A key for `text` under `seed`: the same text and seed give the same key, whatever order
+    /// the texts come in (a seeded sample that does not depend on the order of a scan).
+    public static func key(_ text: String, seed: UInt64) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        var generator = SeededRandom(seed: hash ^ seed)
+        return generator.next()
+    }
 }

@@ -125,8 +125,8 @@ struct InspectCommand: AsyncParsableCommand {
 
     static func render(_ item: Inspection, now: Date = Date()) -> String {
         func age(_ date: Date) -> String {
-            let seconds = Int(now.timeIntervalSince(date))
-            let text = seconds < 120 ? "\(abs(seconds)) s" : seconds < 7_200 ? "\(seconds / 60) min" : seconds < 172_800 ? "\(seconds / 3_600) h" : "\(seconds / 86_400) days"
+            let seconds = Int(now.timeIntervalSince(date)), span = abs(seconds)
+            let text = span < 120 ? "\(span) s" : span < 7_200 ? "\(span / 60) min" : span < 172_800 ? "\(span / 3_600) h" : "\(span / 86_400) days"
             return seconds >= 0 ? "\(text) ago" : "in \(text)"
         }
         let stamp = ISO8601DateFormatter()

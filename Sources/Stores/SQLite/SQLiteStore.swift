@@ -157,7 +157,7 @@ public final class SQLiteStore: RepoStore, Sendable {
             ON CONFLICT (owner) DO UPDATE SET started_at = CASE WHEN model = excluded.model THEN started_at ELSE excluded.started_at END,
               model = excluded.model, seen_at = excluded.seen_at
             """, arguments: [request.owner, request.model, now])
-        try db.execute(sql: "DELETE FROM embed_star_instance WHERE seen_at < ?", arguments: [now - 86_400])
+        try db.execute(sql: "DELETE FROM embed_star_instance WHERE seen_at < ?", arguments: [now - ClaimRequest.ownerRetention.seconds])
         let served = try String.fetchOne(db, sql: """
             SELECT model FROM embed_star_instance WHERE seen_at >= ? ORDER BY started_at DESC, owner DESC LIMIT 1
             """, arguments: [now - request.liveness.seconds])

@@ -87,11 +87,12 @@ extension SurrealStore {
                     UPSERT \(record)('embed_star_instance', $owner) SET
                         started_at = IF model = $model AND started_at != NONE { started_at } ELSE { time::now() },
                         model = $model, seen_at = time::now() RETURN NONE;
-                    DELETE embed_star_instance WHERE seen_at < time::now() - 1d;
+                    DELETE embed_star_instance WHERE seen_at < time::now() - $retention;
                     RETURN [(SELECT model, started_at, id FROM embed_star_instance WHERE seen_at > time::now() - $live
                         ORDER BY started_at DESC, id DESC LIMIT 1)[0].model, (SELECT VALUE model FROM ONLY embed_star_meta:queue),
                         (SELECT model, finished FROM ONLY embed_star_meta:sweep)];
-                    """, ["owner": .string(request.owner), "model": .string(request.model), "live": .duration(SurrealDuration(request.liveness))])
+                    """, ["owner": .string(request.owner), "model": .string(request.model), "live": .duration(SurrealDuration(request.liveness)),
+                                   "retention": .duration(SurrealDuration(ClaimRequest.ownerRetention))])
             }
             let found = answer.last?.array ?? []
             served = found.first?.string
