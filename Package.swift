@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "EmbedStarSurrealStore", targets: ["EmbedStarSurrealStore"]),
         .library(name: "EmbedStarSQLiteStore", targets: ["EmbedStarSQLiteStore"]),
         .library(name: "EmbedStarTesting", targets: ["EmbedStarTesting"]),
+        .library(name: "EmbedStarHTTPTesting", targets: ["EmbedStarHTTPTesting"]),
         .library(name: "EmbedStarOllama", targets: ["EmbedStarOllama"]),
         .library(name: "EmbedStarLocal", targets: ["EmbedStarLocal"]),
         .library(name: "EmbedStarOpenAI", targets: ["EmbedStarOpenAI"]),
@@ -81,6 +82,12 @@ let package = Package(
             dependencies: ["EmbedStarCore"],
             path: "Sources/Testing"
         ),
+        // What an HTTP provider's unit tests answer requests with (ClosureTransport).
+        .target(
+            name: "EmbedStarHTTPTesting",
+            dependencies: ["EmbedStarHTTPProvider"],
+            path: "Sources/HTTPTesting"
+        ),
         // The plugin docs/writing-a-plugin.md builds, kept here so CI builds and tests it.
         .target(
             name: "ExampleCompatProvider",
@@ -89,7 +96,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExampleCompatProviderTests",
-            dependencies: ["ExampleCompatProvider", "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarTesting"],
+            dependencies: ["ExampleCompatProvider", "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarTesting", "EmbedStarHTTPTesting"],
             path: "Examples/CompatProvider/Tests"
         ),
         .target(
@@ -196,7 +203,7 @@ let package = Package(
             name: "ProviderTests",
             dependencies: [
                 "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore",
-                "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "EmbedStarMockProvider", "EmbedStarHTTPTesting", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderTests"
         ),

@@ -1,5 +1,6 @@
 import EmbedStarCore
 import EmbedStarHTTPProvider
+import EmbedStarHTTPTesting
 import EmbedStarTesting
 import ExampleCompatProvider
 import Foundation

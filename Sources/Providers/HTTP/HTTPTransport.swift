@@ -75,16 +75,3 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         return HTTPExchange.Response(status: Int(response.status.code), headers: response.headers, body: Data(bytes))
     }
 }
-
-/// A transport from a closure, for tests.
-public struct ClosureTransport: HTTPTransport {
-    let handler: @Sendable (HTTPExchange.Request) async throws -> HTTPExchange.Response
-
-    public init(_ handler: @escaping @Sendable (HTTPExchange.Request) async throws -> HTTPExchange.Response) {
-        self.handler = handler
-    }
-
-    public func send(_ request: HTTPExchange.Request) async throws -> HTTPExchange.Response {
-        try await handler(request)
-    }
-}
