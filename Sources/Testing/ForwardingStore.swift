@@ -34,5 +34,6 @@ extension ForwardingStore {
         try await inner.scan(model: model, after: after, limit: limit)
     }
     public func health() async -> ComponentHealth { await inner.health() }
+    public func maintain(owner: String, model: String) async throws { try await inner.maintain(owner: owner, model: model) }
     public func shutdown() async { await inner.shutdown() }
 }

@@ -94,4 +94,24 @@ extension StoreConformance {
         #expect(try await claim(store, "b").count == late.count)
         #expect(try await store.renew(late.map(\.repo.id), owner: "a", leaseDuration: .seconds(60)).isEmpty)
     }
+
+    /// The store's idle work, with repos pending and with none: counts, claims and search stay
+    /// as they were.
+    func maintainChangesNothingAClaimSees(_ store: any RepoStore, _ check: StoreCheck) async throws {
+        let repos = try await loaded(store, 4)
+        let first = try await claim(store, "a", limit: 2)
+        _ = try await store.write(first.map { embedded($0) }, owner: "a")
+        let before = try await store.stats(model: model)
+        try await store.maintain(owner: "a", model: model)
+        #expect(try await store.stats(model: model) == before, "\(check): maintenance changed the counts")
+        let rest = try await claim(store, "b", limit: 10)
+        #expect(Set(rest.map(\.repo.id)) == Set(repos.map(\.id)).subtracting(first.map(\.repo.id)),
+                "\(check): the repos pending before maintenance are claimable after it")
+        _ = try await store.write(rest.map { embedded($0) }, owner: "b")
+        try await store.maintain(owner: "b", model: model)
+        #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 4, pending: 0, failed: 0, leased: 0))
+        #expect(try await claim(store, "b").isEmpty)
+        let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 10, filter: SearchFilter(model: model))
+        #expect(hits.count == 4, "\(check): every vector is found after maintenance: \(hits.count)")
+    }
 }

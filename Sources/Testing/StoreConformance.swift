@@ -34,6 +34,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case findNamesARepoByIdOrFullName
     case openForReadingReadsTheSchema
     case oldestPendingIsWhenTheLongestWaitingRepoWasQueued
+    case maintainChangesNothingAClaimSees
 
     public var testDescription: String { rawValue }
 }
@@ -156,6 +157,7 @@ public struct StoreConformance: Sendable {
         case .findNamesARepoByIdOrFullName: try await findNamesARepoByIdOrFullName(store, check)
         case .oldestPendingIsWhenTheLongestWaitingRepoWasQueued: try await oldestPendingIsWhenTheLongestWaitingRepoWasQueued(store, check)
         case .openForReadingReadsTheSchema: try await openForReadingReadsTheSchema(store, check)
+        case .maintainChangesNothingAClaimSees: try await maintainChangesNothingAClaimSees(store, check)
         case .renewKeepsALeaseAlive: try await renewKeepsALeaseAlive(store, check)
         case .aStaleWriteAfterARequeueIsRefused: try await aStaleWriteAfterARequeueIsRefused(store, check)
         case .nearestKeepsToTheAskedModel: try await nearestKeepsToTheAskedModel(store, check)

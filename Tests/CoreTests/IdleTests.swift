@@ -95,11 +95,11 @@ final class ConcurrencyProvider: EmbeddingProvider {
 }
 
 /// A store on which another instance holds a batch: it writes it when the pipeline asks for
-/// stats the second time (after it began waiting for it), and counts the claims made after that.
+/// stats the second time (after it began waiting for it), and counts the idle work asked after that.
 final class OtherInstanceStore: ForwardingStore {
     let inner: any RepoStore
     let model: String
-    private struct State { var statsCalls = 0, claimsAfterWrite = 0, written = false, held: [ClaimedRepo] = [] }
+    private struct State { var statsCalls = 0, maintainedAfterWrite = 0, written = false, held: [ClaimedRepo] = [] }
     private let state = Mutex(State())
 
     init(_ inner: any RepoStore, model: String) {
@@ -107,16 +107,16 @@ final class OtherInstanceStore: ForwardingStore {
         self.model = model
     }
 
-    var claimsAfterWrite: Int { state.withLock { $0.claimsAfterWrite } }
+    var maintainedAfterWrite: Int { state.withLock { $0.maintainedAfterWrite } }
 
     func holdBatch(limit: Int) async throws {
         let held = try await inner.claimPending(ClaimRequest(owner: "other", limit: limit, leaseDuration: .seconds(60), model: model))
         state.withLock { $0.held = held }
     }
 
-    func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
-        state.withLock { if $0.written { $0.claimsAfterWrite += 1 } }
-        return try await inner.claimPending(request)
+    func maintain(owner: String, model: String) async throws {
+        state.withLock { if $0.written { $0.maintainedAfterWrite += 1 } }
+        try await inner.maintain(owner: owner, model: model)
     }
 
     func stats(model: String) async throws -> StoreStats {
@@ -135,10 +135,10 @@ final class OtherInstanceStore: ForwardingStore {
 }
 
 @Suite struct BackfillEndTests {
-    /// Stores do what waits for the queue to run dry on a claim that finds nothing. A backfill
-    /// that waited for another instance's leases claims once more after they were written,
-    /// even when they were written between its last claim and its last look at the stats.
-    @Test func aBackfillThatWaitedForOthersClaimsOnceMoreAtTheEnd() async throws {
+    /// What waits for the queue to run dry is the store's `maintain`. A backfill that waited for
+    /// another instance's leases asks for it after they were written, even when they were
+    /// written between its last claim and its last look at the stats.
+    @Test func aBackfillThatWaitedForOthersDoesTheIdleWorkAtTheEnd() async throws {
         let mock = MockStore(repos: SyntheticRepos.generate(count: 20, seed: 6))
         let probe = try await pipeline(mockProvider(), mock)
         let store = OtherInstanceStore(mock, model: probe.modelIdentity)
@@ -149,7 +149,7 @@ final class OtherInstanceStore: ForwardingStore {
         }
         let summary = try await pipeline.backfill()
         #expect(summary.embedded == 10)
-        #expect(store.claimsAfterWrite >= 1, "no claim after the other instance's batch was written")
+        #expect(store.maintainedAfterWrite >= 1, "no idle work after the other instance's batch was written")
         let stats = try await mock.stats(model: pipeline.modelIdentity)
         #expect(stats.pending == 0 && stats.leased == 0)
     }

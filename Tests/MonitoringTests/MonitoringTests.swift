@@ -45,6 +45,7 @@ actor SwitchableStore: RepoStore {
     }
     func coverage() async throws -> [String: Int] { try await inner.coverage() }
     func oldestPendingSince(model: String) async throws -> Date? { try await inner.oldestPendingSince(model: model) }
+    func maintain(owner: String, model: String) async throws { try await inner.maintain(owner: owner, model: model) }
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] { [] }
     func scan(model: String, after: String?, limit: Int) async throws -> ScanPage { try await inner.scan(model: model, after: after, limit: limit) }
     func health() async -> ComponentHealth {

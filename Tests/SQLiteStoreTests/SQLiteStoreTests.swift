@@ -346,8 +346,10 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         let vectors = Dictionary(uniqueKeysWithValues: repos.map { repo in (repo.id, (0..<16).map { _ in Float(random.nextUnit() * 2 - 1) }) })
         _ = try await claimAndWrite(store, vectors, owner: "a", limit: 600)
         #expect(try await store.unpackedBlocks() == 3)  // seqs 1-600: blocks 0, 1 and 2
-        // The queue is dry: the next claim packs them.
+        // The queue is dry: the store's idle work packs them (a claim does not).
         #expect(try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m")).isEmpty)
+        #expect(try await store.unpackedBlocks() == 3)
+        try await store.maintain(owner: "a", model: "m")
         #expect(try await store.unpackedBlocks() == 0)
         #expect(try await codeRows(store) == 3)
         func first(_ vector: [Float]) async throws -> SearchHit? {

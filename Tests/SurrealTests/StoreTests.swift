@@ -267,7 +267,7 @@ struct StoreTests {
     }
 
     /// The index is not defined while another instance still holds leases (its writes would
-    /// wait for the build); the next claim that finds nothing once they are written defines it.
+    /// wait for the build); the store's idle work once they are written defines it.
     @Test func theIndexWaitsForOtherInstancesLeases() async throws {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }
@@ -288,9 +288,12 @@ struct StoreTests {
         #expect(held.count == 10 && rest.count == 20)
         try await write(rest, "b")
         #expect(try await claim(fixture.store, "b").isEmpty)
+        try await fixture.store.maintain(owner: "b", model: model)
         #expect(try await !indexed(), "defined while instance a still held 10 leases")
         try await write(held, "a")
         #expect(try await claim(fixture.store, "b").isEmpty)
+        #expect(try await !indexed(), "a claim does no idle work")
+        try await fixture.store.maintain(owner: "b", model: model)
         #expect(try await indexed())
     }
 

@@ -54,7 +54,7 @@ public enum MetricNames {
         workerUtilization: "Share of workers processing a batch now.",
         buildInfo: "The build (version from git describe or the image tag), plugins and model identity of this instance (always 1).",
         circuitBreakerState: "Circuit to the provider: 0 closed, 1 open, 2 half-open.",
-        storeQueryDuration: "Time of store calls (claim, write, failures).",
+        storeQueryDuration: "Time of store calls (claim, write, failures, maintain: the store's idle work).",
         storeErrors: "Store calls that failed, by operation.",
         cacheHits: "Texts whose vector came from the embedding cache (no provider call).",
         cacheMisses: "Texts the embedding cache did not hold.",

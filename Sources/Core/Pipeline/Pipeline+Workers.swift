@@ -1,6 +1,7 @@
 import Foundation
 
-/// The worker loops: where the pipeline waits for work (leases are renewed by their own tasks,
+/// The worker loops: where the pipeline waits for work, and does the store's idle work when there
+/// is none (``maintainStore()``) (leases are renewed by their own tasks,
 /// ``ProtectedProvider`` waits out backoff and the rate limiter inside a call). Each worker claims a batch, hands it to
 /// ``Pipeline/embedClaimed(_:)`` and goes again; when nothing is pending, one worker polls and the
 /// others wait for it (``IdleWatch``); when the store is down, every worker backs off.
@@ -24,13 +25,8 @@ extension Pipeline {
             // Repos waiting out a retry are not waited for: they are in the summary as retrying.
             let stats = try await store.stats(model: modelIdentity)
             if stats.pending == 0 {
-                // Stores do what waits for the queue to run dry on a claim that finds nothing
-                // (SurrealDB defines its vector index, SQLite packs its codes). When this instance
-                // waited for others, it finishes last: one more round of claims does that now.
-                if lastPending != nil {
-                    lastPending = nil
-                    total.add(try await workers(stop: stop, idle: .finish, onBatch: onBatch))
-                }
+                // The queue ran dry: the store's idle work (its search index, packed codes).
+                await maintainStore()
                 break
             }
             if stats.leased == 0 {
@@ -131,9 +127,11 @@ extension Pipeline {
             }
             guard let summary else {
                 if idle == .finish { break }
-                // Nothing pending: one worker keeps looking, the rest wait for it to find work.
+                // Nothing pending: one worker keeps looking, the rest wait for it to find work;
+                // the one looking does the store's idle work between looks.
                 if watching || idleWatch.becomeWatcher() {
                     watching = true
+                    await maintainStore()
                     await stop.sleep(for: .milliseconds(configuration.pollIntervalMs))
                 } else {
                     await idleWatch.waitForWork(stop: stop)
@@ -149,6 +147,18 @@ extension Pipeline {
             }
         }
         return total
+    }
+
+    /// The store's idle work (``RepoStore/maintain(owner:model:)``), timed; a failure is logged
+    /// and tried again the next time the queue is dry.
+    func maintainStore() async {
+        let store = self.store
+        do {
+            try await metrics.timed("maintain") { try await store.maintain(owner: self.instanceID, model: self.modelIdentity) }
+        } catch is CancellationError {
+        } catch {
+            logger.warning("store maintenance failed; tried again when the queue is next dry", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Releases this instance's leases on repos it is not working on; returns how many.

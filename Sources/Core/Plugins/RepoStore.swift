@@ -239,6 +239,10 @@ public struct SearchHit: Sendable {
 /// - Records are read leniently (``Repo/decode(_:fallbackName:)``). A record that cannot be read
 ///   at all is never handed out: the store marks it failed with the reason (or skips and reports
 ///   it), so one malformed record neither stops a claim nor returns forever.
+/// - `claimPending` does no idle work of the store's own: what waits for the queue to run dry
+///   (building a search index, packing search data) is `maintain`, which the pipeline calls after
+///   a claim that found nothing (once per idle poll, by the one worker that polls) and when a
+///   backfill ends. `maintain` changes no count, lease or state a claim or `stats` sees.
 /// - Methods are safe to call from many tasks at once and honour cancellation.
 public protocol RepoStore: Sendable {
     /// Connects, creates or migrates what the store needs (`embed-star run`, `backfill`,
@@ -314,10 +318,17 @@ public protocol RepoStore: Sendable {
 
     func health() async -> ComponentHealth
 
+    /// The store's idle work (see the contract above), for the instance `owner` serving `model`.
+    /// The store decides what is due and keeps it cheap when nothing is; the pipeline times it
+    /// (`embed_star_store_query_duration_seconds{operation="maintain"}`), logs a failure and
+    /// goes on. The default does nothing.
+    func maintain(owner: String, model: String) async throws
+
     /// Closes connections. Called once at the end; the default does nothing.
     func shutdown() async
 }
 
 extension RepoStore {
     public func shutdown() async {}
+    public func maintain(owner: String, model: String) async throws {}
 }

@@ -48,15 +48,6 @@ extension SQLiteStore {
         for (id, reason) in unreadable {
             logger.warning("marked an unreadable record failed", metadata: ["repo": "\(id)", "reason": "\(reason)"])
         }
-        if claimed.isEmpty && unreadable.isEmpty {
-            // The queue is dry: the codes written since the last time get packed for search.
-            // Search is right either way, so a failure here is logged, not the claim's.
-            do {
-                try await pack()
-            } catch {
-                logger.warning("packing byte codes failed; search reads them unpacked meanwhile", metadata: ["error": "\(error)"])
-            }
-        }
         return claimed
     }
 

@@ -6,6 +6,16 @@ import Logging
 
 /// The byte codes' file beside the database: packing the blocks changed since, and checkpoints.
 extension SQLiteStore {
+    /// When the queue runs dry: the codes written since the last time are packed for search.
+    /// Search is right either way, so a failure is logged here, not thrown.
+    public func maintain(owner: String, model: String) async throws {
+        do {
+            try await pack()
+        } catch {
+            logger.warning("packing byte codes failed; search reads them unpacked meanwhile", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// The file the byte codes are packed in for search (`CodeFile`), beside the database.
     public var codesPath: String { CodeFile.path(for: file) }
 

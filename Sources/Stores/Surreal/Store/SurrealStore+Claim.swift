@@ -14,8 +14,9 @@ extension SurrealStore {
             // Empty while the sweep is unfinished is not "nothing pending": wait for it.
             if !claimed.isEmpty { return claimed }
             if !unfinished {
+                // Part of the answer, not idle work: repos neither embedded nor queued are
+                // queued now, so an empty claim means nothing is pending.
                 if try await recheckQueue(request) { continue }
-                try await maintainIndex(owner: request.owner)
                 return []
             }
             try await Task.sleep(for: .milliseconds(200))

@@ -22,7 +22,12 @@ extension SurrealStore {
         indexDefinedDimensions.withLock { $0 = record["dimensions"]?.int.map(Int.init) }
     }
 
-    /// On a claim that found nothing, by `owner`.
+    /// The store's idle work: the vector index, defined and checked once the queue ran dry.
+    public func maintain(owner: String, model: String) async throws {
+        try await maintainIndex(owner: owner)
+    }
+
+    /// On a claim that found nothing, by `owner` (``maintain(owner:model:)``).
     func maintainIndex(owner: String) async throws {
         guard Self.due(indexCheckedAt, every: .seconds(60)) else { return }
         try await loadIndexState()
