@@ -103,7 +103,7 @@ public struct ReportBuilder: Sendable {
         var queryTargets: [Sampled] = []
         if let dimensions, !queries.isEmpty {
             let clock = ContinuousClock.now
-            let vectors = try await provider.inBatches(queries.map { document.prefixes.query + $0.description }) { batch in
+            let vectors = try await provider.inBatches(queries.map { document.query($0.description) }) { batch in
                 try await provider.embed(batch, mode: .query)
             }
             embedTime += ContinuousClock.now - clock

@@ -99,7 +99,7 @@ extension Pipeline {
         defer { stopWatching() }
         while !stop.isStopped {
             activity.heartbeat()
-            if let open = provider.breaker.openFor, open > .zero {
+            if let open = provider.callsPausedFor, open > .zero {
                 // No provider calls while the circuit is open, and no claims that would only be
                 // handed back: wait for the half-open probe.
                 await stop.sleep(for: min(open, .milliseconds(configuration.pollIntervalMs)))

@@ -59,8 +59,24 @@ public final class Pipeline: Sendable {
         instanceID: String,
         logger: Logger
     ) async throws -> Pipeline {
+        try await start(provider: ProtectedProvider(provider, name: providerName, logger: logger), providerName: providerName, store: store,
+                        configuration: configuration, text: text, cache: cache, activity: activity, instanceID: instanceID, logger: logger)
+    }
+
+    /// The same with a provider already behind its breaker, limiter and retries (the
+    /// `resilience:` settings, ``Runtime``).
+    public static func start(
+        provider protected: ProtectedProvider,
+        providerName: String,
+        store: any RepoStore,
+        configuration: PipelineConfiguration,
+        text: TextConfiguration = TextConfiguration(),
+        cache: EmbeddingCache? = ResilienceConfiguration.Cache().make(),
+        activity: PipelineActivity = PipelineActivity(),
+        instanceID: String,
+        logger: Logger
+    ) async throws -> Pipeline {
         try configuration.validate()
-        let protected = provider as? ProtectedProvider ?? ProtectedProvider(provider, name: providerName, logger: logger)
         try await store.prepare()
         let model = try await protected.prepare(retryingFor: .seconds(configuration.storeOutageSeconds))
         return try Pipeline(provider: protected, providerName: providerName, store: store, model: model,

@@ -22,6 +22,12 @@ public struct DocumentText: Sendable {
         return built.isEmpty ? built : prefixes.document + built
     }
 
+    /// What is embedded for a search query: the model's query prefix and the query (`search`,
+    /// the report's self-retrieval). The one place the query prefix is applied.
+    public func query(_ text: String) -> String {
+        prefixes.query + text
+    }
+
     /// The hash stored with the vector of `text`.
     public func hash(_ text: String) -> String {
         ContentHash.make(text: text, model: modelIdentity)

@@ -32,7 +32,7 @@ struct SearchCommand: AsyncParsableCommand {
             let hits = try await options.withRuntime(logger: logger) { runtime in
                 _ = try await runtime.openStore()
                 let document = try await runtime.document()
-                let vector = try await runtime.provider.embed([document.prefixes.query + query], mode: .query)
+                let vector = try await runtime.provider.embed([document.query(query)], mode: .query)
                 guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
                 return try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, model: document.modelIdentity))
             }
