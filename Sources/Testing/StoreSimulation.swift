@@ -402,6 +402,8 @@ private actor World {
         case renew
         case release(count: Int)
         case releaseAll(keep: Int)
+        /// The store's idle work, between the others' claims and writes.
+        case maintain
         var description: String {
             switch self {
             case .claim(let limit, let long): "claim \(limit)\(long ? " (long lease)" : "")"
@@ -410,6 +412,7 @@ private actor World {
             case .renew: "renew"
             case .release(let count): "release \(count)"
             case .releaseAll(let keep): "release all but \(keep)"
+            case .maintain: "maintain"
             }
         }
     }
@@ -421,7 +424,8 @@ private actor World {
         case ..<0.82: .failSome(count: 1 + below(2))
         case ..<0.88: .renew
         case ..<0.94: .release(count: 1 + below(3))
-        default: .releaseAll(keep: below(3))
+        case ..<0.97: .releaseAll(keep: below(3))
+        default: .maintain
         }
     }
 
@@ -538,6 +542,8 @@ private actor World {
             let kept = Set(instance.held.keys.sorted().prefix(keep))
             for claim in instance.held.values where !kept.contains(claim.repo.id) { forget(claim, of: instance) }
             _ = try await instance.store.releaseAll(owner: instance.owner, except: kept)
+        case .maintain:
+            try await instance.store.maintain(owner: instance.owner, model: instance.model)
         }
     }
 

@@ -134,7 +134,39 @@ final class OtherInstanceStore: ForwardingStore {
     }
 }
 
+/// Counts the store's idle work.
+final class MaintenanceCounter: ForwardingStore {
+    let inner: any RepoStore
+    private let calls = Mutex(0)
+
+    init(_ inner: any RepoStore) { self.inner = inner }
+
+    var maintained: Int { calls.withLock { $0 } }
+
+    func maintain(owner: String, model: String) async throws {
+        calls.withLock { $0 += 1 }
+        try await inner.maintain(owner: owner, model: model)
+    }
+}
+
 @Suite struct BackfillEndTests {
+    /// A backfill that ends with a repo waiting out a retry (pending, so the queue is never dry)
+    /// still does the store's idle work: otherwise a nightly backfill that always leaves one
+    /// repo retrying would never build the search index or pack the codes.
+    @Test func aBackfillThatEndsWithAReposRetryingDoesTheIdleWork() async throws {
+        let repos = SyntheticRepos.generate(count: 10, seed: 7)
+        let store = MaintenanceCounter(MockStore(repos: repos))
+        let provider = mockProvider { $0.rejectTextsContaining = [repos[3].fullName] }
+        let pipeline = try await pipeline(provider, store) {
+            $0.retryDelayMs = 60_000
+            $0.pollIntervalMs = 10
+        }
+        let summary = try await pipeline.backfill()
+        #expect(summary.embedded == 9)
+        #expect(try await store.stats(model: pipeline.modelIdentity).pending == 1, "the rejected repo waits out its retry")
+        #expect(store.maintained >= 1, "the backfill ended without the store's idle work")
+    }
+
     /// What waits for the queue to run dry is the store's `maintain`. A backfill that waited for
     /// another instance's leases asks for it after they were written, even when they were
     /// written between its last claim and its last look at the stats.

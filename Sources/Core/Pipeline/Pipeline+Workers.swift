@@ -24,11 +24,7 @@ extension Pipeline {
             // waits for those, until none is leased or nothing moved for longer than a lease.
             // Repos waiting out a retry are not waited for: they are in the summary as retrying.
             let stats = try await store.stats(model: modelIdentity)
-            if stats.pending == 0 {
-                // The queue ran dry: the store's idle work (its search index, packed codes).
-                await maintainStore()
-                break
-            }
+            if stats.pending == 0 { break }
             if stats.leased == 0 {
                 // Leases that ran out since the round began are claimable now: one more round,
                 // then what is left waits out a retry.
@@ -53,6 +49,9 @@ extension Pipeline {
             }
             await stop.sleep(for: .milliseconds(configuration.pollIntervalMs))
         }
+        // However it ends (the queue dry, repos left waiting out a retry, others' leases given
+        // up on), unless stopped: the store's idle work (its search index, packed codes).
+        if !stop.isStopped { await maintainStore() }
         return total
     }
 
@@ -153,6 +152,9 @@ extension Pipeline {
     /// and tried again the next time the queue is dry.
     func maintainStore() async {
         let store = self.store
+        // It may take a while (an index built and checked, a large pack): the worker is alive.
+        let beat = heartbeatWhile()
+        defer { beat.cancel() }
         do {
             try await metrics.timed("maintain") { try await store.maintain(owner: self.instanceID, model: self.modelIdentity) }
         } catch is CancellationError {

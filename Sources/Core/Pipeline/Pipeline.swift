@@ -59,7 +59,10 @@ public final class Pipeline: Sendable {
         instanceID: String,
         logger: Logger
     ) async throws -> Pipeline {
-        try await start(provider: ProtectedProvider(provider, name: providerName, logger: logger), providerName: providerName, store: store,
+        // A provider already protected must come in typed as one (the other overload): wrapped
+        // again it would have two breakers and two retry layers.
+        assert(!(provider is ProtectedProvider), "pass a ProtectedProvider as one: Pipeline.start(provider: ProtectedProvider, ...)")
+        return try await start(provider: ProtectedProvider(provider, name: providerName, logger: logger), providerName: providerName, store: store,
                         configuration: configuration, text: text, cache: cache, activity: activity, instanceID: instanceID, logger: logger)
     }
 

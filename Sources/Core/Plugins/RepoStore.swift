@@ -239,10 +239,12 @@ public struct SearchHit: Sendable {
 /// - Records are read leniently (``Repo/decode(_:fallbackName:)``). A record that cannot be read
 ///   at all is never handed out: the store marks it failed with the reason (or skips and reports
 ///   it), so one malformed record neither stops a claim nor returns forever.
-/// - `claimPending` does no idle work of the store's own: what waits for the queue to run dry
-///   (building a search index, packing search data) is `maintain`, which the pipeline calls after
-///   a claim that found nothing (once per idle poll, by the one worker that polls) and when a
-///   backfill ends. `maintain` changes no count, lease or state a claim or `stats` sees.
+/// - Work that waits for the queue to run dry and that no claim's answer depends on (building a
+///   search index, packing search data) is `maintain`, not part of `claimPending`: the pipeline
+///   calls it after a claim that found nothing (once per idle poll, by the one worker that
+///   polls) and when a backfill ends (unless stopped). `maintain` changes no count, lease or
+///   state a claim or `stats` sees. (What decides a claim's answer stays in the claim: the
+///   SurrealDB store re-checks its queue there, so an empty answer means nothing is pending.)
 /// - Methods are safe to call from many tasks at once and honour cancellation.
 public protocol RepoStore: Sendable {
     /// Connects, creates or migrates what the store needs (`embed-star run`, `backfill`,

@@ -22,8 +22,9 @@ public final class ProtectedProvider: EmbeddingProvider {
     /// Every wait and every measured duration of this provider runs on this clock.
     public let clock: any ResilienceClock
 
-    /// How long calls are paused for (the circuit is open), or nil when a call may go now: the
-    /// pipeline's workers wait this out instead of claiming repos they would hand back.
+    /// How long calls are paused for because the circuit is open, or nil when it is not (the
+    /// rate limiter's waits happen inside a call, not here): the pipeline's workers wait this out
+    /// instead of claiming repos they would hand back.
     public var callsPausedFor: Duration? { breaker.openFor }
     /// Learned from the model or the first vector; every later vector must match.
     private let learnedDimensions: Mutex<Int?>

@@ -22,8 +22,9 @@ public final class LocalProvider: EmbeddingProvider {
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            library = try c.decodeIfPresent(String.self, forKey: .library)
-            modelPath = try c.decodeIfPresent(String.self, forKey: .modelPath)
+            // Relative to the configuration file's folder, as every path in the configuration.
+            library = try c.decodeIfPresent(String.self, forKey: .library).map(decoder.configurationPath)
+            modelPath = try c.decodeIfPresent(String.self, forKey: .modelPath).map(decoder.configurationPath)
             try c.fill(&maxBatchSize, .maxBatchSize)
             try c.fill(&maxInputTokens, .maxInputTokens)
             threads = try c.decodeIfPresent(Int.self, forKey: .threads)

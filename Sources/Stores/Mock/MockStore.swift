@@ -151,6 +151,7 @@ public actor MockStore: RepoStore {
         let now = Date()
         let started = owners[request.owner].flatMap { $0.model == request.model ? $0.started : nil } ?? now
         owners[request.owner] = (request.model, started, now)
+        owners = owners.filter { now.timeIntervalSince($0.value.seen) < ClaimRequest.ownerRetention.seconds }
         let live = owners.filter { now.timeIntervalSince($0.value.seen) <= request.liveness.seconds }
         let newest = live.max { ($0.value.started, $0.key) < ($1.value.started, $1.key) }
         return newest?.value.model == request.model

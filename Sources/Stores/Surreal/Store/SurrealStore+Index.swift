@@ -27,16 +27,16 @@ extension SurrealStore {
         try await maintainIndex(owner: owner)
     }
 
-    /// On a claim that found nothing, by `owner` (``maintain(owner:model:)``).
+    /// When the queue ran dry, for `owner` (``maintain(owner:model:)``).
     func maintainIndex(owner: String) async throws {
         guard Self.due(indexCheckedAt, every: .seconds(60)) else { return }
         try await loadIndexState()
         if indexDefinedDimensions.withLock({ $0 }) == nil {
             // Not defined while another instance still embeds: each of its writes would wait
             // for the index being built (three instances finishing a backfill together spent
-            // half a second on a batch in the tail). Looked at again at the next claim that
-            // finds nothing, so the last instance to finish defines it (a backfill that waited
-            // for others claims once more at the end).
+            // half a second on a batch in the tail). Looked at again at the next idle work, so
+            // the last instance to finish defines it (a backfill that waited for others does
+            // its idle work at the end).
             // Two ranges of the claim index (the planner would otherwise pick the index on
             // `failed` and read every entry).
             let leased = try await client.query("""
