@@ -140,12 +140,18 @@ let package = Package(
             name: "EmbedStarMonitoring",
             dependencies: [
                 "EmbedStarCore",
+                "EmbedStarBuildInfo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Sources/Monitoring",
+            path: "Sources/Monitoring"
+        ),
+        // The build's version (`--version`, embed_star_build_info), written by the plugin below.
+        .target(
+            name: "EmbedStarBuildInfo",
+            path: "Sources/BuildInfo",
             plugins: ["BuildVersion"]
         ),
         // `--version` and `embed_star_build_info` from the build: git describe, or the image's tag.
@@ -154,6 +160,7 @@ let package = Package(
             name: "EmbedStarRunner",
             dependencies: [
                 "EmbedStarCore",
+                "EmbedStarBuildInfo",
                 "EmbedStarMockProvider",
                 "EmbedStarMockStore",
                 "EmbedStarOllama",
@@ -237,7 +244,7 @@ let package = Package(
         .testTarget(
             name: "MonitoringTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarMonitoring", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
+                "EmbedStarCore", "EmbedStarMonitoring", "EmbedStarBuildInfo", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

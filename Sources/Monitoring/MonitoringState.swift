@@ -1,3 +1,4 @@
+import EmbedStarBuildInfo
 import EmbedStarCore
 import Foundation
 import Metrics
@@ -177,11 +178,4 @@ public final class MonitoringState: Sendable {
         cached.withLock { $0 = ($0.stats, health, now) }
         return health
     }
-}
-
-public enum EmbedStarVersion {
-    /// What the build says it is: `git describe` of the clone it was built from (a tag, or
-    /// `0.1.0+g<commit>`, `-dirty` with uncommitted changes), or `EMBED_STAR_VERSION` at build
-    /// time (the image's tag). Written by the BuildVersion plugin.
-    public static let current = BuildVersion.described
 }

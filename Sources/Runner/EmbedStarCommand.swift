@@ -1,5 +1,5 @@
 import ArgumentParser
-import EmbedStarMonitoring
+import EmbedStarBuildInfo
 
 @main
 struct EmbedStarCommand: AsyncParsableCommand {

@@ -1,3 +1,4 @@
+import EmbedStarBuildInfo
 import EmbedStarCore
 import EmbedStarMockProvider
 import EmbedStarMockStore
