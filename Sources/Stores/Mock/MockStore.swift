@@ -278,33 +278,33 @@ public actor MockStore: RepoStore {
     public func resetFailed() async throws -> Int {
         var count = 0
         for position in entries.indices where entries[position].failed {
-            entries[position].failed = false
-            entries[position].attempts = 0
-            entries[position].lastError = nil
-            entries[position].notBefore = nil
-            entries[position].changedAt = Date()
-            firstCandidate = min(firstCandidate, position)
+            putBack(position)
             count += 1
         }
         return count
+    }
+
+    /// Pending again as of now, failed or not, with no attempts, error or retry delay.
+    private func putBack(_ position: Int) {
+        entries[position].failed = false
+        entries[position].attempts = 0
+        entries[position].lastError = nil
+        entries[position].notBefore = nil
+        entries[position].changedAt = Date()
+        firstCandidate = min(firstCandidate, position)
     }
 
     public func requeue(_ ids: [RepoID]) async throws -> Int {
         var count = 0
         for id in Set(ids) {
             guard let position = index[id] else { continue }
-            entries[position].failed = false
-            entries[position].attempts = 0
-            entries[position].lastError = nil
-            entries[position].notBefore = nil
+            putBack(position)
             entries[position].leaseOwner = nil
             entries[position].leaseExpires = nil
             entries[position].embeddingHash = nil
             entries[position].embeddedRevision = nil
-            entries[position].changedAt = Date()
             entries[position].revision += 1
             entries[position].requeued = true
-            firstCandidate = min(firstCandidate, position)
             count += 1
         }
         return count
