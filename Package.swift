@@ -8,7 +8,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "embed-star", targets: ["EmbedStarRunner"]),
+        .executable(name: "embed-star-bench", targets: ["EmbedStarBench"]),
+        .library(name: "EmbedStarConfig", targets: ["EmbedStarConfig"]),
         .library(name: "EmbedStarCore", targets: ["EmbedStarCore"]),
+        .library(name: "EmbedStarApp", targets: ["EmbedStarApp"]),
         .library(name: "EmbedStarMockProvider", targets: ["EmbedStarMockProvider"]),
         .library(name: "EmbedStarMockStore", targets: ["EmbedStarMockStore"]),
         .library(name: "SurrealClient", targets: ["SurrealClient"]),
@@ -36,21 +39,44 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
+        // The configuration framework: YAML with locations, ${VAR} and .env, a decoder whose
+        // errors say file, line and key, declared keys with did-you-mean, paths, secrets.
+        .target(
+            name: "EmbedStarConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            path: "Sources/Config"
+        ),
         .target(
             name: "EmbedStarCore",
             dependencies: [
+                "EmbedStarConfig",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Yams", package: "Yams"),
             ],
             path: "Sources/Core"
+        ),
+        // The composition root (Runtime: configuration and a registry in, the protected provider,
+        // store and cache out) and repo records in and out: GitHub's starred format, synthetic repos.
+        .target(
+            name: "EmbedStarApp",
+            dependencies: ["EmbedStarCore", "EmbedStarConfig", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/App"
+        ),
+        // The one module that names every built-in backend: the executables' registry.
+        .target(
+            name: "EmbedStarBuiltInPlugins",
+            dependencies: [
+                "EmbedStarCore", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether",
+                "EmbedStarLocal", "EmbedStarSurrealStore", "EmbedStarSQLiteStore",
+            ],
+            path: "Sources/BuiltInPlugins"
         ),
         // What the HTTP providers share: error classification, rate-limit headers, and the
         // OpenAI-compatible wire format (OpenAI, Together, and any compatible server).
         .target(
             name: "EmbedStarHTTPProvider",
-            dependencies: ["EmbedStarCore", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Sources/Providers/HTTP"
         ),
         // A SurrealDB client usable on its own: CBOR with SurrealDB's tags, RPC over HTTP and
@@ -67,13 +93,13 @@ let package = Package(
         ),
         .target(
             name: "EmbedStarSurrealStore",
-            dependencies: ["EmbedStarCore", "SurrealClient"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", "SurrealClient"],
             path: "Sources/Stores/Surreal/Store"
         ),
         // One SQLite file: the embedded default (needs Debian's libsqlite3-dev to build).
         .target(
             name: "EmbedStarSQLiteStore",
-            dependencies: ["EmbedStarCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             path: "Sources/Stores/SQLite"
         ),
         // What plugin authors test with: the conformance suites every provider and store must pass.
@@ -91,42 +117,42 @@ let package = Package(
         // The plugin docs/writing-a-plugin.md builds, kept here so CI builds and tests it.
         .target(
             name: "ExampleCompatProvider",
-            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", "EmbedStarHTTPProvider"],
             path: "Examples/CompatProvider/Sources"
         ),
         .testTarget(
             name: "ExampleCompatProviderTests",
-            dependencies: ["ExampleCompatProvider", "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarTesting", "EmbedStarHTTPTesting"],
+            dependencies: ["EmbedStarConfig", "ExampleCompatProvider", "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarTesting", "EmbedStarHTTPTesting"],
             path: "Examples/CompatProvider/Tests"
         ),
         .target(
             name: "EmbedStarLocal",
-            dependencies: ["EmbedStarCore"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore"],
             path: "Sources/Providers/Local"
         ),
         .target(
             name: "EmbedStarOllama",
-            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", "EmbedStarHTTPProvider"],
             path: "Sources/Providers/Ollama"
         ),
         .target(
             name: "EmbedStarOpenAI",
-            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", "EmbedStarHTTPProvider"],
             path: "Sources/Providers/OpenAI"
         ),
         .target(
             name: "EmbedStarTogether",
-            dependencies: ["EmbedStarCore", "EmbedStarHTTPProvider"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", "EmbedStarHTTPProvider"],
             path: "Sources/Providers/Together"
         ),
         .target(
             name: "EmbedStarMockProvider",
-            dependencies: ["EmbedStarCore"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore"],
             path: "Sources/Providers/Mock"
         ),
         .target(
             name: "EmbedStarMockStore",
-            dependencies: ["EmbedStarCore"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore"],
             path: "Sources/Stores/Mock"
         ),
         // `embed-star report`: what the store holds, measured (backlog, failures, quality, a map).
@@ -139,6 +165,7 @@ let package = Package(
         .target(
             name: "EmbedStarMonitoring",
             dependencies: [
+                "EmbedStarConfig",
                 "EmbedStarCore",
                 "EmbedStarBuildInfo",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -160,16 +187,10 @@ let package = Package(
             name: "EmbedStarRunner",
             dependencies: [
                 "EmbedStarCore",
+                "EmbedStarConfig",
+                "EmbedStarApp",
                 "EmbedStarBuildInfo",
-                "EmbedStarMockProvider",
-                "EmbedStarMockStore",
-                "EmbedStarOllama",
-                "EmbedStarOpenAI",
-                "EmbedStarTogether",
-                "EmbedStarLocal",
-                "EmbedStarSurrealStore",
-                "EmbedStarSQLiteStore",
-                "SurrealClient",
+                "EmbedStarBuiltInPlugins",
                 "EmbedStarMonitoring",
                 "EmbedStarReport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -179,10 +200,21 @@ let package = Package(
             ],
             path: "Sources/Runner"
         ),
+        // What bench/ scripts time inside the process (claims, searches, CBOR): backend-specific
+        // measurements kept out of the production command line.
+        .executableTarget(
+            name: "EmbedStarBench",
+            dependencies: [
+                "EmbedStarCore", "EmbedStarConfig", "EmbedStarApp", "EmbedStarBuiltInPlugins", "EmbedStarSQLiteStore", "SurrealClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Bench"
+        ),
         .testTarget(
             name: "CoreTests",
             dependencies: [
-                "EmbedStarCore",
+                "EmbedStarConfig", "EmbedStarApp", "EmbedStarCore",
                 "EmbedStarMockProvider",
                 "EmbedStarMockStore",
                 "EmbedStarTesting",
@@ -192,24 +224,24 @@ let package = Package(
         ),
         .testTarget(
             name: "MockProviderTests",
-            dependencies: ["EmbedStarCore", "EmbedStarMockProvider", "EmbedStarTesting"],
+            dependencies: ["EmbedStarConfig", "EmbedStarCore", "EmbedStarMockProvider", "EmbedStarTesting"],
             path: "Tests/MockProviderTests"
         ),
         .testTarget(
             name: "MockStoreTests",
-            dependencies: ["EmbedStarCore", "EmbedStarMockStore", "EmbedStarTesting"],
+            dependencies: ["EmbedStarApp", "EmbedStarCore", "EmbedStarMockStore", "EmbedStarTesting"],
             path: "Tests/MockStoreTests"
         ),
         .testTarget(
             name: "SQLiteStoreTests",
-            dependencies: ["EmbedStarCore", "EmbedStarSQLiteStore", "EmbedStarTesting", "EmbedStarMockStore", "EmbedStarMockProvider", "EmbedStarLocal", .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["EmbedStarApp", "EmbedStarCore", "EmbedStarSQLiteStore", "EmbedStarTesting", "EmbedStarMockStore", "EmbedStarMockProvider", "EmbedStarLocal", .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/SQLiteStoreTests"
         ),
         // Unit tests of the HTTP providers: wire formats, errors, configuration (no server).
         .testTarget(
             name: "ProviderTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore",
+                "EmbedStarConfig", "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore",
                 "EmbedStarMockProvider", "EmbedStarHTTPTesting", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderTests"
@@ -218,7 +250,7 @@ let package = Package(
         .testTarget(
             name: "ProviderIntegrationTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore", "EmbedStarLocal", "EmbedStarTesting",
+                "EmbedStarConfig", "EmbedStarApp", "EmbedStarCore", "EmbedStarHTTPProvider", "EmbedStarOllama", "EmbedStarOpenAI", "EmbedStarTogether", "EmbedStarMockStore", "EmbedStarLocal", "EmbedStarTesting",
                 "EmbedStarMockProvider", .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ProviderIntegrationTests"
@@ -228,7 +260,7 @@ let package = Package(
         .testTarget(
             name: "SurrealTests",
             dependencies: [
-                "EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
+                "EmbedStarConfig", "EmbedStarApp", "EmbedStarCore", "SurrealClient", "EmbedStarSurrealStore", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
                 "EmbedStarReport", "EmbedStarSQLiteStore",
             ],
             path: "Tests/SurrealTests"
@@ -236,7 +268,7 @@ let package = Package(
         .testTarget(
             name: "ReportTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarReport", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarSQLiteStore", "EmbedStarLocal",
+                "EmbedStarApp", "EmbedStarCore", "EmbedStarReport", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarSQLiteStore", "EmbedStarLocal",
                 "EmbedStarTesting", .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/ReportTests"
@@ -244,7 +276,7 @@ let package = Package(
         .testTarget(
             name: "MonitoringTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarMonitoring", "EmbedStarBuildInfo", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
+                "EmbedStarApp", "EmbedStarCore", "EmbedStarMonitoring", "EmbedStarBuildInfo", "EmbedStarMockProvider", "EmbedStarMockStore", "EmbedStarTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -253,7 +285,7 @@ let package = Package(
         .testTarget(
             name: "RunnerTests",
             dependencies: [
-                "EmbedStarCore", "EmbedStarRunner", "SurrealClient", "EmbedStarTesting", "EmbedStarSQLiteStore", "EmbedStarSurrealStore",
+                "EmbedStarConfig", "EmbedStarApp", "EmbedStarCore", "EmbedStarRunner", "SurrealClient", "EmbedStarTesting", "EmbedStarSQLiteStore", "EmbedStarSurrealStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/RunnerTests"

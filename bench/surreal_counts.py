@@ -7,7 +7,7 @@ repos that already hold a 384-dimension vector of the mock model (inserted direc
 restored backup or an earlier embed-star left them), then times, on that database:
   1. `embed-star status --json` end to end (the counts and the vectors per model), SAMPLES times;
   2. the first claim, which sweeps every repo (nothing to queue) before it answers empty, and
-     then the claim and `stats` medians (`bench-claims`).
+     then the claim and `stats` medians (`embed-star-bench claims`).
 Prints one line per figure; exits 1 when a count disagrees with the stored records.
 """
 import argparse
@@ -53,9 +53,9 @@ def main():
         f.write("providers:\n  mock: {dimensions: 384}\n")
         f.write("stores:\n  surreal: {url: \"ws://%s\", namespace: bench, database: \"%s\", pool_size: 4}\n" % (address, db))
 
-    def run(*arguments):
+    def run(*arguments, program=args.bin):
         started = time.perf_counter()
-        out = subprocess.run([args.bin, *arguments, "--config", config], capture_output=True, text=True,
+        out = subprocess.run([program, *arguments, "--config", config], capture_output=True, text=True,
                              env={**os.environ, "LOG_LEVEL": "error"})
         if out.returncode != 0:
             raise SystemExit("embed-star %s failed (%d): %s" % (" ".join(arguments), out.returncode, out.stderr[-2000:]))
@@ -83,7 +83,7 @@ def main():
         times.append(ms)
         report = json.loads(out)
     print("status --json: median %.0f ms (%.0f-%.0f), %d runs" % (statistics.median(times), min(times), max(times), len(times)))
-    out, ms = run("bench-claims", "--samples", str(args.samples))
+    out, ms = run("claims", "--samples", str(args.samples), program=os.path.join(os.path.dirname(args.bin), "embed-star-bench"))
     claims = json.loads(out)
     print("first claim (sweeps %d embedded repos, queues none): %.1f s" % (args.count, claims["claim_ms_max"] / 1000))
     print("claim median %.1f ms, stats median %.0f ms (%.0f-%.0f)" % (

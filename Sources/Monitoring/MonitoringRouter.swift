@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import EmbedStarCore
 import Foundation
 import Hummingbird

@@ -1,4 +1,6 @@
+import EmbedStarApp
 import ArgumentParser
+import EmbedStarConfig
 import EmbedStarCore
 import Foundation
 import Logging

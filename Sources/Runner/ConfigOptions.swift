@@ -1,4 +1,7 @@
 import ArgumentParser
+import EmbedStarApp
+import EmbedStarBuiltInPlugins
+import EmbedStarConfig
 import EmbedStarCore
 import Foundation
 import Logging
@@ -20,19 +23,19 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "Pause between batches of one worker (pipeline.batch_delay_ms, BATCH_DELAY_MS).")
     var batchDelayMs: Int?
 
-    @Option(name: .long, help: "Database connections (the store's pool_size, POOL_SIZE).")
+    @Option(name: .long, help: "Database connections (the store's pool_size, POOL_SIZE; stores that have one).")
     var poolSize: Int?
 
     @Option(name: .long, help: "Monitoring server port (monitoring.port, MONITORING_PORT).")
     var monitoringPort: Int?
 
-    @Option(name: .long, help: "Database URL (the store's url, DB_URL).")
+    @Option(name: .long, help: "Where the database is (the store's url, DB_URL; the SQLite store's path).")
     var dbURL: String?
 
     @Option(name: .long, help: "Embedding provider plugin (provider, EMBEDDING_PROVIDER).")
     var embeddingProvider: String?
 
-    @Option(name: .long, help: "Embedding model (the provider's model, EMBEDDING_MODEL).")
+    @Option(name: .long, help: "Embedding model (the provider's model, EMBEDDING_MODEL; the local provider's model_path).")
     var embeddingModel: String?
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Set any key: --set providers.mock.dimensions=768 (repeatable).", valueName: "path=value"))
@@ -52,9 +55,9 @@ struct ConfigOptions: ParsableArguments {
         add(.path(["pipeline", "parallel_workers"]), parallelWorkers, "--parallel-workers")
         add(.path(["pipeline", "batch_delay_ms"]), batchDelayMs, "--batch-delay-ms")
         add(.path(["monitoring", "port"]), monitoringPort, "--monitoring-port")
-        add(.providerKey("model"), embeddingModel, "--embedding-model")
-        add(.storeKey("url"), dbURL, "--db-url")
-        add(.storeKey("pool_size"), poolSize, "--pool-size")
+        add(.providerFlag(.model), embeddingModel, "--embedding-model")
+        add(.storeFlag(.database), dbURL, "--db-url")
+        add(.storeFlag(.poolSize), poolSize, "--pool-size")
         for assignment in assignments {
             guard let equals = assignment.firstIndex(of: "="), equals > assignment.startIndex else {
                 throw ConfigError(location: ConfigLocation(source: "command line --set"), path: nil, message: "expected path=value, got '\(assignment)'")
@@ -66,7 +69,7 @@ struct ConfigOptions: ParsableArguments {
     }
 
     func load() throws(ConfigError) -> LoadedConfiguration {
-        try ConfigLoader.load(path: path, environmentName: environment, overrides: try overrides())
+        try ConfigLoader.load(path: path, environmentName: environment, overrides: try overrides(), registry: BuiltInPlugins.registry)
     }
 
     /// Loads the configuration, builds the selected plugins, runs `body` with them and shuts the

@@ -13,7 +13,7 @@ struct EmbedStarCommand: AsyncParsableCommand {
         version: EmbedStarVersion.current,
         subcommands: [
             RunCommand.self, BackfillCommand.self, SearchCommand.self, ImportCommand.self, StatusCommand.self, MigrateCommand.self, InspectCommand.self, RequeueCommand.self, RetryFailedCommand.self, ReportCommand.self,
-            ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self, BenchClaimsCommand.self, BenchSearchCommand.self, BenchCBORCommand.self,
+            ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self,
         ]
     )
 }

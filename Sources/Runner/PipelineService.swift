@@ -1,3 +1,4 @@
+import EmbedStarApp
 import Dispatch
 import EmbedStarCore
 import Foundation

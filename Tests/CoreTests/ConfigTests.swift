@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import EmbedStarCore
 import EmbedStarMockProvider
 import EmbedStarMockStore
@@ -28,8 +29,16 @@ private let base = """
             dimensions: 8
     """
 
-private func load(_ yaml: String = base, env: String? = nil, overrides: [ConfigOverride] = [], vars: [String: String] = [:]) throws -> LoadedConfiguration {
-    try ConfigLoader.load(yaml: yaml, source: "plugins.yaml", environmentName: env, overrides: overrides, environment: vars)
+private func load(_ yaml: String = base, env: String? = nil, overrides: [ConfigOverride] = [], registry: PluginRegistry? = nil,
+                  vars: [String: String] = [:]) throws -> LoadedConfiguration {
+    try ConfigLoader.load(yaml: yaml, source: "plugins.yaml", environmentName: env, overrides: overrides, registry: registry, environment: vars)
+}
+
+/// A store whose database key is not called `url`, declared for the `--db-url` flag.
+private struct FileStoreConfiguration: PluginConfiguration {
+    var file = "x.db"
+    enum CodingKeys: String, CodingKey, CaseIterable { case file }
+    static var flagKeys: [PluginFlag: String] { [.database: "file"] }
 }
 
 private var registry: PluginRegistry {
@@ -103,12 +112,31 @@ private func configError(_ body: () throws -> Void) -> ConfigError? {
     @Test func commandLineOverridesWinOverFileAndEnvironment() throws {
         let config = try load(env: "small", overrides: [
             ConfigOverride(.path(["pipeline", "batch_size"]), value: "9", flag: "--batch-size"),
-            ConfigOverride(.providerKey("model"), value: "flag-model", flag: "--embedding-model"),
-            ConfigOverride(.storeKey("seed_file"), value: "flag.json", flag: "--set"),
-        ], vars: ["BATCH_SIZE": "7"])
+            ConfigOverride(.providerFlag(.model), value: "flag-model", flag: "--embedding-model"),
+            ConfigOverride(.path(["stores", "mock", "seed_file"]), value: "flag.json", flag: "--set"),
+        ], registry: registry, vars: ["BATCH_SIZE": "7"])
         #expect(config.settings.pipeline.batchSize == 9)
         #expect(config.providerSection["model"]?.scalarText == "flag-model")
         #expect(config.storeSection["seed_file"]?.scalarText == "flag.json")
+    }
+
+    @Test func pluginFlagsSetTheKeyThePluginDeclares() throws {
+        var plugins = registry
+        try plugins.register(StoreFactory(name: "file", summary: "test", configuration: FileStoreConfiguration.self) { _, _ in MockStore() })
+        let yaml = base.replacingOccurrences(of: "store: mock", with: "store: file")
+        let config = try load(yaml, overrides: [ConfigOverride(.storeFlag(.database), value: "/data/stars.db", flag: "--db-url")], registry: plugins)
+        #expect(config.storeSection["file"]?.scalarText == "/data/stars.db")
+        #expect(config.storeSection["url"] == nil)
+        #expect(throws: Never.self) { try plugins.validate(config) }
+        // The mock store declares no database key and no pool: the flag names the store, not a key.
+        let error = configError {
+            _ = try load(overrides: [ConfigOverride(.storeFlag(.poolSize), value: "4", flag: "--pool-size")], registry: plugins)
+        }
+        #expect(error?.location?.description == "command line --pool-size")
+        #expect(error?.message.contains("the mock store has no setting --pool-size sets") == true)
+        // A flag's conventional key is the default: the mock provider's `model`.
+        #expect(ProviderFactory.mock.flagKeys[.model] == "model")
+        #expect(StoreFactory.mock.flagKeys[.database] == nil)
     }
 
     @Test func overrideWithBadValueNamesTheFlag() {
@@ -121,7 +149,7 @@ private func configError(_ body: () throws -> Void) -> ConfigError? {
     @Test func providerFlagChangesWhichSectionModelGoesTo() throws {
         let config = try load(overrides: [
             ConfigOverride(.path(["provider"]), value: "openai", flag: "--embedding-provider"),
-            ConfigOverride(.providerKey("model"), value: "text-embedding-3-large", flag: "--embedding-model"),
+            ConfigOverride(.providerFlag(.model), value: "text-embedding-3-large", flag: "--embedding-model"),
         ])
         #expect(config.settings.provider == "openai")
         #expect(config.providerSection["model"]?.scalarText == "text-embedding-3-large")

@@ -1,3 +1,4 @@
+import EmbedStarApp
 @testable import EmbedStarCore
 import EmbedStarMockProvider
 import EmbedStarMockStore

@@ -1,3 +1,4 @@
+import EmbedStarApp
 import EmbedStarBuildInfo
 import EmbedStarCore
 import EmbedStarMockProvider

@@ -1,3 +1,5 @@
+import EmbedStarApp
+import EmbedStarConfig
 import EmbedStarCore
 import EmbedStarHTTPProvider
 import EmbedStarOllama

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EmbedStarConfig
 import EmbedStarHTTPProvider
 import NIOHTTP1
 import EmbedStarCore

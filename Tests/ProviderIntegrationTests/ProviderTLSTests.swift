@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import EmbedStarConfig
 import EmbedStarCore
 import EmbedStarHTTPProvider
 import EmbedStarOllama

@@ -1,3 +1,4 @@
+import EmbedStarApp
 import EmbedStarCore
 import EmbedStarMockStore
 import Foundation

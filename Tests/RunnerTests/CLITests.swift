@@ -115,6 +115,22 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(!result.stdout.contains("sk-live-123") && !result.stderr.contains("sk-live-123"))
     }
 
+    @Test func storeFlagsSetTheKeysTheSelectedStoreDeclares() async throws {
+        let cli = try CLI()
+        defer { cli.cleanUp() }
+        try cli.write("plugins.yaml", "provider: mock\nstore: sqlite\nproviders:\n  mock: {dimensions: 16}\nstores:\n  sqlite: {path: a.sqlite}\n")
+        var result = try await cli.run(["config", "--db-url", "/data/stars.sqlite"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("path: /data/stars.sqlite"))
+        #expect(!result.stdout.contains("url:"))
+        result = try await cli.run(["config", "--pool-size", "4"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("command line --pool-size: the sqlite store has no setting --pool-size sets"))
+        result = try await cli.run(["config", "--embedding-provider", "local", "--embedding-model", "models/e5.bin"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("model_path: models/e5.bin"))
+    }
+
     @Test func invalidConfigurationExitsTwoWithFileLineAndKey() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }

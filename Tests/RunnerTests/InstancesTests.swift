@@ -1,3 +1,4 @@
+import EmbedStarApp
 import AsyncHTTPClient
 import EmbedStarCore
 import Foundation

@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import Foundation
 
 /// One command-line flag that sets a configuration value.
@@ -5,10 +6,10 @@ public struct ConfigOverride: Sendable {
     public enum Target: Sendable {
         /// A fixed path such as `pipeline.batch_size`.
         case path([String])
-        /// A key in the selected provider's section (`providers.<provider>.KEY`).
-        case providerKey(String)
-        /// A key in the selected store's section (`stores.<store>.KEY`).
-        case storeKey(String)
+        /// The key the selected provider declares for the flag (`providers.<provider>.KEY`).
+        case providerFlag(PluginFlag)
+        /// The key the selected store declares for the flag (`stores.<store>.KEY`).
+        case storeFlag(PluginFlag)
     }
 
     public var target: Target
@@ -41,10 +42,14 @@ public enum ConfigLoader {
     /// Reads `path`: parses it, overlays `environments.<environment>`, replaces `${VAR}` from
     /// `environment` (with an optional `.env` beside the file, where the process environment
     /// wins), applies `overrides`, and decodes the core settings.
+    /// - Parameter registry: where a flag of the selected plugin finds the key that plugin declares
+    ///   for it (``PluginConfiguration/flagKeys``); without one, or for a plugin it does not know
+    ///   (the unknown name is reported when the registry validates), the flag's conventional key.
     public static func load(
         path: String,
         environmentName: String? = nil,
         overrides: [ConfigOverride] = [],
+        registry: PluginRegistry? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigError) -> LoadedConfiguration {
         let url = URL(fileURLWithPath: path)
@@ -60,7 +65,8 @@ public enum ConfigLoader {
             variables = DotEnv.parse(envText).merging(environment) { _, process in process }
         }
         return try load(yaml: text, source: url.lastPathComponent, directory: url.deletingLastPathComponent(),
-                        environmentName: environmentName ?? environment["EMBED_STAR_ENV"], overrides: overrides, environment: variables)
+                        environmentName: environmentName ?? environment["EMBED_STAR_ENV"], overrides: overrides, registry: registry,
+                        environment: variables)
     }
 
     public static func load(
@@ -69,6 +75,7 @@ public enum ConfigLoader {
         directory: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
         environmentName: String? = nil,
         overrides: [ConfigOverride] = [],
+        registry: PluginRegistry? = nil,
         environment: [String: String] = [:]
     ) throws(ConfigError) -> LoadedConfiguration {
         var tree = try ConfigNode.parse(yaml: yaml, source: source)
@@ -96,11 +103,13 @@ public enum ConfigLoader {
         for override in overrides {
             switch override.target {
             case .path: continue
-            case .providerKey(let key):
+            case .providerFlag(let flag):
                 let provider = tree["provider"]?.scalarText ?? ""
+                let key = try pluginKey(flag, of: provider, kind: "provider", factory: registry?.providers[provider]?.flagKeys, override)
                 tree.set(["providers", provider, key], to: node(for: override))
-            case .storeKey(let key):
+            case .storeFlag(let flag):
                 let store = tree["store"]?.scalarText ?? ""
+                let key = try pluginKey(flag, of: store, kind: "store", factory: registry?.stores[store]?.flagKeys, override)
                 tree.set(["stores", store, key], to: node(for: override))
             }
         }
@@ -116,6 +125,18 @@ public enum ConfigLoader {
         try settings.pipeline.validate { key in tree["pipeline"]?[key]?.location }
         _ = try TextBuilder(template: settings.text.template)
         return LoadedConfiguration(settings: settings, tree: tree, environmentName: name, source: source, directory: directory)
+    }
+
+    /// The key `flag` sets in the selected plugin's section; a plugin that declares none for it
+    /// is an error naming the flag and the plugin.
+    private static func pluginKey(_ flag: PluginFlag, of plugin: String, kind: String, factory flagKeys: [PluginFlag: String]?,
+                                  _ override: ConfigOverride) throws(ConfigError) -> String {
+        guard let flagKeys else { return flag.conventionalKey }
+        guard let key = flagKeys[flag] else {
+            throw ConfigError(location: ConfigLocation(source: "command line \(override.flag)"), path: nil,
+                              message: "the \(plugin) \(kind) has no setting \(override.flag) sets; set its keys in the configuration file or with --set")
+        }
+        return key
     }
 
     private static func node(for override: ConfigOverride) -> ConfigNode {

@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import Foundation
 
 /// The whole file: which plugins, the pipeline, and each plugin's raw section.

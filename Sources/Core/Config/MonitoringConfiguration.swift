@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import Foundation
 
 /// The monitoring server (`monitoring:`).

@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import Foundation
 
 /// The pipeline's own settings (`pipeline:` in `plugins.yaml`).

@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import Foundation
 import Logging
 
@@ -27,26 +28,6 @@ public struct PluginContext: Sendable {
     }
 }
 
-/// The configuration type of a plugin: decoded from the plugin's section, every key optional
-/// with a default unless the plugin cannot work without it (``Swift/KeyedDecodingContainer/fill(_:_:)``
-/// keeps the default of a key that is absent).
-///
-/// The keys a section may hold are declared, not inferred: its `CodingKeys` (listed with
-/// `CaseIterable`), plus ``extraKeys`` read through a shared part (TLS). A key the section holds
-/// that is not declared is an error with a did-you-mean, whatever the values are.
-public protocol PluginConfiguration: Decodable, Sendable {
-    associatedtype CodingKeys: CodingKey, CaseIterable
-    /// Keys read by a part decoded from the same section (``ProviderTLS`` in the HTTP providers).
-    static var extraKeys: [String] { get }
-}
-
-extension PluginConfiguration {
-    public static var extraKeys: [String] { [] }
-
-    /// Every key the section may hold.
-    public static var declaredKeys: [String] { CodingKeys.allCases.map(\.stringValue) + extraKeys }
-}
-
 /// Builds a plugin from its own configuration section; registered by name.
 ///
 /// `Configuration` is the plugin's section type: its keys are read off the type (for `plugins
@@ -61,6 +42,8 @@ public struct PluginFactory<Plugin: Sendable>: Sendable {
     let build: @Sendable (ConfigNode, String, PluginContext) async throws -> Plugin
     /// The keys of its configuration section, read off its configuration type.
     public let keys: @Sendable () -> [ConfigKeyInfo]
+    /// The key each command-line flag sets in its section (``PluginConfiguration/flagKeys``).
+    public let flagKeys: [PluginFlag: String]
 
     public init<Configuration: PluginConfiguration>(
         name: String,
@@ -74,6 +57,7 @@ public struct PluginFactory<Plugin: Sendable>: Sendable {
         self.metrics = metrics
         validate = { node, path, selected, directory in try validateSection(Configuration.self, node, path, selected, directory: directory) }
         keys = { ConfigSchema.describe(Configuration.self) }
+        flagKeys = Configuration.flagKeys
         build = { node, path, context in
             let decoder = ConfigDecoder(directory: context.directory)
             try decoder.checkKeys(Configuration.self, in: node, path: path)

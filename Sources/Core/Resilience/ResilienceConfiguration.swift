@@ -1,3 +1,5 @@
+import EmbedStarConfig
+
 /// `resilience:` in plugins.yaml: how the provider is protected and its answers checked.
 public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
     public struct RateLimit: Decodable, Sendable, Hashable {

@@ -33,9 +33,9 @@ public enum LogLevelSpec {
     }
 
     /// The level the environment asks for: `LOG_LEVEL`, else `RUST_LOG`, else `info`.
-    public static func fromEnvironment(_ environment: [String: String]) -> Logger.Level {
+    public static func fromEnvironment(_ environment: [String: String], default fallback: Logger.Level = .info) -> Logger.Level {
         if let text = environment["LOG_LEVEL"], let level = parse(text) { return level }
         if let text = environment["RUST_LOG"], let level = parse(text) { return level }
-        return .info
+        return fallback
     }
 }

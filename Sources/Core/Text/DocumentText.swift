@@ -1,3 +1,5 @@
+import EmbedStarConfig
+
 /// What is embedded for a repo, and the hash stored with its vector: the template's text, cut to
 /// the model's token budget, after the model's document prefix. The pipeline sends it; `report`
 /// computes it again to find vectors whose repo has changed since.

@@ -1,3 +1,5 @@
+import EmbedStarConfig
+
 /// Builds the text embedded for a repo from a template, and cuts it to the model's token budget.
 ///
 /// A template is plain text with `{field}` placeholders: `full_name`, `name`, `owner`,

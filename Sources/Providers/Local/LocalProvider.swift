@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import EmbedStarCore
 import Foundation
 
@@ -19,6 +20,9 @@ public final class LocalProvider: EmbeddingProvider {
         public enum CodingKeys: String, CodingKey, CaseIterable {
             case library, modelPath = "model_path", maxBatchSize = "max_batch_size", maxInputTokens = "max_input_tokens", threads
         }
+
+        /// `--embedding-model` names the model file.
+        public static var flagKeys: [PluginFlag: String] { [.model: CodingKeys.modelPath.rawValue] }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -1,4 +1,6 @@
 import ArgumentParser
+import EmbedStarConfig
+import EmbedStarBuiltInPlugins
 import EmbedStarCore
 import Foundation
 

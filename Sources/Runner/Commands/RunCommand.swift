@@ -1,4 +1,6 @@
+import EmbedStarApp
 import ArgumentParser
+import EmbedStarBuiltInPlugins
 import EmbedStarCore
 import EmbedStarMonitoring
 import Foundation

@@ -1,6 +1,6 @@
 import ArgumentParser
 import EmbedStarCore
-import EmbedStarMockStore
+import EmbedStarApp
 import Foundation
 
 struct SeedCommand: AsyncParsableCommand {

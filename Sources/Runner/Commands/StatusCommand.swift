@@ -1,3 +1,4 @@
+import EmbedStarApp
 import ArgumentParser
 import EmbedStarCore
 import Foundation

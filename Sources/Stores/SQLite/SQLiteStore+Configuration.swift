@@ -1,3 +1,4 @@
+import EmbedStarConfig
 import EmbedStarCore
 import Foundation
 
@@ -16,6 +17,9 @@ extension SQLiteStore {
         public enum CodingKeys: String, CodingKey, CaseIterable {
             case path, busyTimeoutSeconds = "busy_timeout_seconds"
         }
+
+        /// `--db-url` names the file (one connection for writes: no `--pool-size`).
+        public static var flagKeys: [PluginFlag: String] { [.database: CodingKeys.path.rawValue] }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -8,10 +8,11 @@ import EmbedStarSQLiteStore
 import EmbedStarSurrealStore
 import EmbedStarTogether
 
-/// Every plugin built into the executable. A new backend is its module, its `import` and one
-/// `register` line here, and its target among the Runner's dependencies in Package.swift.
-enum BuiltInPlugins {
-    static let registry: PluginRegistry = {
+/// Every plugin built into the executables (`embed-star`, `embed-star-bench`): the one place
+/// that names the backends. A new backend is its module, its `import` and one `register` line
+/// here, and its target among this module's dependencies in Package.swift.
+public enum BuiltInPlugins {
+    public static let registry: PluginRegistry = {
         var registry = PluginRegistry()
         do {
             try registry.register(ProviderFactory.mock)

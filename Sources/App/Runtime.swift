@@ -1,9 +1,11 @@
+import EmbedStarConfig
+import EmbedStarCore
 import Foundation
 import Logging
 
-/// The plugins a configuration selects, built from a registry: what every command starts from.
-/// Lives in Core (not the Runner) so tests can wire a registry of their own exactly as the
-/// executable does.
+/// The plugins a configuration selects, built from a registry: the composition root every
+/// command starts from. A library of its own (not Core, which knows only the contracts, and not
+/// an executable) so tests and `embed-star-bench` wire a registry exactly as `embed-star` does.
 public struct Runtime: Sendable {
     public let configuration: LoadedConfiguration
     /// The configured provider behind the breaker, limiter, retries and vector checks of

@@ -5,9 +5,8 @@ import SurrealClient
 /// How fast vectors go to and from CBOR (for bench/ scripts).
 struct BenchCBORCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-cbor",
-        abstract: "Measure CBOR encoding and decoding of vectors.",
-        shouldDisplay: false
+        commandName: "cbor",
+        abstract: "Measure CBOR encoding and decoding of vectors."
     )
 
     @Option(name: .long, help: "Vectors per measurement.")

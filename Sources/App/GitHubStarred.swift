@@ -1,3 +1,4 @@
+import EmbedStarCore
 import Foundation
 
 /// Reads what GitHub's API returns for starred repositories (`gh api --paginate user/starred`):

@@ -143,7 +143,7 @@ extension ConfigNode {
     }
 
     /// A plain empty scalar, `~` or `null` is YAML's null; quoted text is always a string.
-    static func scalarValue(_ text: String, quoted: Bool) -> Value {
+    public static func scalarValue(_ text: String, quoted: Bool) -> Value {
         if !quoted, ["", "~", "null", "Null", "NULL"].contains(text) { return .null }
         return .scalar(text, quoted: quoted)
     }

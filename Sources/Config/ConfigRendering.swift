@@ -8,22 +8,10 @@ public enum ConfigRendering {
         return secretWords.contains { lowered.contains($0) } && lowered != "max_input_tokens" && !lowered.hasSuffix("_tokens")
     }
 
-    /// The selected plugins' sections and the core settings, as YAML.
-    public static func render(_ configuration: LoadedConfiguration) -> String {
-        var tree = configuration.tree
-        let settings = configuration.settings
-        var providers = ConfigNode.emptyMapping
-        providers.set([settings.provider], to: configuration.providerSection)
-        var stores = ConfigNode.emptyMapping
-        stores.set([settings.store], to: configuration.storeSection)
-        tree.set(["providers"], to: providers)
-        tree.set(["stores"], to: stores)
-        if var entries = tree.entries {
-            entries.removeAll { $0.key == "environments" }
-            tree = ConfigNode(.mapping(entries))
-        }
+    /// `tree` as YAML with secrets redacted, after an optional `# comment` line.
+    public static func render(_ tree: ConfigNode, comment: String? = nil) -> String {
         var lines: [String] = []
-        if let name = configuration.environmentName { lines.append("# environment: \(name)") }
+        if let comment { lines.append("# \(comment)") }
         emit(tree, indent: 0, secret: false, into: &lines)
         return lines.joined(separator: "\n") + "\n"
     }
