@@ -24,18 +24,18 @@ struct BenchClaimsCommand: AsyncParsableCommand {
             try await store.prepare()
             let model = try await runtime.modelIdentity()
             let owner = "bench-\(UUID().uuidString.prefix(8))"
-            _ = try await store.stats(model: model)  // the one-time queue check is not a claim's cost
+            _ = try await store.stats(modelIdentity: model)  // the one-time queue check is not a claim's cost
             var claims: [Double] = []
             var stats: [Double] = []
             var claimed = 0
             for _ in 0..<samples {
                 var started = ContinuousClock.now
-                let batch = try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: model))
+                let batch = try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), modelIdentity: model))
                 claims.append((ContinuousClock.now - started).seconds * 1000)
                 claimed = batch.count
                 try await store.release(batch.map(\.repo.id), owner: owner)
                 started = ContinuousClock.now
-                _ = try await store.stats(model: model)
+                _ = try await store.stats(modelIdentity: model)
                 stats.append((ContinuousClock.now - started).seconds * 1000)
             }
             func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }

@@ -74,7 +74,7 @@ struct BenchSearchCommand: AsyncParsableCommand {
                 result["language_ms_min"] = filtered.min
                 result["language_ms_max"] = filtered.max
             }
-            result["stored"] = Double(try await store.stats(model: try await runtime.modelIdentity()).embedded)
+            result["stored"] = Double(try await store.stats(modelIdentity: try await runtime.modelIdentity()).embedded)
             return result
         }
         try printFigures(result)

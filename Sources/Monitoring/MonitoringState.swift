@@ -109,7 +109,7 @@ public final class MonitoringState: Sendable {
         var published = false
         do {
             if let model = try await countingModel() {
-                let stats = try await components.store.stats(model: model)
+                let stats = try await components.store.stats(modelIdentity: model)
                 cached.withLock { $0.stats = stats }
                 Gauge(label: MetricNames.reposPending).record(stats.pending)
                 Gauge(label: MetricNames.reposFailed).record(stats.failed)
@@ -134,7 +134,7 @@ public final class MonitoringState: Sendable {
         if let model { return model }
         let schema = try await components.store.openForReading()
         guard schema.version >= schema.required else { return nil }
-        return schema.servedModel ?? ""
+        return schema.servedModelIdentity ?? ""
     }
 
     /// The age gauge, from the store's oldest queue time read at most every ``oldestReadEvery``
@@ -149,7 +149,7 @@ public final class MonitoringState: Sendable {
         } else if readAt.map({ now - $0 >= Self.oldestReadEvery * max(1, pending / 100_000) }) ?? true {
             // A large backlog is read less often (the store may sort its whole queue): once a
             // minute per 100,000 pending repos.
-            current = try await components.store.oldestPendingSince(model: model)
+            current = try await components.store.oldestPendingSince(modelIdentity: model)
             oldest.withLock { $0 = (current, now) }
         }
         Gauge(label: MetricNames.oldestPendingAge).record(current.map { max(0, Date().timeIntervalSince($0)) } ?? 0)

@@ -81,14 +81,14 @@ public struct ReportBuilder: Sendable {
         let modelInfo = try await provider.prepare()
         let document = try DocumentText(providerName: sources.providerName, model: modelInfo, text: sources.text)
         let model = document.modelIdentity
-        let stats = try await store.stats(model: model)
+        let stats = try await store.stats(modelIdentity: model)
         let coverage = try await store.coverage()
         let other = coverage.filter { $0.key != model }.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key
 
         // Pass 1.
         var pass1 = PassOne(document: document, model: model, expectedDimensions: modelInfo.dimensions, otherModel: other, options: options,
                             tokenCount: provider.tokenCount)
-        try await store.forEachPage(model: model, pageSize: options.pageSize) { page in pass1.add(page) }
+        try await store.forEachPage(modelIdentity: model, pageSize: options.pageSize) { page in pass1.add(page) }
         let dimensions = pass1.currentDimensions
         var notes: [String] = []
         let scanned = ContinuousClock.now - started
@@ -128,7 +128,7 @@ public struct ReportBuilder: Sendable {
         var pass2 = PassTwo(model: model, dimensions: dimensions, centroid: pass1.centroid, queries: queryVectors, targets: queryTargets,
                             outliers: options.listed)
         if dimensions != nil {
-            try await store.forEachPage(model: model, pageSize: options.pageSize) { page in pass2.add(page) }
+            try await store.forEachPage(modelIdentity: model, pageSize: options.pageSize) { page in pass2.add(page) }
         }
 
         logger.info("report: second pass done", metadata: ["seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))"])

@@ -123,12 +123,12 @@ extension Runtime {
         switch asked {
         case .success(let document)?:
             let identity = document.modelIdentity
-            let other = schema.servedModel.flatMap { $0 == identity ? nil : "configured; the store last served \($0)" }
+            let other = schema.servedModelIdentity.flatMap { $0 == identity ? nil : "configured; the store last served \($0)" }
             return (StatusModel(identity: identity, source: "configuration", note: other), document)
         case .failure(let error)?: problem = "the provider did not answer: \(error)"
         case nil: problem = "the provider did not answer within 5 s"
         }
-        if let served = schema.servedModel {
+        if let served = schema.servedModelIdentity {
             return (StatusModel(identity: served, source: "store", note: "the model the store last served; \(problem)"), nil)
         }
         return (StatusModel(source: "none", note: problem), nil)

@@ -11,7 +11,7 @@ extension ForwardingStore {
     public func prepare() async throws { try await inner.prepare() }
     public func openForReading() async throws -> StoreSchema { try await inner.openForReading() }
     public func requeue(_ ids: [RepoID]) async throws -> Int { try await inner.requeue(ids) }
-    public func find(_ reference: String, model: String) async throws -> [StoredRepo] { try await inner.find(reference, model: model) }
+    public func find(_ reference: String, modelIdentity model: String) async throws -> [StoredRepo] { try await inner.find(reference, modelIdentity: model) }
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] { try await inner.claimPending(request) }
     public func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
     public func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
@@ -24,16 +24,16 @@ extension ForwardingStore {
     public func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
     public func resetFailed() async throws -> Int { try await inner.resetFailed() }
     public func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
-    public func stats(model: String) async throws -> StoreStats { try await inner.stats(model: model) }
-    public func oldestPendingSince(model: String) async throws -> Date? { try await inner.oldestPendingSince(model: model) }
+    public func stats(modelIdentity model: String) async throws -> StoreStats { try await inner.stats(modelIdentity: model) }
+    public func oldestPendingSince(modelIdentity model: String) async throws -> Date? { try await inner.oldestPendingSince(modelIdentity: model) }
     public func coverage() async throws -> [String: Int] { try await inner.coverage() }
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         try await inner.nearest(to: vector, limit: limit, filter: filter)
     }
-    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
-        try await inner.scan(model: model, after: after, limit: limit)
+    public func scan(modelIdentity model: String, after: String?, limit: Int) async throws -> ScanPage {
+        try await inner.scan(modelIdentity: model, after: after, limit: limit)
     }
     public func health() async -> ComponentHealth { await inner.health() }
-    public func maintain(owner: String, model: String) async throws { try await inner.maintain(owner: owner, model: model) }
+    public func maintain(owner: String, modelIdentity model: String) async throws { try await inner.maintain(owner: owner, modelIdentity: model) }
     public func shutdown() async { await inner.shutdown() }
 }

@@ -12,16 +12,16 @@ extension StoreConformance {
             async let b: Void = other.prepare()
             _ = try await (a, b)
         }
-        #expect(try await store.stats(model: model).total == repos.count, "\(check): a repeated prepare lost or duplicated repos")
+        #expect(try await store.stats(modelIdentity: model).total == repos.count, "\(check): a repeated prepare lost or duplicated repos")
     }
 
     func everyRepoStartsPending(_ store: any RepoStore, _ check: StoreCheck) async throws {
         let repos = try await loaded(store)
-        #expect(try await store.stats(model: model) == StoreStats(total: repos.count, embedded: 0, pending: repos.count, failed: 0, leased: 0))
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: repos.count, embedded: 0, pending: repos.count, failed: 0, leased: 0))
         let claimed = try await claim(store, "a")
         #expect(Set(claimed.map(\.repo.id)) == Set(repos.map(\.id)), "\(check): a claim must hand out every pending repo")
         #expect(claimed.allSatisfy { $0.attempts == 0 && $0.embeddedHash == nil })
-        #expect(try await store.stats(model: model).leased == repos.count)
+        #expect(try await store.stats(modelIdentity: model).leased == repos.count)
     }
 
     func twoClaimersNeverGetTheSameRepo(_ store: any RepoStore, _ check: StoreCheck) async throws {
@@ -101,17 +101,17 @@ extension StoreConformance {
         let repos = try await loaded(store, 4)
         let first = try await claim(store, "a", limit: 2)
         _ = try await store.write(first.map { embedded($0) }, owner: "a")
-        let before = try await store.stats(model: model)
-        try await store.maintain(owner: "a", model: model)
-        #expect(try await store.stats(model: model) == before, "\(check): maintenance changed the counts")
+        let before = try await store.stats(modelIdentity: model)
+        try await store.maintain(owner: "a", modelIdentity: model)
+        #expect(try await store.stats(modelIdentity: model) == before, "\(check): maintenance changed the counts")
         let rest = try await claim(store, "b", limit: 10)
         #expect(Set(rest.map(\.repo.id)) == Set(repos.map(\.id)).subtracting(first.map(\.repo.id)),
                 "\(check): the repos pending before maintenance are claimable after it")
         _ = try await store.write(rest.map { embedded($0) }, owner: "b")
-        try await store.maintain(owner: "b", model: model)
-        #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 4, pending: 0, failed: 0, leased: 0))
+        try await store.maintain(owner: "b", modelIdentity: model)
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 4, embedded: 4, pending: 0, failed: 0, leased: 0))
         #expect(try await claim(store, "b").isEmpty)
-        let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 10, filter: SearchFilter(model: model))
+        let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 10, filter: SearchFilter(modelIdentity: model))
         #expect(hits.count == 4, "\(check): every vector is found after maintenance: \(hits.count)")
     }
 }

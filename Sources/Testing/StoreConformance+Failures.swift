@@ -16,7 +16,7 @@ extension StoreConformance {
         #expect(claimed.first?.attempts == 1)
         outcomes = try await store.recordFailures([failure(claimed[0])], owner: "a", maxAttempts: 2)
         #expect(outcomes[retried] == .failed(attempts: 2), "\(check): max_attempts reached must mark the repo failed")
-        #expect(try await store.stats(model: model) == StoreStats(total: 2, embedded: 0, pending: 0, failed: 2, leased: 0))
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 2, embedded: 0, pending: 0, failed: 2, leased: 0))
         #expect(try await claim(store, "a").isEmpty, "\(check): a failed repo must leave the queue")
         let stranger = try await store.recordFailures([failure(claimed[0])], owner: "b", maxAttempts: 2)
         #expect(stranger.isEmpty, "\(check): a failure from an owner without the lease must be ignored")
@@ -30,18 +30,18 @@ extension StoreConformance {
         let claimed = try await claim(store, "a")
         _ = try await store.recordFailures([failure(claimed[0], retryAfter: .seconds(60))], owner: "a", maxAttempts: 5)
         #expect(try await claim(store, "a").isEmpty, "\(check): a repo waiting out retry_after was handed out")
-        #expect(try await store.stats(model: model).pending == 1)
+        #expect(try await store.stats(modelIdentity: model).pending == 1)
     }
 
     func changedFailedRepoIsPendingAgain(_ store: any RepoStore, _ check: StoreCheck) async throws {
         let repos = try await loaded(store, 1)
         let claimed = try await claim(store, "a")
         _ = try await store.recordFailures([failure(claimed[0], permanent: true)], owner: "a", maxAttempts: 5)
-        #expect(try await store.stats(model: model).failed == 1)
+        #expect(try await store.stats(modelIdentity: model).failed == 1)
         var changed = repos[0]
         changed.description = "a new text deserves a new try"
         try await store.upsert([changed])
-        #expect(try await store.stats(model: model) == StoreStats(total: 1, embedded: 0, pending: 1, failed: 0, leased: 0),
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 1, embedded: 0, pending: 1, failed: 0, leased: 0),
                 "\(check): a failed repo whose text changed is pending again")
         let again = try await claim(store, "a")
         #expect(again.count == 1 && again.first?.attempts == 0, "\(check): with its attempts cleared")
@@ -57,7 +57,7 @@ extension StoreConformance {
         try await store.upsert([changed])
         let outcomes = try await store.recordFailures([failure(claimed[0], permanent: true)], owner: "a", maxAttempts: 5)
         #expect(outcomes[claimed[0].repo.id] == nil, "\(check): a failure of an older text must not count")
-        #expect(try await store.stats(model: model) == StoreStats(total: 1, embedded: 0, pending: 1, failed: 0, leased: 0),
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 1, embedded: 0, pending: 1, failed: 0, leased: 0),
                 "\(check): the repo whose text changed is pending, not failed, and not leased")
         let again = try await claim(store, "b")
         #expect(again.count == 1 && again.first?.attempts == 0 && again.first?.repo.description == changed.description,

@@ -9,7 +9,7 @@ extension StoreConformance {
         let claimed = try await claim(store, "a")
         _ = try await store.write([embedded(claimed[0])], owner: "a")
         #expect(try await claim(store, "a").isEmpty)
-        #expect(try await store.stats(model: "conformance/other@4").pending == 1)
+        #expect(try await store.stats(modelIdentity: "conformance/other@4").pending == 1)
         let other = try await claim(store, "a", model: "conformance/other@4")
         #expect(other.count == 1, "\(check): a vector from another model must make the repo pending")
         #expect(other.first?.embeddedHash == nil, "\(check): another model's hash must not be offered")
@@ -24,14 +24,14 @@ extension StoreConformance {
         try await store.upsert([changed])
         // Another model now: five repos are stale, one is changed.
         let other = "conformance/other@4"
-        let paced = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), model: other, staleLimit: 2))
+        let paced = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), modelIdentity: other, staleLimit: 2))
         #expect(paced.count == 3, "\(check): the changed repo plus two stale ones, got \(paced.count)")
         #expect(paced.first?.repo.id == changed.id && paced.first?.stale == false, "\(check): a changed repo comes first and is not stale")
         let staleMarked = paced.dropFirst().allSatisfy { $0.stale }
         #expect(staleMarked, "\(check): repos only another model embedded are marked stale")
-        let none = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), model: other, staleLimit: 0))
+        let none = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), modelIdentity: other, staleLimit: 0))
         #expect(none.isEmpty, "\(check): a stale limit of 0 holds every stale repo back")
-        let rest = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), model: other))
+        let rest = try await store.claimPending(ClaimRequest(owner: "b", limit: 10, leaseDuration: .seconds(60), modelIdentity: other))
         let restStale = rest.allSatisfy { $0.stale }
         #expect(rest.count == 3 && restStale, "\(check): no limit hands out the other three")
     }
@@ -44,7 +44,7 @@ extension StoreConformance {
         // the other suites has taken over 5 s); the last claim asks with a short one instead.
         let live: Duration = .seconds(120), short: Duration = .seconds(1)
         func claimAs(_ owner: String, _ model: String, limit: Int = 2, liveness: Duration = live) async throws -> [ClaimedRepo] {
-            try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: model, liveness: liveness))
+            try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), modelIdentity: model, liveness: liveness))
         }
         let first = try await claimAs("old", model)
         #expect(first.count == 2, "\(check): the only running owner is served")
@@ -70,7 +70,7 @@ extension StoreConformance {
         let other = "conformance/other@4"
         let rest = try await claim(store, "b", model: other).filter { !$0.stale }
         _ = try await store.write(rest.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: other, change: .embedded(vector: [0, 1, 0, 0], contentHash: "o", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: other, change: .embedded(vector: [0, 1, 0, 0], contentHash: "o", generatedAt: Date()))
         }, owner: "b")
         #expect(try await store.coverage() == [model: 3, other: 2], "\(check): vectors per model")
     }
@@ -82,7 +82,7 @@ extension StoreConformance {
         // The other model's vectors all point at the query; the asked model's point elsewhere.
         let first = try await claim(store, "b", limit: 10, model: other)
         _ = try await store.write(first.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: other, change: .embedded(vector: [1, 0, 0, 0], contentHash: "o", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: other, change: .embedded(vector: [1, 0, 0, 0], contentHash: "o", generatedAt: Date()))
         }, owner: "b")
         // The asked model's instance starts after (the newest is served): the two new repos
         // come first; the other model's ten (stale for it) are left as they are.
@@ -90,7 +90,7 @@ extension StoreConformance {
         let claimed = leased.filter { !$0.stale }
         try await store.release(leased.filter(\.stale).map(\.repo.id), owner: "a")
         _ = try await store.write(zip(claimed, [[0.6, 0.8, 0, 0], [0, 1, 0, 0]] as [[Float]]).map { embedded($0, $1) }, owner: "a")
-        let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 2, filter: SearchFilter(model: model))
+        let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 2, filter: SearchFilter(modelIdentity: model))
         #expect(hits.map(\.repo.id) == claimed.suffix(2).map(\.repo.id), "\(check): only the asked model's vectors, closest first")
         let any = try await store.nearest(to: [1, 0, 0, 0], limit: 3, filter: SearchFilter())
         #expect(any.count == 3 && any.allSatisfy { $0.score > 0.99 }, "\(check): without a model, every vector counts")

@@ -14,10 +14,10 @@ extension StoreConformance {
         let (done, failing, leased) = (byID[repos[0].id]!, byID[repos[1].id]!, byID[repos[2].id]!)
         _ = try await store.write([embedded(done), embedded(byID[repos[3].id]!)], owner: "a")
         _ = try await store.recordFailures([failure(failing, permanent: true)], owner: "a", maxAttempts: 5)
-        #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 2, pending: 1, failed: 1, leased: 1))
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 4, embedded: 2, pending: 1, failed: 1, leased: 1))
         let queued = try await store.requeue([done.repo.id, failing.repo.id, leased.repo.id, RepoID("repo:conf-nowhere")])
         #expect(queued == 3, "\(check): three named repos exist, one name is unknown")
-        #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 1, pending: 3, failed: 0, leased: 0),
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 4, embedded: 1, pending: 3, failed: 0, leased: 0),
                 "\(check): the named repos are pending and unleased; the unnamed one stays embedded")
         let again = try await claim(store, "b", limit: 10)
         #expect(Set(again.map(\.repo.id)) == [done.repo.id, failing.repo.id, leased.repo.id])
@@ -25,7 +25,7 @@ extension StoreConformance {
                 "\(check): a requeued repo is handed out with no hash to vouch for it, no attempts, marked requeued")
         #expect(try await store.write([embedded(leased)], owner: "a")[leased.repo.id] != .applied,
                 "\(check): the lease a requeue ended does not write")
-        #expect(try await store.nearest(to: [1, 0, 0, 0], limit: 10, filter: SearchFilter(model: model)).contains { $0.repo.id == done.repo.id },
+        #expect(try await store.nearest(to: [1, 0, 0, 0], limit: 10, filter: SearchFilter(modelIdentity: model)).contains { $0.repo.id == done.repo.id },
                 "\(check): the vector of a requeued repo stays searchable until the new one is written")
         // One owner (the workers of one instance share it) claims a repo, it is requeued and
         // claimed again by the same owner: the first claim's write is refused, the second's lands.
@@ -54,22 +54,22 @@ extension StoreConformance {
 
     func findNamesARepoByIdOrFullName(_ store: any RepoStore, _ check: StoreCheck) async throws {
         let repos = try await loaded(store, 3)
-        let byID = try await store.find(repos[0].id.rawValue, model: model)
+        let byID = try await store.find(repos[0].id.rawValue, modelIdentity: model)
         #expect(byID.map(\.repo.id) == [repos[0].id] && byID.first?.state == .pending && byID.first?.leaseOwner == nil)
-        let byName = try await store.find(repos[1].fullName.uppercased(), model: model)
+        let byName = try await store.find(repos[1].fullName.uppercased(), modelIdentity: model)
         #expect(byName.map(\.repo.id) == [repos[1].id], "\(check): owner/name is matched ignoring case")
-        #expect(try await store.find("nobody/nothing", model: model).isEmpty)
-        #expect(try await store.find("repo:conf-nowhere", model: model).isEmpty)
+        #expect(try await store.find("nobody/nothing", modelIdentity: model).isEmpty)
+        #expect(try await store.find("repo:conf-nowhere", modelIdentity: model).isEmpty)
         let claimed = try await claim(store, "a", limit: 3)
-        let leased = try await store.find(repos[2].id.rawValue, model: model).first
+        let leased = try await store.find(repos[2].id.rawValue, modelIdentity: model).first
         #expect(leased?.leaseOwner == "a" && (leased?.leaseExpires ?? .distantPast) > Date(), "\(check): the lease holder and its expiry")
         let byClaim = Dictionary(uniqueKeysWithValues: claimed.map { ($0.repo.id, $0) })
         _ = try await store.write([embedded(byClaim[repos[0].id]!, [0, 1, 0, 0], hash: "hash-0")], owner: "a")
         _ = try await store.recordFailures([failure(byClaim[repos[1].id]!)], owner: "a", maxAttempts: 5)
-        let written = try await store.find(repos[0].id.rawValue, model: model).first
+        let written = try await store.find(repos[0].id.rawValue, modelIdentity: model).first
         #expect(written?.state == .embedded && written?.embedding == [0, 1, 0, 0] && written?.embeddingHash == "hash-0"
                 && written?.embeddingModel == model && written?.leaseOwner == nil, "\(check): an embedded repo with its vector, hash and model")
-        let failed = try await store.find(repos[1].id.rawValue, model: model).first
+        let failed = try await store.find(repos[1].id.rawValue, modelIdentity: model).first
         #expect(failed?.state == .pending && failed?.attempts == 1 && failed?.lastError == "provider said no: ✗" && failed?.leaseOwner == nil,
                 "\(check): a repo retrying with its attempts and last error")
     }
@@ -77,27 +77,27 @@ extension StoreConformance {
     func oldestPendingIsWhenTheLongestWaitingRepoWasQueued(_ store: any RepoStore, _ check: StoreCheck) async throws {
         let loadedAt = Date()
         let repos = try await loaded(store, 3)
-        let first = try await store.oldestPendingSince(model: model)
+        let first = try await store.oldestPendingSince(modelIdentity: model)
         #expect(first.map { abs($0.timeIntervalSince(loadedAt)) < 5 } == true, "\(check): the repos were queued when loaded: \(String(describing: first))")
         let claimed = try await claim(store, "a")
         _ = try await store.write(claimed.map { embedded($0) }, owner: "a")
-        #expect(try await store.oldestPendingSince(model: model) == nil, "\(check): nothing is pending")
+        #expect(try await store.oldestPendingSince(modelIdentity: model) == nil, "\(check): nothing is pending")
         try await Task.sleep(for: .milliseconds(1_100))
         let changedAt = Date()
         var changed = repos[1]
         changed.description = "changed after everything was embedded"
         try await store.upsert([changed])
-        let second = try await store.oldestPendingSince(model: model)
+        let second = try await store.oldestPendingSince(modelIdentity: model)
         #expect(second.map { $0.timeIntervalSince(changedAt) > -0.5 && $0.timeIntervalSince(changedAt) < 5 } == true,
                 "\(check): the changed repo is pending since it changed, not since it was loaded: \(String(describing: second))")
         let again = try await claim(store, "a")
         _ = try await store.recordFailures(again.map { failure($0, permanent: true) }, owner: "a", maxAttempts: 5)
-        #expect(try await store.oldestPendingSince(model: model) == nil, "\(check): a failed repo is not pending")
+        #expect(try await store.oldestPendingSince(modelIdentity: model) == nil, "\(check): a failed repo is not pending")
         // Put back by retry-failed: pending since then, not since it changed.
         try await Task.sleep(for: .milliseconds(1_100))
         let resetAt = Date()
         #expect(try await store.resetFailed() == 1)
-        let reset = try await store.oldestPendingSince(model: model)
+        let reset = try await store.oldestPendingSince(modelIdentity: model)
         #expect(reset.map { $0.timeIntervalSince(resetAt) > -0.5 } == true, "\(check): pending since it was retried: \(String(describing: reset))")
         // Another model served: the repos embedded by the first wait since the second started,
         // not since they changed.
@@ -109,7 +109,7 @@ extension StoreConformance {
         var stale: Date?
         for _ in 0..<5 where stale == nil {
             _ = try await claim(store, "z", limit: 1, model: other)
-            stale = try await store.oldestPendingSince(model: other)
+            stale = try await store.oldestPendingSince(modelIdentity: other)
         }
         #expect(stale.map { $0.timeIntervalSince(switchedAt) > -0.5 } == true,
                 "\(check): repos another model embedded wait since this model was served: \(String(describing: stale))")
@@ -122,8 +122,8 @@ extension StoreConformance {
         _ = try await claim(store, "a", model: model)
         try await withSecond(store) { other in
             let schema = try await other.openForReading()
-            #expect(schema.servedModel == model, "\(check): the model the store serves is read back")
-            #expect(try await other.stats(model: model).total == repos.count)
+            #expect(schema.servedModelIdentity == model, "\(check): the model the store serves is read back")
+            #expect(try await other.stats(modelIdentity: model).total == repos.count)
         }
     }
 }

@@ -9,7 +9,7 @@ extension StoreConformance {
         let claimed = try await claim(store, "a", limit: 4)
         _ = try await store.write([embedded(claimed[0]), embedded(claimed[1])], owner: "a")
         _ = try await store.recordFailures([failure(claimed[2], permanent: true)], owner: "a", maxAttempts: 5)
-        #expect(try await store.stats(model: model) == StoreStats(total: 6, embedded: 2, pending: 3, failed: 1, leased: 1))
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 6, embedded: 2, pending: 3, failed: 1, leased: 1))
     }
 
     func nearestOrdersByCosineAndFilters(_ store: any RepoStore, _ check: StoreCheck) async throws {
@@ -42,7 +42,7 @@ extension StoreConformance {
         _ = try await store.recordFailures([failure(claimed[3])], owner: "a", maxAttempts: 5)
         var seen: [RepoID: StoredRepo] = [:]
         var pages = 0
-        try await store.forEachPage(model: model, pageSize: 3) { page in
+        try await store.forEachPage(modelIdentity: model, pageSize: 3) { page in
             pages += 1
             #expect(page.repos.count <= 3, "\(check): a page holds at most its limit")
             for stored in page.repos {
@@ -76,10 +76,10 @@ extension StoreConformance {
             case .failed: counted.failed += 1
             }
         }
-        var stats = try await store.stats(model: model)
+        var stats = try await store.stats(modelIdentity: model)
         stats.leased = 0
         #expect(counted == stats, "\(check): a scan counts what stats counts")
-        let other = try await store.scan(model: "conformance/other@4", after: nil, limit: 100)
+        let other = try await store.scan(modelIdentity: "conformance/other@4", after: nil, limit: 100)
         #expect(other.repos.first { $0.repo.id == claimed[0].repo.id }?.state == .pending, "\(check): another model's vector is pending")
     }
 }

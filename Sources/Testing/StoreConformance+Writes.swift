@@ -13,7 +13,7 @@ extension StoreConformance {
         let outcomes = try await store.write(claimed.map { embedded($0) }, owner: "a")
         #expect(outcomes[changed.id] == .changedSinceClaim, "\(check): a write over a changed repo must be refused")
         #expect(outcomes[claimed[1].repo.id] == .applied)
-        #expect(try await store.stats(model: model) == StoreStats(total: 2, embedded: 1, pending: 1, failed: 0, leased: 0))
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 2, embedded: 1, pending: 1, failed: 0, leased: 0))
         let again = try await claim(store, "b")
         #expect(again.map(\.repo.id) == [changed.id])
         #expect(again.first?.repo.description == changed.description)
@@ -38,7 +38,7 @@ extension StoreConformance {
         claimed = try await claim(store, "a")
         #expect(claimed.count == 1, "\(check): a changed record must be pending again")
         #expect(claimed.first?.embeddedHash == "same", "\(check): the claim must carry the stored hash")
-        let outcome = try await store.write([RepoWrite(id: touched.id, revision: claimed[0].revision, model: model, change: .unchanged(contentHash: "same"))], owner: "a")
+        let outcome = try await store.write([RepoWrite(id: touched.id, revision: claimed[0].revision, modelIdentity: model, change: .unchanged(contentHash: "same"))], owner: "a")
         #expect(outcome[touched.id] == .applied)
         #expect(try await claim(store, "a").isEmpty)
         let hits = try await store.nearest(to: [0, 1, 0, 0], limit: 1, filter: SearchFilter())
@@ -65,7 +65,7 @@ extension StoreConformance {
             let fourth = try await claim(store, "a")
             #expect(try await store.write([embedded(fourth[0], hash: "third")], owner: "a")[fourth[0].repo.id] == .applied)
         }
-        #expect(try await store.stats(model: model) == StoreStats(total: 1, embedded: 1, pending: 0, failed: 0, leased: 0))
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 1, embedded: 1, pending: 0, failed: 0, leased: 0))
         let hits = try await store.nearest(to: [1, 0, 0, 0], limit: 1, filter: SearchFilter())
         #expect(hits.first.map { $0.score > 0.99 } == true, "\(check): the stored vector is the current claim's, not the stale one")
     }
@@ -75,12 +75,12 @@ extension StoreConformance {
         let claimed = try await claim(store, "a")
         _ = try await store.write(claimed.map { embedded($0) }, owner: "a")
         try await store.upsert(repos)
-        #expect(try await store.stats(model: model).pending == 0, "\(check): an identical record must not become pending")
+        #expect(try await store.stats(modelIdentity: model).pending == 0, "\(check): an identical record must not become pending")
         var changed = repos[1]
         changed.topics = ["new-topic"]
         let added = Repo(id: RepoID("repo:conf-new"), fullName: "new/one")
         try await store.upsert([changed, added])
-        #expect(try await store.stats(model: model) == StoreStats(total: 4, embedded: 2, pending: 2, failed: 0, leased: 0))
+        #expect(try await store.stats(modelIdentity: model) == StoreStats(total: 4, embedded: 2, pending: 2, failed: 0, leased: 0))
         let pending = Set(try await claim(store, "a").map(\.repo.id))
         #expect(pending == [changed.id, added.id], "\(check): exactly the changed and the new repo must be pending")
     }

@@ -117,11 +117,11 @@ public struct StoreConformance: Sendable {
     }
 
     func claim(_ store: any RepoStore, _ owner: String, limit: Int = 50, lease: Duration = .seconds(60), model: String? = nil) async throws -> [ClaimedRepo] {
-        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, model: model ?? self.model))
+        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, modelIdentity: model ?? self.model))
     }
 
     func embedded(_ claim: ClaimedRepo, _ vector: [Float] = [1, 0, 0, 0], hash: String = "h") -> RepoWrite {
-        RepoWrite(id: claim.repo.id, revision: claim.revision, model: model, change: .embedded(vector: vector, contentHash: hash, generatedAt: Date()))
+        RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: model, change: .embedded(vector: vector, contentHash: hash, generatedAt: Date()))
     }
 
     func failure(_ claim: ClaimedRepo, permanent: Bool = false, retryAfter: Duration = .zero) -> RepoFailure {

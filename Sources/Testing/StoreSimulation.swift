@@ -503,7 +503,7 @@ private actor World {
                 instance.firstClaim = started
             }
             let claimed = try await instance.store.claimPending(ClaimRequest(
-                owner: instance.owner, limit: limit, leaseDuration: duration, model: instance.model, liveness: options.liveness))
+                owner: instance.owner, limit: limit, leaseDuration: duration, modelIdentity: instance.model, liveness: options.liveness))
             // A claim of the newest instance's model may announce it, and a model change takes
             // the other models' leases back (their writes are refused): those no longer count.
             if instances.max(by: { ($0.firstClaim ?? 0) < ($1.firstClaim ?? 0) }) === instance {
@@ -543,7 +543,7 @@ private actor World {
             for claim in instance.held.values where !kept.contains(claim.repo.id) { forget(claim, of: instance) }
             _ = try await instance.store.releaseAll(owner: instance.owner, except: kept)
         case .maintain:
-            try await instance.store.maintain(owner: instance.owner, model: instance.model)
+            try await instance.store.maintain(owner: instance.owner, modelIdentity: instance.model)
         }
     }
 
@@ -593,7 +593,7 @@ private actor World {
             let change: RepoWrite.Change = claim.embeddedHash == hash
                 ? .unchanged(contentHash: hash)
                 : .embedded(vector: Self.vector(hash: hash, model: instance.model), contentHash: hash, generatedAt: Date())
-            writes.append(RepoWrite(id: claim.repo.id, revision: claim.revision, model: instance.model, change: change))
+            writes.append(RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: instance.model, change: change))
         }
         if !failures.isEmpty {
             _ = try await instance.store.recordFailures(failures, owner: instance.owner, maxAttempts: maxAttempts)
@@ -620,9 +620,9 @@ private actor World {
             // Writes of one step that acts at once are judged when it ends.
             if concurrentStep {
                 written[github] = nil
-                appliedNow[github, default: []].append((instance.owner, hash, write.model))
+                appliedNow[github, default: []].append((instance.owner, hash, write.modelIdentity))
             } else {
-                written[github] = (hash, write.model)
+                written[github] = (hash, write.modelIdentity)
             }
         }
     }
@@ -718,7 +718,7 @@ private actor World {
         var found: [Int64: StoredRepo] = [:]
         var cursor: String?
         repeat {
-            let page = try await store.scan(model: model, after: cursor, limit: 50)
+            let page = try await store.scan(modelIdentity: model, after: cursor, limit: 50)
             if page.unreadable > 0 { throw fail("scan found \(page.unreadable) unreadable records") }
             for stored in page.repos {
                 guard let github = stored.repo.githubID else { throw fail("scan returned \(stored.repo.id) without its github_id") }
@@ -734,7 +734,7 @@ private actor World {
         guard let store = instances.first?.store else { return }
         let model = instances.last!.model
         let stored = try await read(store, model: model)
-        let stats = try await store.stats(model: model)
+        let stats = try await store.stats(modelIdentity: model)
         report.checks += 1
         if Set(stored.keys) != Set(repos.keys) {
             let missing = Set(repos.keys).subtracting(stored.keys).sorted(), extra = Set(stored.keys).subtracting(repos.keys).sorted()
@@ -777,7 +777,7 @@ private actor World {
         // Nothing stays leased to an instance that is gone once its lease ran out.
         if let store = instances.first?.store {
             for model in Set(options.models) {
-                let leased = try await store.stats(model: model).leased
+                let leased = try await store.stats(modelIdentity: model).leased
                 if leased != 0 { throw fail("\(leased) repos are still leased (\(model)) after every lease ran out") }
             }
         }
@@ -815,7 +815,7 @@ private actor World {
                     + "(hash \(repo.embeddingHash ?? "none")), not \(served)'s vector of its latest text (\(hash))")
             }
         }
-        let stats = try await store.stats(model: served)
+        let stats = try await store.stats(modelIdentity: served)
         if stats.pending != 0 || stats.leased != 0 {
             throw fail("after quiescence stats(\(served)) = \(stats): something stays pending or leased")
         }

@@ -84,10 +84,10 @@ import Testing
 
     @Test func theSummaryCountsWhatTheStoreDid() {
         let writes = [
-            RepoWrite(id: RepoID("repo:a"), revision: "1", model: "m", change: .embedded(vector: [1], contentHash: "h", generatedAt: Date())),
-            RepoWrite(id: RepoID("repo:b"), revision: "1", model: "m", change: .unchanged(contentHash: "h")),
-            RepoWrite(id: RepoID("repo:c"), revision: "1", model: "m", change: .unchanged(contentHash: "h")),
-            RepoWrite(id: RepoID("repo:d"), revision: "1", model: "m", change: .unchanged(contentHash: "h")),
+            RepoWrite(id: RepoID("repo:a"), revision: "1", modelIdentity: "m", change: .embedded(vector: [1], contentHash: "h", generatedAt: Date())),
+            RepoWrite(id: RepoID("repo:b"), revision: "1", modelIdentity: "m", change: .unchanged(contentHash: "h")),
+            RepoWrite(id: RepoID("repo:c"), revision: "1", modelIdentity: "m", change: .unchanged(contentHash: "h")),
+            RepoWrite(id: RepoID("repo:d"), revision: "1", modelIdentity: "m", change: .unchanged(contentHash: "h")),
         ]
         var summary = PipelineSummary()
         summary.count(writes, outcomes: [RepoID("repo:a"): .applied, RepoID("repo:b"): .applied, RepoID("repo:c"): .leaseLost])

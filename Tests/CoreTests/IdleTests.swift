@@ -87,7 +87,7 @@ final class ConcurrencyProvider: EmbeddingProvider {
         let run = Task { try await pipeline.run(stop: stop) }
         try await waitUntil { store.finished >= 10 }
         try await mock.upsert(SyntheticRepos.generate(count: 40, seed: 9))
-        try await waitUntil { try await mock.stats(model: pipeline.modelIdentity).embedded == 40 }
+        try await waitUntil { try await mock.stats(modelIdentity: pipeline.modelIdentity).embedded == 40 }
         stop.trigger()
         let summary = try await run.value
         #expect(summary.embedded == 40)
@@ -111,27 +111,27 @@ final class OtherInstanceStore: ForwardingStore {
     var maintainedAfterWrite: Int { state.withLock { $0.maintainedAfterWrite } }
 
     func holdBatch(limit: Int) async throws {
-        let held = try await inner.claimPending(ClaimRequest(owner: "other", limit: limit, leaseDuration: .seconds(60), model: model))
+        let held = try await inner.claimPending(ClaimRequest(owner: "other", limit: limit, leaseDuration: .seconds(60), modelIdentity: model))
         state.withLock { $0.held = held }
     }
 
-    func maintain(owner: String, model: String) async throws {
+    func maintain(owner: String, modelIdentity model: String) async throws {
         state.withLock { if $0.written { $0.maintainedAfterWrite += 1 } }
-        try await inner.maintain(owner: owner, model: model)
+        try await inner.maintain(owner: owner, modelIdentity: model)
     }
 
-    func stats(model: String) async throws -> StoreStats {
+    func stats(modelIdentity model: String) async throws -> StoreStats {
         let (call, held) = state.withLock { state in
             state.statsCalls += 1
             return (state.statsCalls, state.held)
         }
         if call == 2 {
             _ = try await inner.write(held.map {
-                RepoWrite(id: $0.repo.id, revision: $0.revision, model: self.model, change: .embedded(vector: [Float](repeating: 0.5, count: 32), contentHash: "h", generatedAt: Date()))
+                RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: self.model, change: .embedded(vector: [Float](repeating: 0.5, count: 32), contentHash: "h", generatedAt: Date()))
             }, owner: "other")
             state.withLock { $0.written = true }
         }
-        return try await inner.stats(model: model)
+        return try await inner.stats(modelIdentity: model)
     }
 }
 
@@ -144,9 +144,9 @@ final class MaintenanceCounter: ForwardingStore {
 
     var maintained: Int { calls.withLock { $0 } }
 
-    func maintain(owner: String, model: String) async throws {
+    func maintain(owner: String, modelIdentity model: String) async throws {
         calls.withLock { $0 += 1 }
-        try await inner.maintain(owner: owner, model: model)
+        try await inner.maintain(owner: owner, modelIdentity: model)
     }
 }
 
@@ -164,7 +164,7 @@ final class MaintenanceCounter: ForwardingStore {
         }
         let summary = try await pipeline.backfill()
         #expect(summary.embedded == 9)
-        #expect(try await store.stats(model: pipeline.modelIdentity).pending == 1, "the rejected repo waits out its retry")
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).pending == 1, "the rejected repo waits out its retry")
         #expect(store.maintained >= 1, "the backfill ended without the store's idle work")
     }
 
@@ -183,7 +183,7 @@ final class MaintenanceCounter: ForwardingStore {
         let summary = try await pipeline.backfill()
         #expect(summary.embedded == 10)
         #expect(store.maintainedAfterWrite >= 1, "no idle work after the other instance's batch was written")
-        let stats = try await mock.stats(model: pipeline.modelIdentity)
+        let stats = try await mock.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats.pending == 0 && stats.leased == 0)
     }
 }

@@ -67,7 +67,7 @@ func pipeline(
             #expect(entry.embeddingHash == ContentHash.make(text: text, model: pipeline.modelIdentity))
             #expect(entry.embeddingModel == "mock/mock-embed@32")
         }
-        let stats = try await store.stats(model: pipeline.modelIdentity)
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: repos.count, embedded: repos.count, pending: 0, failed: 0, leased: 0))
         // Three workers, one queue: no text was sent twice.
         #expect(provider.statistics.texts == repos.count)
@@ -147,11 +147,11 @@ func pipeline(
         #expect(entry.lastError?.contains("rejected by the provider: mock provider rejects 1 input(s)") == true)
         // Each attempt is counted; the repo leaves the queue at max_attempts (5), not before.
         #expect(entry.attempts == 5)
-        let stats = try await store.stats(model: "mock/mock-embed@32")
+        let stats = try await store.stats(modelIdentity: "mock/mock-embed@32")
         #expect(stats.failed == 1 && stats.embedded == repos.count - 1 && stats.pending == 0)
         // retry-failed puts it back in the queue with its attempts cleared.
         #expect(try await store.resetFailed() == 1)
-        #expect(try await store.stats(model: "mock/mock-embed@32").pending == 1)
+        #expect(try await store.stats(modelIdentity: "mock/mock-embed@32").pending == 1)
         #expect(await store.entry(poison.id)?.attempts == 0)
     }
 
@@ -189,7 +189,7 @@ func pipeline(
         #expect(entry.attempts == 2)
         #expect(entry.failed)
         #expect(entry.lastError?.contains("NaN") == true)
-        #expect(try await store.stats(model: "mock/mock-embed@32").failed == 20)
+        #expect(try await store.stats(modelIdentity: "mock/mock-embed@32").failed == 20)
         #expect(try await store.resetFailed() == 20)
         let healthy = try await pipeline(mockProvider(), store).backfill()
         #expect(healthy.embedded == 20)
@@ -203,7 +203,7 @@ func pipeline(
         let error = await #expect(throws: EmbeddingError.self) { try await pipeline(provider, store).backfill() }
         #expect(error?.kind == .fatal)
         #expect(error?.message.contains("31 dimensions, but the model mock-embed of mock makes 32") == true, "\(String(describing: error))")
-        let stats = try await store.stats(model: "mock/mock-embed@32")
+        let stats = try await store.stats(modelIdentity: "mock/mock-embed@32")
         #expect(stats == StoreStats(total: 30, embedded: 0, pending: 30, failed: 0, leased: 0))
         #expect(try #require(await store.entry(repos[0].id)).attempts == 0)
         #expect(provider.statistics.calls <= 3, "the run stops at the first answers (one per worker), not after max_attempts per repo")
@@ -221,7 +221,7 @@ func pipeline(
         let changed = try await Pipeline.start(provider: mockProvider(), providerName: "mock", store: store, configuration: PipelineConfiguration(),
                                                text: text, instanceID: "templated", logger: Logger(label: "test"))
         #expect(changed.modelIdentity.hasPrefix("mock/mock-embed@32+t"))
-        #expect(try await store.stats(model: changed.modelIdentity).pending == 10)
+        #expect(try await store.stats(modelIdentity: changed.modelIdentity).pending == 10)
         #expect(try await changed.backfill().embedded == 10)
         #expect(try await store.coverage() == [changed.modelIdentity: 10])
     }
@@ -250,7 +250,7 @@ func pipeline(
         let store = MockStore(repos: Array(repos.prefix(10)))
         let summary = try await pipeline(mockProvider { $0.errorRate = 1 }, store) { $0.retryDelayMs = 60_000 }.backfill()
         #expect(summary.retrying == 10)
-        let stats = try await store.stats(model: "mock/mock-embed@32")
+        let stats = try await store.stats(modelIdentity: "mock/mock-embed@32")
         #expect(stats.pending == 10 && stats.failed == 0)
         #expect(try #require(await store.entry(repos[0].id)).lastError?.contains("mock transient failure") == true)
     }
@@ -259,7 +259,7 @@ func pipeline(
         let store = MockStore(repos: repos)
         let pipeline = try await pipeline(mockProvider { $0.failAll = true }, store)
         await #expect(throws: EmbeddingError.self) { _ = try await pipeline.backfill() }
-        let stats = try await store.stats(model: pipeline.modelIdentity)
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats.pending == repos.count)
         #expect(stats.leased == 0)
         #expect(stats.failed == 0)
@@ -268,14 +268,14 @@ func pipeline(
     @Test func repoChangedDuringItsBatchStaysPending() async throws {
         let store = MockStore(repos: Array(repos.prefix(5)))
         let pipeline = try await pipeline(mockProvider(), store)
-        let claimed = try await store.claimPending(ClaimRequest(owner: pipeline.instanceID, limit: 5, leaseDuration: .seconds(60), model: pipeline.modelIdentity))
+        let claimed = try await store.claimPending(ClaimRequest(owner: pipeline.instanceID, limit: 5, leaseDuration: .seconds(60), modelIdentity: pipeline.modelIdentity))
         var edited = repos[2]
         edited.description = "edited while being embedded"
         await store.upsert(edited)
         let summary = try await pipeline.embedClaimed(claimed)
         #expect(summary.embedded == 4)
         #expect(summary.conflicts == 1)
-        #expect(try await store.stats(model: pipeline.modelIdentity).pending == 1)
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).pending == 1)
         let next = try await pipeline.backfill()
         #expect(next.embedded == 1)
         let entry = try #require(await store.entry(edited.id))
@@ -296,9 +296,9 @@ func pipeline(
         let pipeline = try await pipeline(mockProvider(), store) { $0.pollIntervalMs = 20 }
         let stop = StopSignal()
         let task = Task { try await pipeline.run(stop: stop) }
-        try await waitUntil { try await store.stats(model: pipeline.modelIdentity).embedded == 10 }
+        try await waitUntil { try await store.stats(modelIdentity: pipeline.modelIdentity).embedded == 10 }
         await store.upsert(repos[50])
-        try await waitUntil { try await store.stats(model: pipeline.modelIdentity).embedded == 11 }
+        try await waitUntil { try await store.stats(modelIdentity: pipeline.modelIdentity).embedded == 11 }
         stop.trigger()
         let summary = try await task.value
         #expect(summary.embedded == 11)
@@ -319,7 +319,7 @@ func pipeline(
         #expect(provider.statistics.calls == pipeline.provider.retry.maxAttempts)
         let entry = try #require(await store.entry(repos[0].id))
         #expect(entry.attempts == 0)
-        let stats = try await store.stats(model: pipeline.modelIdentity)
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats.pending == 5 && stats.leased == 0)
     }
 }

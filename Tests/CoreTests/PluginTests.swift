@@ -88,7 +88,7 @@ final class LengthProvider: EmbeddingProvider {
         let summary = try await pipeline.backfill()
         #expect(summary.embedded == 30)
         #expect(provider.calls.withLock { $0 } >= 4)  // max batch size 8
-        let stats = try await runtime.store.stats(model: pipeline.modelIdentity)
+        let stats = try await runtime.store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats.embedded == 30)
     }
 

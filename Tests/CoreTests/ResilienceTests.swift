@@ -325,13 +325,13 @@ func workersGoRound(_ pipeline: Pipeline, times: Int = 10) async throws {
         let callsWhenOpened = provider.calls.count
         try await workersGoRound(pipeline)
         #expect(provider.calls.count == callsWhenOpened, "no provider call while the circuit is open")
-        #expect(try await store.stats(model: pipeline.modelIdentity).failed == 0)
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).failed == 0)
 
         provider.state.withLock { $0.down = false }
         clock.advance(by: .seconds(31))  // the open period ends: one probe, then closed
         let summary = try await backfill.value
         #expect(pipeline.provider.breaker.current == .closed)
-        let stats = try await store.stats(model: pipeline.modelIdentity)
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 200, embedded: 200, pending: 0, failed: 0, leased: 0))
         #expect(summary.failed == 0)
         // After the outage the calls succeed; the failures all came before the circuit opened.
@@ -369,7 +369,7 @@ func workersGoRound(_ pipeline: Pipeline, times: Int = 10) async throws {
         #expect(claimsDuringProbe <= 3, "\(claimsDuringProbe) claims while the probe was out: the workers spin instead of waiting")
         provider.hang.withLock { $0 = false }
         _ = try await backfill.value
-        #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 100)
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).embedded == 100)
     }
 
     /// Item 10 of issue 14: a 429 that names no wait backs off (doubling, jittered), not a flat second.
@@ -403,7 +403,7 @@ func workersGoRound(_ pipeline: Pipeline, times: Int = 10) async throws {
         try await Task.sleep(for: .milliseconds(1300))
         async let second = b.backfill()
         let summaries = try await [first, second]
-        #expect(try await store.stats(model: a.modelIdentity).embedded == 36)
+        #expect(try await store.stats(modelIdentity: a.modelIdentity).embedded == 36)
         #expect(provider.statistics.texts == 36, "the provider embedded \(provider.statistics.texts) texts for 36 repos")
         #expect(summaries.reduce(0) { $0 + $1.embedded } == 36)
     }
@@ -421,7 +421,7 @@ func workersGoRound(_ pipeline: Pipeline, times: Int = 10) async throws {
         let pipeline = try await Pipeline.start(provider: protected(provider, clock), providerName: "flaky", store: store, configuration: configuration,
                                                 instanceID: "storm", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
-        #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 60)
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).embedded == 60)
         #expect(summary.failed == 0 && summary.retrying == 0)
         let calls = provider.calls
         #expect(calls.filter { $0.answer == "429" }.count == 6)

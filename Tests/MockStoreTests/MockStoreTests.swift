@@ -10,11 +10,11 @@ import Testing
     let model = "mock/m@4"
 
     func claim(_ store: MockStore, _ owner: String, limit: Int = 10, lease: Duration = .seconds(60), model: String? = nil) async throws -> [ClaimedRepo] {
-        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, model: model ?? self.model))
+        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, modelIdentity: model ?? self.model))
     }
 
     func write(_ claim: ClaimedRepo, vector: [Float] = [1, 0, 0, 0], hash: String = "h") -> RepoWrite {
-        RepoWrite(id: claim.repo.id, revision: claim.revision, model: model, change: .embedded(vector: vector, contentHash: hash, generatedAt: Date()))
+        RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: model, change: .embedded(vector: vector, contentHash: hash, generatedAt: Date()))
     }
 
     @Test(arguments: StoreCheck.allCases)
@@ -45,7 +45,7 @@ import Testing
 
         let restarted = MockStore(configuration: configuration, directory: folder)
         try await restarted.prepare()
-        #expect(try await restarted.stats(model: model).embedded == 2)
+        #expect(try await restarted.stats(modelIdentity: model).embedded == 2)
         #expect(await restarted.entry(RepoID("repo:1"))?.repo.description == "ünïcödé 日本 👍")
     }
 

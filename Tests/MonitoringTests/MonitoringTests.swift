@@ -28,7 +28,7 @@ actor SwitchableStore: RepoStore {
     func prepare() async throws { try await inner.prepare() }
     func openForReading() async throws -> StoreSchema { try await inner.openForReading() }
     func requeue(_ ids: [RepoID]) async throws -> Int { try await inner.requeue(ids) }
-    func find(_ reference: String, model: String) async throws -> [StoredRepo] { try await inner.find(reference, model: model) }
+    func find(_ reference: String, modelIdentity model: String) async throws -> [StoredRepo] { try await inner.find(reference, modelIdentity: model) }
     func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] { try await inner.claimPending(request) }
     func write(_ writes: [RepoWrite], owner: String) async throws -> [RepoID: WriteOutcome] { try await inner.write(writes, owner: owner) }
     func recordFailures(_ failures: [RepoFailure], owner: String, maxAttempts: Int) async throws -> [RepoID: FailureOutcome] {
@@ -41,15 +41,15 @@ actor SwitchableStore: RepoStore {
     func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int { try await inner.releaseAll(owner: owner, except: except) }
     func resetFailed() async throws -> Int { try await inner.resetFailed() }
     func upsert(_ repos: [Repo]) async throws { try await inner.upsert(repos) }
-    func stats(model: String) async throws -> StoreStats {
+    func stats(modelIdentity model: String) async throws -> StoreStats {
         if down { throw CancellationError() }
-        return try await inner.stats(model: model)
+        return try await inner.stats(modelIdentity: model)
     }
     func coverage() async throws -> [String: Int] { try await inner.coverage() }
-    func oldestPendingSince(model: String) async throws -> Date? { try await inner.oldestPendingSince(model: model) }
-    func maintain(owner: String, model: String) async throws { try await inner.maintain(owner: owner, model: model) }
+    func oldestPendingSince(modelIdentity model: String) async throws -> Date? { try await inner.oldestPendingSince(modelIdentity: model) }
+    func maintain(owner: String, modelIdentity model: String) async throws { try await inner.maintain(owner: owner, modelIdentity: model) }
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] { [] }
-    func scan(model: String, after: String?, limit: Int) async throws -> ScanPage { try await inner.scan(model: model, after: after, limit: limit) }
+    func scan(modelIdentity model: String, after: String?, limit: Int) async throws -> ScanPage { try await inner.scan(modelIdentity: model, after: after, limit: limit) }
     func health() async -> ComponentHealth {
         down ? ComponentHealth(status: .down, detail: "ws://root:hunter2@db:8000/rpc: connection refused") : .up
     }

@@ -131,7 +131,7 @@ struct FaultTests {
         let pipeline = try await Pipeline.start(provider: try server.provider("openai"), providerName: "openai", store: store,
                                                 configuration: configuration, instanceID: "t", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
-        #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 60)
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).embedded == 60)
         #expect(summary.failed == 0)
     }
 }

@@ -42,7 +42,7 @@ struct RealModelTests {
                                                 configuration: configuration, instanceID: "t", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
         #expect(summary.embedded + summary.unchanged == 500)
-        #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 500)
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).embedded == 500)
         let builder = try TextBuilder(maxTokens: pipeline.model.maxInputTokens)
         let sample = stride(from: 0, to: 500, by: 50).map { repos[$0] }
         let own = try await server.direct(sample.map { builder.text(for: $0) })

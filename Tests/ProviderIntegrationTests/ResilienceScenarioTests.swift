@@ -29,7 +29,7 @@ struct ResilienceScenarioTests {
         let pipeline = try await Pipeline.start(provider: provider, providerName: "openai", store: store,
                                                 configuration: configuration, instanceID: "down", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
-        let stats = try await store.stats(model: pipeline.modelIdentity)
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 300, embedded: 300, pending: 0, failed: 0, leased: 0), "\(stats)")
         #expect(summary.failed == 0)
         let log = try await server.callLog()
@@ -79,7 +79,7 @@ struct ResilienceScenarioTests {
         let pipeline = try await Pipeline.start(provider: provider, providerName: "openai", store: store,
                                                 configuration: configuration, instanceID: "storm", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
-        #expect(try await store.stats(model: pipeline.modelIdentity).embedded == 120)
+        #expect(try await store.stats(modelIdentity: pipeline.modelIdentity).embedded == 120)
         #expect(summary.failed == 0 && summary.retrying == 0)
         let log = try await server.callLog()
         #expect(log.filter { $0.status == 429 }.count == 6)

@@ -24,7 +24,7 @@ struct ReportUnitTests {
         let identity = ModelIdentity.make(provider: "mock", model: provider.model)
         #expect(identity == model)
         var generator = SeededRandom(seed: 7)
-        let claimed = try await store.claimPending(ClaimRequest(owner: "t", limit: 500, leaseDuration: .seconds(60), model: identity))
+        let claimed = try await store.claimPending(ClaimRequest(owner: "t", limit: 500, leaseDuration: .seconds(60), modelIdentity: identity))
         var writes: [RepoWrite] = []
         var failures: [RepoFailure] = []
         for claim in claimed {
@@ -39,7 +39,7 @@ struct ReportUnitTests {
                 if id == "repo:copy" || id == "repo:r5" { vector = [5, 3, 0, 0, 0, 0, 0, 0] }
                 let text = try DocumentText(providerName: "mock", model: provider.model, text: TextConfiguration()).text(for: claim.repo)
                 let hash = id == "repo:r20" ? "stale" : ContentHash.make(text: text, model: identity)
-                writes.append(RepoWrite(id: claim.repo.id, revision: claim.revision, model: identity,
+                writes.append(RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: identity,
                                         change: .embedded(vector: vector, contentHash: hash, generatedAt: Date())))
             }
         }
@@ -56,7 +56,7 @@ struct ReportUnitTests {
         options.outlierDeviations = 3
         let report = try await ReportBuilder(sources: ReportSources(store: store, storeName: "mock", provider: provider, providerName: "mock"),
                                              options: options).build()
-        let stats = try await store.stats(model: Self.model)
+        let stats = try await store.stats(modelIdentity: Self.model)
         #expect(report.backlog.total == 121 && report.backlog.embedded == stats.embedded && report.backlog.failed == 1 && report.backlog.pending == 2)
         #expect(report.backlog.scanned.total == 121 && report.backlog.scanned.embedded == stats.embedded && report.backlog.scanned.pending == 2)
         #expect(report.backlog.vectorsByModel.first?.model == Self.model && report.backlog.vectorsByModel.first?.vectors == 118)
@@ -113,10 +113,10 @@ struct ReportUnitTests {
         func report(oldVectors: ([String]) async throws -> [[Float]]) async throws -> Report.ModelAgreement? {
             let repos = (0..<60).map { Repo(id: RepoID("repo:m\($0)"), fullName: "o/p\($0)", description: "Repo \($0) in a field of its own") }
             let store = MockStore(repos: repos)
-            let claimed = try await store.claimPending(ClaimRequest(owner: "t", limit: 100, leaseDuration: .seconds(60), model: "old/model@8"))
+            let claimed = try await store.claimPending(ClaimRequest(owner: "t", limit: 100, leaseDuration: .seconds(60), modelIdentity: "old/model@8"))
             let vectors = try await oldVectors(claimed.map { document.text(for: $0.repo) })
             _ = try await store.write(zip(claimed, vectors).map { claim, vector in
-                RepoWrite(id: claim.repo.id, revision: claim.revision, model: "old/model@8",
+                RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: "old/model@8",
                           change: .embedded(vector: vector, contentHash: "h", generatedAt: Date()))
             }, owner: "t")
             var options = ReportOptions()

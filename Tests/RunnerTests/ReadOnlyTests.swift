@@ -174,15 +174,15 @@ enum ReadOnlyCommands {
         let store = SQLiteStore(configuration: .init(path: "stars.sqlite"), directory: cli.folder)
         defer { Task { await store.shutdown() } }
         let model = try #require(try await cli.status()["model"] as? String)
-        let claimed = try await store.claimPending(ClaimRequest(owner: "worker-1", limit: 3, leaseDuration: .seconds(600), model: model))
+        let claimed = try await store.claimPending(ClaimRequest(owner: "worker-1", limit: 3, leaseDuration: .seconds(600), modelIdentity: model))
         #expect(claimed.count == 3)
-        _ = try await store.write([RepoWrite(id: claimed[0].repo.id, revision: claimed[0].revision, model: model,
+        _ = try await store.write([RepoWrite(id: claimed[0].repo.id, revision: claimed[0].revision, modelIdentity: model,
                                              change: .embedded(vector: [1, 0, 0, 0, 0, 0, 0, 0], contentHash: "0123456789abcdef0123", generatedAt: Date()))],
                                    owner: "worker-1")
         _ = try await store.recordFailures([RepoFailure(id: claimed[1].repo.id, revision: claimed[1].revision,
                                                         reason: "the provider rejected the input: HTTP 400 for \"\(claimed[1].repo.fullName)\"",
                                                         permanent: true, retryAfter: .zero)], owner: "worker-1", maxAttempts: 5)
-        let pending = try #require(try await store.scan(model: model, after: nil, limit: 10).repos.first { stored in
+        let pending = try #require(try await store.scan(modelIdentity: model, after: nil, limit: 10).repos.first { stored in
             !claimed.contains { $0.repo.id == stored.repo.id }
         })
         func inspect(_ id: RepoID) async throws -> [String: Any] {

@@ -34,9 +34,9 @@ func codeRows(_ store: SQLiteStore) async throws -> Int {
 /// Claims up to `limit` repos as `owner` and writes each its vector from `vectors` (model "m").
 func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: String, limit: Int) async throws
     -> (claimed: [ClaimedRepo], outcomes: [RepoID: WriteOutcome]) {
-    let claimed = try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), model: "m"))
+    let claimed = try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: .seconds(60), modelIdentity: "m"))
     let outcomes = try await store.write(claimed.map {
-        RepoWrite(id: $0.repo.id, revision: $0.revision, model: "m", change: .embedded(vector: vectors[$0.repo.id]!, contentHash: "h", generatedAt: Date()))
+        RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: "m", change: .embedded(vector: vectors[$0.repo.id]!, contentHash: "h", generatedAt: Date()))
     }, owner: owner)
     return (claimed, outcomes)
 }
@@ -58,12 +58,12 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         try await store.prepare()
         try await store.upsert(SyntheticRepos.generate(count: 3))
         try await store.execute("UPDATE repo SET record = '{\"full_name\": 42' WHERE id = 'repo:syn1'")
-        let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m"))
+        let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), modelIdentity: "m"))
         #expect(claimed.map(\.repo.id) == [RepoID("repo:syn0"), RepoID("repo:syn2")])
         let entry = try #require(try await store.entry(RepoID("repo:syn1")))
         #expect(entry.failed)
         #expect(entry.lastError?.contains("not JSON") == true)
-        #expect(try await store.stats(model: "m").failed == 1)
+        #expect(try await store.stats(modelIdentity: "m").failed == 1)
         await store.shutdown()
     }
 
@@ -75,8 +75,8 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
             let store = SQLiteStore(directory: folder)
             try await store.prepare()
             try await store.upsert(SyntheticRepos.generate(count: 1))
-            let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 1, leaseDuration: .seconds(60), model: "m"))
-            _ = try await store.write([RepoWrite(id: claimed[0].repo.id, revision: claimed[0].revision, model: "m",
+            let claimed = try await store.claimPending(ClaimRequest(owner: "a", limit: 1, leaseDuration: .seconds(60), modelIdentity: "m"))
+            _ = try await store.write([RepoWrite(id: claimed[0].repo.id, revision: claimed[0].revision, modelIdentity: "m",
                                                  change: .embedded(vector: vector, contentHash: "h", generatedAt: Date()))], owner: "a")
             await store.shutdown()
         }
@@ -84,7 +84,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         try await reopened.prepare()
         let entry = try #require(try await reopened.entry(RepoID("repo:syn0")))
         #expect(entry.embedding == vector)
-        #expect(try await reopened.stats(model: "m").embedded == 1)
+        #expect(try await reopened.stats(modelIdentity: "m").embedded == 1)
         let size = try FileManager.default.attributesOfItem(atPath: reopened.path)[.size] as? Int
         #expect(size != nil)
         await reopened.shutdown()
@@ -186,11 +186,11 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         let pipeline = try await Pipeline.start(provider: MockProvider(configuration: providerConfiguration), providerName: "mock", store: store,
                                                 configuration: configuration, instanceID: "deadline", logger: Logger(label: "test"))
         let backfill = Task { try await pipeline.backfill() }
-        let leased = try await waitUntil { (try? await store.stats(model: pipeline.modelIdentity).leased) == 20 }
+        let leased = try await waitUntil { (try? await store.stats(modelIdentity: pipeline.modelIdentity).leased) == 20 }
         #expect(leased, "two batches of ten must be in flight")
         backfill.cancel()  // what the service group does when the graceful period is over
         _ = try? await backfill.value
-        let stats = try await store.stats(model: pipeline.modelIdentity)
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats.leased == 0, "\(stats.leased) repos stay leased after the cancelled batches ended")
         #expect(stats.pending == 40)
         await store.shutdown()
@@ -222,7 +222,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         }
         locked.wait()
         do {
-            _ = try await store.claimPending(ClaimRequest(owner: "a", limit: 5, leaseDuration: .seconds(60), model: "m"))
+            _ = try await store.claimPending(ClaimRequest(owner: "a", limit: 5, leaseDuration: .seconds(60), modelIdentity: "m"))
             Issue.record("a claim must not pass a held write lock")
         } catch {
             #expect(error.isRetryable, "\(error)")
@@ -255,7 +255,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
                                                 instanceID: "sqlite-test", logger: Logger(label: "test"))
         let summary = try await pipeline.backfill()
         #expect(summary.embedded == 300)
-        let stats = try await store.stats(model: pipeline.modelIdentity)
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 300, embedded: 300, pending: 0, failed: 0, leased: 0))
         // Search finds a repo by its own text.
         let probe = repos[17]
@@ -327,7 +327,7 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
                 for scan in [true, false] {  // over the floats, and over the codes then the floats
                     let hits = try await store.nearest(to: query, limit: 10, filter: SearchFilter(), exact: scan)
                     #expect(hits.map(\.repo.id) == expected, "exact: \(scan), \(phase)")
-                    let byModel = try await store.nearest(to: query, limit: 10, filter: SearchFilter(model: "m"), exact: scan)
+                    let byModel = try await store.nearest(to: query, limit: 10, filter: SearchFilter(modelIdentity: "m"), exact: scan)
                     #expect(byModel.map(\.repo.id) == expected, "exact: \(scan), \(phase)")
                 }
             }
@@ -348,9 +348,9 @@ func claimAndWrite(_ store: SQLiteStore, _ vectors: [RepoID: [Float]], owner: St
         _ = try await claimAndWrite(store, vectors, owner: "a", limit: 600)
         #expect(try await store.unpackedBlocks() == 3)  // seqs 1-600: blocks 0, 1 and 2
         // The queue is dry: the store's idle work packs them (a claim does not).
-        #expect(try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m")).isEmpty)
+        #expect(try await store.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), modelIdentity: "m")).isEmpty)
         #expect(try await store.unpackedBlocks() == 3)
-        try await store.maintain(owner: "a", model: "m")
+        try await store.maintain(owner: "a", modelIdentity: "m")
         #expect(try await store.unpackedBlocks() == 0)
         #expect(try await codeRows(store) == 3)
         func first(_ vector: [Float]) async throws -> SearchHit? {

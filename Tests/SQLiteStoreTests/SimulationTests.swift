@@ -56,7 +56,7 @@ struct SQLiteConcurrentOpenTests {
             }
             try await stores[0].upsert(StoreConformance.sampleRepos(count: 3))
             for store in stores {
-                #expect(try await store.stats(model: "m").total == 3, "round \(round)")
+                #expect(try await store.stats(modelIdentity: "m").total == 3, "round \(round)")
                 await store.shutdown()
             }
         }

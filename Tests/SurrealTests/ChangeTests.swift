@@ -67,12 +67,12 @@ struct ChangeTests {
         // The killed start's last write-back may still be running on the server (the client
         // dropped it, the engine did not): `stats` is compared with direct counts read before and
         // after it that agree, so it is never held against a write that landed in between.
-        var (before, stats) = (try await stored(second), try await second.store.stats(model: model))
+        var (before, stats) = (try await stored(second), try await second.store.stats(modelIdentity: model))
         for _ in 0..<20 {
             let after = try await stored(second)
             if after.vectors == before.vectors { break }
             try await Task.sleep(for: .milliseconds(500))
-            (before, stats) = (try await stored(second), try await second.store.stats(model: model))
+            (before, stats) = (try await stored(second), try await second.store.stats(modelIdentity: model))
         }
         #expect(before.vectors[model] ?? 0 < 2_500, "the first start must have been stopped before it finished")
         #expect(stats.embedded == before.vectors[model] ?? 0, "stats \(stats) against \(before.vectors[model] ?? 0) stored vectors")
@@ -82,7 +82,7 @@ struct ChangeTests {
         _ = try await again.backfill()
         let after = try await stored(second)
         #expect(after.vectors == [model: 2_500], "every repo holds a vector of the model: \(after.vectors)")
-        #expect(try await second.store.stats(model: model) == StoreStats(total: 2_500, embedded: 2_500, pending: 0, failed: 0, leased: 0))
+        #expect(try await second.store.stats(modelIdentity: model) == StoreStats(total: 2_500, embedded: 2_500, pending: 0, failed: 0, leased: 0))
         await second.close()
         await first.client.close()
     }
@@ -134,7 +134,7 @@ struct ChangeTests {
         let final = try await stored(fixture)
         #expect(converged, "every repo must end with a vector of the new model: \(final.vectors)")
         #expect(final.total == 650)
-        #expect(try await fixture.store.stats(model: modelB) == StoreStats(total: 650, embedded: 650, pending: 0, failed: 0, leased: 0))
+        #expect(try await fixture.store.stats(modelIdentity: modelB) == StoreStats(total: 650, embedded: 650, pending: 0, failed: 0, leased: 0))
         let queue = try await fixture.client.query("SELECT * FROM embed_queue").last?.array ?? []
         let left = queue.isEmpty ? [] : try await fixture.client.query("SELECT id, embedding_model, embedding_hash FROM $ids", ["ids": .array(queue.compactMap { $0["repo"] })]).last?.array ?? []
         #expect(queue.isEmpty, "nothing stays queued: \(queue.count) entries \(queue.prefix(3)), their repos \(left.prefix(3))")
@@ -158,18 +158,18 @@ struct ChangeTests {
         try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 7))
         try await fixture.store.prepare()
         let model = "mock/model-b@4"
-        let claimed = try await fixture.store.claimPending(ClaimRequest(owner: "b0", limit: 10, leaseDuration: .seconds(60), model: model))
+        let claimed = try await fixture.store.claimPending(ClaimRequest(owner: "b0", limit: 10, leaseDuration: .seconds(60), modelIdentity: model))
         #expect(claimed.count == 10)
         // The same change swept again from the start, in bump mode, by the other instance.
         _ = try await fixture.client.query("""
             UPSERT embed_star_meta:sweep CONTENT { model: $m, bump: true, cursor: NONE, finished: false, swept: 0, queued: 0, started_at: time::now() }
             """, ["m": .string(model)])
-        let more = try await other.store.claimPending(ClaimRequest(owner: "b1", limit: 20, leaseDuration: .seconds(60), model: model))
+        let more = try await other.store.claimPending(ClaimRequest(owner: "b1", limit: 20, leaseDuration: .seconds(60), modelIdentity: model))
         #expect(more.count == 10, "the other instance gets the 10 unclaimed repos")
         let sweep = try await fixture.client.query("SELECT VALUE finished FROM ONLY embed_star_meta:sweep").last
         #expect(sweep?.bool == true, "the second sweep ran")
         let writes = claimed.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0, 0, 0], contentHash: "h", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [1, 0, 0, 0], contentHash: "h", generatedAt: Date()))
         }
         let outcomes = try await fixture.store.write(writes, owner: "b0")
         #expect(outcomes.values.filter { $0 == .applied }.count == 10, "\(outcomes)")
@@ -185,16 +185,16 @@ struct ChangeTests {
         try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 8))
         try await fixture.store.prepare()
         let modelA = "mock/model-a@4", modelB = "mock/model-b@4"
-        let old = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 10, leaseDuration: .seconds(60), model: modelA))
+        let old = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 10, leaseDuration: .seconds(60), modelIdentity: modelA))
         #expect(old.count == 10)
         try await Task.sleep(for: .milliseconds(20))  // b0 starts later: its model is the newest
-        let new = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 20, leaseDuration: .seconds(60), model: modelB))
+        let new = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 20, leaseDuration: .seconds(60), modelIdentity: modelB))
         #expect(new.count == 20, "the new model's instance gets every repo, the 10 the old model held included: \(new.count)")
         #expect(Set(old.map(\.repo.id)).isSubset(of: Set(new.map(\.repo.id))))
         let renewed = try await fixture.store.renew(old.map(\.repo.id), owner: "a0", leaseDuration: .seconds(60))
         #expect(renewed.isEmpty, "the old holder renewed \(renewed.count) leases it lost")
         let writes = old.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: modelA, change: .embedded(vector: [1, 0, 0, 0], contentHash: "h", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: modelA, change: .embedded(vector: [1, 0, 0, 0], contentHash: "h", generatedAt: Date()))
         }
         let outcomes = try await fixture.store.write(writes, owner: "a0")
         #expect(outcomes.values.filter { $0 == .applied }.isEmpty, "\(outcomes)")
@@ -235,7 +235,7 @@ struct ChangeTests {
         let final = try await stored(fixture).vectors
         #expect(made[modelB] == 27 && entries == 0, "the state was made: \(made), \(entries) entries")
         #expect(converged, "the three repos get the new model's vector: \(final)")
-        #expect(try await fixture.store.stats(model: modelB) == StoreStats(total: 30, embedded: 30, pending: 0, failed: 0, leased: 0))
+        #expect(try await fixture.store.stats(modelIdentity: modelB) == StoreStats(total: 30, embedded: 30, pending: 0, failed: 0, leased: 0))
         await fixture.close()
     }
 
@@ -250,7 +250,7 @@ struct ChangeTests {
             return rows.last ?? .none
         }
         let before = try await snapshot()
-        let stats = try await fixture.store.stats(model: "mock/never-served@16")
+        let stats = try await fixture.store.stats(modelIdentity: "mock/never-served@16")
         #expect(stats == StoreStats(total: 30, embedded: 0, pending: 30, failed: 0, leased: 0))
         #expect(try await snapshot() == before, "stats must not write")
         await fixture.close()

@@ -38,7 +38,7 @@ struct CountTests {
         _ = await collector.result
         collector.cancel()
         let direct = try await fixture.client.query("RETURN (SELECT count() FROM repo GROUP ALL)[0].count").last?.int
-        let stats = try await fixture.store.stats(model: "m")
+        let stats = try await fixture.store.stats(modelIdentity: "m")
         #expect(stats.total == Int(direct ?? -1), "stats counts \(stats.total) repos, the table holds \(direct ?? -1)")
     }
 }
@@ -51,15 +51,15 @@ extension CountTests {
         defer { Task { await fixture.close() } }
         try await fixture.insert(SyntheticRepos.generate(count: 30))
         try await fixture.store.prepare()
-        _ = try await fixture.store.claimPending(ClaimRequest(owner: "a", limit: 1, leaseDuration: .seconds(60), model: "m"))
-        #expect(try await fixture.store.stats(model: "m").total == 30)
+        _ = try await fixture.store.claimPending(ClaimRequest(owner: "a", limit: 1, leaseDuration: .seconds(60), modelIdentity: "m"))
+        #expect(try await fixture.store.stats(modelIdentity: "m").total == 30)
         try await fixture.setUp("UPSERT embed_star_count:3 SET n = (n ?? 0) - 2")
-        #expect(try await fixture.store.stats(model: "m").total == 28)
+        #expect(try await fixture.store.stats(modelIdentity: "m").total == 28)
         let restarted = try StoreFixture("http", database: fixture.database, instance: "b")
         defer { Task { await restarted.close() } }
         try await restarted.store.prepare()
-        _ = try await restarted.store.claimPending(ClaimRequest(owner: "b", limit: 1, leaseDuration: .seconds(60), model: "m"))
-        #expect(try await restarted.store.stats(model: "m").total == 30)
+        _ = try await restarted.store.claimPending(ClaimRequest(owner: "b", limit: 1, leaseDuration: .seconds(60), modelIdentity: "m"))
+        #expect(try await restarted.store.stats(modelIdentity: "m").total == 30)
     }
 }
 
@@ -84,17 +84,17 @@ struct SchemaFollowsConfigurationTests {
         try await fixture.insert(SyntheticRepos.generate(count: 3))
         let narrow = try store(fixture.database, watched: ["description"])
         try await narrow.prepare()
-        let claimed = try await narrow.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), model: "m"))
+        let claimed = try await narrow.claimPending(ClaimRequest(owner: "a", limit: 10, leaseDuration: .seconds(60), modelIdentity: "m"))
         _ = try await narrow.write(claimed.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: "m", change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: "m", change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date()))
         }, owner: "a")
         _ = try await fixture.client.query("UPDATE repo:syn0 SET stars = 999999")
-        #expect(try await narrow.stats(model: "m").pending == 0, "stars is not watched yet")
+        #expect(try await narrow.stats(modelIdentity: "m").pending == 0, "stars is not watched yet")
         await narrow.shutdown()
         let wide = try store(fixture.database, watched: ["description", "stars"])
         try await wide.prepare()
         _ = try await fixture.client.query("UPDATE repo:syn1 SET stars = 999999")
-        #expect(try await wide.stats(model: "m").pending == 1, "the newly watched field must make the repo pending")
+        #expect(try await wide.stats(modelIdentity: "m").pending == 1, "the newly watched field must make the repo pending")
         await wide.shutdown()
     }
 

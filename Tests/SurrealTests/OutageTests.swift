@@ -31,7 +31,7 @@ struct OutageTests {
         let pipeline = try await Pipeline.start(provider: MockProvider(configuration: providerConfiguration), providerName: "mock",
                                                 store: fixture.store, configuration: configuration, instanceID: "outage", logger: Logger(label: "test"))
         let run = Task { try await pipeline.backfill() }
-        try await waitUntil(timeout: .seconds(60)) { try await fixture.store.stats(model: pipeline.modelIdentity).embedded >= 200 }
+        try await waitUntil(timeout: .seconds(60)) { try await fixture.store.stats(modelIdentity: pipeline.modelIdentity).embedded >= 200 }
 
         server.stop()
         try await Task.sleep(for: .seconds(1))
@@ -39,7 +39,7 @@ struct OutageTests {
 
         _ = try await run.value
         try await server.waitUntilUp()
-        let stats = try await fixture.store.stats(model: pipeline.modelIdentity)
+        let stats = try await fixture.store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 1000, embedded: 1000, pending: 0, failed: 0, leased: 0))
         let withVectors = try await fixture.client.query("SELECT count() FROM repo WHERE embedding != NONE GROUP ALL").first?.array?.first?["count"]
         #expect(withVectors == 1000)

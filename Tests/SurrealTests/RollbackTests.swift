@@ -21,12 +21,12 @@ struct RollbackTests {
         defer { Task { await a1.close(); await a2.close(); await canary.close() } }
         let liveness = Duration.milliseconds(1_500)
         func request(_ owner: String, _ model: String) -> ClaimRequest {
-            ClaimRequest(owner: owner, limit: 50, leaseDuration: .seconds(30), model: model, liveness: liveness)
+            ClaimRequest(owner: owner, limit: 50, leaseDuration: .seconds(30), modelIdentity: model, liveness: liveness)
         }
         func embed(_ store: SurrealStore, _ owner: String, _ model: String) async throws -> Int {
             let claimed = try await store.claimPending(request(owner, model))
             let outcomes = try await store.write(claimed.map {
-                RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date()))
+                RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date()))
             }, owner: owner)
             return outcomes.values.filter { $0 == .applied }.count
         }
@@ -36,10 +36,10 @@ struct RollbackTests {
         #expect(try await embed(a2.store, "a2", "A") == 0)
         // The canary starts on model B, embeds a few repos and is rolled back.
         try await canary.store.prepare()
-        let canaryClaim = try await canary.store.claimPending(ClaimRequest(owner: "b1", limit: 3, leaseDuration: .seconds(30), model: "B", liveness: liveness))
+        let canaryClaim = try await canary.store.claimPending(ClaimRequest(owner: "b1", limit: 3, leaseDuration: .seconds(30), modelIdentity: "B", liveness: liveness))
         #expect(canaryClaim.count == 3)
         _ = try await canary.store.write(canaryClaim.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: "B", change: .embedded(vector: [0, 1], contentHash: "h", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: "B", change: .embedded(vector: [0, 1], contentHash: "h", generatedAt: Date()))
         }, owner: "b1")
         await canary.store.shutdown()
         // The collector goes on; once the canary's liveness ran out, model A is served again.
@@ -52,7 +52,7 @@ struct RollbackTests {
             if embedded < 8 { try await Task.sleep(for: .milliseconds(200)) }
         }
         #expect(embedded == 8, "the 5 new repos and the 3 the canary embedded must get model A's vectors again")
-        let stats = try await a1.store.stats(model: "A")
+        let stats = try await a1.store.stats(modelIdentity: "A")
         #expect(stats.total == 25 && stats.embedded == 25 && stats.pending == 0, "\(stats)")
     }
 }

@@ -73,7 +73,7 @@ struct StoreTests {
     let model = "mock/mock-embed@16"
 
     func claim(_ store: SurrealStore, _ owner: String, limit: Int = 50, lease: Duration = .seconds(60)) async throws -> [ClaimedRepo] {
-        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, model: model))
+        try await store.claimPending(ClaimRequest(owner: owner, limit: limit, leaseDuration: lease, modelIdentity: model))
     }
 
     /// The contract every store keeps (EmbedStarTesting); the second handle talks HTTP to the
@@ -105,12 +105,12 @@ struct StoreTests {
         let versions = try await first.client.query("SELECT VALUE record::id(id) FROM embed_star_migration").first?.array
         #expect(versions.map { Set($0) } == [1, 2, 3, 4, 5, 6])
         // Repos that existed before the migration are pending and counted.
-        var stats = try await first.store.stats(model: model)
+        var stats = try await first.store.stats(modelIdentity: model)
         #expect(stats.pending == 20 && stats.total == 20)
         // Counts follow inserts and deletes.
         try await first.insert(SyntheticRepos.generate(count: 25).suffix(5))
         _ = try await first.client.query("DELETE repo:syn0, repo:syn1")
-        stats = try await first.store.stats(model: model)
+        stats = try await first.store.stats(modelIdentity: model)
         #expect(stats.total == 23 && stats.pending == 23)
     }
 
@@ -138,18 +138,18 @@ struct StoreTests {
         #expect(info?["events"].map(Self.keys) == ["embed_star_repo"])
         #expect(info?["fields"]?["embedding"] == nil)
         #expect(Self.keys(info?["fields"]).allSatisfy { !$0.hasPrefix("embedding[") && !$0.hasPrefix("embedding.") })
-        #expect(try await fixture.store.stats(model: model).total == 4)
+        #expect(try await fixture.store.stats(modelIdentity: model).total == 4)
         try await fixture.insert(SyntheticRepos.generate(count: 6).suffix(2))
         _ = try await fixture.client.query("DELETE repo:syn0")
-        var stats = try await fixture.store.stats(model: model)
+        var stats = try await fixture.store.stats(modelIdentity: model)
         #expect(stats.total == 5 && stats.pending == 5)
         let claimed = try await claim(fixture.store, "a")
         #expect(claimed.count == 5)
         let writes = claimed.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
         }
         #expect(Set(try await fixture.store.write(writes, owner: "a").values) == [.applied])
-        stats = try await fixture.store.stats(model: model)
+        stats = try await fixture.store.stats(modelIdentity: model)
         #expect(stats.embedded == 5 && stats.pending == 0)
         let stored = try await fixture.client.query("SELECT VALUE embedding FROM ONLY repo:syn1").last
         #expect(stored?.floatArray == [0.6, 0.8])
@@ -173,7 +173,7 @@ struct StoreTests {
         let claimed = try await claim(fixture.store, "a")
         #expect(claimed.count == 2)
         let writes = claimed.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
         }
         #expect(Set(try await fixture.store.write(writes, owner: "a").values) == [.applied])
         let stored = try await fixture.client.query("SELECT VALUE embedding FROM repo").last?.array ?? []
@@ -205,7 +205,7 @@ struct StoreTests {
         #expect(Set(ids).count == ids.count)
         #expect(ids.count == 60)
         #expect(try await claim(fixture.store, "late").isEmpty)
-        let stats = try await fixture.store.stats(model: model)
+        let stats = try await fixture.store.stats(modelIdentity: model)
         #expect(stats.leased == 60 && stats.pending == 60)
 
         let fresh = try StoreFixture(scheme)
@@ -217,7 +217,7 @@ struct StoreTests {
         try await Task.sleep(for: .milliseconds(400))
         let takenOver = try await claim(fresh.store, "b")
         #expect(takenOver.count == 3)
-        let write = RepoWrite(id: short[0].repo.id, revision: short[0].revision, model: model,
+        let write = RepoWrite(id: short[0].repo.id, revision: short[0].revision, modelIdentity: model,
                               change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date()))
         #expect(try await fresh.store.write([write], owner: "a")[short[0].repo.id] == .leaseLost)
     }
@@ -232,7 +232,7 @@ struct StoreTests {
         let target = claimed[0].repo.id
         _ = try await fixture.client.query("UPDATE type::record($id) SET description = 'rewritten while embedding'", ["id": .string(target.rawValue)])
         let writes = claimed.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [0.6, 0.8], contentHash: "h", generatedAt: Date()))
         }
         let outcomes = try await fixture.store.write(writes, owner: "a")
         #expect(outcomes[target] == .changedSinceClaim)
@@ -262,7 +262,7 @@ struct StoreTests {
         let row = try await fixture.client.query("SELECT embedding_attempts, embedding_error FROM ONLY type::record($id)", ["id": .string(claimed[0].repo.id.rawValue)])
         #expect(row.first?["embedding_attempts"] == 2)
         #expect(row.first?["embedding_error"] == "boom false")
-        #expect(try await fixture.store.stats(model: model).failed == 2)
+        #expect(try await fixture.store.stats(modelIdentity: model).failed == 2)
         #expect(try await fixture.store.resetFailed() == 2)
         #expect(try await claim(fixture.store, "a").count == 2)
     }
@@ -276,7 +276,7 @@ struct StoreTests {
         try await fixture.store.prepare()
         func write(_ claimed: [ClaimedRepo], _ owner: String) async throws {
             let outcomes = try await fixture.store.write(claimed.map {
-                RepoWrite(id: $0.repo.id, revision: $0.revision, model: model,
+                RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model,
                           change: .embedded(vector: MockProvider.vector(for: $0.repo.fullName, dimensions: 16), contentHash: "h", generatedAt: Date()))
             }, owner: owner)
             #expect(outcomes.values.allSatisfy { $0 == .applied })
@@ -289,12 +289,12 @@ struct StoreTests {
         #expect(held.count == 10 && rest.count == 20)
         try await write(rest, "b")
         #expect(try await claim(fixture.store, "b").isEmpty)
-        try await fixture.store.maintain(owner: "b", model: model)
+        try await fixture.store.maintain(owner: "b", modelIdentity: model)
         #expect(try await !indexed(), "defined while instance a still held 10 leases")
         try await write(held, "a")
         #expect(try await claim(fixture.store, "b").isEmpty)
         #expect(try await !indexed(), "a claim does no idle work")
-        try await fixture.store.maintain(owner: "b", model: model)
+        try await fixture.store.maintain(owner: "b", modelIdentity: model)
         #expect(try await indexed())
     }
 
@@ -317,7 +317,7 @@ struct StoreTests {
         // Each text is sent once, unless a store error made a batch go round again.
         let sent = provider.statistics.texts
         #expect(sent >= 2000)
-        let stats = try await fixture.store.stats(model: pipeline.modelIdentity)
+        let stats = try await fixture.store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 2000, embedded: 2000, pending: 0, failed: 0, leased: 0))
         let builder = try TextBuilder(maxTokens: pipeline.model.maxInputTokens)
         let rows = try await fixture.client.query("SELECT id, embedding, embedding_hash, embedding_model FROM repo").first?.array ?? []
@@ -363,7 +363,7 @@ struct StoreTests {
         let other = try await Pipeline.start(provider: MockProvider(configuration: providerConfiguration), providerName: "mock",
                                              store: fixture.store, configuration: configuration, instanceID: "test", logger: Logger(label: "test"))
         #expect(try await other.backfill().embedded == 2000)
-        #expect(try await fixture.store.stats(model: other.modelIdentity).embedded == 2000)
+        #expect(try await fixture.store.stats(modelIdentity: other.modelIdentity).embedded == 2000)
         let hits = try await fixture.store.nearest(to: MockProvider.vector(for: builder.text(for: repos[5]), dimensions: 8), limit: 1, filter: SearchFilter())
         #expect(hits.first?.repo.id == repos[5].id)
     }
@@ -377,7 +377,7 @@ struct StoreTests {
         _ = try await fixture.client.query("CREATE repo:broken SET full_name = 42, topics = 'not a list'")
         let claimed = try await claim(fixture.store, "a")
         #expect(claimed.count == 3)
-        let stats = try await fixture.store.stats(model: model)
+        let stats = try await fixture.store.stats(modelIdentity: model)
         #expect(stats.failed == 1)
     }
 
@@ -388,12 +388,12 @@ struct StoreTests {
         try await fixture.store.prepare()
         var repos = SyntheticRepos.generate(count: 3, seed: 30)
         try await fixture.store.upsert(repos)
-        #expect(try await fixture.store.stats(model: model).pending == 3)
+        #expect(try await fixture.store.stats(modelIdentity: model).pending == 3)
         let claimed = try await claim(fixture.store, "a")
-        let writes = claimed.map { RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
+        let writes = claimed.map { RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
         _ = try await fixture.store.write(writes, owner: "a")
         try await fixture.store.upsert(repos)
-        #expect(try await fixture.store.stats(model: model) == StoreStats(total: 3, embedded: 3, pending: 0, failed: 0, leased: 0))
+        #expect(try await fixture.store.stats(modelIdentity: model) == StoreStats(total: 3, embedded: 3, pending: 0, failed: 0, leased: 0))
         repos[1].description = "changed by the collector"
         try await fixture.store.upsert(repos)
         let again = try await claim(fixture.store, "b")
@@ -409,10 +409,10 @@ struct StoreTests {
         _ = try await fixture.client.query("CREATE repo:⟨odd-id.with.dots⟩ SET full_name = 'ünï/cödé', description = '日本語 👍'; CREATE repo:12345 SET full_name = 'num/id'")
         let claimed = try await claim(fixture.store, "a")
         #expect(Set(claimed.map(\.repo.fullName)) == ["ünï/cödé", "num/id"])
-        let writes = claimed.map { RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
+        let writes = claimed.map { RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
         let outcomes = try await fixture.store.write(writes, owner: "a")
         #expect(outcomes.values.allSatisfy { $0 == .applied }, "\(outcomes)")
-        #expect(try await fixture.store.stats(model: model).embedded == 2)
+        #expect(try await fixture.store.stats(modelIdentity: model).embedded == 2)
     }
 }
 
@@ -431,9 +431,9 @@ struct ModelCountTests {
             // An instance per model, each newer than the last (the newest is served), embeds
             // 1, 2, 3 and 4 repos that no model embedded yet; 2 repos stay pending.
             let share = try await fixture.store.claimPending(ClaimRequest(owner: "o\(index)", limit: index + 1, leaseDuration: .seconds(60),
-                                                                          model: model, staleLimit: 0))
+                                                                          modelIdentity: model, staleLimit: 0))
             #expect(share.count == index + 1)
-            let writes = share.map { RepoWrite(id: $0.repo.id, revision: $0.revision, model: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
+            let writes = share.map { RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [1, 0], contentHash: "h", generatedAt: Date())) }
             let outcomes = try await fixture.store.write(writes, owner: "o\(index)")
             #expect(outcomes.values.allSatisfy { $0 == .applied }, "\(model): \(outcomes)")
         }
@@ -446,7 +446,7 @@ struct ModelCountTests {
             // the others' repos are queued for it.
             let counts = try await fixture.store.queueCounts(model: model)
             #expect(counts.current == expected[model], "\(model): \(counts)")
-            let stats = try await fixture.store.stats(model: model)
+            let stats = try await fixture.store.stats(modelIdentity: model)
             #expect(stats.total == 12 && stats.embedded == (model == models[3] ? 4 : 0), "\(model): \(stats)")
         }
         // On 3.x the count is read from the index, not the records (the plan names the operator).

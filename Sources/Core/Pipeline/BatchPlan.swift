@@ -43,7 +43,7 @@ struct BatchPlan {
             let text = rules.document.text(for: claim.repo, tokenCount: rules.tokenCount)
             let hash = rules.document.hash(text)
             if hash == claim.embeddedHash {
-                unchanged.append(RepoWrite(id: claim.repo.id, revision: claim.revision, model: rules.modelIdentity,
+                unchanged.append(RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: rules.modelIdentity,
                                            change: .unchanged(contentHash: hash)))
             } else if text.isEmpty {
                 refused.append(Self.failure(claim, "the text template gives an empty text", permanent: true, rules: rules))
@@ -95,7 +95,7 @@ struct BatchPlan {
             // Every work item's hash got a slot in `init`.
             switch answers[slotOfHash[item.hash]!] {
             case .success(let vector)?:
-                outcome.writes.append(RepoWrite(id: item.claim.repo.id, revision: item.claim.revision, model: rules.modelIdentity,
+                outcome.writes.append(RepoWrite(id: item.claim.repo.id, revision: item.claim.revision, modelIdentity: rules.modelIdentity,
                                                 change: .embedded(vector: vector, contentHash: item.hash, generatedAt: generatedAt)))
             case .failure(let problem)? where !problem.release:
                 outcome.failures.append(Self.failure(item.claim, problem.reason, permanent: problem.permanent, rules: rules))

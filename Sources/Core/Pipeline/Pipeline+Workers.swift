@@ -23,7 +23,7 @@ extension Pipeline {
             // was killed (until its lease expires) or by one still embedding them. The backfill
             // waits for those, until none is leased or nothing moved for longer than a lease.
             // Repos waiting out a retry are not waited for: they are in the summary as retrying.
-            let stats = try await store.stats(model: modelIdentity)
+            let stats = try await store.stats(modelIdentity: modelIdentity)
             if stats.pending == 0 { break }
             if stats.leased == 0 {
                 // Leases that ran out since the round began are claimable now: one more round,
@@ -148,7 +148,7 @@ extension Pipeline {
         return total
     }
 
-    /// The store's idle work (``RepoStore/maintain(owner:model:)``), timed; a failure is logged
+    /// The store's idle work (``RepoStore/maintain(owner:modelIdentity:)``), timed; a failure is logged
     /// and tried again the next time the queue is dry.
     func maintainStore() async {
         let store = self.store
@@ -156,7 +156,7 @@ extension Pipeline {
         let beat = heartbeatWhile()
         defer { beat.cancel() }
         do {
-            try await metrics.timed("maintain") { try await store.maintain(owner: self.instanceID, model: self.modelIdentity) }
+            try await metrics.timed("maintain") { try await store.maintain(owner: self.instanceID, modelIdentity: self.modelIdentity) }
         } catch is CancellationError {
         } catch {
             logger.warning("store maintenance failed; tried again when the queue is next dry", metadata: ["error": "\(error)"])

@@ -128,7 +128,7 @@ public final class Pipeline: Sendable {
         defer { if let staleLimit { stalePace.withLock { $0.refund(staleLimit - stale) } } }
         let request = ClaimRequest(
             owner: instanceID, limit: batchSize,
-            leaseDuration: .seconds(configuration.leaseSeconds), model: modelIdentity,
+            leaseDuration: .seconds(configuration.leaseSeconds), modelIdentity: modelIdentity,
             staleLimit: staleLimit, liveness: .seconds(max(120, 2 * configuration.leaseSeconds)))
         let store = self.store
         // A claim may wait out another instance's sweep of a large table (minutes on a first

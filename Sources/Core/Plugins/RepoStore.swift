@@ -7,9 +7,10 @@ public struct ClaimRequest: Sendable {
     public var owner: String
     public var limit: Int
     public var leaseDuration: Duration
-    /// The model identity the vectors must come from (``ModelIdentity``); a repo embedded by
-    /// another model is pending.
-    public var model: String
+    /// The model identity the vectors must come from (``ModelIdentity``: provider, model,
+    /// dimensions, prefixes and template, not only the model's name); a repo embedded under
+    /// another identity is pending.
+    public var modelIdentity: String
     /// At most this many *stale* repos (unchanged, but embedded by another model) in this claim;
     /// nil for no limit. Repos that are new or changed are never held back by it. This is how a
     /// model change is re-embedded at a pace.
@@ -25,11 +26,11 @@ public struct ClaimRequest: Sendable {
     /// and its model are forgotten (well past any ``liveness``; one rule for every store).
     public static let ownerRetention: Duration = .seconds(86_400)
 
-    public init(owner: String, limit: Int, leaseDuration: Duration, model: String, staleLimit: Int? = nil, liveness: Duration = .seconds(120)) {
+    public init(owner: String, limit: Int, leaseDuration: Duration, modelIdentity: String, staleLimit: Int? = nil, liveness: Duration = .seconds(120)) {
         self.owner = owner
         self.limit = limit
         self.leaseDuration = leaseDuration
-        self.model = model
+        self.modelIdentity = modelIdentity
         self.staleLimit = staleLimit
         self.liveness = liveness
     }
@@ -77,13 +78,14 @@ public struct RepoWrite: Sendable {
 
     public var id: RepoID
     public var revision: String
-    public var model: String
+    /// The ``ModelIdentity`` the vector is stored under.
+    public var modelIdentity: String
     public var change: Change
 
-    public init(id: RepoID, revision: String, model: String, change: Change) {
+    public init(id: RepoID, revision: String, modelIdentity: String, change: Change) {
         self.id = id
         self.revision = revision
-        self.model = model
+        self.modelIdentity = modelIdentity
         self.change = change
     }
 }
@@ -160,12 +162,12 @@ public struct StoreSchema: Sendable, Hashable {
     public var required: Int
     /// The model identity the store last served (the model of the most recent instance that
     /// claimed), if it records one: `status` shows it without asking the provider.
-    public var servedModel: String?
+    public var servedModelIdentity: String?
 
-    public init(version: Int, required: Int, servedModel: String? = nil) {
+    public init(version: Int, required: Int, servedModelIdentity: String? = nil) {
         self.version = version
         self.required = required
-        self.servedModel = servedModel
+        self.servedModelIdentity = servedModelIdentity
     }
 
     /// Throws ``SchemaBehindError`` when the data is at an older schema than this binary needs.
@@ -190,11 +192,11 @@ public struct SearchFilter: Sendable, Hashable {
     public var language: String?
     /// Only vectors of this model identity (nil: any). Vectors of two models of one dimension
     /// are not comparable: a search during a model change names the query's model.
-    public var model: String?
+    public var modelIdentity: String?
 
-    public init(language: String? = nil, model: String? = nil) {
+    public init(language: String? = nil, modelIdentity: String? = nil) {
         self.language = language
-        self.model = model
+        self.modelIdentity = modelIdentity
     }
 }
 
@@ -214,7 +216,7 @@ public struct SearchHit: Sendable {
 /// The contract an implementation must keep:
 /// - `prepare` is idempotent and safe when several instances call it at once.
 /// - A repo is pending when it has no vector, when it changed since its vector was written,
-///   or when its vector came from another model than `ClaimRequest.model`; and it is neither
+///   or when its vector came from another model identity than `ClaimRequest.modelIdentity`; and it is neither
 ///   failed, nor waiting out a `retryAfter`, nor leased to another owner with time left.
 /// - `claimPending` hands each pending repo to at most one owner at a time; an expired lease
 ///   may be taken by anyone. Concurrent claims never return the same repo. New and changed
@@ -275,7 +277,7 @@ public protocol RepoStore: Sendable {
     func releaseAll(owner: String, except: Set<RepoID>) async throws -> Int
 
     /// Puts failed repos back in the queue with their attempts cleared, queued as of now
-    /// (``oldestPendingSince(model:)``); returns how many.
+    /// (``oldestPendingSince(modelIdentity:)``); returns how many.
     func resetFailed() async throws -> Int
 
     /// Puts the named repos back in the queue, failed or not, with their attempts and last
@@ -286,16 +288,16 @@ public protocol RepoStore: Sendable {
     /// them ends. Ids that name no repo are skipped; returns how many were queued.
     func requeue(_ ids: [RepoID]) async throws -> Int
 
-    /// The repos `reference` names, as ``scan(model:after:limit:)`` would give them, with their
+    /// The repos `reference` names, as ``scan(modelIdentity:after:limit:)`` would give them, with their
     /// lease: a record id (`repo:123`) names at most one; anything else is compared with each
     /// repo's full name (`owner/name`), ignoring case. Reads and never writes.
-    func find(_ reference: String, model: String) async throws -> [StoredRepo]
+    func find(_ reference: String, modelIdentity: String) async throws -> [StoredRepo]
 
     /// Inserts repos or updates them by id, as a collector would (`embed-star import`): a new
     /// repo or a changed field makes it pending; an identical record changes nothing.
     func upsert(_ repos: [Repo]) async throws
 
-    func stats(model: String) async throws -> StoreStats
+    func stats(modelIdentity: String) async throws -> StoreStats
 
     /// When the longest-waiting pending repo for `model` (not failed; leased or not) was queued:
     /// inserted, changed, requeued or put back by `retry-failed`; a repo pending only because
@@ -303,7 +305,7 @@ public protocol RepoStore: Sendable {
     /// queued it), not from when it last changed. nil when nothing is pending, or when no
     /// pending repo has a recorded time. Reads and never writes; the monitoring refresher calls
     /// it about once a minute.
-    func oldestPendingSince(model: String) async throws -> Date?
+    func oldestPendingSince(modelIdentity: String) async throws -> Date?
 
     /// How many repos carry a vector from each model identity (`status` shows the coverage
     /// during a model change).
@@ -313,10 +315,10 @@ public protocol RepoStore: Sendable {
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]
 
     /// Up to `limit` repos after the cursor `after` (nil: from the start), with their vectors and
-    /// states for `model`, in a stable order; reads and never writes. Paging through every repo
+    /// states for `modelIdentity`, in a stable order; reads and never writes. Paging through every repo
     /// sees each repo that existed throughout exactly once, and counting the states gives what
-    /// `stats(model:)` gives when nothing changed meanwhile. For reports and exports.
-    func scan(model: String, after: String?, limit: Int) async throws -> ScanPage
+    /// `stats(modelIdentity:)` gives when nothing changed meanwhile. For reports and exports.
+    func scan(modelIdentity: String, after: String?, limit: Int) async throws -> ScanPage
 
     func health() async -> ComponentHealth
 
@@ -324,7 +326,7 @@ public protocol RepoStore: Sendable {
     /// The store decides what is due and keeps it cheap when nothing is; the pipeline times it
     /// (`embed_star_store_query_duration_seconds{operation="maintain"}`), logs a failure and
     /// goes on. The default does nothing.
-    func maintain(owner: String, model: String) async throws
+    func maintain(owner: String, modelIdentity: String) async throws
 
     /// Closes connections. Called once at the end; the default does nothing.
     func shutdown() async
@@ -332,5 +334,5 @@ public protocol RepoStore: Sendable {
 
 extension RepoStore {
     public func shutdown() async {}
-    public func maintain(owner: String, model: String) async throws {}
+    public func maintain(owner: String, modelIdentity: String) async throws {}
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One repo as a store holds it, with what embed-star keeps about it: what `embed-star report`
-/// reads, page by page (``RepoStore/scan(model:after:limit:)``).
+/// reads, page by page (``RepoStore/scan(modelIdentity:after:limit:)``).
 public struct StoredRepo: Sendable {
     public enum State: String, Sendable, Hashable, Codable {
         /// Holds a vector of the asked model for its current text.
@@ -13,7 +13,7 @@ public struct StoredRepo: Sendable {
     }
 
     public var repo: Repo
-    /// The state for the model the scan was asked about, decided as ``RepoStore/stats(model:)``
+    /// The state for the model the scan was asked about, decided as ``RepoStore/stats(modelIdentity:)``
     /// decides it, so counting a scan gives the same numbers.
     public var state: State
     public var embedding: [Float]?
@@ -29,7 +29,7 @@ public struct StoredRepo: Sendable {
     /// For a pending repo: when it was queued (inserted or changed, or queued by a model change),
     /// if the store records it; nil when it does not (records from before the store kept it).
     public var pendingSince: Date?
-    /// Who holds a lease on the repo, and until when (``RepoStore/find(_:model:)`` fills them;
+    /// Who holds a lease on the repo, and until when (``RepoStore/find(_:modelIdentity:)`` fills them;
     /// a scan may not). An expired lease is reported as none.
     public var leaseOwner: String?
     public var leaseExpires: Date?
@@ -69,11 +69,11 @@ public struct ScanPage: Sendable {
 extension RepoStore {
     /// Every repo, a page at a time, in the store's order: `body` sees each page once and memory
     /// stays at one page.
-    public func forEachPage(model: String, pageSize: Int = 500, _ body: (ScanPage) async throws -> Void) async throws {
+    public func forEachPage(modelIdentity model: String, pageSize: Int = 500, _ body: (ScanPage) async throws -> Void) async throws {
         var cursor: String?
         repeat {
             try Task.checkCancellation()
-            let page = try await scan(model: model, after: cursor, limit: pageSize)
+            let page = try await scan(modelIdentity: model, after: cursor, limit: pageSize)
             try await body(page)
             cursor = page.next
         } while cursor != nil

@@ -93,7 +93,7 @@ struct InspectCommand: AsyncParsableCommand {
                 // The provider is asked once (at most 5 s): the model's identity, and its texts
                 // to compare the current text's hash with the stored one.
                 let (model, document) = runtime.statusModel(schema, asked: await runtime.askDocument())
-                let repos = try await runtime.store.find(repo, model: model.identity ?? "")
+                let repos = try await runtime.store.find(repo, modelIdentity: model.identity ?? "")
                 guard !repos.isEmpty else { return [] }
                 return repos.map { stored in
                     var matches: Bool?
@@ -180,7 +180,7 @@ struct RequeueCommand: AsyncParsableCommand {
                 var ids: [RepoID] = []
                 var missing: [String] = []
                 for reference in repos {
-                    let found = try await runtime.store.find(reference, model: "")
+                    let found = try await runtime.store.find(reference, modelIdentity: "")
                     if found.isEmpty { missing.append(reference) }
                     ids += found.map(\.repo.id)
                 }
@@ -225,7 +225,7 @@ struct RetryFailedCommand: AsyncParsableCommand {
     static func failures(in store: any RepoStore, matching reason: String?) async throws -> [(reason: String, group: Group)] {
         var groups: [String: Group] = [:]
         let needle = reason?.lowercased()
-        try await store.forEachPage(model: "") { page in
+        try await store.forEachPage(modelIdentity: "") { page in
             for stored in page.repos where stored.state == .failed {
                 let text = stored.lastError ?? "no reason recorded"
                 let key = FailureReasons.normalize(text)

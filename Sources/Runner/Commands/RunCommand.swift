@@ -67,7 +67,7 @@ struct BackfillCommand: AsyncParsableCommand {
         try await runCommand { logger in
             let report = try await options.withRuntime(logger: logger) { runtime in
                 let pipeline = try await runtime.startPipeline()
-                let before = try await runtime.store.stats(model: pipeline.modelIdentity)
+                let before = try await runtime.store.stats(modelIdentity: pipeline.modelIdentity)
                 let started = ContinuousClock.now
                 let progress = Progress(total: before.pending, enabled: Console.stderrIsTerminal && !json)
                 defer { progress.finish() }
@@ -76,7 +76,7 @@ struct BackfillCommand: AsyncParsableCommand {
                                               onFinish: { summary in finished.withLock { $0 = summary } })
                 try await PipelineService.runGroup(service, logger: logger)
                 let elapsed = ContinuousClock.now - started
-                let after = try await runtime.store.stats(model: pipeline.modelIdentity)
+                let after = try await runtime.store.stats(modelIdentity: pipeline.modelIdentity)
                 return BackfillReport(summary: finished.withLock { $0 } ?? PipelineSummary(), seconds: elapsed.seconds,
                                       before: before, after: after, model: pipeline.modelIdentity)
             }

@@ -35,7 +35,7 @@ struct SearchCommand: AsyncParsableCommand {
                 let document = try await runtime.document()
                 let vector = try await runtime.provider.embed([document.query(query)], mode: .query)
                 guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
-                return try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, model: document.modelIdentity))
+                return try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, modelIdentity: document.modelIdentity))
             }
             if json {
                 let rows: [[String: Any]] = hits.map { hit in

@@ -19,7 +19,7 @@ struct StatusCommand: AsyncParsableCommand {
             let (model, stats, coverage) = try await options.withRuntime(logger: logger) { runtime in
                 let schema = try await runtime.openStore()
                 let model = await runtime.statusModel(schema)
-                return (model, try await runtime.store.stats(model: model.identity ?? ""), try await runtime.store.coverage())
+                return (model, try await runtime.store.stats(modelIdentity: model.identity ?? ""), try await runtime.store.coverage())
             }
             if json {
                 struct Report: Encodable {

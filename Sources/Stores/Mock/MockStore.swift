@@ -109,13 +109,13 @@ public actor MockStore: RepoStore {
         try await prepare()
         if readBaseline == nil { readBaseline = try JSONEncoder().encode(entries) }
         let served = owners.max { ($0.value.started, $0.key) < ($1.value.started, $1.key) }?.value.model
-        return StoreSchema(version: 1, required: 1, servedModel: served ?? queueModel)
+        return StoreSchema(version: 1, required: 1, servedModelIdentity: served ?? queueModel)
     }
 
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
         guard serves(request) else { return [] }
-        if queueModel != request.model {
-            queueModel = request.model
+        if queueModel != request.modelIdentity {
+            queueModel = request.modelIdentity
             firstCandidate = 0
         }
         let now = Date()
@@ -126,7 +126,7 @@ public actor MockStore: RepoStore {
         while position < entries.count, claimed.count < request.limit {
             defer { position += 1 }
             let entry = entries[position]
-            guard isPending(entry, model: request.model) else {
+            guard isPending(entry, model: request.modelIdentity) else {
                 if advancing { firstCandidate = position + 1 }
                 continue
             }
@@ -134,7 +134,7 @@ public actor MockStore: RepoStore {
             // A live lease is skipped whoever holds it: the holder is still working on it.
             if entry.leaseOwner != nil, let expires = entry.leaseExpires, expires > now { continue }
             if let notBefore = entry.notBefore, notBefore > now { continue }
-            if isStale(entry, model: request.model) {
+            if isStale(entry, model: request.modelIdentity) {
                 staleCandidates.append(position)  // after the new and changed ones
                 continue
             }
@@ -150,12 +150,12 @@ public actor MockStore: RepoStore {
     /// started running owner.
     private func serves(_ request: ClaimRequest) -> Bool {
         let now = Date()
-        let started = owners[request.owner].flatMap { $0.model == request.model ? $0.started : nil } ?? now
-        owners[request.owner] = (request.model, started, now)
+        let started = owners[request.owner].flatMap { $0.model == request.modelIdentity ? $0.started : nil } ?? now
+        owners[request.owner] = (request.modelIdentity, started, now)
         owners = owners.filter { now.timeIntervalSince($0.value.seen) < ClaimRequest.ownerRetention.seconds }
         let live = owners.filter { now.timeIntervalSince($0.value.seen) <= request.liveness.seconds }
         let newest = live.max { ($0.value.started, $0.key) < ($1.value.started, $1.key) }
-        return newest?.value.model == request.model
+        return newest?.value.model == request.modelIdentity
     }
 
     private func lease(_ position: Int, _ request: ClaimRequest, now: Date, stale: Bool) -> ClaimedRepo {
@@ -163,7 +163,7 @@ public actor MockStore: RepoStore {
         entries[position].leaseExpires = now.addingTimeInterval(request.leaseDuration.seconds)
         let entry = entries[position]
         return ClaimedRepo(repo: entry.repo, revision: String(entry.revision),
-                           embeddedHash: entry.embeddingModel == request.model && entry.embedding != nil ? entry.embeddingHash : nil,
+                           embeddedHash: entry.embeddingModel == request.modelIdentity && entry.embedding != nil ? entry.embeddingHash : nil,
                            attempts: entry.attempts, stale: stale, requeued: entry.requeued == true)
     }
 
@@ -201,7 +201,7 @@ public actor MockStore: RepoStore {
             case .unchanged(let hash):
                 entry.embeddingHash = hash
             }
-            entry.embeddingModel = write.model
+            entry.embeddingModel = write.modelIdentity
             entry.embeddedRevision = entry.revision
             entry.attempts = 0
             entry.lastError = nil
@@ -311,7 +311,7 @@ public actor MockStore: RepoStore {
         return count
     }
 
-    public func find(_ reference: String, model: String) async throws -> [StoredRepo] {
+    public func find(_ reference: String, modelIdentity model: String) async throws -> [StoredRepo] {
         let now = Date()
         let positions = index[RepoID(reference)].map { [$0] }
             ?? entries.indices.filter { entries[$0].repo.fullName.lowercased() == reference.lowercased() }
@@ -333,7 +333,7 @@ public actor MockStore: RepoStore {
                    pendingSince: entry.failed || !isPending(entry, model: model) ? nil : entry.changedAt)
     }
 
-    public func stats(model: String) async throws -> StoreStats {
+    public func stats(modelIdentity model: String) async throws -> StoreStats {
         let now = Date()
         var stats = StoreStats(total: entries.count, embedded: 0, pending: 0, failed: 0, leased: 0)
         for entry in entries {
@@ -349,7 +349,7 @@ public actor MockStore: RepoStore {
         return stats
     }
 
-    public func oldestPendingSince(model: String) async throws -> Date? {
+    public func oldestPendingSince(modelIdentity model: String) async throws -> Date? {
         // A repo only another model embedded waits since this model was first served.
         let served = owners.values.filter { $0.model == model }.map(\.started).min()
         return entries.lazy.filter { self.isPending($0, model: model) }
@@ -363,7 +363,7 @@ public actor MockStore: RepoStore {
         for entry in entries {
             guard let embedding = entry.embedding, embedding.count == vector.count else { continue }
             if let language = filter.language, entry.repo.language?.lowercased() != language.lowercased() { continue }
-            if let model = filter.model, entry.embeddingModel != model { continue }
+            if let model = filter.modelIdentity, entry.embeddingModel != model { continue }
             var dot: Float = 0, norm: Float = 0
             for i in 0..<vector.count {
                 dot += vector[i] * embedding[i]
@@ -375,7 +375,7 @@ public actor MockStore: RepoStore {
         return Array(hits.sorted { $0.score > $1.score }.prefix(limit))
     }
 
-    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
+    public func scan(modelIdentity model: String, after: String?, limit: Int) async throws -> ScanPage {
         let start = after.flatMap(Int.init) ?? 0
         guard limit > 0, start < entries.count else { return ScanPage(repos: [], next: nil) }
         let end = min(entries.count, start + limit)

@@ -17,13 +17,13 @@ extension SQLiteStore {
             var rows = try Row.fetchAll(db, sql: """
                 SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 0 AS stale, requeued FROM repo
                 WHERE failed = 0 AND current = 0 AND \(free) LIMIT ?3
-                """, arguments: [request.model, now, request.limit])
+                """, arguments: [request.modelIdentity, now, request.limit])
             let room = min(request.limit - rows.count, request.staleLimit ?? .max)
             if room > 0 {
                 rows += try Row.fetchAll(db, sql: """
                     SELECT id, record, revision, embedding_model, CASE WHEN EXISTS (SELECT 1 FROM repo_vector v WHERE v.repo = repo.seq) THEN embedding_hash END AS embedding_hash, attempts, 1 AS stale, requeued FROM repo
                     WHERE \(SQLiteMigrations.staleForModel1) AND \(free) LIMIT ?3
-                    """, arguments: [request.model, now, room])
+                    """, arguments: [request.modelIdentity, now, room])
             }
             var claimed: [ClaimedRepo] = []
             var unreadable: [(String, String)] = []
@@ -39,7 +39,7 @@ extension SQLiteStore {
                     try db.execute(sql: "UPDATE repo SET lease_owner = ?, lease_expires = ? WHERE id = ?", arguments: [request.owner, expires, id])
                     let model: String? = row["embedding_model"]
                     claimed.append(ClaimedRepo(repo: repo, revision: String(row["revision"] as Int64),
-                                               embeddedHash: model == request.model ? row["embedding_hash"] : nil,
+                                               embeddedHash: model == request.modelIdentity ? row["embedding_hash"] : nil,
                                                attempts: row["attempts"], stale: row["stale"], requeued: row["requeued"]))
                 }
             }
@@ -58,11 +58,11 @@ extension SQLiteStore {
             INSERT INTO embed_star_instance (owner, model, started_at, seen_at) VALUES (?1, ?2, ?3, ?3)
             ON CONFLICT (owner) DO UPDATE SET started_at = CASE WHEN model = excluded.model THEN started_at ELSE excluded.started_at END,
               model = excluded.model, seen_at = excluded.seen_at
-            """, arguments: [request.owner, request.model, now])
+            """, arguments: [request.owner, request.modelIdentity, now])
         try db.execute(sql: "DELETE FROM embed_star_instance WHERE seen_at < ?", arguments: [now - ClaimRequest.ownerRetention.seconds])
         let served = try String.fetchOne(db, sql: """
             SELECT model FROM embed_star_instance WHERE seen_at >= ? ORDER BY started_at DESC, owner DESC LIMIT 1
             """, arguments: [now - request.liveness.seconds])
-        return served == request.model
+        return served == request.modelIdentity
     }
 }

@@ -8,7 +8,7 @@ import Logging
 extension SQLiteStore {
     /// When the queue runs dry: the codes written since the last time are packed for search.
     /// Search is right either way, so a failure is logged here, not thrown.
-    public func maintain(owner: String, model: String) async throws {
+    public func maintain(owner: String, modelIdentity model: String) async throws {
         do {
             try await pack()
         } catch {

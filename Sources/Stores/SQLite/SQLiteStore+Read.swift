@@ -6,7 +6,7 @@ import Logging
 
 /// Counts, the oldest pending repo, the report's scan and one repo's record: reads that never write.
 extension SQLiteStore {
-    public func stats(model: String) async throws -> StoreStats {
+    public func stats(modelIdentity model: String) async throws -> StoreStats {
         let now = Date().timeIntervalSince1970
         return try await database().read { db in
             guard let row = try Row.fetchOne(db, sql: """
@@ -21,7 +21,7 @@ extension SQLiteStore {
         }
     }
 
-    public func oldestPendingSince(model: String) async throws -> Date? {
+    public func oldestPendingSince(modelIdentity model: String) async throws -> Date? {
         try await database().read { db in
             // New, changed, requeued and retried repos: since they changed. Repos only another
             // model embedded: since the first instance of this model started (they wait for it,
@@ -49,7 +49,7 @@ extension SQLiteStore {
         }
     }
 
-    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
+    public func scan(modelIdentity model: String, after: String?, limit: Int) async throws -> ScanPage {
         guard limit > 0 else { return ScanPage(repos: [], next: after) }
         let from = after.flatMap(Int64.init) ?? 0
         return try await database().read { db in
@@ -91,7 +91,7 @@ extension SQLiteStore {
                           pendingSince: state == .pending ? (row["changed_at"] as Double?).map(Date.init(timeIntervalSince1970:)) : nil)
     }
 
-    public func find(_ reference: String, model: String) async throws -> [StoredRepo] {
+    public func find(_ reference: String, modelIdentity model: String) async throws -> [StoredRepo] {
         try await database().read { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT \(Self.storedColumns) FROM repo r LEFT JOIN repo_vector v ON v.repo = r.seq

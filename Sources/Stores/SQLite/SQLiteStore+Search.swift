@@ -38,7 +38,7 @@ extension SQLiteStore {
     /// vectors were scored than kept (the caller scans by model instead).
     private func search(query: [Float], limit: Int, filter: SearchFilter, byModel: Bool, exact: Bool) async throws -> [SearchHit]? {
         let pool = try database()
-        let kept = filter.model != nil && !byModel ? limit * 4 : limit
+        let kept = filter.modelIdentity != nil && !byModel ? limit * 4 : limit
         let source: VectorSource = exact ? .floats(query) : .codes(VectorCode(query))
         let wanted = exact ? kept : Self.candidates(for: kept)
         // The range of the table's keys: two lookups, each its own query. SQLite looks up a
@@ -108,13 +108,13 @@ extension SQLiteStore {
             var hits: [SearchHit] = []
             for (score, seq) in ranked where hits.count < limit {
                 guard let row = try Row.fetchOne(db, sql: "SELECT id, record, embedding_model FROM repo WHERE seq = ?", arguments: [seq]) else { continue }
-                if let model = filter.model, (row["embedding_model"] as String?) != model { continue }
+                if let model = filter.modelIdentity, (row["embedding_model"] as String?) != model { continue }
                 guard case .success(let repo) = Self.decodeRecord(row["record"], id: row["id"]) else { continue }
                 hits.append(SearchHit(repo: repo, score: score))
             }
             return hits
         }
-        if hits.count < limit, scored > kept, !byModel, filter.model != nil { return nil }
+        if hits.count < limit, scored > kept, !byModel, filter.modelIdentity != nil { return nil }
         return hits
     }
 
@@ -163,7 +163,7 @@ extension SQLiteStore {
                 sql += " AND r.language = ? COLLATE NOCASE"
                 arguments += [language]
             }
-            if byModel, let model = filter.model {
+            if byModel, let model = filter.modelIdentity {
                 sql += " AND r.embedding_model = ?"
                 arguments += [model]
             }

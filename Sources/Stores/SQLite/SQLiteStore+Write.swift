@@ -31,14 +31,14 @@ extension SQLiteStore {
                           embedding_model = ?, embedded_revision = revision, attempts = 0, last_error = NULL, not_before = NULL,
                           lease_owner = NULL, lease_expires = NULL, requeued = 0
                         WHERE id = ?
-                        """, arguments: [vector.count, hash, generatedAt.timeIntervalSince1970, write.model, write.id.rawValue])
+                        """, arguments: [vector.count, hash, generatedAt.timeIntervalSince1970, write.modelIdentity, write.id.rawValue])
                     try Self.storeVector(db, vector, seq: row["seq"])
                 case .unchanged(let hash):
                     try db.execute(sql: """
                         UPDATE repo SET embedding_hash = ?, embedding_model = ?, embedded_revision = revision, attempts = 0,
                           last_error = NULL, not_before = NULL, lease_owner = NULL, lease_expires = NULL, requeued = 0
                         WHERE id = ?
-                        """, arguments: [hash, write.model, write.id.rawValue])
+                        """, arguments: [hash, write.modelIdentity, write.id.rawValue])
                 }
                 outcomes[write.id] = .applied
             }

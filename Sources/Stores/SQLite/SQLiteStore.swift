@@ -86,7 +86,7 @@ public final class SQLiteStore: RepoStore, Sendable {
                     ORDER BY seen_at >= (SELECT max(seen_at) FROM embed_star_instance) - 300 DESC, started_at DESC, seen_at DESC LIMIT 1
                     """)
             }
-            return StoreSchema(version: version, required: required, servedModel: served)
+            return StoreSchema(version: version, required: required, servedModelIdentity: served)
         }
     }
 

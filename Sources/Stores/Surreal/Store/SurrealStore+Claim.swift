@@ -9,7 +9,7 @@ extension SurrealStore {
     public func claimPending(_ request: ClaimRequest) async throws -> [ClaimedRepo] {
         guard try await reconcile(request) else { return [] }
         while true {
-            let unfinished = try await sweepChunk(model: request.model, owner: request.owner)
+            let unfinished = try await sweepChunk(model: request.modelIdentity, owner: request.owner)
             let claimed = try await claimQueued(request)
             // Empty while the sweep is unfinished is not "nothing pending": wait for it.
             if !claimed.isEmpty { return claimed }
@@ -87,7 +87,7 @@ extension SurrealStore {
         let variables: [String: SurrealValue] = [
             "limit": .int(Int64(request.limit)), "stale_limit": .int(Int64(max(0, request.staleLimit ?? request.limit))),
             "owner": .string(request.owner), "lease": .duration(SurrealDuration(request.leaseDuration)),
-            "model": .string(request.model), "stamp": .string(UUID().uuidString),
+            "model": .string(request.modelIdentity), "stamp": .string(UUID().uuidString),
         ]
         // Another instance may lease what this one selected a moment before: then this one
         // selects again, so an empty answer always means nothing is pending.
@@ -123,7 +123,7 @@ extension SurrealStore {
             switch Repo.decode(record.json, fallbackName: repoID.description) {
             case .success(let repo):
                 // The stored hash vouches for the text only while the vector it came with is there.
-                let embeddedHash = record["embedding_model"]?.string == request.model && record["embedding_held"]?.bool == true
+                let embeddedHash = record["embedding_model"]?.string == request.modelIdentity && record["embedding_held"]?.bool == true
                     ? record["embedding_hash"]?.string : nil
                 claimed.append(ClaimedRepo(repo: repo, revision: String(entry["revision"]?.int ?? 0), embeddedHash: embeddedHash,
                                            attempts: Int(entry["attempts"]?.int ?? 0), stale: entry["stale"]?.bool == true,

@@ -23,11 +23,11 @@ extension SurrealStore {
     }
 
     /// The store's idle work: the vector index, defined and checked once the queue ran dry.
-    public func maintain(owner: String, model: String) async throws {
+    public func maintain(owner: String, modelIdentity model: String) async throws {
         try await maintainIndex(owner: owner)
     }
 
-    /// When the queue ran dry, for `owner` (``maintain(owner:model:)``).
+    /// When the queue ran dry, for `owner` (``maintain(owner:modelIdentity:)``).
     func maintainIndex(owner: String) async throws {
         guard Self.due(indexCheckedAt, every: .seconds(60)) else { return }
         try await loadIndexState()
@@ -125,7 +125,7 @@ extension SurrealStore {
     /// Search through the index: the `limit` nearest by cosine, then filtered.
     func nearestIndexed(_ vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]? {
         guard indexedDimensions.withLock({ $0 }) == vector.count else { return nil }
-        let candidates = filter.language == nil && filter.model == nil ? limit : limit * 10
+        let candidates = filter.language == nil && filter.modelIdentity == nil ? limit : limit * 10
         // KNN sizes take no parameters; both are integers computed here. The search breadth
         // (ef) is at least 100: at 5,000 random vectors, recall@10 was 0.44 at 40 and 0.66 at
         // 100, for 1.4 ms more; on the real model's vectors both found every neighbour
@@ -139,7 +139,7 @@ extension SurrealStore {
         for row in rows {
             guard case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { continue }
             if let language = filter.language, repo.language?.lowercased() != language.lowercased() { continue }
-            if let model = filter.model, row["embedding_model"]?.string != model { continue }
+            if let model = filter.modelIdentity, row["embedding_model"]?.string != model { continue }
             let distance: Double
             switch row["distance"] {
             case .double(let value): distance = value

@@ -73,7 +73,7 @@ extension SurrealStore {
     func reconcile(_ request: ClaimRequest) async throws -> Bool {
         let now = ContinuousClock.now
         let cached = queueState.withLock { state -> String?? in
-            guard let beat = state.heartbeat, beat.model == request.model, now - beat.at < min(Self.heartbeatEvery, request.liveness / 4) else { return nil }
+            guard let beat = state.heartbeat, beat.model == request.modelIdentity, now - beat.at < min(Self.heartbeatEvery, request.liveness / 4) else { return nil }
             return .some(beat.served)
         }
         let served: String?
@@ -91,7 +91,7 @@ extension SurrealStore {
                     RETURN [(SELECT model, started_at, id FROM embed_star_instance WHERE seen_at > time::now() - $live
                         ORDER BY started_at DESC, id DESC LIMIT 1)[0].model, (SELECT VALUE model FROM ONLY embed_star_meta:queue),
                         (SELECT model, finished FROM ONLY embed_star_meta:sweep)];
-                    """, ["owner": .string(request.owner), "model": .string(request.model), "live": .duration(SurrealDuration(request.liveness)),
+                    """, ["owner": .string(request.owner), "model": .string(request.modelIdentity), "live": .duration(SurrealDuration(request.liveness)),
                                    "retention": .duration(SurrealDuration(ClaimRequest.ownerRetention))])
             }
             let found = answer.last?.array ?? []
@@ -99,23 +99,23 @@ extension SurrealStore {
             queued = .some(found.count > 1 ? found[1].string : nil)
             let sweep = found.count > 2 ? found[2] : .none
             queueState.withLock { state in
-                state.heartbeat = (now, request.model, served)
+                state.heartbeat = (now, request.modelIdentity, served)
                 // A sweep for this model that is on record as unfinished is this process's to
                 // help with, whatever it swept before (another instance announced the model
                 // again after a rollback and may have stopped half-way).
-                if sweep["model"]?.string == request.model, sweep["finished"]?.bool == false, state.swept == request.model {
+                if sweep["model"]?.string == request.modelIdentity, sweep["finished"]?.bool == false, state.swept == request.modelIdentity {
                     state.swept = nil
                 }
             }
         }
-        guard served == nil || served == request.model else {
+        guard served == nil || served == request.modelIdentity else {
             let first = queueState.withLock { state -> Bool in
                 defer { state.supersededBy = served }
                 return state.supersededBy != served
             }
             if first {
                 logger.warning("another model is served on this database: this instance claims nothing until it stops", metadata: [
-                    "model": "\(request.model)", "served": "\(served ?? "")",
+                    "model": "\(request.modelIdentity)", "served": "\(served ?? "")",
                 ])
             }
             return false
@@ -125,13 +125,13 @@ extension SurrealStore {
         // canary of another model that was rolled back announced its own, and the instances
         // that outlive it must take the queue back (what this process announced before proves
         // nothing about what the database holds now).
-        if let queued, queued != request.model {
-            try await announce(model: request.model, owner: request.owner)
-        } else if queued == nil, queueState.withLock({ $0.announced }) != request.model {
-            try await announce(model: request.model, owner: request.owner)
+        if let queued, queued != request.modelIdentity {
+            try await announce(model: request.modelIdentity, owner: request.owner)
+        } else if queued == nil, queueState.withLock({ $0.announced }) != request.modelIdentity {
+            try await announce(model: request.modelIdentity, owner: request.owner)
         }
-        if queueState.withLock({ $0.verified }) != request.model {
-            try await verify(model: request.model)
+        if queueState.withLock({ $0.verified }) != request.modelIdentity {
+            try await verify(model: request.modelIdentity)
         }
         return true
     }
@@ -390,7 +390,7 @@ extension SurrealStore {
         guard try await dialect().indexesCanMissRecords else { return false }
         if try await repairQueueIndexes(request) { return true }
         guard Self.due(queueCountsCheckedAt, every: queueCountsCheckEvery.withLock { $0 }) else { return false }
-        return try await verify(model: request.model, confirm: true)
+        return try await verify(model: request.modelIdentity, confirm: true)
     }
 
     /// How often an idle instance on such a server reads the counts (one `stats`: about 200 ms of

@@ -6,14 +6,14 @@ import SurrealClient
 
 /// Counts, search and the report's scan: reads that never write.
 extension SurrealStore {
-    public func stats(model: String) async throws -> StoreStats {
+    public func stats(modelIdentity model: String) async throws -> StoreStats {
         try await queueCounts(model: model).stats
     }
 
     /// The queue holds exactly the pending and failed repos (a repo embedded by another model is
     /// queued by the model change's sweep); entries made before they recorded `queued_at`
     /// (migration 4) have no time and are left out.
-    public func oldestPendingSince(model: String) async throws -> Date? {
+    public func oldestPendingSince(modelIdentity model: String) async throws -> Date? {
         let answer = try await client.query("""
             SELECT VALUE queued_at FROM \(queue) WHERE failed = false AND queued_at != NONE ORDER BY queued_at LIMIT 1
             """).last?.array?.first
@@ -54,7 +54,7 @@ extension SurrealStore {
             conditions.append("string::lowercase(language ?? '') = $language")
             variables["language"] = .string(language.lowercased())
         }
-        if let model = filter.model {
+        if let model = filter.modelIdentity {
             conditions.append("embedding_model = $model")
             variables["model"] = .string(model)
         }
@@ -94,7 +94,7 @@ extension SurrealStore {
     /// Pages in record-id order; the cursor is the last record id of the page. A repo's state
     /// follows `stats`: failed when its queue entry is, embedded when it holds the model's vector
     /// and has no queue entry, pending otherwise.
-    public func scan(model: String, after: String?, limit: Int) async throws -> ScanPage {
+    public func scan(modelIdentity model: String, after: String?, limit: Int) async throws -> ScanPage {
         guard limit > 0 else { return ScanPage(repos: [], next: after) }
         var variables: [String: SurrealValue] = ["limit": .int(Int64(limit))]
         var condition = ""
@@ -151,7 +151,7 @@ extension SurrealStore {
                           pendingSince: state == .pending ? queuedAt : nil)
     }
 
-    public func find(_ reference: String, model: String) async throws -> [StoredRepo] {
+    public func find(_ reference: String, modelIdentity model: String) async throws -> [StoredRepo] {
         var records: [SurrealValue] = []
         if let id = RecordID(parsing: reference), id.table == table {
             records = try await client.query("SELECT * FROM $id", ["id": .recordID(id)]).last?.array ?? []
@@ -198,6 +198,6 @@ extension SurrealStore {
             throw Self.otherTable(recorded, configured: table)
         }
         let version = answer[0].array?.compactMap(\.int).max().map(Int.init) ?? 0
-        return StoreSchema(version: version, required: required, servedModel: answer[1].string)
+        return StoreSchema(version: version, required: required, servedModelIdentity: answer[1].string)
     }
 }

@@ -48,7 +48,7 @@ extension SurrealStore {
                 variables["q\(index)"] = queueIDs[index]
                 variables["r\(index)"] = recordID(write.id)
                 variables["n\(index)"] = .int(Int64(write.revision) ?? -1)
-                variables["m\(index)"] = .string(write.model)
+                variables["m\(index)"] = .string(write.modelIdentity)
                 switch write.change {
                 case .embedded(let vector, let hash, _):
                     variables["v\(index)"] = .floats(vector)
