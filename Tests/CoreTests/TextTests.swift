@@ -88,4 +88,28 @@ private let repo = Repo(
         #expect(config.settings.text.prefixes(model: nomic).document == "")
         #expect(config.settings.text.prefixes(model: nomic).query == "search_query: ")
     }
+
+    @Test func fixedPrefixesCountInTheBudgetAndIdentityAndRefuseAnotherConfiguredOne() throws {
+        let e5 = TaskPrefixes(query: "query: ", document: "passage: ")
+        let fixed = ModelInfo(name: "e5", dimensions: 4, maxBatchSize: 8, maxInputTokens: 12, prefixes: e5, prefixesFixed: true)
+        let document = try DocumentText(providerName: "local", model: fixed, text: TextConfiguration())
+        let repo = Repo(id: RepoID("repo:1"), fullName: "a/b", description: String(repeating: "word ", count: 50))
+        let text = document.text(for: repo)
+        #expect(text.hasPrefix("passage: "))
+        #expect(TokenEstimator.estimate(text) <= 12)  // the prefix is paid from the budget
+        #expect(document.modelIdentity != ModelIdentity.make(provider: "local", model: fixed))
+        var text2 = TextConfiguration()
+        text2.queryPrefix = "search: "
+        do {
+            _ = try DocumentText(providerName: "local", model: fixed, text: text2)
+            Issue.record("expected a configuration error")
+        } catch {
+            #expect(error.path == "text.query_prefix")
+            #expect(error.message.contains("always gets 'query: '"))
+        }
+        // Not fixed: the same setting is an override.
+        var free = fixed
+        free.prefixesFixed = false
+        #expect(try DocumentText(providerName: "ollama", model: free, text: text2).query("x") == "search: x")
+    }
 }

@@ -48,6 +48,34 @@ struct LocalProviderTests {
         #expect(hits.first?.repo.id == RepoID("repo:a"))
     }
 
+    /// One mechanism for prefixes: Core puts e5's prefix before the text as for any provider,
+    /// and the local provider takes it off before its engine adds its own, so the model sees one
+    /// prefix (a doubled one would move the vector) and the identity and hash count it.
+    @Test func coresPrefixReachesTheModelOnceAndItsIdentity() async throws {
+        let local = try localProvider()
+        #expect(local.model.prefixes == LocalProvider.enginePrefixes)
+        let document = try DocumentText(providerName: "local", model: local.model, text: TextConfiguration())
+        let repo = Repo(id: RepoID("repo:a"), fullName: "a/toml", description: "TOML parsing library for the Rust language")
+        let text = document.text(for: repo)
+        #expect(text.hasPrefix("passage: "))
+        let raw = String(text.dropFirst("passage: ".count))
+        let viaCore = try await local.embed([text], mode: .document)[0]
+        let engineAlone = try await local.embed([raw], mode: .document)[0]
+        #expect(cosine(viaCore, engineAlone) > 0.9999)
+        let doubled = try await local.embed(["passage: " + text], mode: .document)[0]
+        #expect(cosine(viaCore, doubled) < 0.9999)  // the strip is what keeps it single
+        let query = try await local.embed([document.query("toml parser")], mode: .query)[0]
+        let queryAlone = try await local.embed(["toml parser"], mode: .query)[0]
+        #expect(cosine(query, queryAlone) > 0.9999)
+        #expect(document.modelIdentity.contains("+p"))
+        // The engine adds e5's prefixes whatever is configured: another one is refused.
+        var configured = TextConfiguration()
+        configured.documentPrefix = ""
+        #expect(throws: ConfigError.self) { _ = try DocumentText(providerName: "local", model: local.model, text: configured) }
+        configured.documentPrefix = "passage: "
+        #expect(throws: Never.self) { _ = try DocumentText(providerName: "local", model: local.model, text: configured) }
+    }
+
     @Test func aMissingEngineNamesTheSetupCommand() throws {
         do {
             _ = try localProvider("library: /nonexistent/_engine.so")

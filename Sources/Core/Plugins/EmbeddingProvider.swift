@@ -18,14 +18,21 @@ public struct ModelInfo: Hashable, Sendable {
     public var maxInputTokens: Int?
     /// The most tokens (estimated) one `embed` call may carry in total.
     public var maxBatchTokens: Int?
-    /// The task prefixes the model needs to retrieve well, when its serving path does not add
-    /// them itself (the provider knows its models); `text.query_prefix` and
-    /// `text.document_prefix` override them.
+    /// The task prefixes the model needs to retrieve well (the provider knows its models).
+    /// Core puts them before every text (``DocumentText``), so they are part of the hashed text,
+    /// the token budget and the model identity whoever serves the model; `text.query_prefix` and
+    /// `text.document_prefix` override them unless ``prefixesFixed``.
     public var prefixes: TaskPrefixes
+    /// The backend puts ``prefixes`` before every text itself and cannot be told otherwise (the
+    /// local e5 engine): the provider takes Core's copy off before calling it, and a configured
+    /// prefix that differs is a configuration error instead of vectors that do not match their
+    /// model identity.
+    public var prefixesFixed: Bool
 
     public init(name: String, dimensions: Int? = nil, maxBatchSize: Int, maxInputTokens: Int? = nil, maxBatchTokens: Int? = nil,
-                prefixes: TaskPrefixes = .none) {
+                prefixes: TaskPrefixes = .none, prefixesFixed: Bool = false) {
         self.prefixes = prefixes
+        self.prefixesFixed = prefixesFixed
         self.name = name
         self.dimensions = dimensions
         self.maxBatchSize = maxBatchSize

@@ -11,6 +11,12 @@ public struct DocumentText: Sendable {
 
     public init(providerName: String, model: ModelInfo, text: TextConfiguration) throws(ConfigError) {
         prefixes = text.prefixes(model: model)
+        if model.prefixesFixed {
+            for (key, configured, fixed) in [("text.document_prefix", prefixes.document, model.prefixes.document),
+                                             ("text.query_prefix", prefixes.query, model.prefixes.query)] where configured != fixed {
+                throw ConfigError(location: nil, path: key, message: "the \(providerName) provider's model always gets '\(fixed)' before the text (its engine adds it); remove the setting or set it to '\(fixed)', got '\(configured)'")
+            }
+        }
         modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes, template: text.template)
         // The prefix costs tokens too: the text gets what is left of the budget.
         let prefixCost = TokenEstimator.estimate(prefixes.document)

