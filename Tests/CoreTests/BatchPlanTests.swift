@@ -1,5 +1,6 @@
 @testable import EmbedStarCore
 import Foundation
+import Synchronization
 import Testing
 
 /// The batch step's decisions as values: no store, no provider, no clock.
@@ -26,24 +27,45 @@ import Testing
         var requeued = claim("r", "cached text")
         requeued.requeued = true
         let hash = rules.document.hash(rules.document.text(for: requeued.repo))
-        let plan = BatchPlan([requeued], rules: rules, cached: { $0 == hash ? [1, 0] : nil })
-        #expect(plan.cacheHits == 0 && plan.unanswered.count == 1)
-        let plain = BatchPlan([claim("r", "cached text")], rules: rules, cached: { $0 == hash ? [1, 0] : nil })
-        #expect(plain.cacheHits == 1 && plain.unanswered.isEmpty)
+        var plan = BatchPlan([requeued], rules: rules)
+        #expect(plan.answerFromCache { $0 == hash ? [1, 0] : nil } == 0 && plan.unanswered.count == 1)
+        var plain = BatchPlan([claim("r", "cached text")], rules: rules)
+        #expect(plain.answerFromCache { $0 == hash ? [1, 0] : nil } == 1 && plain.unanswered.isEmpty)
+        // A requeued repo that shares its text with another one in the batch: still not cached.
+        var shared = BatchPlan([claim("s", "cached text"), requeued], rules: rules)
+        #expect(shared.answerFromCache { $0 == hash ? [1, 0] : nil } == 0)
+    }
+
+    /// A text is measured once: the cut measures it, and the batching and the rate limiter use
+    /// that figure (they counted it again each, three counts per text).
+    @Test func eachTextIsCountedOnceAndItsCostComesWithIt() throws {
+        let counted = Mutex(0)
+        var rules = try rules()
+        rules.tokenCount = { text in
+            counted.withLock { $0 += 1 }
+            return TokenEstimator.estimate(text)
+        }
+        let claims = (0..<6).map { claim("\($0)", "text number \($0)") }
+        let plan = BatchPlan(claims, rules: rules)
+        #expect(counted.withLock { $0 } == 6)
+        #expect(plan.tokens == plan.texts.map(TokenEstimator.estimate))
+        _ = plan.requests(maxCount: 2, maxTokens: 100)
+        #expect(counted.withLock { $0 } == 6)
     }
 
     @Test func unchangedEmptyDuplicateAndCachedTextsNeedNoRequest() throws {
         let rules = try rules()
         let unchangedHash = rules.document.hash(rules.document.text(for: claim("a", "same").repo))
         let cachedHash = rules.document.hash(rules.document.text(for: claim("e", "cached").repo))
-        let plan = BatchPlan([
+        var plan = BatchPlan([
             claim("a", "same", embeddedHash: unchangedHash),
             claim("b", nil),
             claim("c", "shared"),
             claim("d", "shared"),
             claim("e", "cached"),
             claim("f", "new"),
-        ], rules: rules, cached: { $0 == cachedHash ? [1, 0] : nil })
+        ], rules: rules)
+        #expect(plan.answerFromCache { $0 == cachedHash ? [1, 0] : nil } == 1)
         #expect(plan.texts == ["shared", "cached", "new"], "one slot per distinct text")
         #expect(plan.cacheHits == 1)
         #expect(plan.requests(maxCount: 10, maxTokens: nil) == [[0, 2]])
@@ -70,7 +92,7 @@ import Testing
         var plan = BatchPlan([
             claim("a", "one"), claim("b", "two", attempts: 3), claim("c", "three"), claim("d", "one"),
         ], rules: try rules())
-        plan.answer([0, 1, 2], with: [
+        let fresh = plan.answer([0, 1, 2], with: [
             .success([0.6, 0.8]),
             .failure(ItemProblem(reason: "rejected", permanent: false)),
             .failure(ItemProblem(reason: "slow down", permanent: false, release: true)),
@@ -80,6 +102,8 @@ import Testing
         #expect(outcome.failures.map(\.id.rawValue) == ["repo:b"])
         #expect(outcome.failures[0].retryAfter == .seconds(8), "retry_delay doubled per attempt so far")
         #expect(outcome.released.map(\.rawValue) == ["repo:c"])
+        #expect(fresh.map(\.vector) == [[0.6, 0.8]], "only vectors go to the cache")
+        #expect(fresh.first?.hash == (try rules()).document.hash("one"))
     }
 
     @Test func theSummaryCountsWhatTheStoreDid() {

@@ -2,8 +2,9 @@ import Foundation
 
 /// One claimed batch, decided as values: no I/O, no clock, no provider.
 ///
-/// Claims and the cache go in; out come the provider requests to make. Their answers go in; out
-/// come the writes, the failures and the releases to hand the store. The pipeline's batch step
+/// Claims go in, then what the cache holds for them; out come the provider requests to make
+/// (texts with their token costs). Their answers go in; out come the vectors to cache, and the
+/// writes, the failures and the releases to hand the store. The pipeline's batch step
 /// (``Pipeline/embedClaimed(_:)``) only carries these between the provider and the store.
 struct BatchPlan {
     /// What the plan needs to know about the run.
@@ -29,18 +30,18 @@ struct BatchPlan {
     /// The distinct texts of the batch (the same text is embedded once, whichever repos share
     /// it), in the order first seen, with their hashes and answers.
     private(set) var texts: [String] = []
+    /// Each text's cost in tokens, measured once when it was built.
+    private(set) var tokens: [Int] = []
     private var hashes: [String] = []
     private var slotOfHash: [String: Int] = [:]
     private var answers: [Result<[Float], ItemProblem>?] = []
     /// Texts answered from the cache.
     private(set) var cacheHits = 0
 
-    /// - Parameter cached: the vector the cache holds for a hash (same hash: same provider,
-    ///   model, dimensions, prefixes and text), if any.
-    init(_ claimed: [ClaimedRepo], rules: Rules, cached: (String) -> [Float]? = { _ in nil }) {
+    init(_ claimed: [ClaimedRepo], rules: Rules) {
         self.rules = rules
         for claim in claimed {
-            let text = rules.document.text(for: claim.repo, tokenCount: rules.tokenCount)
+            let (text, cost) = rules.document.measuredText(for: claim.repo, tokenCount: rules.tokenCount)
             let hash = rules.document.hash(text)
             if hash == claim.embeddedHash {
                 unchanged.append(RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: rules.modelIdentity,
@@ -52,13 +53,30 @@ struct BatchPlan {
                 if slotOfHash[hash] == nil {
                     slotOfHash[hash] = texts.count
                     texts.append(text)
+                    tokens.append(cost)
                     hashes.append(hash)
-                    let vector = claim.requeued ? nil : cached(hash)
-                    answers.append(vector.map { .success($0) })
-                    if vector != nil { cacheHits += 1 }
+                    requeued.append(claim.requeued)
+                    answers.append(nil)
+                } else if claim.requeued {
+                    requeued[slotOfHash[hash]!] = true
                 }
             }
         }
+    }
+
+    /// Slots whose text a requeued repo shares: asked of the provider, never the cache.
+    private var requeued: [Bool] = []
+
+    /// Answers the texts the cache holds (same hash: same provider, model, dimensions,
+    /// prefixes and text), except those of requeued repos; returns how many it answered.
+    mutating func answerFromCache(_ cached: (String) -> [Float]?) -> Int {
+        for slot in unanswered where !requeued[slot] {
+            if let vector = cached(hashes[slot]) {
+                answers[slot] = .success(vector)
+                cacheHits += 1
+            }
+        }
+        return cacheHits
     }
 
     /// Slots of the texts still without an answer.
@@ -68,16 +86,18 @@ struct BatchPlan {
     /// token budget (``Batcher``).
     func requests(maxCount: Int, maxTokens: Int?) -> [[Int]] {
         let missing = unanswered
-        let costs = missing.map { rules.tokenCount(texts[$0]) }
-        return Batcher.split(costs: costs, maxCount: maxCount, maxTokens: maxTokens).map { Array(missing[$0]) }
+        return Batcher.split(costs: missing.map { tokens[$0] }, maxCount: maxCount, maxTokens: maxTokens).map { Array(missing[$0]) }
     }
 
-    /// The hash of a slot's text (the cache's key).
-    func hash(ofSlot slot: Int) -> String { hashes[slot] }
-
-    /// Records the provider's answers for `slots`, in order.
-    mutating func answer(_ slots: [Int], with results: [Result<[Float], ItemProblem>]) {
-        for (slot, result) in zip(slots, results) { answers[slot] = result }
+    /// Records the provider's answers for `slots`, in order; returns the new vectors by hash,
+    /// for the cache.
+    mutating func answer(_ slots: [Int], with results: [Result<[Float], ItemProblem>]) -> [(hash: String, vector: [Float])] {
+        var fresh: [(hash: String, vector: [Float])] = []
+        for (slot, result) in zip(slots, results) {
+            answers[slot] = result
+            if case .success(let vector) = result { fresh.append((hashes[slot], vector)) }
+        }
+        return fresh
     }
 
     /// What to hand the store.

@@ -180,18 +180,19 @@ public final class Pipeline: Sendable {
 
         let rules = BatchPlan.Rules(document: document, tokenCount: { [provider] in provider.tokenCount($0) },
                                     modelIdentity: modelIdentity, retryDelay: .milliseconds(configuration.retryDelayMs))
-        var plan = BatchPlan(claimed, rules: rules, cached: { [cache] in cache?.get($0) })
-        summary.cacheHits = plan.cacheHits
-        metrics.cache(hits: plan.cacheHits, misses: cache == nil ? 0 : plan.unanswered.count)
+        var plan = BatchPlan(claimed, rules: rules)
+        // The cache is read and written here, and only here: the plan says what to ask it and
+        // what its answers add.
+        if let cache {
+            summary.cacheHits = plan.answerFromCache { cache.get($0) }
+            metrics.cache(hits: plan.cacheHits, misses: plan.unanswered.count)
+        }
         let maxTokens = [configuration.maxBatchTokens, model.maxBatchTokens].compactMap { $0 }.min()
         for slots in plan.requests(maxCount: max(1, min(configuration.batchSize, model.maxBatchSize)), maxTokens: maxTokens) {
-            let answers = try await provider.embedEach(slots.map { plan.texts[$0] }, mode: .document)
+            let answers = try await provider.embedEach(slots.map { plan.texts[$0] }, tokens: slots.map { plan.tokens[$0] }, mode: .document)
             summary.providerCalls += answers.calls.requests
             summary.textsSent += answers.calls.texts
-            plan.answer(slots, with: answers.results)
-            for (slot, result) in zip(slots, answers.results) {
-                if case .success(let vector) = result { cache?.put(plan.hash(ofSlot: slot), vector) }
-            }
+            for (hash, vector) in plan.answer(slots, with: answers.results) { cache?.put(hash, vector) }
         }
 
         let outcome = plan.outcome(generatedAt: Date())

@@ -92,7 +92,7 @@ public final class ProtectedProvider: EmbeddingProvider {
     /// provider. A vector that fails the checks fails the call.
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
         var calls = Calls()
-        let vectors = try await embedWithRetry(texts, mode: mode, calls: &calls)
+        let vectors = try await embedWithRetry(texts, cost: texts.reduce(0) { $0 + base.tokenCount($1) }, mode: mode, calls: &calls)
         guard vectors.count == texts.count else {
             throw EmbeddingError(.retryable, "provider returned \(vectors.count) vectors for \(texts.count) texts")
         }
@@ -123,16 +123,20 @@ public final class ProtectedProvider: EmbeddingProvider {
     /// indices it names, else by halving) so the rest are embedded; a vector that fails the
     /// checks fails its text alone. Throws only what ends the run (a `.fatal` error, vectors of
     /// another size than the model's) and cancellation.
-    public func embedEach(_ texts: [String], mode: EmbeddingMode = .document) async throws -> Answers {
+    /// - Parameter tokens: each text's cost for the rate limiter, when the caller measured it
+    ///   already (the pipeline does, building the text); nil to count with the provider's
+    ///   ``EmbeddingProvider/tokenCount(_:)``.
+    public func embedEach(_ texts: [String], tokens: [Int]? = nil, mode: EmbeddingMode = .document) async throws -> Answers {
+        precondition(tokens == nil || tokens?.count == texts.count, "one token cost per text")
         var calls = Calls()
-        let results = try await embedIsolating(texts, mode: mode, calls: &calls)
+        let results = try await embedIsolating(texts, costs: tokens ?? texts.map { base.tokenCount($0) }, mode: mode, calls: &calls)
         return Answers(results: results, calls: calls)
     }
 
-    private func embedIsolating(_ texts: [String], mode: EmbeddingMode, calls: inout Calls) async throws -> [Result<[Float], ItemProblem>] {
+    private func embedIsolating(_ texts: [String], costs: [Int], mode: EmbeddingMode, calls: inout Calls) async throws -> [Result<[Float], ItemProblem>] {
         func all(_ problem: ItemProblem) -> [Result<[Float], ItemProblem>] { Array(repeating: .failure(problem), count: texts.count) }
         do {
-            let vectors = try await embedWithRetry(texts, mode: mode, calls: &calls)
+            let vectors = try await embedWithRetry(texts, cost: costs.reduce(0, +), mode: mode, calls: &calls)
             guard vectors.count == texts.count else {
                 metrics.error("wrong_count")
                 return all(ItemProblem(reason: "provider returned \(vectors.count) vectors for \(texts.count) texts", permanent: false))
@@ -147,7 +151,7 @@ public final class ProtectedProvider: EmbeddingProvider {
             case .invalidInput(let indices?) where !indices.isEmpty && indices.allSatisfy(texts.indices.contains) && indices.count < texts.count:
                 let bad = Set(indices)
                 let rest = texts.indices.filter { !bad.contains($0) }
-                let restResults = try await embedIsolating(rest.map { texts[$0] }, mode: mode, calls: &calls)
+                let restResults = try await embedIsolating(rest.map { texts[$0] }, costs: rest.map { costs[$0] }, mode: mode, calls: &calls)
                 var results = all(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: false))
                 for (position, index) in rest.enumerated() { results[index] = restResults[position] }
                 return results
@@ -156,8 +160,8 @@ public final class ProtectedProvider: EmbeddingProvider {
                     return all(ItemProblem(reason: "rejected by the provider: \(error.message)", permanent: false))
                 }
                 let middle = texts.count / 2
-                let left = try await embedIsolating(Array(texts[..<middle]), mode: mode, calls: &calls)
-                return left + (try await embedIsolating(Array(texts[middle...]), mode: mode, calls: &calls))
+                let left = try await embedIsolating(Array(texts[..<middle]), costs: Array(costs[..<middle]), mode: mode, calls: &calls)
+                return left + (try await embedIsolating(Array(texts[middle...]), costs: Array(costs[middle...]), mode: mode, calls: &calls))
             case .rateLimited:
                 return all(ItemProblem(reason: error.description, permanent: false, release: true))
             case .retryable:
@@ -213,9 +217,8 @@ public final class ProtectedProvider: EmbeddingProvider {
     /// backoff and full jitter within the retry policy's attempts and deadline, and a
     /// `retry-after` is honoured exactly (no call before it is up) without counting as a failure.
     /// Repo-level retries with longer delays happen through the store's attempt count.
-    private func embedWithRetry(_ texts: [String], mode: EmbeddingMode, calls: inout Calls) async throws -> [[Float]] {
+    private func embedWithRetry(_ texts: [String], cost: Int, mode: EmbeddingMode, calls: inout Calls) async throws -> [[Float]] {
         let began = clock.now()
-        let cost = texts.reduce(0) { $0 + base.tokenCount($1) }
         var failures = 0
         var rateLimited = 0
         var random = SystemRandomNumberGenerator()

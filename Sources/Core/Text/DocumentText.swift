@@ -8,6 +8,8 @@ public struct DocumentText: Sendable {
     /// The ``ModelIdentity`` the vectors are stored under.
     public let modelIdentity: String
     private let builder: TextBuilder
+    /// What the document prefix costs, as the budget counts it.
+    private let prefixTokens: Int
 
     public init(providerName: String, model: ModelInfo, text: TextConfiguration) throws(ConfigError) {
         prefixes = text.prefixes(model: model)
@@ -20,14 +22,22 @@ public struct DocumentText: Sendable {
         modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes, template: text.template)
         // The prefix costs tokens too: the text gets what is left of the budget.
         let prefixCost = TokenEstimator.estimate(prefixes.document)
+        prefixTokens = prefixCost
         let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min().map { max(1, $0 - prefixCost) }
         builder = try TextBuilder(template: text.template, maxTokens: budget)
     }
 
     /// The text sent for `repo`; empty when the template gives nothing.
     public func text(for repo: Repo, tokenCount: (String) -> Int = TokenEstimator.estimate) -> String {
-        let built = builder.text(for: repo, tokenCount: tokenCount)
-        return built.isEmpty ? built : prefixes.document + built
+        measuredText(for: repo, tokenCount: tokenCount).text
+    }
+
+    /// The text sent for `repo` and what it costs: the template's text as the cut measured it
+    /// (`tokenCount` runs once per text, not again to batch it and again to rate-limit it), plus
+    /// the prefix as the budget counts it.
+    public func measuredText(for repo: Repo, tokenCount: (String) -> Int = TokenEstimator.estimate) -> (text: String, tokens: Int) {
+        let built = builder.measuredText(for: repo, tokenCount: tokenCount)
+        return built.text.isEmpty ? ("", 0) : (prefixes.document + built.text, prefixTokens + built.tokens)
     }
 
     /// What is embedded for a search query: the model's query prefix and the query (`search`,

@@ -53,6 +53,12 @@ public struct TextBuilder: Sendable {
 
     /// The text for `repo`, cut to `maxTokens` measured by `tokenCount`.
     public func text(for repo: Repo, tokenCount: (String) -> Int = TokenEstimator.estimate) -> String {
+        measuredText(for: repo, tokenCount: tokenCount).text
+    }
+
+    /// The text for `repo`, cut to `maxTokens`, with its cost by `tokenCount`: the measurement
+    /// the cut made, so a text is counted once (the pipeline batches and rate-limits by it).
+    public func measuredText(for repo: Repo, tokenCount: (String) -> Int = TokenEstimator.estimate) -> (text: String, tokens: Int) {
         var output: [String] = []
         for line in lines {
             var rendered = ""
@@ -74,8 +80,8 @@ public struct TextBuilder: Sendable {
             if !trimmed.isEmpty { output.append(trimmed) }
         }
         let text = output.joined(separator: "\n")
-        guard let maxTokens else { return text }
-        return Self.truncate(text, toTokens: maxTokens, tokenCount: tokenCount)
+        guard let maxTokens else { return (text, text.isEmpty ? 0 : tokenCount(text)) }
+        return Self.truncateMeasured(text, toTokens: maxTokens, tokenCount: tokenCount)
     }
 
     private static func value(_ field: String, of repo: Repo) -> String {
@@ -99,8 +105,14 @@ public struct TextBuilder: Sendable {
     /// tokens. Cuts work on whole characters, never inside a UTF-8 sequence or grapheme. A single
     /// word longer than the budget is cut by character.
     public static func truncate(_ text: String, toTokens budget: Int, tokenCount: (String) -> Int = TokenEstimator.estimate) -> String {
-        guard budget > 0 else { return "" }
-        if tokenCount(text) <= budget { return text }
+        truncateMeasured(text, toTokens: budget, tokenCount: tokenCount).text
+    }
+
+    /// ``truncate(_:toTokens:tokenCount:)`` with the cost of what it kept, as it measured it.
+    static func truncateMeasured(_ text: String, toTokens budget: Int, tokenCount: (String) -> Int) -> (text: String, tokens: Int) {
+        guard budget > 0, !text.isEmpty else { return ("", 0) }
+        let whole = tokenCount(text)
+        if whole <= budget { return (text, whole) }
         // Word ends, as indices after each word.
         var boundaries: [String.Index] = []
         var index = text.startIndex
@@ -112,25 +124,27 @@ public struct TextBuilder: Sendable {
             index = text.index(after: index)
         }
         // Binary search for the last boundary that fits: cost grows with the prefix.
-        var low = 0, high = boundaries.count - 1, best: String.Index?
+        var low = 0, high = boundaries.count - 1, best: (index: String.Index, tokens: Int)?
         while low <= high {
             let mid = (low + high) / 2
-            if tokenCount(String(text[..<boundaries[mid]])) <= budget {
-                best = boundaries[mid]
+            let cost = tokenCount(String(text[..<boundaries[mid]]))
+            if cost <= budget {
+                best = (boundaries[mid], cost)
                 low = mid + 1
             } else {
                 high = mid - 1
             }
         }
-        if let best { return String(text[..<best]) }
+        if let best { return (String(text[..<best.index]), best.tokens) }
         // Not even the first word fits: cut it by character.
         var characters = 0
         var count = text.count
-        var lowCount = 0
+        var lowCount = 0, lowTokens = 0
         while lowCount < count {
             characters = (lowCount + count + 1) / 2
-            if tokenCount(String(text.prefix(characters))) <= budget { lowCount = characters } else { count = characters - 1 }
+            let cost = tokenCount(String(text.prefix(characters)))
+            if cost <= budget { lowCount = characters; lowTokens = cost } else { count = characters - 1 }
         }
-        return String(text.prefix(lowCount))
+        return (String(text.prefix(lowCount)), lowTokens)
     }
 }
