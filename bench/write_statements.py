@@ -121,7 +121,7 @@ def embed_star_schema(binary, host, database, dims):
     with open(config, "w") as f:
         f.write('provider: mock\nstore: surreal\nmonitoring: {enabled: false}\nproviders:\n  mock: {dimensions: %d}\n'
                 'stores:\n  surreal: {url: "ws://%s", namespace: bench, database: "%s"}\n' % (dims, host, database))
-    subprocess.run([binary, "status", "--config", config], check=True, stdout=subprocess.DEVNULL, env={**os.environ, "LOG_LEVEL": "error"})
+    subprocess.run([binary, "migrate", "--config", config], check=True, stdout=subprocess.DEVNULL, env={**os.environ, "LOG_LEVEL": "error"})
     os.unlink(config)
 
 

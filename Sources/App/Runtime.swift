@@ -4,8 +4,9 @@ import Foundation
 import Logging
 
 /// The plugins a configuration selects, built from a registry: the composition root every
-/// command starts from. A library of its own (not Core, which knows only the contracts, and not
-/// an executable) so tests and `embed-star-bench` wire a registry exactly as `embed-star` does.
+/// command starts from. A library of its own (not Core, which names no plugin and builds none,
+/// and not an executable) so tests and `embed-star-bench` wire a registry exactly as
+/// `embed-star` does.
 public struct Runtime: Sendable {
     public let configuration: LoadedConfiguration
     /// The configured provider behind the breaker, limiter, retries and vector checks of
@@ -72,7 +73,8 @@ public struct Runtime: Sendable {
     /// The texts, prefixes and model identity of this configuration's model, as the pipeline
     /// builds them (the provider is asked about its model, which costs no embedding).
     public func document() async throws -> DocumentText {
-        try DocumentText(providerName: configuration.settings.provider, model: try await provider.prepare(), text: configuration.settings.text)
+        try DocumentText(providerName: configuration.settings.provider, model: try await provider.prepare(), text: configuration.settings.text,
+                         tokenCount: { [provider] in provider.tokenCount($0) })
     }
 
     /// The host name, the process id and a random part: containers often run as pid 1 under a

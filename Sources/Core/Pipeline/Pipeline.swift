@@ -8,7 +8,7 @@ import Synchronization
 /// limiter for the process); each claims its own batch under a lease, so several workers (and
 /// several instances) never embed the same repo twice. The data path, in order:
 /// ``embedNextBatch(paced:)`` claims, ``embedClaimed(_:)`` keeps the leases, ``BatchPlan``
-/// decides, ``ProtectedProvider/embedEach(_:mode:)`` embeds, the store writes. The loops that
+/// decides, ``ProtectedProvider/embedEach(_:tokens:mode:)`` embeds, the store writes. The loops that
 /// drive it are in `Pipeline+Workers.swift`.
 public final class Pipeline: Sendable {
     /// The provider behind its breaker, limiter, retries and vector checks.
@@ -67,7 +67,7 @@ public final class Pipeline: Sendable {
     }
 
     /// The same with a provider already behind its breaker, limiter and retries (the
-    /// `resilience:` settings, ``Runtime``).
+    /// `resilience:` settings, `Runtime` in EmbedStarApp).
     public static func start(
         provider protected: ProtectedProvider,
         providerName: String,
@@ -99,7 +99,7 @@ public final class Pipeline: Sendable {
         self.cache = cache
         self.instanceID = instanceID
         self.logger = logger
-        document = try DocumentText(providerName: providerName, model: model, text: text)
+        document = try DocumentText(providerName: providerName, model: model, text: text, tokenCount: { [provider] in provider.tokenCount($0) })
         prefixes = document.prefixes
         modelIdentity = document.modelIdentity
         metrics = PipelineMetrics(provider: providerName, model: model.name)

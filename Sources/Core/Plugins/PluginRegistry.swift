@@ -78,7 +78,8 @@ private func validateSection<T: PluginConfiguration>(_ type: T.Type, _ node: Con
     if selected { _ = try decoder.decode(type, from: node, path: path) }
 }
 
-/// Plugins by name. Built once by the Runner; Core and the pipeline only see the protocols.
+/// Plugins by name. Built once by EmbedStarBuiltInPlugins (or a test); Core and the pipeline
+/// only see the protocols.
 public struct PluginRegistry: Sendable {
     public private(set) var providers: [String: ProviderFactory] = [:]
     public private(set) var stores: [String: StoreFactory] = [:]

@@ -299,9 +299,9 @@ public protocol RepoStore: Sendable {
 
     func stats(modelIdentity: String) async throws -> StoreStats
 
-    /// When the longest-waiting pending repo for `model` (not failed; leased or not) was queued:
+    /// When the longest-waiting pending repo for `modelIdentity` (not failed; leased or not) was queued:
     /// inserted, changed, requeued or put back by `retry-failed`; a repo pending only because
-    /// another model embedded it counts from when `model` started being served (or its sweep
+    /// another model embedded it counts from when `modelIdentity` started being served (or its sweep
     /// queued it), not from when it last changed. nil when nothing is pending, or when no
     /// pending repo has a recorded time. Reads and never writes; the monitoring refresher calls
     /// it about once a minute.
@@ -322,7 +322,7 @@ public protocol RepoStore: Sendable {
 
     func health() async -> ComponentHealth
 
-    /// The store's idle work (see the contract above), for the instance `owner` serving `model`.
+    /// The store's idle work (see the contract above), for the instance `owner` serving `modelIdentity`.
     /// The store decides what is due and keeps it cheap when nothing is; the pipeline times it
     /// (`embed_star_store_query_duration_seconds{operation="maintain"}`), logs a failure and
     /// goes on. The default does nothing.

@@ -8,7 +8,7 @@ import Synchronization
 /// It is an ``EmbeddingProvider`` itself, so the caller sees one provider; the runtime builds it
 /// from the `resilience:` section around whichever provider the configuration names.
 /// ``embed(_:mode:)`` keeps the protocol's contract (all vectors or an error);
-/// ``embedEach(_:mode:)`` answers each text on its own, which is what the pipeline needs so that
+/// ``embedEach(_:tokens:mode:)`` answers each text on its own, which is what the pipeline needs so that
 /// one bad input never sinks its batch.
 public final class ProtectedProvider: EmbeddingProvider {
     /// The provider this one protects.

@@ -8,10 +8,13 @@ public struct DocumentText: Sendable {
     /// The ``ModelIdentity`` the vectors are stored under.
     public let modelIdentity: String
     private let builder: TextBuilder
-    /// What the document prefix costs, as the budget counts it.
+    /// What the document prefix costs, counted once by the provider's counter.
     private let prefixTokens: Int
 
-    public init(providerName: String, model: ModelInfo, text: TextConfiguration) throws(ConfigError) {
+    /// - Parameter tokenCount: the provider's token counter (``EmbeddingProvider/tokenCount(_:)``):
+    ///   the prefix is paid from the model's budget at the price the texts are measured at.
+    public init(providerName: String, model: ModelInfo, text: TextConfiguration,
+                tokenCount: (String) -> Int = TokenEstimator.estimate) throws(ConfigError) {
         prefixes = text.prefixes(model: model)
         if model.prefixesFixed {
             for (key, configured, fixed) in [("text.document_prefix", prefixes.document, model.prefixes.document),
@@ -21,7 +24,7 @@ public struct DocumentText: Sendable {
         }
         modelIdentity = ModelIdentity.make(provider: providerName, model: model, prefixes: prefixes, template: text.template)
         // The prefix costs tokens too: the text gets what is left of the budget.
-        let prefixCost = TokenEstimator.estimate(prefixes.document)
+        let prefixCost = prefixes.document.isEmpty ? 0 : tokenCount(prefixes.document)
         prefixTokens = prefixCost
         let budget = [model.maxInputTokens, text.maxTokens].compactMap { $0 }.min().map { max(1, $0 - prefixCost) }
         builder = try TextBuilder(template: text.template, maxTokens: budget)
@@ -34,7 +37,7 @@ public struct DocumentText: Sendable {
 
     /// The text sent for `repo` and what it costs: the template's text as the cut measured it
     /// (`tokenCount` runs once per text, not again to batch it and again to rate-limit it), plus
-    /// the prefix as the budget counts it.
+    /// the prefix's cost counted when this was built (pass the same counter to both).
     public func measuredText(for repo: Repo, tokenCount: (String) -> Int = TokenEstimator.estimate) -> (text: String, tokens: Int) {
         let built = builder.measuredText(for: repo, tokenCount: tokenCount)
         return built.text.isEmpty ? ("", 0) : (prefixes.document + built.text, prefixTokens + built.tokens)

