@@ -30,6 +30,10 @@ enum Console {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     }
 
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data("note: \(message)\n".utf8))
+    }
+
     static var stderrIsTerminal: Bool { isatty(2) == 1 }
 }
 

@@ -12,7 +12,7 @@ struct EmbedStarCommand: AsyncParsableCommand {
             """,
         version: EmbedStarVersion.current,
         subcommands: [
-            RunCommand.self, BackfillCommand.self, SearchCommand.self, ImportCommand.self, StatusCommand.self, MigrateCommand.self, InspectCommand.self, RequeueCommand.self, RetryFailedCommand.self, ReportCommand.self,
+            RunCommand.self, BackfillCommand.self, SearchCommand.self, SimilarCommand.self, ImportCommand.self, StatusCommand.self, MigrateCommand.self, InspectCommand.self, RequeueCommand.self, RetryFailedCommand.self, ReportCommand.self,
             ConfigCommand.self, PluginsCommand.self, SeedCommand.self, ProbeCommand.self,
         ]
     )

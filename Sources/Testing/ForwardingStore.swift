@@ -27,6 +27,9 @@ extension ForwardingStore {
     public func stats(modelIdentity model: String) async throws -> StoreStats { try await inner.stats(modelIdentity: model) }
     public func oldestPendingSince(modelIdentity model: String) async throws -> Date? { try await inner.oldestPendingSince(modelIdentity: model) }
     public func coverage() async throws -> [String: Int] { try await inner.coverage() }
+    public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        try await inner.lexicalSearch(query, limit: limit, filter: filter)
+    }
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         try await inner.nearest(to: vector, limit: limit, filter: filter)
     }

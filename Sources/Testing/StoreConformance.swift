@@ -35,6 +35,8 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case openForReadingReadsTheSchema
     case oldestPendingIsWhenTheLongestWaitingRepoWasQueued
     case maintainChangesNothingAClaimSees
+    case lexicalSearchFindsWordsOfEveryField
+    case lexicalSearchFollowsTheCollector
 
     public var testDescription: String { rawValue }
 }
@@ -129,7 +131,7 @@ public struct StoreConformance: Sendable {
     }
 
     /// Each check is a function in the file of its area (`StoreConformance+Claims.swift`,
-    /// `+Writes`, `+Failures`, `+Models`, `+Reads`, `+Operator`).
+    /// `+Writes`, `+Failures`, `+Models`, `+Reads`, `+Operator`, `+Lexical`).
     private func run(_ check: StoreCheck, on store: any RepoStore) async throws {
         switch check {
         case .migrationsAreIdempotent: try await migrationsAreIdempotent(store, check)
@@ -163,6 +165,8 @@ public struct StoreConformance: Sendable {
         case .nearestKeepsToTheAskedModel: try await nearestKeepsToTheAskedModel(store, check)
         case .scanSeesEveryRepoOnceWithItsState: try await scanSeesEveryRepoOnceWithItsState(store, check)
         case .unicodeRoundTrips: try await unicodeRoundTrips(store, check)
+        case .lexicalSearchFindsWordsOfEveryField: try await lexicalSearchFindsWordsOfEveryField(store, check)
+        case .lexicalSearchFollowsTheCollector: try await lexicalSearchFollowsTheCollector(store, check)
         }
     }
 }

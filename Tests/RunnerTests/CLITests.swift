@@ -345,20 +345,44 @@ private func json(_ text: String) throws -> [String: Any] {
         if !topics.isEmpty { lines.append("Topics: \(topics.joined(separator: ", "))") }
         lines.append("Owner: \(owner)")
         let text = lines.filter { !$0.isEmpty }.joined(separator: "\n")
-        result = try await cli.run(["search", text, "--limit", "3", "--json"])
+        result = try await cli.run(["search", text, "--limit", "3", "--json", "--mode", "vector"])
         #expect(result.status == 0, "\(result.stderr)")
         let hits = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
         #expect(hits.count == 3)
         #expect(hits.first?["full_name"] as? String == fullName)
         #expect((hits.first?["score"] as? Double ?? 0) > 0.999)
+        #expect(hits.first?["found_by"] as? [String] == ["vector"])
+        // Hybrid (the default): the same repo first, found by both sides, with its cosine.
+        result = try await cli.run(["search", text, "--limit", "3", "--json"])
+        let fused = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        #expect(fused.first?["full_name"] as? String == fullName)
+        #expect(fused.first?["found_by"] as? [String] == ["vector", "lexical"])
+        #expect((fused.first?["vector_score"] as? Double ?? 0) > 0.999)
+        // Lexical: by the name alone; the repo the query names first.
+        let name = try #require(fullName.split(separator: "/").last.map(String.init))
+        result = try await cli.run(["search", name, "--mode", "lexical", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let words = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        #expect(words.first?["full_name"] as? String == fullName || words.first?["exact_name"] as? Bool == true)
+        #expect(words.first?["found_by"] as? [String] == ["lexical"])
+        // similar: the nearest to a named repo, itself left out.
+        result = try await cli.run(["similar", fullName, "--limit", "3", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let similar = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        #expect(similar.count == 3 && !similar.contains { $0["full_name"] as? String == fullName })
+        #expect(zip(similar, similar.dropFirst()).allSatisfy { ($0["score"] as? Double ?? 0) >= ($1["score"] as? Double ?? 0) })
+        result = try await cli.run(["similar", "nobody/nothing"])
+        #expect(result.status == 1 && result.stderr.contains("no repo nobody/nothing in the store"))
         if let language {
             let filtered = try await cli.run(["search", "library", "--language", language.lowercased(), "--json"])
             let rows = try #require(try JSONSerialization.jsonObject(with: Data(filtered.stdout.utf8)) as? [[String: Any]])
             #expect(!rows.isEmpty && rows.allSatisfy { $0["language"] as? String == language })
         }
-        let table = try await cli.run(["search", text, "--limit", "1"])
+        var table = try await cli.run(["search", text, "--limit", "1"])
+        #expect(table.stdout.hasPrefix("score  by    repo"))
+        #expect(table.stdout.contains("v+w") && table.stdout.contains(fullName))
+        table = try await cli.run(["search", text, "--limit", "1", "--mode", "vector"])
         #expect(table.stdout.hasPrefix("score  repo"))
-        #expect(table.stdout.contains(fullName))
         #expect(try await cli.run(["search", "  "]).status != 0)
     }
 

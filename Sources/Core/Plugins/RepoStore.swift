@@ -200,9 +200,17 @@ public struct SearchFilter: Sendable, Hashable {
     }
 }
 
+/// The store has no lexical search (``RepoStore/lexicalSearch(_:limit:filter:)``).
+public struct LexicalSearchUnsupported: Error, Sendable, CustomStringConvertible {
+    public var store: String
+    public init(store: String) { self.store = store }
+    public var description: String { "\(store) has no lexical search" }
+}
+
 public struct SearchHit: Sendable {
     public var repo: Repo
-    /// Cosine similarity to the query, higher is closer.
+    /// Higher is closer: the cosine to the query vector (``RepoStore/nearest(to:limit:filter:)``),
+    /// or the store's lexical score (``RepoStore/lexicalSearch(_:limit:filter:)``).
     public var score: Double
 
     public init(repo: Repo, score: Double) {
@@ -314,6 +322,17 @@ public protocol RepoStore: Sendable {
     /// The `limit` repos whose vectors are closest (cosine) to `vector`, closest first.
     func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit]
 
+    /// The `limit` repos whose words best match `query`'s, best first (BM25 or the engine's
+    /// equivalent over name, owner, full name, description, topics and language; the score is
+    /// higher for a better match and compares only within one answer). Words are matched case
+    /// folded, split at punctuation (`rust-serde-json` is `rust serde json`) and stemmed
+    /// (``Words``); any word of the query may match. Every repo counts, embedded or not, and
+    /// the index follows the collector's inserts, changes and deletes as the queue does.
+    /// `filter.language` applies; `filter.modelIdentity` does not. Reads and never writes. A
+    /// store without it throws ``LexicalSearchUnsupported`` (the default), and search falls
+    /// back to the vector alone.
+    func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit]
+
     /// Up to `limit` repos after the cursor `after` (nil: from the start), with their vectors and
     /// states for `modelIdentity`, in a stable order; reads and never writes. Paging through every repo
     /// sees each repo that existed throughout exactly once, and counting the states gives what
@@ -335,4 +354,8 @@ public protocol RepoStore: Sendable {
 extension RepoStore {
     public func shutdown() async {}
     public func maintain(owner: String, modelIdentity: String) async throws {}
+
+    public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        throw LexicalSearchUnsupported(store: String(describing: type(of: self)))
+    }
 }

@@ -6,7 +6,13 @@ import Foundation
 struct SearchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search",
-        abstract: "Find your stars by meaning: embeds the query and lists the nearest repos."
+        abstract: "Find your stars by meaning and by name: the query's vector and its words, fused.",
+        discussion: """
+            --mode hybrid (the default) ranks by both the meaning (the nearest vectors) and the \
+            words (BM25 over name, owner, description, topics, language), a repo the query names \
+            first; --mode vector by the meaning alone, --mode lexical by the words alone (no \
+            provider needed).
+            """
     )
 
     @OptionGroup var options: ConfigOptions
@@ -20,7 +26,10 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Only repos in this language.")
     var language: String?
 
-    @Flag(name: .long, help: "Print JSON.")
+    @Option(name: .long, help: "hybrid (meaning and words), vector (meaning) or lexical (words).")
+    var mode: SearchMode = .hybrid
+
+    @Flag(name: .long, help: "Print JSON (with what found each hit: vector, lexical or both).")
     var json = false
 
     func validate() throws {
@@ -30,39 +39,74 @@ struct SearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let hits = try await options.withRuntime(logger: logger) { runtime in
+            let (hits, lexicalAnswered) = try await options.withRuntime(logger: logger) { runtime in
                 _ = try await runtime.openStore()
-                let document = try await runtime.document()
-                let vector = try await runtime.provider.embed([document.query(query)], mode: .query)
-                guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
-                return try await runtime.store.nearest(to: first, limit: limit, filter: SearchFilter(language: language, modelIdentity: document.modelIdentity))
-            }
-            if json {
-                let rows: [[String: Any]] = hits.map { hit in
-                    var row: [String: Any] = ["score": (hit.score * 10_000).rounded() / 10_000, "full_name": hit.repo.fullName,
-                                              "id": hit.repo.id.rawValue, "stars": hit.repo.stars]
-                    row["language"] = hit.repo.language
-                    row["description"] = hit.repo.description
-                    row["url"] = hit.repo.url
-                    return row
+                // The model identity names which vectors compare with the query's; lexical
+                // search needs neither the provider nor the model.
+                let document = mode == .lexical ? nil : try await runtime.document()
+                let filter = SearchFilter(language: language, modelIdentity: document?.modelIdentity)
+                let found = try await HybridSearch.search(query, mode: mode, limit: limit, filter: filter, store: runtime.store) {
+                    guard let document else { throw CLIError.failure("lexical search needs no vector") }
+                    let vector = try await runtime.provider.embed([document.query(query)], mode: .query)
+                    guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
+                    return first
                 }
-                let data = try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys, .withoutEscapingSlashes])
-                print(String(decoding: data, as: UTF8.self))
-                return
+                if mode == .lexical && !found.lexicalAnswered {
+                    throw CLIError.failure("the \(runtime.configuration.settings.store) store has no lexical search; use --mode vector")
+                }
+                return found
             }
-            guard !hits.isEmpty else {
-                print("No embedded repos to search yet (run `embed-star backfill` first).")
-                return
+            if mode == .hybrid && !lexicalAnswered {
+                Console.note("the store has no lexical search: ranked by meaning alone")
             }
-            let nameWidth = min(40, hits.map(\.repo.fullName.count).max() ?? 10)
-            print("score  \("repo".padding(toLength: nameWidth, withPad: " ", startingAt: 0))  language    stars  description")
-            for hit in hits {
-                let name = String(hit.repo.fullName.prefix(nameWidth)).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
-                let language = String((hit.repo.language ?? "-").prefix(10)).padding(toLength: 10, withPad: " ", startingAt: 0)
-                let stars = String(hit.repo.stars)
-                let padded = String(repeating: " ", count: max(0, 6 - stars.count)) + stars
-                print(String(format: "%.3f", hit.score) + "  \(name)  \(language)  \(padded)  \((hit.repo.description ?? "").prefix(70))")
-            }
+            try Self.show(hits, mode: mode, json: json)
         }
     }
+
+    /// The hits as JSON, or as a table: in hybrid mode the cosine when the vector found the
+    /// repo (`-` when only its words did) and what found it; otherwise the side's own score.
+    static func show(_ hits: [FusedHit], mode: SearchMode, json: Bool) throws {
+        if json {
+            let rows: [[String: Any]] = hits.map { hit in
+                var row: [String: Any] = ["score": (hit.score * 10_000).rounded() / 10_000, "full_name": hit.repo.fullName,
+                                          "id": hit.repo.id.rawValue, "stars": hit.repo.stars, "found_by": hit.foundBy,
+                                          "exact_name": hit.exactName]
+                row["vector_rank"] = hit.vectorRank
+                row["vector_score"] = hit.vectorScore.map { ($0 * 10_000).rounded() / 10_000 }
+                row["lexical_rank"] = hit.lexicalRank
+                row["language"] = hit.repo.language
+                row["description"] = hit.repo.description
+                row["url"] = hit.repo.url
+                return row
+            }
+            let data = try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        guard !hits.isEmpty else {
+            print(mode == .lexical ? "No repo matches." : "No embedded repos to search yet (run `embed-star backfill` first).")
+            return
+        }
+        let nameWidth = min(40, hits.map(\.repo.fullName.count).max() ?? 10)
+        let hybrid = mode == .hybrid
+        print("score  \(hybrid ? "by    " : "")\("repo".padding(toLength: nameWidth, withPad: " ", startingAt: 0))  language    stars  description")
+        for hit in hits {
+            let name = String(hit.repo.fullName.prefix(nameWidth)).padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            let language = String((hit.repo.language ?? "-").prefix(10)).padding(toLength: 10, withPad: " ", startingAt: 0)
+            let stars = String(hit.repo.stars)
+            let padded = String(repeating: " ", count: max(0, 6 - stars.count)) + stars
+            let score = hybrid ? hit.vectorScore.map { String(format: "%.3f", $0) } ?? "  -  " : String(format: "%.3f", hit.score)
+            let by = hybrid ? foundColumn(hit) + " " : ""
+            print(score + "  " + by + "\(name)  \(language)  \(padded)  \((hit.repo.description ?? "").prefix(70))")
+        }
+    }
+
+    /// Five characters: `name` for a repo the query names, else `v`, `w` or `v+w` (its vector,
+    /// its words, or both found it).
+    static func foundColumn(_ hit: FusedHit) -> String {
+        let found = hit.exactName ? "name" : hit.foundBy == ["vector", "lexical"] ? "v+w" : hit.foundBy == ["vector"] ? "v" : "w"
+        return found.padding(toLength: 5, withPad: " ", startingAt: 0)
+    }
 }
+
+extension SearchMode: ExpressibleByArgument {}

@@ -356,6 +356,14 @@ public actor MockStore: RepoStore {
             .compactMap { self.isStale($0, model: model) ? served : $0.changedAt }.min()
     }
 
+    /// BM25 in memory (``LexicalIndex``), built from the repos as they are now.
+    public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        let language = filter.language?.lowercased()
+        return LexicalIndex(entries.map(\.repo)).search(query, limit: limit) { repo in
+            language == nil || repo.language?.lowercased() == language
+        }
+    }
+
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         var hits: [SearchHit] = []
         let queryNorm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()

@@ -84,6 +84,10 @@ enum SQLiteMigrations {
         (6, CodeFile.migration),
         // Repos named by `requeue`: embedded again by the provider, not from a cache.
         (7, "ALTER TABLE repo ADD COLUMN requeued INTEGER NOT NULL DEFAULT 0"),
+        // Lexical search (SQLiteStore+Lexical): FTS5 over the record's words, kept by triggers
+        // (plain SQL: a collector's or an older version's writes keep it too), filled from the
+        // repos already stored.
+        (8, SQLiteLexical.migration),
     ]
 
     /// What a step needs done beyond its SQL, in the same transaction.

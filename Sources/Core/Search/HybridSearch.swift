@@ -1,0 +1,157 @@
+import Foundation
+
+/// Which ranking `search` uses.
+public enum SearchMode: String, Sendable, CaseIterable {
+    /// Both, fused (``HybridSearch``): names and words as well as meaning.
+    case hybrid
+    /// The vector alone: meaning.
+    case vector
+    /// The words alone (BM25 over name, owner, full name, description, topics, language).
+    case lexical
+}
+
+/// One repo a search found, with what found it.
+public struct FusedHit: Sendable {
+    public var repo: Repo
+    /// The fused score (reciprocal ranks; higher first). In `vector` mode the cosine, in
+    /// `lexical` mode the store's BM25 score.
+    public var score: Double
+    /// Its rank (1-based) among the vector's candidates, if they had it.
+    public var vectorRank: Int?
+    /// Its cosine to the query, if the vector found it.
+    public var vectorScore: Double?
+    /// Its rank (1-based) among the lexical candidates, if they had it.
+    public var lexicalRank: Int?
+    /// The query is the repo's name or full name, word for word (`serde json` names
+    /// `serde-rs/serde_json`): such hits come first.
+    public var exactName: Bool
+
+    public init(repo: Repo, score: Double, vectorRank: Int? = nil, vectorScore: Double? = nil, lexicalRank: Int? = nil, exactName: Bool = false) {
+        self.repo = repo
+        self.score = score
+        self.vectorRank = vectorRank
+        self.vectorScore = vectorScore
+        self.lexicalRank = lexicalRank
+        self.exactName = exactName
+    }
+
+    /// `vector`, `lexical`, or both, for `--json`.
+    public var foundBy: [String] {
+        (vectorRank == nil ? [] : ["vector"]) + (lexicalRank == nil ? [] : ["lexical"])
+    }
+}
+
+/// Search in one place: asks the store for the vector and the lexical candidates and fuses
+/// them. Reciprocal-rank fusion (each list adds `weight / (k + rank)`), with repos the query
+/// names exactly first: neither side's scores need calibrating against the other's, and a repo
+/// both sides rank well beats one only one side found.
+public enum HybridSearch {
+    /// The fusion's constants. `k` damps the difference between the first ranks; the weights
+    /// tilt it towards one side.
+    public struct Fusion: Sendable, Hashable {
+        public var k: Double
+        public var vectorWeight: Double
+        public var lexicalWeight: Double
+
+        public init(k: Double = 60, vectorWeight: Double = 1, lexicalWeight: Double = 1) {
+            self.k = k
+            self.vectorWeight = vectorWeight
+            self.lexicalWeight = lexicalWeight
+        }
+
+        public static let standard = Fusion()
+    }
+
+    /// How many candidates each side gives for `limit` hits.
+    public static func candidates(for limit: Int) -> Int { max(50, limit * 5) }
+
+    /// Searches `store` for `query`.
+    /// - Parameters:
+    ///   - embed: the query's vector (the provider, with the model's query prefix); called only
+    ///     when the mode needs it.
+    ///   - filter: the language, and the model identity the vectors must come from.
+    /// - Returns: the hits, and whether the store answered the lexical side (a store without
+    ///   lexical search gives the vector's hits in hybrid mode, and nothing in lexical mode).
+    public static func search(
+        _ query: String, mode: SearchMode, limit: Int, filter: SearchFilter, store: any RepoStore,
+        fusion: Fusion = .standard, embed: () async throws -> [Float]
+    ) async throws -> (hits: [FusedHit], lexicalAnswered: Bool) {
+        let wanted = mode == .hybrid ? candidates(for: limit) : limit
+        var vector: [SearchHit] = []
+        if mode != .lexical {
+            vector = try await store.nearest(to: try await embed(), limit: wanted, filter: filter)
+        }
+        var lexical: [SearchHit] = []
+        var lexicalAnswered = false
+        if mode != .vector {
+            do {
+                lexical = try await store.lexicalSearch(query, limit: wanted, filter: SearchFilter(language: filter.language))
+                lexicalAnswered = true
+            } catch is LexicalSearchUnsupported {
+                lexicalAnswered = false
+            }
+        }
+        switch mode {
+        case .vector:
+            return (rank(vector, query: query, score: \.score, vector: true), lexicalAnswered)
+        case .lexical:
+            return (rank(lexical, query: query, score: \.score, vector: false), lexicalAnswered)
+        case .hybrid:
+            return (fuse(query: query, vector: vector, lexical: lexical, limit: limit, fusion: fusion), lexicalAnswered)
+        }
+    }
+
+    /// Reciprocal-rank fusion of the two candidate lists, exact name matches first, at most
+    /// `limit` hits.
+    public static func fuse(query: String, vector: [SearchHit], lexical: [SearchHit], limit: Int, fusion: Fusion = .standard) -> [FusedHit] {
+        var hits: [RepoID: FusedHit] = [:]
+        var order: [RepoID] = []
+        let named = nameKey(query)
+        func hit(_ repo: Repo) -> FusedHit {
+            hits[repo.id] ?? FusedHit(repo: repo, score: 0, exactName: isNamed(repo, by: named))
+        }
+        for (index, candidate) in vector.enumerated() {
+            var fused = hit(candidate.repo)
+            if hits[candidate.repo.id] == nil { order.append(candidate.repo.id) }
+            fused.vectorRank = index + 1
+            fused.vectorScore = candidate.score
+            fused.score += fusion.vectorWeight / (fusion.k + Double(index + 1))
+            hits[candidate.repo.id] = fused
+        }
+        for (index, candidate) in lexical.enumerated() {
+            var fused = hit(candidate.repo)
+            if hits[candidate.repo.id] == nil { order.append(candidate.repo.id) }
+            fused.lexicalRank = index + 1
+            fused.score += fusion.lexicalWeight / (fusion.k + Double(index + 1))
+            hits[candidate.repo.id] = fused
+        }
+        let ranked = order.compactMap { hits[$0] }.enumerated().sorted { a, b in
+            if a.element.exactName != b.element.exactName { return a.element.exactName }
+            if a.element.score != b.element.score { return a.element.score > b.element.score }
+            return a.offset < b.offset
+        }
+        return ranked.prefix(limit).map(\.element)
+    }
+
+    /// One side's hits in its own order, exact name matches first.
+    static func rank(_ list: [SearchHit], query: String, score: KeyPath<SearchHit, Double>, vector: Bool) -> [FusedHit] {
+        let named = nameKey(query)
+        let hits = list.enumerated().map { index, candidate in
+            FusedHit(repo: candidate.repo, score: candidate[keyPath: score], vectorRank: vector ? index + 1 : nil,
+                     vectorScore: vector ? candidate.score : nil, lexicalRank: vector ? nil : index + 1,
+                     exactName: isNamed(candidate.repo, by: named))
+        }
+        return hits.enumerated().sorted { a, b in
+            a.element.exactName != b.element.exactName ? a.element.exactName : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    /// The query's words, joined: what a name must equal to be named by it.
+    static func nameKey(_ text: String) -> String {
+        Words.plain(text).joined(separator: " ")
+    }
+
+    static func isNamed(_ repo: Repo, by key: String) -> Bool {
+        !key.isEmpty && (nameKey(repo.name) == key || nameKey(repo.fullName) == key)
+    }
+}

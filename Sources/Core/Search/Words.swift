@@ -1,0 +1,72 @@
+/// Words of a text as lexical search compares them: lower case, split at anything that is not a
+/// letter or a digit (so `rust-serde-json` and `serde_json` give `serde` and `json`), a lower
+/// case letter followed by an upper case one splits too (`TomlParser` gives `toml`, `parser`),
+/// and each word cut to a stem (`parsers`, `parsing` and `parsed` meet at `pars`).
+///
+/// The Mock store ranks with these; the SQLite and SurrealDB stores use their engines' own
+/// tokenizers and stemmers (FTS5's `porter unicode61`, SurrealDB's `snowball(english)`), which
+/// agree on the cases above. The hybrid fusion uses ``Words/plain(_:)`` to recognise a query
+/// that names a repo.
+public enum Words {
+    /// The words of `text`, unstemmed: lower case, split as described above.
+    public static func plain(_ text: String) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var previousWasLower = false
+        for character in text {
+            if character.isLetter || character.isNumber {
+                if character.isUppercase && previousWasLower && !current.isEmpty {
+                    words.append(current)
+                    current = ""
+                }
+                current += character.lowercased()
+                previousWasLower = character.isLowercase || character.isNumber
+            } else {
+                if !current.isEmpty { words.append(current) }
+                current = ""
+                previousWasLower = false
+            }
+        }
+        if !current.isEmpty { words.append(current) }
+        return words
+    }
+
+    /// The words of `text` split at punctuation only, and also at case changes (`TomlParser`
+    /// gives `tomlparser`, `toml`, `parser`): what a query asks of an index whose tokenizer does
+    /// not split at case (SQLite's `unicode61`), so it matches either way. Each word once.
+    public static func queryTerms(_ text: String) -> [String] {
+        var terms: [String] = []
+        var seen: Set<String> = []
+        let whole = text.split { !($0.isLetter || $0.isNumber) }.map { $0.lowercased() }
+        for term in whole + plain(text) where seen.insert(term).inserted {
+            terms.append(term)
+        }
+        return terms
+    }
+
+    /// The stems of `text`'s words, for ranking.
+    public static func stems(_ text: String) -> [String] {
+        plain(text).map(stem)
+    }
+
+    /// A light English stemmer (the common inflections; a word of three letters or fewer is
+    /// kept as it is): plurals, `-ing`, `-ed`, `-er`, `-ly`, and a final `e`.
+    public static func stem(_ word: String) -> String {
+        guard word.count > 3, word.allSatisfy({ $0.isASCII && $0.isLetter }) else { return word }
+        var stem = word
+        func strip(_ suffix: String, keeping minimum: Int = 3, replace: String = "") -> Bool {
+            guard stem.hasSuffix(suffix), stem.count - suffix.count >= minimum else { return false }
+            stem = String(stem.dropLast(suffix.count)) + replace
+            return true
+        }
+        if !strip("ies", replace: "y") && !strip("sses", replace: "ss") && !stem.hasSuffix("ss") {
+            _ = strip("s")
+        }
+        _ = strip("ing") || strip("ed") || strip("er") || strip("ly")
+        _ = strip("e")
+        if stem.count > 3, let last = stem.last, stem.dropLast().last == last, !"lsz".contains(last) {
+            stem.removeLast()  // running -> runn -> run
+        }
+        return stem
+    }
+}

@@ -1,0 +1,74 @@
+import EmbedStarCore
+import Foundation
+import Testing
+
+/// Lexical search: words of every field, stems and name parts, the language filter, and an
+/// index that follows the collector's changes. A store without lexical search (it throws
+/// ``LexicalSearchUnsupported``) passes these: the contract lets it, and search then ranks by
+/// the vector alone.
+extension StoreConformance {
+    static func lexicalRepos() -> [Repo] {
+        [
+            Repo(id: RepoID("repo:lex1"), fullName: "serde-rs/rust-serde-json", description: "Strongly typed JSON library",
+                 language: "Rust", owner: Repo.Owner(login: "serde-rs"), topics: ["serialization"]),
+            Repo(id: RepoID("repo:lex2"), fullName: "acme/tomlkit", description: "Style-preserving parsers for TOML documents",
+                 language: "Python", owner: Repo.Owner(login: "acme"), topics: ["toml", "config"]),
+            Repo(id: RepoID("repo:lex3"), fullName: "kube/operator-kit", description: "Build controllers quickly",
+                 language: "Go", owner: Repo.Owner(login: "kube"), topics: ["kubernetes"]),
+            Repo(id: RepoID("repo:lex4"), fullName: "zed/json-tools", description: "Command line helpers",
+                 language: "Rust", owner: Repo.Owner(login: "zed"), topics: []),
+            Repo(id: RepoID("repo:lex5"), fullName: "café/crème", description: "Une bibliothèque de café",
+                 language: nil, owner: Repo.Owner(login: "café"), topics: []),
+        ]
+    }
+
+    /// The store's lexical hits, or nil when it has no lexical search.
+    func lexical(_ store: any RepoStore, _ query: String, limit: Int = 10, language: String? = nil) async throws -> [RepoID]? {
+        do {
+            return try await store.lexicalSearch(query, limit: limit, filter: SearchFilter(language: language)).map(\.repo.id)
+        } catch is LexicalSearchUnsupported {
+            return nil
+        }
+    }
+
+    func lexicalSearchFindsWordsOfEveryField(_ store: any RepoStore, _ check: StoreCheck) async throws {
+        try await store.upsert(Self.lexicalRepos())
+        guard let byNamePart = try await lexical(store, "serde") else { return }
+        #expect(byNamePart.first == RepoID("repo:lex1"), "\(check): a part of a dashed name is a word")
+        #expect(try await lexical(store, "parser")?.first == RepoID("repo:lex2"), "\(check): words are stemmed (parser, parsers)")
+        #expect(try await lexical(store, "KUBERNETES")?.first == RepoID("repo:lex3"), "\(check): topics, case folded")
+        #expect(try await lexical(store, "zed")?.first == RepoID("repo:lex4"), "\(check): the owner")
+        #expect(try await lexical(store, "TomlKit")?.first == RepoID("repo:lex2"), "\(check): a name as typed with capitals")
+        #expect(try await lexical(store, "café")?.first == RepoID("repo:lex5"), "\(check): words beyond ASCII")
+        // A name match outranks a description match: `json` names lex4 and describes lex1.
+        let json = try #require(try await lexical(store, "json"))
+        #expect(Set(json.prefix(2)) == [RepoID("repo:lex1"), RepoID("repo:lex4")], "\(check): both repos with the word")
+        #expect(try await lexical(store, "json", language: "rust")?.count == 2, "\(check): the language filter ignores case")
+        #expect(try await lexical(store, "json", language: "Go") == [], "\(check): the language filter")
+        #expect(try await lexical(store, "nothing-like-this-anywhere") == [], "\(check): no word, no hit")
+        #expect(try await lexical(store, "json", limit: 1)?.count == 1, "\(check): the limit")
+        // Syntax a user may type is words, not operators.
+        #expect(try await lexical(store, "\"json\" OR NEAR(toml) * :") != nil)
+        let scores = try await store.lexicalSearch("json toml", limit: 10, filter: SearchFilter())
+        #expect(zip(scores, scores.dropFirst()).allSatisfy { $0.score >= $1.score }, "\(check): best first")
+    }
+
+    func lexicalSearchFollowsTheCollector(_ store: any RepoStore, _ check: StoreCheck) async throws {
+        var repos = Self.lexicalRepos()
+        try await store.upsert(repos)
+        guard try await lexical(store, "controllers") == [RepoID("repo:lex3")] else {
+            if try await lexical(store, "controllers") != nil { Issue.record("\(check): the description's word") }
+            return
+        }
+        // Not embedded yet, embedded, or changed: every repo is searchable by its current words.
+        let claimed = try await claim(store, "a", limit: 2)
+        _ = try await store.write(claimed.map { embedded($0) }, owner: "a")
+        repos[2].description = "Reconcile loops for operators"
+        try await store.upsert([repos[2]])
+        #expect(try await lexical(store, "controllers") == [], "\(check): the old text's words are gone")
+        #expect(try await lexical(store, "reconcile") == [RepoID("repo:lex3")], "\(check): the new text's words are found")
+        for repo in repos where repo.id != repos[2].id {
+            #expect(try await lexical(store, repo.fullName)?.contains(repo.id) == true, "\(check): \(repo.id) by its full name")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import EmbedStarCore
+import EmbedStarMockStore
+import EmbedStarTesting
+import Foundation
+import Testing
+
+private func repo(_ id: String, _ fullName: String, _ description: String = "") -> Repo {
+    Repo(id: RepoID("repo:\(id)"), fullName: fullName, description: description)
+}
+
+@Suite struct WordsTests {
+    @Test func namesSplitAtPunctuationAndCaseAndWordsMeetAtTheirStems() {
+        #expect(Words.plain("rust-serde-json") == ["rust", "serde", "json"])
+        #expect(Words.plain("serde_json v1.0") == ["serde", "json", "v1", "0"])
+        #expect(Words.plain("TomlParser") == ["toml", "parser"])
+        #expect(Words.plain("HTTPServer") == ["httpserver"], "a run of capitals stays one word")
+        #expect(Words.plain("Café Crème") == ["café", "crème"])
+        #expect(Words.queryTerms("TomlParser for rust-lang") == ["tomlparser", "for", "rust", "lang", "toml", "parser"])
+        #expect(Set(["parser", "parsers", "parsing", "parsed", "parse"].map(Words.stem)).count == 1)
+        #expect(Words.stem("libraries") == Words.stem("library"))
+        #expect(Words.stem("class") == "class" && Words.stem("css") == "css" && Words.stem("running") == "run")
+    }
+}
+
+@Suite struct HybridSearchTests {
+    let a = repo("a", "humanize/humanize", "Python humanize utilities")
+    let b = repo("b", "x/nice-numbers", "Turn numbers into friendly text")
+    let c = repo("c", "y/other", "Something else")
+    let d = repo("d", "z/readable", "Readable sizes and times")
+
+    @Test func aRepoTheQueryNamesComesFirst() {
+        let vector = [SearchHit(repo: b, score: 0.9), SearchHit(repo: d, score: 0.8), SearchHit(repo: a, score: 0.7)]
+        let lexical = [SearchHit(repo: c, score: 9), SearchHit(repo: a, score: 5)]
+        let hits = HybridSearch.fuse(query: "Humanize", vector: vector, lexical: lexical, limit: 3)
+        #expect(hits.first?.repo.id == a.id)
+        #expect(hits.first?.exactName == true && hits.first?.foundBy == ["vector", "lexical"])
+        #expect(hits.first?.vectorRank == 3 && hits.first?.lexicalRank == 2 && hits.first?.vectorScore == 0.7)
+        #expect(hits.count == 3)
+    }
+
+    @Test func bothSidesBeatOneAndRanksDecideTheRest() {
+        // b is second on both sides; d first only on the vector, c first only on the words.
+        let vector = [SearchHit(repo: d, score: 0.9), SearchHit(repo: b, score: 0.8)]
+        let lexical = [SearchHit(repo: c, score: 12), SearchHit(repo: b, score: 11)]
+        let hits = HybridSearch.fuse(query: "friendly numbers", vector: vector, lexical: lexical, limit: 10)
+        #expect(hits.map(\.repo.id) == [b.id, d.id, c.id], "ties between sides keep the vector's first")
+        #expect(abs(hits[0].score - 2.0 / 62) < 1e-12)
+        // Weights tilt the fusion.
+        let words = HybridSearch.fuse(query: "x", vector: vector, lexical: lexical, limit: 10, fusion: .init(k: 60, vectorWeight: 1, lexicalWeight: 3))
+        #expect(words.map(\.repo.id).prefix(2) == [b.id, c.id])
+    }
+
+    @Test func modesAskTheStoreForWhatTheyNeed() async throws {
+        let store = MockStore(repos: [a, b, c, d])
+        try await store.prepare()
+        var embedded = 0
+        let lexical = try await HybridSearch.search("readable times", mode: .lexical, limit: 5, filter: SearchFilter(), store: store) {
+            embedded += 1
+            return [1, 0]
+        }
+        #expect(embedded == 0, "lexical search embeds nothing")
+        #expect(lexical.lexicalAnswered && lexical.hits.first?.repo.id == d.id)
+        let hybrid = try await HybridSearch.search("readable times", mode: .hybrid, limit: 5, filter: SearchFilter(), store: store) {
+            embedded += 1
+            return [1, 0]
+        }
+        #expect(embedded == 1)
+        #expect(hybrid.hits.first?.repo.id == d.id, "no vector stored yet: the words alone")
+    }
+
+    @Test func aStoreWithoutLexicalSearchFallsBackToTheVector() async throws {
+        let store = VectorOnlyStore(inner: MockStore(repos: [a, b]))
+        let found = try await HybridSearch.search("humanize", mode: .hybrid, limit: 5, filter: SearchFilter(), store: store) { [1, 0] }
+        #expect(!found.lexicalAnswered)
+    }
+}
+
+/// A store that has no lexical search (the contract's default).
+private struct VectorOnlyStore: ForwardingStore {
+    let inner: any RepoStore
+
+    func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        throw LexicalSearchUnsupported(store: "vector-only")
+    }
+}

@@ -1,0 +1,42 @@
+import EmbedStarApp
+import EmbedStarCore
+@testable import EmbedStarSQLiteStore
+import Foundation
+import GRDB
+import Testing
+
+@Suite struct SQLiteLexicalTests {
+    /// A database filled before the lexical index existed (schema 7, as every database before
+    /// this version): the migration indexes what is stored, and the triggers follow the
+    /// collector's writes from then on, including a delete made straight in SQL.
+    @Test func theMigrationIndexesAFilledDatabaseAndTheTriggersFollowTheCollector() async throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let old = SQLiteStore(directory: folder)
+        try await old.migrate(through: 7)
+        let repos = SyntheticRepos.generate(count: 300, seed: 3)
+        try await old.upsert(repos)
+        // A record that is not JSON: the migration must index around it, not stop on it.
+        try await old.execute("UPDATE repo SET record = '{\"full_name\": 42' WHERE id = '\(repos[5].id.rawValue)'")
+        await old.shutdown()
+
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        #expect(try await rowCount(store, "repo_words") == 300)
+        let target = repos[17]
+        let byName = try await store.lexicalSearch(target.fullName, limit: 5, filter: SearchFilter())
+        #expect(byName.first?.repo.id == target.id, "a repo stored before the index is found by its name")
+
+        try await store.execute("DELETE FROM repo WHERE id = '\(target.id.rawValue)'")
+        #expect(try await rowCount(store, "repo_words") == 299)
+        let gone = try await store.lexicalSearch(target.fullName, limit: 5, filter: SearchFilter())
+        #expect(!gone.contains { $0.repo.id == target.id })
+        try await store.execute("""
+            INSERT INTO repo (id, record, full_name, language) VALUES ('repo:straight', '{"id":"repo:straight","full_name":"sql/written-straight","name":"written-straight","description":"inserted by a collector in plain SQL"}', 'sql/written-straight', NULL)
+            """)
+        #expect(try await store.lexicalSearch("collector plain", limit: 3, filter: SearchFilter()).first?.repo.id == RepoID("repo:straight"))
+        // The collector writing a record that is not JSON is not refused by the index's trigger.
+        try await store.execute("UPDATE repo SET record = 'not json' WHERE id = '\(repos[6].id.rawValue)'")
+        await store.shutdown()
+    }
+}
