@@ -14,7 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed-star-bench",
         abstract: "In-process measurements for the bench/ scripts (JSON or text on standard output).",
-        subcommands: [BenchClaimsCommand.self, BenchSearchCommand.self, BenchCBORCommand.self]
+        subcommands: [BenchClaimsCommand.self, BenchSearchCommand.self, BenchCBORCommand.self, BenchRetrievalCommand.self]
     )
 }
 

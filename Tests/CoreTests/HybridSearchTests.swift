@@ -42,9 +42,15 @@ private func repo(_ id: String, _ fullName: String, _ description: String = "") 
         // b is second on both sides; d first only on the vector, c first only on the words.
         let vector = [SearchHit(repo: d, score: 0.9), SearchHit(repo: b, score: 0.8)]
         let lexical = [SearchHit(repo: c, score: 12), SearchHit(repo: b, score: 11)]
-        let hits = HybridSearch.fuse(query: "friendly numbers", vector: vector, lexical: lexical, limit: 10)
+        let even = HybridSearch.Fusion(k: 60)
+        let hits = HybridSearch.fuse(query: "friendly numbers please", vector: vector, lexical: lexical, limit: 10, fusion: even)
         #expect(hits.map(\.repo.id) == [b.id, d.id, c.id], "ties between sides keep the vector's first")
         #expect(abs(hits[0].score - 2.0 / 62) < 1e-12)
+        // A query of one or two words weighs the words more (the standard fusion: 8 to 1).
+        let short = HybridSearch.fuse(query: "numbers", vector: vector, lexical: lexical, limit: 10)
+        #expect(short.map(\.repo.id) == [c.id, b.id, d.id], "the words' first hit leads a short query")
+        #expect(HybridSearch.Fusion.standard.lexicalWeight(for: "numbers") == 8)
+        #expect(HybridSearch.Fusion.standard.lexicalWeight(for: "a library for numbers") == 1)
         // Weights tilt the fusion.
         let words = HybridSearch.fuse(query: "x", vector: vector, lexical: lexical, limit: 10, fusion: .init(k: 60, vectorWeight: 1, lexicalWeight: 3))
         #expect(words.map(\.repo.id).prefix(2) == [b.id, c.id])

@@ -47,19 +47,35 @@ public struct FusedHit: Sendable {
 /// both sides rank well beats one only one side found.
 public enum HybridSearch {
     /// The fusion's constants. `k` damps the difference between the first ranks; the weights
-    /// tilt it towards one side.
+    /// tilt it towards one side; a query of at most ``shortQueryWords`` words (what people type
+    /// when they know a name, or part of one) weighs the words by ``shortQueryLexicalWeight``.
     public struct Fusion: Sendable, Hashable {
         public var k: Double
         public var vectorWeight: Double
         public var lexicalWeight: Double
+        public var shortQueryLexicalWeight: Double?
+        public var shortQueryWords: Int
 
-        public init(k: Double = 60, vectorWeight: Double = 1, lexicalWeight: Double = 1) {
+        public init(k: Double = 60, vectorWeight: Double = 1, lexicalWeight: Double = 1, shortQueryLexicalWeight: Double? = nil,
+                    shortQueryWords: Int = 2) {
             self.k = k
             self.vectorWeight = vectorWeight
             self.lexicalWeight = lexicalWeight
+            self.shortQueryLexicalWeight = shortQueryLexicalWeight
+            self.shortQueryWords = shortQueryWords
         }
 
-        public static let standard = Fusion()
+        /// The words' weight for `query`.
+        public func lexicalWeight(for query: String) -> Double {
+            guard let short = shortQueryLexicalWeight, Words.plain(query).count <= shortQueryWords else { return lexicalWeight }
+            return short
+        }
+
+        /// Chosen on the `tune` half of `bench/retrieval`'s real queries (12,577 Debian-packaged
+        /// GitHub projects; docs/benchmarks.md) and reported on the held-out half: a small `k`
+        /// (the first ranks of each side count), words weighed 8 to 1 for a query of one or two
+        /// words.
+        public static let standard = Fusion(k: 5, vectorWeight: 1, lexicalWeight: 1, shortQueryLexicalWeight: 8, shortQueryWords: 2)
     }
 
     /// How many candidates each side gives for `limit` hits.
@@ -118,11 +134,12 @@ public enum HybridSearch {
             fused.score += fusion.vectorWeight / (fusion.k + Double(index + 1))
             hits[candidate.repo.id] = fused
         }
+        let lexicalWeight = fusion.lexicalWeight(for: query)
         for (index, candidate) in lexical.enumerated() {
             var fused = hit(candidate.repo)
             if hits[candidate.repo.id] == nil { order.append(candidate.repo.id) }
             fused.lexicalRank = index + 1
-            fused.score += fusion.lexicalWeight / (fusion.k + Double(index + 1))
+            fused.score += lexicalWeight / (fusion.k + Double(index + 1))
             hits[candidate.repo.id] = fused
         }
         let ranked = order.compactMap { hits[$0] }.enumerated().sorted { a, b in
