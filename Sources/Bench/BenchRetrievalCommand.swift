@@ -47,9 +47,9 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
             }
             sample += items
         }
-        let settings: [HybridSearch.Fusion] = [5.0, 10, 30, 60].flatMap { k in  // .standard among them
+        let settings: [HybridSearch.Fusion] = [2.0, 5, 10, 30, 60].flatMap { k in  // .standard among them
             [1.0, 2].flatMap { words in
-                [nil, 4.0, 8.0].map { HybridSearch.Fusion(k: k, vectorWeight: 1, lexicalWeight: words, shortQueryLexicalWeight: $0) }
+                [nil, 4.0, 8.0, 16.0].map { HybridSearch.Fusion(k: k, vectorWeight: 1, lexicalWeight: words, shortQueryLexicalWeight: $0) }
             }
         }
         let report = try await options.withRuntime { runtime -> [String: Any] in
@@ -85,7 +85,9 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
             for split in ["tune", "heldout"] {
                 for kind in kinds {
                     let rows = sample.indices.filter { sample[$0].split == split && (kind == "all" || sample[$0].kind == kind) }
-                    for method in ["vector", "lexical", Self.label(.standard), Self.label(chosen)] {
+                    var shown = ["vector", "lexical", Self.label(.standard)]
+                    if !shown.contains(Self.label(chosen)) { shown.append(Self.label(chosen)) }
+                    for method in shown {
                         let ranks = methods[method]!
                         table.append(["split": split, "kind": kind, "method": method, "queries": rows.count,
                                       "hit1": Self.hit(ranks, rows, 1), "hit3": Self.hit(ranks, rows, 3), "recall10": Self.hit(ranks, rows, 10),

@@ -363,7 +363,7 @@ private func json(_ text: String) throws -> [String: Any] {
         result = try await cli.run(["search", name, "--mode", "lexical", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let words = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
-        #expect(words.first?["full_name"] as? String == fullName || words.first?["exact_name"] as? Bool == true)
+        #expect(words.first?["full_name"] as? String == fullName)
         #expect(words.first?["found_by"] as? [String] == ["lexical"])
         // similar: the nearest to a named repo, itself left out.
         result = try await cli.run(["similar", fullName, "--limit", "3", "--json"])

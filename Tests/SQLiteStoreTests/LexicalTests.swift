@@ -35,6 +35,16 @@ import Testing
             INSERT INTO repo (id, record, full_name, language) VALUES ('repo:straight', '{"id":"repo:straight","full_name":"sql/written-straight","name":"written-straight","description":"inserted by a collector in plain SQL"}', 'sql/written-straight', NULL)
             """)
         #expect(try await store.lexicalSearch("collector plain", limit: 3, filter: SearchFilter()).first?.repo.id == RepoID("repo:straight"))
+        // A collector replacing a row (INSERT OR REPLACE: no delete trigger fires) leaves no
+        // words of the old row behind.
+        let replaced = repos[8]
+        let before = try await rowCount(store, "repo_words")
+        try await store.execute("""
+            INSERT OR REPLACE INTO repo (id, record, full_name, language) VALUES ('\(replaced.id.rawValue)', '{"id":"\(replaced.id.rawValue)","full_name":"new/zzreplacement","name":"zzreplacement"}', 'new/zzreplacement', NULL)
+            """)
+        #expect(try await rowCount(store, "repo_words") == before)
+        #expect(try await store.lexicalSearch("zzreplacement", limit: 3, filter: SearchFilter()).map(\.repo.id) == [replaced.id])
+        #expect(!(try await store.lexicalSearch(replaced.fullName, limit: 50, filter: SearchFilter())).contains { $0.repo.fullName == replaced.fullName })
         // The collector writing a record that is not JSON is not refused by the index's trigger.
         try await store.execute("UPDATE repo SET record = 'not json' WHERE id = '\(repos[6].id.rawValue)'")
         await store.shutdown()

@@ -86,16 +86,27 @@ public enum HybridSearch {
     ///   - embed: the query's vector (the provider, with the model's query prefix); called only
     ///     when the mode needs it.
     ///   - filter: the language, and the model identity the vectors must come from.
-    /// - Returns: the hits, and whether the store answered the lexical side (a store without
-    ///   lexical search gives the vector's hits in hybrid mode, and nothing in lexical mode).
+    /// - Returns: the hits; whether the store answered the lexical side (a store without
+    ///   lexical search gives the vector's hits in hybrid mode, and nothing in lexical mode); and
+    ///   in hybrid mode, why the vector side could not answer (the provider down, say), when the
+    ///   words answered alone.
     public static func search(
         _ query: String, mode: SearchMode, limit: Int, filter: SearchFilter, store: any RepoStore,
         fusion: Fusion = .standard, embed: () async throws -> [Float]
-    ) async throws -> (hits: [FusedHit], lexicalAnswered: Bool) {
+    ) async throws -> (hits: [FusedHit], lexicalAnswered: Bool, vectorFailure: (any Error)?) {
         let wanted = mode == .hybrid ? candidates(for: limit) : limit
         var vector: [SearchHit] = []
-        if mode != .lexical {
+        var vectorFailure: (any Error)?
+        if mode == .vector {
             vector = try await store.nearest(to: try await embed(), limit: wanted, filter: filter)
+        } else if mode == .hybrid {
+            do {
+                vector = try await store.nearest(to: try await embed(), limit: wanted, filter: filter)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                vectorFailure = error
+            }
         }
         var lexical: [SearchHit] = []
         var lexicalAnswered = false
@@ -109,11 +120,13 @@ public enum HybridSearch {
         }
         switch mode {
         case .vector:
-            return (rank(vector, query: query, score: \.score, vector: true), lexicalAnswered)
+            return (rank(vector, query: query, score: \.score, vector: true), lexicalAnswered, nil)
         case .lexical:
-            return (rank(lexical, query: query, score: \.score, vector: false), lexicalAnswered)
+            return (rank(lexical, query: query, score: \.score, vector: false), lexicalAnswered, nil)
         case .hybrid:
-            return (fuse(query: query, vector: vector, lexical: lexical, limit: limit, fusion: fusion), lexicalAnswered)
+            // Neither side answered: the vector's error is the one to see.
+            if let vectorFailure, !lexicalAnswered { throw vectorFailure }
+            return (fuse(query: query, vector: vector, lexical: lexical, limit: limit, fusion: fusion), lexicalAnswered, vectorFailure)
         }
     }
 
@@ -168,7 +181,14 @@ public enum HybridSearch {
         Words.plain(text).joined(separator: " ")
     }
 
+    /// Word for word, or letter for letter once spaces are gone: `graphql` names `GraphQL`
+    /// (whose words are `graph ql`), `serde json` names `serde_json`.
     static func isNamed(_ repo: Repo, by key: String) -> Bool {
-        !key.isEmpty && (nameKey(repo.name) == key || nameKey(repo.fullName) == key)
+        guard !key.isEmpty else { return false }
+        let compact = key.replacingOccurrences(of: " ", with: "")
+        return [repo.name, repo.fullName].contains { name in
+            let words = nameKey(name)
+            return words == key || words.replacingOccurrences(of: " ", with: "") == compact
+        }
     }
 }

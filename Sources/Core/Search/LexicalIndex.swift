@@ -1,8 +1,8 @@
 import Foundation
 
 /// BM25 over repos' fields, in memory, rebuilt from the repos it is given: the Mock store's
-/// lexical search, and a reference the conformance cases compare engines' behaviour with.
-/// Fields weigh differently: a word in the name counts more than one in the description.
+/// lexical search. Fields weigh differently: a word in the name counts more than one in the
+/// description. A query's stop words are left out as the SQLite store leaves them out.
 public struct LexicalIndex: Sendable {
     /// The weight of each field's words (name 3, full name and topics 2, the rest 1).
     static let fields: [(weight: Double, text: @Sendable (Repo) -> String)] = [
@@ -52,7 +52,8 @@ public struct LexicalIndex: Sendable {
     /// The best `limit` matches of `query` (BM25, k1 1.2, b 0.75), best first; repos no word
     /// of the query matches are left out.
     public func search(_ query: String, limit: Int, where include: (Repo) -> Bool = { _ in true }) -> [SearchHit] {
-        let terms = Set(Self.terms(query))
+        let words = Words.queryTerms(query)
+        let terms = Set(Self.terms(words.joined(separator: " ")))
         guard !terms.isEmpty, !documents.isEmpty, limit > 0 else { return [] }
         let count = Double(documents.count)
         let averageLength = max(1, totalLength / count)

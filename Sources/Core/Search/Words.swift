@@ -3,10 +3,11 @@
 /// case letter followed by an upper case one splits too (`TomlParser` gives `toml`, `parser`),
 /// and each word cut to a stem (`parsers`, `parsing` and `parsed` meet at `pars`).
 ///
-/// The Mock store ranks with these; the SQLite and SurrealDB stores use their engines' own
-/// tokenizers and stemmers (FTS5's `porter unicode61`, SurrealDB's `snowball(english)`), which
-/// agree on the cases above. The hybrid fusion uses ``Words/plain(_:)`` to recognise a query
-/// that names a repo.
+/// The Mock store ranks with these. The SQLite store uses FTS5's `porter unicode61`, which splits
+/// at punctuation and folds case but does not split at case changes and stems by Porter's rules
+/// (`parsers` and `parser` meet, `parsing` does not); it is asked ``queryTerms(_:)``, a name
+/// typed with capitals both whole and in parts, so `TomlKit` and `tomlkit` find each other. The
+/// hybrid fusion uses ``plain(_:)`` to recognise a query that names a repo.
 public enum Words {
     /// The words of `text`, unstemmed: lower case, split as described above.
     public static func plain(_ text: String) -> [String] {
@@ -33,7 +34,16 @@ public enum Words {
 
     /// The words of `text` split at punctuation only, and also at case changes (`TomlParser`
     /// gives `tomlparser`, `toml`, `parser`): what a query asks of an index whose tokenizer does
-    /// not split at case (SQLite's `unicode61`), so it matches either way. Each word once.
+    /// not split at case (SQLite's `unicode61`), so it matches either way. Each word once, and
+    /// without ``stopWords`` unless the query has nothing else.
+    /// English words too common to tell repos apart (`a`, `in`, `for`): left out of a query
+    /// that has other words, as each matches most of the corpus and costs the engine a scan of
+    /// its postings for nothing.
+    public static let stopWords: Set<String> = [
+        "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "i", "in", "is", "it", "its", "me", "my",
+        "need", "of", "on", "or", "that", "the", "this", "to", "was", "want", "which", "with", "written",
+    ]
+
     public static func queryTerms(_ text: String) -> [String] {
         var terms: [String] = []
         var seen: Set<String> = []
@@ -41,7 +51,8 @@ public enum Words {
         for term in whole + plain(text) where seen.insert(term).inserted {
             terms.append(term)
         }
-        return terms
+        let telling = terms.filter { !stopWords.contains($0) }
+        return telling.isEmpty ? terms : telling
     }
 
     /// The stems of `text`'s words, for ranking.

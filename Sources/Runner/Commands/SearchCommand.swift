@@ -39,14 +39,20 @@ struct SearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let (hits, lexicalAnswered) = try await options.withRuntime(logger: logger) { runtime in
+            let (hits, lexicalAnswered, vectorFailure) = try await options.withRuntime(logger: logger) { runtime in
                 _ = try await runtime.openStore()
                 // The model identity names which vectors compare with the query's; lexical
-                // search needs neither the provider nor the model.
-                let document = mode == .lexical ? nil : try await runtime.document()
+                // search needs neither the provider nor the model. A hybrid search whose provider
+                // does not answer ranks by the words alone.
+                var document: DocumentText?
+                switch mode {
+                case .lexical: document = nil
+                case .vector: document = try await runtime.document()
+                case .hybrid: document = try? await runtime.askDocument()?.get()
+                }
                 let filter = SearchFilter(language: language, modelIdentity: document?.modelIdentity)
                 let found = try await HybridSearch.search(query, mode: mode, limit: limit, filter: filter, store: runtime.store) {
-                    guard let document else { throw CLIError.failure("lexical search needs no vector") }
+                    guard let document else { throw CLIError.failure("the provider did not say which model it serves") }
                     let vector = try await runtime.provider.embed([document.query(query)], mode: .query)
                     guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
                     return first
@@ -58,6 +64,9 @@ struct SearchCommand: AsyncParsableCommand {
             }
             if mode == .hybrid && !lexicalAnswered {
                 Console.note("the store has no lexical search: ranked by meaning alone")
+            }
+            if let vectorFailure {
+                Console.note("ranked by words alone: the query could not be embedded (\(vectorFailure))")
             }
             try Self.show(hits, mode: mode, json: json)
         }

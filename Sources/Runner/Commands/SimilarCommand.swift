@@ -8,7 +8,11 @@ struct SimilarCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "similar",
         abstract: "The repos nearest one you name (repo:123 or owner/name), by its stored vector; itself left out.",
-        discussion: "Needs no provider: the named repo's vector is read from the store, for the model the store serves."
+        discussion: """
+            Embeds nothing: the named repo's stored vector is compared with the others of its model, \
+            the configured one (the provider asked which, for at most 5 s) or else the one the store \
+            last served.
+            """
     )
 
     @OptionGroup var options: ConfigOptions

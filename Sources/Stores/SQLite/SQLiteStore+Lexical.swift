@@ -6,7 +6,10 @@ import GRDB
 /// description, topics and language, with the `porter unicode61` tokenizer (case folded,
 /// punctuation splits `rust-serde-json`, English stems), ranked by FTS5's BM25 with the name
 /// weighing most. One FTS row per repo row (`rowid` = `repo.seq`), written by triggers on the
-/// repo table in the same transaction as the record.
+/// repo table in the same transaction as the record, whoever writes it (a collector's
+/// `INSERT OR REPLACE` deletes the old row without a delete trigger: the insert trigger before
+/// it takes that row's words out). Any client writing the repo table needs an SQLite with FTS5
+/// and JSON (Debian's and most builds have both).
 enum SQLiteLexical {
     /// The columns and what fills them from a row of `repo` (`NEW` or the table itself). A
     /// record that is not JSON gives no words from it (its full name and language still count):
@@ -36,6 +39,9 @@ enum SQLiteLexical {
         CREATE TRIGGER repo_words_delete AFTER DELETE ON repo BEGIN
           DELETE FROM repo_words WHERE rowid = OLD.seq;
         END;
+        CREATE TRIGGER repo_words_replace BEFORE INSERT ON repo BEGIN
+          DELETE FROM repo_words WHERE rowid IN (SELECT seq FROM repo WHERE id = NEW.id OR seq = NEW.seq);
+        END;
         INSERT INTO repo_words (\(columns)) SELECT \(values("repo")) FROM repo;
         """
 
@@ -56,18 +62,26 @@ extension SQLiteStore {
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         guard limit > 0, let expression = SQLiteLexical.expression(query) else { return [] }
         let pool = try await database()
-        var sql = """
-            SELECT r.id, r.record, bm25(repo_words, \(SQLiteLexical.weights)) AS rank
-            FROM repo_words JOIN repo r ON r.seq = repo_words.rowid
-            WHERE repo_words MATCH ?
-            """
+        // Without a language the ranking runs in the FTS table alone and only the best rows'
+        // records are read; with one, the filter needs the repo row of every match.
+        var sql: String
         var arguments: StatementArguments = [expression]
         if let language = filter.language {
-            sql += " AND r.language = ? COLLATE NOCASE"
-            arguments += [language]
+            sql = """
+                SELECT r.id, r.record, bm25(repo_words, \(SQLiteLexical.weights)) AS rank
+                FROM repo_words JOIN repo r ON r.seq = repo_words.rowid
+                WHERE repo_words MATCH ? AND r.language = ? COLLATE NOCASE ORDER BY rank, r.seq LIMIT ?
+                """
+            arguments += [language, limit]
+        } else {
+            sql = """
+                SELECT r.id, r.record, best.rank FROM (
+                  SELECT rowid, bm25(repo_words, \(SQLiteLexical.weights)) AS rank FROM repo_words
+                  WHERE repo_words MATCH ? ORDER BY rank, rowid LIMIT ?
+                ) best JOIN repo r ON r.seq = best.rowid ORDER BY best.rank, r.seq
+                """
+            arguments += [limit]
         }
-        sql += " ORDER BY rank, r.seq LIMIT ?"
-        arguments += [limit]
         return try await pool.read { [sql, arguments] db in
             try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row -> SearchHit? in
                 guard case .success(let repo) = Self.decodeRecord(row["record"], id: row["id"]) else { return nil }
