@@ -75,6 +75,35 @@ private func repo(_ id: String, _ fullName: String, _ description: String = "") 
         #expect(hybrid.hits.first?.repo.id == d.id, "no vector stored yet: the words alone")
     }
 
+    @Test func aNameTypedWithOtherCapitalsOrSeparatorsIsStillTheName() {
+        let graphQL = repo("g", "graphql/GraphQL", "A query language")
+        let serde = repo("s", "serde-rs/serde_json", "JSON for serde")
+        #expect(HybridSearch.fuse(query: "graphql", vector: [], lexical: [SearchHit(repo: graphQL, score: 1)], limit: 1).first?.exactName == true)
+        #expect(HybridSearch.fuse(query: "Serde JSON", vector: [], lexical: [SearchHit(repo: serde, score: 1)], limit: 1).first?.exactName == true)
+        #expect(HybridSearch.fuse(query: "graph", vector: [], lexical: [SearchHit(repo: graphQL, score: 1)], limit: 1).first?.exactName == false)
+    }
+
+    struct ProviderDown: Error {}
+
+    @Test func aHybridSearchWhoseQueryCannotBeEmbeddedRanksByWords() async throws {
+        let store = MockStore(repos: [a, b, c, d])
+        let found = try await HybridSearch.search("readable times", mode: .hybrid, limit: 5, filter: SearchFilter(), store: store) {
+            throw ProviderDown()
+        }
+        #expect(found.vectorFailure is ProviderDown)
+        #expect(found.hits.first?.repo.id == d.id && found.hits.first?.foundBy == ["lexical"])
+        // Neither side: the vector's error.
+        await #expect(throws: ProviderDown.self) {
+            _ = try await HybridSearch.search("x", mode: .hybrid, limit: 5, filter: SearchFilter(), store: VectorOnlyStore(inner: store)) {
+                throw ProviderDown()
+            }
+        }
+        // Vector mode does not hide it.
+        await #expect(throws: ProviderDown.self) {
+            _ = try await HybridSearch.search("x", mode: .vector, limit: 5, filter: SearchFilter(), store: store) { throw ProviderDown() }
+        }
+    }
+
     @Test func aStoreWithoutLexicalSearchFallsBackToTheVector() async throws {
         let store = VectorOnlyStore(inner: MockStore(repos: [a, b]))
         let found = try await HybridSearch.search("humanize", mode: .hybrid, limit: 5, filter: SearchFilter(), store: store) { [1, 0] }
