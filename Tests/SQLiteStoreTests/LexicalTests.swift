@@ -49,4 +49,26 @@ import Testing
         try await store.execute("UPDATE repo SET record = 'not json' WHERE id = '\(repos[6].id.rawValue)'")
         await store.shutdown()
     }
+
+    @Test func reposWithEveryWordComeFirstAndAWordTypedWithCapitalsIsOneWord() async throws {
+        let expressions = try #require(SQLiteLexical.expressions("TomlKit for rust-lang"))
+        #expect(expressions.all == #"("tomlkit" OR "toml" OR "kit") AND ("rust") AND ("lang")"#)
+        #expect(expressions.words == 3)
+        #expect(SQLiteLexical.expressions("  ,, ") == nil)
+
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = SQLiteStore(directory: folder)
+        try await store.prepare()
+        try await store.upsert([
+            Repo(id: RepoID("repo:name"), fullName: "a/json", description: "Bindings"),
+            Repo(id: RepoID("repo:all"), fullName: "b/thing", description: "A fast json parser"),
+            Repo(id: RepoID("repo:other"), fullName: "c/other", description: "Unrelated"),
+        ])
+        let hits = try await store.lexicalSearch("fast json parser", limit: 5, filter: SearchFilter())
+        #expect(hits.map(\.repo.id) == [RepoID("repo:all"), RepoID("repo:name")], "every word first, then any")
+        #expect(hits.count == 2 && hits[0].score > hits[1].score)
+        #expect(try await store.lexicalSearch("fast json parser", limit: 1, filter: SearchFilter()).map(\.repo.id) == [RepoID("repo:all")])
+        await store.shutdown()
+    }
 }

@@ -45,28 +45,59 @@ enum SQLiteLexical {
         INSERT INTO repo_words (\(columns)) SELECT \(values("repo")) FROM repo;
         """
 
+    /// The query as FTS5 expressions: each word quoted (no operator or column name a user types
+    /// is read as syntax); a word with case changes also as its parts (``Words/queryTerms(_:)``).
+    /// `all` asks for repos with every word (a word or its parts), `any` for repos with one.
+    static func expressions(_ query: String) -> (all: String, any: String, words: Int)? {
+        func quoted(_ term: String) -> String { "\"\(term.replacingOccurrences(of: "\"", with: "\"\""))\"" }
+        let terms = Words.queryTerms(query)
+        guard !terms.isEmpty else { return nil }
+        let kept = Set(terms)
+        // One group per word the user typed: the word whole, or its parts.
+        var groups: [[String]] = []
+        for typed in query.split(whereSeparator: { !($0.isLetter || $0.isNumber) }) {
+            let word = typed.lowercased()
+            guard kept.contains(word) else { continue }
+            let group = [word] + Words.plain(String(typed)).filter { $0 != word && kept.contains($0) }
+            if !groups.contains(group) { groups.append(group) }
+        }
+        if groups.isEmpty { groups = terms.map { [$0] } }
+        let all = groups.map { "(" + $0.map(quoted).joined(separator: " OR ") + ")" }.joined(separator: " AND ")
+        return (all, terms.map(quoted).joined(separator: " OR "), groups.count)
+    }
+
     /// Column weights for `bm25()`, in the table's column order: the name counts most.
     static let weights = "3.0, 1.0, 2.0, 1.0, 2.0, 1.0"
-
-    /// The query as an FTS5 expression: each word quoted (no operator or column name a user
-    /// types is read as syntax), any of them may match; a word with case changes also as its
-    /// parts (``Words/queryTerms(_:)``).
-    static func expression(_ query: String) -> String? {
-        let words = Words.queryTerms(query)
-        guard !words.isEmpty else { return nil }
-        return words.map { "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"" }.joined(separator: " OR ")
-    }
 }
 
 extension SQLiteStore {
+    /// Repos with every word of the query first, then (when they are fewer than `limit`) repos
+    /// with any: ranking only the repos with every word is what keeps a query of common words
+    /// fast (at 300,000 repos, 487 rows ranked in 3 ms instead of 69,075 in 48 ms), and a repo
+    /// with every word is the better answer anyway. Scores fall from the first tier to the second.
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
-        guard limit > 0, let expression = SQLiteLexical.expression(query) else { return [] }
+        guard limit > 0, let expressions = SQLiteLexical.expressions(query) else { return [] }
         let pool = try await database()
-        // Without a language the ranking runs in the FTS table alone and only the best rows'
-        // records are read; with one, the filter needs the repo row of every match.
+        var hits = try await ranked(expressions.all, limit: limit, language: filter.language, pool: pool)
+        guard hits.count < limit, expressions.words > 1 else { return hits }
+        let found = Set(hits.map(\.repo.id))
+        let more = try await ranked(expressions.any, limit: limit + hits.count, language: filter.language, pool: pool)
+            .filter { !found.contains($0.repo.id) }
+        // The second tier below the first: its scores are moved under the first's lowest.
+        let floor = hits.last?.score ?? 0
+        let top = more.first?.score ?? 0
+        let shift = hits.isEmpty || top < floor ? 0 : top - floor + 1
+        hits += more.prefix(limit - hits.count).map { SearchHit(repo: $0.repo, score: $0.score - shift) }
+        return hits
+    }
+
+    /// The best `limit` matches of an FTS5 expression. Without a language the ranking runs in
+    /// the FTS table alone and only the best rows' records are read; with one, the filter needs
+    /// the repo row of every match.
+    private func ranked(_ expression: String, limit: Int, language: String?, pool: DatabasePool) async throws -> [SearchHit] {
         var sql: String
         var arguments: StatementArguments = [expression]
-        if let language = filter.language {
+        if let language {
             sql = """
                 SELECT r.id, r.record, bm25(repo_words, \(SQLiteLexical.weights)) AS rank
                 FROM repo_words JOIN repo r ON r.seq = repo_words.rowid
