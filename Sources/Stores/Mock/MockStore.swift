@@ -420,12 +420,7 @@ public actor MockStore: RepoStore {
             entries[position].repo = repo
             entries[position].revision += 1
             // A changed text deserves a new try, even after the old one failed.
-            entries[position].failed = false
-            entries[position].attempts = 0
-            entries[position].lastError = nil
-            entries[position].notBefore = nil
-            entries[position].changedAt = Date()
-            firstCandidate = min(firstCandidate, position)
+            putBack(position)
         } else {
             index[repo.id] = entries.count
             entries.append(Entry(repo: repo, revision: 1, attempts: 0, failed: false, changedAt: Date()))
