@@ -31,8 +31,18 @@ extension StoreConformance {
         }
     }
 
+    /// Waits (up to 15 s) until `query` finds `id`: a store may index a moment after the write
+    /// (SurrealDB's words are rewritten by a task of the store's, within about a second).
+    func awaitLexical(_ store: any RepoStore, _ query: String, finds id: RepoID) async throws {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while let found = try await lexical(store, query), !found.contains(id), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     func lexicalSearchFindsWordsOfEveryField(_ store: any RepoStore, _ check: StoreCheck) async throws {
         try await store.upsert(Self.lexicalRepos())
+        try await awaitLexical(store, "crème", finds: RepoID("repo:lex5"))
         guard let byNamePart = try await lexical(store, "serde") else { return }
         #expect(byNamePart.first == RepoID("repo:lex1"), "\(check): a part of a dashed name is a word")
         #expect(try await lexical(store, "parser")?.first == RepoID("repo:lex2"), "\(check): words are stemmed (parser, parsers)")
@@ -56,6 +66,7 @@ extension StoreConformance {
     func lexicalSearchFollowsTheCollector(_ store: any RepoStore, _ check: StoreCheck) async throws {
         var repos = Self.lexicalRepos()
         try await store.upsert(repos)
+        try await awaitLexical(store, "crème", finds: RepoID("repo:lex5"))
         guard try await lexical(store, "controllers") == [RepoID("repo:lex3")] else {
             if try await lexical(store, "controllers") != nil { Issue.record("\(check): the description's word") }
             return
@@ -65,6 +76,7 @@ extension StoreConformance {
         _ = try await store.write(claimed.map { embedded($0) }, owner: "a")
         repos[2].description = "Reconcile loops for operators"
         try await store.upsert([repos[2]])
+        try await awaitLexical(store, "reconcile", finds: repos[2].id)
         #expect(try await lexical(store, "controllers") == [], "\(check): the old text's words are gone")
         #expect(try await lexical(store, "reconcile") == [RepoID("repo:lex3")], "\(check): the new text's words are found")
         for repo in repos where repo.id != repos[2].id {

@@ -67,7 +67,9 @@ final class SlowStore: ForwardingStore {
         }
         let summary = try await pipeline.embedNextBatch()
         #expect(summary?.embedded == 2, "the batch's leases lapsed while the first renewal hung")
-        #expect(store.renewals.withLock { $0 } >= 4)
+        // The hung one and at least one after it (about 7 on an idle machine; a loaded one
+        // schedules fewer, and the lapse above is what matters).
+        #expect(store.renewals.withLock { $0 } >= 2, "no renewal after the hung one")
     }
 
     /// A claim that waits (another instance's sweep of a large table) keeps the liveness

@@ -201,10 +201,16 @@ public struct SearchFilter: Sendable, Hashable {
 }
 
 /// The store has no lexical search (``RepoStore/lexicalSearch(_:limit:filter:)``).
+/// The store cannot search by words: it has no lexical search, or (`reason`) not yet.
 public struct LexicalSearchUnsupported: Error, Sendable, CustomStringConvertible {
     public var store: String
-    public init(store: String) { self.store = store }
-    public var description: String { "\(store) has no lexical search" }
+    /// Why, when the store has lexical search but cannot answer now (its index is being built).
+    public var reason: String?
+    public init(store: String, reason: String? = nil) {
+        self.store = store
+        self.reason = reason
+    }
+    public var description: String { reason.map { "\(store): \($0)" } ?? "\(store) has no lexical search" }
 }
 
 public struct SearchHit: Sendable {
@@ -216,6 +222,18 @@ public struct SearchHit: Sendable {
     public init(repo: Repo, score: Double) {
         self.repo = repo
         self.score = score
+    }
+
+    /// Two tiers of lexical hits as one answer of `limit`: `first` (repos with every word),
+    /// then the repos of `then` (any word) not in it, their scores moved under the first's
+    /// lowest, so the answer stays best first.
+    public static func tiered(_ first: [SearchHit], then more: [SearchHit], limit: Int) -> [SearchHit] {
+        let found = Set(first.map(\.repo.id))
+        let more = more.filter { !found.contains($0.repo.id) }
+        let floor = first.last?.score ?? 0
+        let top = more.first?.score ?? 0
+        let shift = first.isEmpty || top < floor ? 0 : top - floor + 1
+        return Array((first + more.map { SearchHit(repo: $0.repo, score: $0.score - shift) }).prefix(limit))
     }
 }
 
@@ -327,7 +345,8 @@ public protocol RepoStore: Sendable {
     /// higher for a better match and compares only within one answer). Words are matched case
     /// folded, split at punctuation (`rust-serde-json` is `rust serde json`) and stemmed
     /// (``Words``); any word of the query may match. Every repo counts, embedded or not, and
-    /// the index follows the collector's inserts, changes and deletes as the queue does.
+    /// the index follows the collector's inserts, changes and deletes (at once, or within a
+    /// moment when the store indexes in the background: SurrealDB within about a second).
     /// `filter.language` applies; `filter.modelIdentity` does not. Reads and never writes. A
     /// store without it throws ``LexicalSearchUnsupported`` (the default), and search falls
     /// back to the vector alone.

@@ -78,17 +78,10 @@ extension SQLiteStore {
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         guard limit > 0, let expressions = SQLiteLexical.expressions(query) else { return [] }
         let pool = try await database()
-        var hits = try await ranked(expressions.all, limit: limit, language: filter.language, pool: pool)
+        let hits = try await ranked(expressions.all, limit: limit, language: filter.language, pool: pool)
         guard hits.count < limit, expressions.words > 1 else { return hits }
-        let found = Set(hits.map(\.repo.id))
         let more = try await ranked(expressions.any, limit: limit + hits.count, language: filter.language, pool: pool)
-            .filter { !found.contains($0.repo.id) }
-        // The second tier below the first: its scores are moved under the first's lowest.
-        let floor = hits.last?.score ?? 0
-        let top = more.first?.score ?? 0
-        let shift = hits.isEmpty || top < floor ? 0 : top - floor + 1
-        hits += more.prefix(limit - hits.count).map { SearchHit(repo: $0.repo, score: $0.score - shift) }
-        return hits
+        return SearchHit.tiered(hits, then: more, limit: limit)
     }
 
     /// The best `limit` matches of an FTS5 expression. Without a language the ranking runs in

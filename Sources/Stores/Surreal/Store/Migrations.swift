@@ -41,7 +41,7 @@ struct Migrations {
 
     static let queue = "embed_queue"
     /// The newest migration this binary knows (what ``SurrealStore/openForReading()`` requires).
-    static let newest = 6
+    static let newest = 8
     static let epoch = "d'1970-01-01T00:00:00Z'"
 
     /// Makes a repo pending: a new revision, not failed, claimable now (a live lease stays: its
@@ -77,14 +77,32 @@ struct Migrations {
     /// removes one) is queued, a deleted one loses its entry, and both move the repo count. One event,
     /// not one per job: SurrealDB 3 copies the record for each event defined on every write
     /// (measured: within the noise at 384 and 1,536 dims, so this is doing less, not a speed-up).
-    var repoEvent: String {
+    ///
+    /// Since migration 8 it also notes, in `embed_star_words_change`, a repo created, deleted, or
+    /// whose name, owner, full name, description, topics or language changed: embed-star then
+    /// rewrites its words (``LexicalWords``). A note is a new record of its own: the
+    /// collector's write never meets the full-text index, nor another write's note.
+    /// `keepingWords: false` is the event as migration 6 wrote it (a database made at version 6
+    /// by a test is what that version made).
+    var repoEvent: String { repoEvent(keepingWords: true) }
+
+    func repoEvent(keepingWords: Bool) -> String {
         let watched = watchedFields.joined(separator: ", ")
+        let requeue = "$before.{\(watched)} != $after.{\(watched)} OR ($before.embedding != NONE AND $after.embedding = NONE)"
+        let enqueue = Self.enqueue("$after.id", had: "$after.embedding_model", dialect: dialect)
+        let reworded = "$before.{\(LexicalWords.sourceFields)} != $after.{\(LexicalWords.sourceFields)}"
+        // Since 8 a change of the words alone fires the event too: it queues only when a watched
+        // field changed (or the vector was removed).
+        let (when, queued, deleted, words) = keepingWords
+            ? (" OR \(reworded)", "IF $event = \"CREATE\" OR \(requeue) { \(enqueue); }", " \(LexicalWords.noteChange("$before.id"));",
+               " IF $event = \"CREATE\" OR \(reworded) { \(LexicalWords.noteChange("$after.id")); };")
+            : ("", enqueue, "", "")
         return """
             DEFINE EVENT OVERWRITE embed_star_repo ON TABLE \(table) \
-            WHEN $event != "UPDATE" OR $before.{\(watched)} != $after.{\(watched)} OR ($before.embedding != NONE AND $after.embedding = NONE) \
-            THEN { IF $event = "DELETE" { \(dequeue); \(count(by: "-")); \
-            } ELSE { \(Self.enqueue("$after.id", had: "$after.embedding_model", dialect: dialect)); \
-            IF $event = "CREATE" { \(count(by: "+")); }; \
+            WHEN $event != "UPDATE" OR \(requeue)\(when) \
+            THEN { IF $event = "DELETE" { \(dequeue); \(count(by: "-"));\(deleted) \
+            } ELSE { \(queued); \
+            IF $event = "CREATE" { \(count(by: "+")); };\(words) \
             }; }
             """
     }
@@ -185,19 +203,44 @@ struct Migrations {
             Migration(
                 version: 6,
                 summary: "a repo whose vector is removed is queued again; the table and watched fields the event was made for are recorded",
-                statements: [repoEvent, schemaRecord]
+                statements: [repoEvent(keepingWords: false), schemaRecord(eventVersion: 6)]
+            ),
+            Migration(
+                version: 7,
+                summary: "the analyzer of lexical search (words split at spaces, punctuation and case changes, lower case, ASCII, English stems)",
+                // A migration of its own: 3.x does not see an analyzer defined earlier in the
+                // transaction that defines an index with it ("the analyzer does not exist").
+                statements: [LexicalWords.analyzerDefinition]
+            ),
+            Migration(
+                version: 8,
+                summary: "lexical search: each repo's words in embed_star_words; the repo event notes what changed, embed-star rewrites those words; the repos stored before are added in chunks after the migration, then the full-text indexes are built",
+                // The words of the repos already stored are not written here: in one transaction
+                // that takes minutes at 100,000 repos (``SurrealStore/fillWords()`` does it in
+                // chunks, and defines the full-text indexes once it is done).
+                statements: [
+                    "DEFINE TABLE IF NOT EXISTS \(LexicalWords.table) SCHEMALESS",
+                    "DEFINE INDEX IF NOT EXISTS \(LexicalWords.table)_language ON \(LexicalWords.table) FIELDS language",
+                    "DEFINE TABLE IF NOT EXISTS \(LexicalWords.changes) SCHEMALESS",
+                    repoEvent,
+                    schemaRecord,
+                    "UPSERT \(LexicalWords.progress) SET finished = false, added = 0, started_at = time::now()",
+                ]
             ),
         ]
     }
 
     /// Records what the repo event was made for (``SurrealStore`` compares it with the
     /// configuration at every start).
-    var schemaRecord: String {
+    var schemaRecord: String { schemaRecord(eventVersion: Self.eventVersion) }
+
+    func schemaRecord(eventVersion: Int) -> String {
         "UPSERT embed_star_meta:schema SET table = '\(table)', watched_fields = [\(watchedFields.map { "'\($0)'" }.joined(separator: ", "))], "
-            + "event_version = \(Self.eventVersion), changed_at = time::now()"
+            + "event_version = \(eventVersion), changed_at = time::now()"
     }
 
     /// The version of ``repoEvent`` this binary writes (the migration that last changed it): a
     /// binary never redefines an event a newer one wrote.
-    static let eventVersion = 6
+    static let eventVersion = 8
+
 }

@@ -23,6 +23,8 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
 
     /// `DEFINE INDEX ... COUNT` (3.x only).
     var hasCountIndexes: Bool { major >= 3 }
+    /// How a full-text index is declared: `FULLTEXT ANALYZER` since 3.0, `SEARCH ANALYZER` before.
+    var fullTextClause: String { major >= 3 ? "FULLTEXT ANALYZER" : "SEARCH ANALYZER" }
     /// Whether the store guards against a storage engine that lets two concurrent writes of one
     /// record both commit: SurrealDB 2.x's memory and SurrealKV storage do (seen here), and so
     /// does 3.x on memory and SurrealKV (surrealdb issue 7303, surrealkv issue 376). Nothing the

@@ -43,6 +43,14 @@ public final class SurrealStore: RepoStore {
             return true
         }
     }
+    /// The task keeping the words of lexical search (``startKeepingWords()``).
+    let wordsTask = Mutex<Task<Void, Never>?>(nil)
+    /// This process defined (or found) the words' full-text indexes.
+    let wordsIndexesDefined = Mutex(false)
+    /// Where this process's last words chunk ended (the next reads on from there as a record range on 2.x).
+    let wordsCursor = Mutex<SurrealValue?>(nil)
+    /// Both full-text indexes of the words are built (``wordsIndexReady()``).
+    let wordsReady = Mutex(false)
     var table: String { configuration.table }
     var queue: String { Migrations.queue }
 
@@ -74,6 +82,10 @@ public final class SurrealStore: RepoStore {
         // Instances starting together conflict on schema writes; the loser reads again and
         // finds the work done.
         try await retryingConflicts { try await self.migrate(dialect) }
+        // The words of lexical search: a first step now (a database of up to 2,000 repos has
+        // them all, and its indexes defined, when prepare returns), the rest in a task.
+        _ = try await keepWords()
+        startKeepingWords()
     }
 
     /// Applies the migrations up to `version` only (tests make a database of an older version).
@@ -186,6 +198,7 @@ public final class SurrealStore: RepoStore {
     }
 
     public func shutdown() async {
+        wordsTask.withLock { $0?.cancel() }
         await client.close()
     }
 }

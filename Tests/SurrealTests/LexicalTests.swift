@@ -1,0 +1,127 @@
+import EmbedStarApp
+import EmbedStarCore
+import Foundation
+import SurrealClient
+import Testing
+
+@testable import EmbedStarSurrealStore
+
+/// Lexical search on a database the collector filled before migration 8: the words of the repos
+/// stored before are added in chunks after the start, while the collector goes on changing and
+/// deleting, for record keys of every kind; search says it is not ready until the indexes are
+/// built, then finds every repo by its words.
+@Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
+struct LexicalTests {
+    /// Record keys of every kind SurrealDB has, each with a name of its own.
+    static let keyed: [(key: SurrealValue, name: String)] = [
+        (.int(456), "numberkey"),
+        (.string("123"), "digitkey"),
+        (.string("odd-id.with.dots"), "dottedkey"),
+        (.uuid(UUID(uuidString: "0B1A8C5E-8D5B-4F0E-9B1D-2F3C4D5E6F70")!), "uuidkey"),
+        (.array([.string("a"), .int(1)]), "arraykey"),
+        (.object(["o": .string("x")]), "objectkey"),
+    ]
+
+    static func record(_ key: SurrealValue) -> SurrealValue { .recordID(RecordID(table: "repo", id: key)) }
+
+    /// Waits for lexical search to answer (the words added and the indexes built).
+    static func waitUntilReady(_ store: SurrealStore, within limit: Duration = .seconds(240)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            do {
+                _ = try await store.lexicalSearch("anything", limit: 1, filter: SearchFilter())
+                return
+            } catch let error as LexicalSearchUnsupported where error.reason != nil && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    @Test func aDatabaseFilledBeforeGetsTheWordsOfEveryRepo() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare(through: 6)
+        for (key, name) in Self.keyed {
+            _ = try await fixture.setUp("CREATE $id CONTENT $content RETURN NONE", [
+                "id": Self.record(key),
+                "content": .object(["name": .string(name), "full_name": .string("keys/\(name)"), "owner": .object(["login": .string("keys")]),
+                                    "description": .string("a record key of its own kind"), "topics": .array([.string("keys")])]),
+            ])
+        }
+        // More than one chunk: the rest is added after prepare returns.
+        let synthetic = SyntheticRepos.generate(count: SurrealStore.wordsChunk + 500, seed: 8)
+        try await fixture.insert(synthetic)
+        try await fixture.store.prepare()
+        // The collector goes on while the words are added: a change and a delete.
+        _ = try await fixture.setUp("UPDATE $changed SET description = 'reworded entirely'; DELETE $deleted", [
+            "changed": Self.record(.string("123")), "deleted": Self.record(.int(456)),
+        ])
+        do {
+            _ = try await fixture.store.lexicalSearch("keys", limit: 5, filter: SearchFilter())
+        } catch let error as LexicalSearchUnsupported {
+            #expect("\(error)".contains("not ready"), "\(error)")
+        }
+        try await Self.waitUntilReady(fixture.store)
+
+        let counts = try await fixture.client.query("RETURN [(SELECT count() FROM repo GROUP ALL)[0].count, (SELECT count() FROM embed_star_words GROUP ALL)[0].count]").last?.array
+        #expect(counts?.first == counts?.last && counts?.first == .int(Int64(synthetic.count + Self.keyed.count - 1)), "one words record per repo: \(String(describing: counts))")
+        for (key, name) in Self.keyed.dropFirst() {
+            let hits = try await fixture.store.lexicalSearch(name, limit: 3, filter: SearchFilter())
+            #expect(hits.first?.repo.fullName == "keys/\(name)", "\(key): \(hits.map(\.repo.fullName))")
+        }
+        #expect(try await fixture.store.lexicalSearch("numberkey", limit: 3, filter: SearchFilter()).isEmpty, "a deleted repo's words are gone")
+        #expect(try await fixture.store.lexicalSearch("reworded", limit: 3, filter: SearchFilter()).map(\.repo.fullName) == ["keys/digitkey"])
+        let kinds = try await fixture.store.lexicalSearch("record key kind", limit: 10, filter: SearchFilter())
+        // The repos with every word first, then (the limit not reached) repos with any.
+        #expect(Set(kinds.prefix(4).map(\.repo.fullName)) == Set(Self.keyed.dropFirst(2).map { "keys/\($0.name)" }), "every word: \(kinds.map(\.repo.fullName))")
+        #expect(kinds.count == 10 && zip(kinds, kinds.dropFirst()).allSatisfy { $0.score >= $1.score })
+        var random = SeededRandom(seed: 8)
+        for _ in 0..<25 {
+            let repo = random.pick(synthetic)
+            let hits = try await fixture.store.lexicalSearch(repo.fullName, limit: 10, filter: SearchFilter())
+            #expect(hits.contains { $0.repo.id == repo.id }, "\(repo.fullName): \(hits.map(\.repo.fullName))")
+        }
+        // The fill is recorded as done; a new start does not repeat it.
+        // (The deleted repo counts when the fill met it before the delete.)
+        let progress = try await fixture.client.query("SELECT * FROM ONLY embed_star_meta:words").last
+        let added = progress?["added"]?.int ?? 0
+        #expect(progress?["finished"]?.bool == true && [synthetic.count + Self.keyed.count - 1, synthetic.count + Self.keyed.count].contains(Int(added)), "\(String(describing: progress))")
+        let again = try StoreFixture("ws", database: fixture.database)
+        defer { Task { await again.close() } }
+        try await again.store.prepare()
+        #expect(try await again.client.query("SELECT VALUE added FROM ONLY embed_star_meta:words").last == .int(added))
+    }
+
+    /// A start on an empty database has lexical search when prepare returns (the indexes are
+    /// built on an empty table at once), and a collector's insert, change and delete are
+    /// searchable within seconds (the store's task rewrites noted words every half second).
+    @Test func anEmptyDatabaseSearchesAtOnceAndFollowsTheCollector() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        #expect(try await fixture.store.wordsIndexReady(), "the indexes of an empty table are built when prepare returns")
+        let repos = SyntheticRepos.generate(count: 3, seed: 2)
+        try await fixture.insert(repos)
+        func settles(_ query: String, _ expected: @escaping ([RepoID]) -> Bool) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < deadline {
+                if expected(try await fixture.store.lexicalSearch(query, limit: 3, filter: SearchFilter()).map(\.repo.id)) { return true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return false
+        }
+        #expect(try await settles(repos[1].fullName) { $0.first == repos[1].id }, "an insert")
+        _ = try await fixture.setUp("UPDATE type::record($id) SET description = 'zanzibar lighthouse'", ["id": .string(repos[0].id.rawValue)])
+        #expect(try await settles("zanzibar") { $0 == [repos[0].id] }, "a change")
+        _ = try await fixture.setUp("DELETE type::record($id)", ["id": .string(repos[0].id.rawValue)])
+        #expect(try await settles("zanzibar") { $0.isEmpty }, "a delete")
+        // Every note is handled and gone (the last within a poll).
+        var notes: [SurrealValue] = []
+        for _ in 0..<50 {
+            notes = try await fixture.client.query("SELECT * FROM embed_star_words_change").last?.array ?? []
+            if notes.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(notes.isEmpty, "\(notes)")
+    }
+}
