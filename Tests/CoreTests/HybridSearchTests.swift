@@ -66,7 +66,7 @@ private func repo(_ id: String, _ fullName: String, _ description: String = "") 
             return [1, 0]
         }
         #expect(embedded == 0, "lexical search embeds nothing")
-        #expect(lexical.lexicalAnswered && lexical.hits.first?.repo.id == d.id)
+        #expect(lexical.lexicalUnavailable == nil && lexical.hits.first?.repo.id == d.id)
         let hybrid = try await HybridSearch.search("readable times", mode: .hybrid, limit: 5, filter: SearchFilter(), store: store) {
             embedded += 1
             return [1, 0]
@@ -107,7 +107,7 @@ private func repo(_ id: String, _ fullName: String, _ description: String = "") 
     @Test func aStoreWithoutLexicalSearchFallsBackToTheVector() async throws {
         let store = VectorOnlyStore(inner: MockStore(repos: [a, b]))
         let found = try await HybridSearch.search("humanize", mode: .hybrid, limit: 5, filter: SearchFilter(), store: store) { [1, 0] }
-        #expect(!found.lexicalAnswered)
+        #expect(found.lexicalUnavailable != nil)
     }
 }
 

@@ -86,14 +86,15 @@ public enum HybridSearch {
     ///   - embed: the query's vector (the provider, with the model's query prefix); called only
     ///     when the mode needs it.
     ///   - filter: the language, and the model identity the vectors must come from.
-    /// - Returns: the hits; whether the store answered the lexical side (a store without
-    ///   lexical search gives the vector's hits in hybrid mode, and nothing in lexical mode); and
+    /// - Returns: the hits; why the store did not answer the lexical side, when it did not (a
+    ///   store without lexical search, or whose index is still being built, gives the vector's
+    ///   hits in hybrid mode, and nothing in lexical mode); and
     ///   in hybrid mode, why the vector side could not answer (the provider down, say), when the
     ///   words answered alone.
     public static func search(
         _ query: String, mode: SearchMode, limit: Int, filter: SearchFilter, store: any RepoStore,
         fusion: Fusion = .standard, embed: () async throws -> [Float]
-    ) async throws -> (hits: [FusedHit], lexicalAnswered: Bool, vectorFailure: (any Error)?) {
+    ) async throws -> (hits: [FusedHit], lexicalUnavailable: LexicalSearchUnsupported?, vectorFailure: (any Error)?) {
         let wanted = mode == .hybrid ? candidates(for: limit) : limit
         var vector: [SearchHit] = []
         var vectorFailure: (any Error)?
@@ -109,24 +110,23 @@ public enum HybridSearch {
             }
         }
         var lexical: [SearchHit] = []
-        var lexicalAnswered = false
+        var lexicalUnavailable: LexicalSearchUnsupported?
         if mode != .vector {
             do {
                 lexical = try await store.lexicalSearch(query, limit: wanted, filter: SearchFilter(language: filter.language))
-                lexicalAnswered = true
-            } catch is LexicalSearchUnsupported {
-                lexicalAnswered = false
+            } catch let error as LexicalSearchUnsupported {
+                lexicalUnavailable = error
             }
         }
         switch mode {
         case .vector:
-            return (rank(vector, query: query, score: \.score, vector: true), lexicalAnswered, nil)
+            return (rank(vector, query: query, score: \.score, vector: true), nil, nil)
         case .lexical:
-            return (rank(lexical, query: query, score: \.score, vector: false), lexicalAnswered, nil)
+            return (rank(lexical, query: query, score: \.score, vector: false), lexicalUnavailable, nil)
         case .hybrid:
             // Neither side answered: the vector's error is the one to see.
-            if let vectorFailure, !lexicalAnswered { throw vectorFailure }
-            return (fuse(query: query, vector: vector, lexical: lexical, limit: limit, fusion: fusion), lexicalAnswered, vectorFailure)
+            if let vectorFailure, lexicalUnavailable != nil { throw vectorFailure }
+            return (fuse(query: query, vector: vector, lexical: lexical, limit: limit, fusion: fusion), lexicalUnavailable, vectorFailure)
         }
     }
 

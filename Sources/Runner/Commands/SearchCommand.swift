@@ -39,7 +39,7 @@ struct SearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let (hits, lexicalAnswered, vectorFailure) = try await options.withRuntime(logger: logger) { runtime in
+            let (hits, lexicalUnavailable, vectorFailure) = try await options.withRuntime(logger: logger) { runtime in
                 _ = try await runtime.openStore()
                 // The model identity names which vectors compare with the query's; lexical
                 // search needs neither the provider nor the model. A hybrid search whose provider
@@ -57,13 +57,14 @@ struct SearchCommand: AsyncParsableCommand {
                     guard let first = vector.first else { throw CLIError.failure("the provider returned no vector for the query") }
                     return first
                 }
-                if mode == .lexical && !found.lexicalAnswered {
-                    throw CLIError.failure("the \(runtime.configuration.settings.store) store has no lexical search; use --mode vector")
+                if mode == .lexical, let unavailable = found.lexicalUnavailable {
+                    throw CLIError.failure(unavailable.reason.map { "\($0); use --mode vector meanwhile" }
+                        ?? "the \(runtime.configuration.settings.store) store has no lexical search; use --mode vector")
                 }
                 return found
             }
-            if mode == .hybrid && !lexicalAnswered {
-                Console.note("the store has no lexical search: ranked by meaning alone")
+            if mode == .hybrid, let lexicalUnavailable {
+                Console.note("\(lexicalUnavailable.reason ?? "the store has no lexical search"): ranked by meaning alone")
             }
             if let vectorFailure {
                 Console.note("ranked by words alone: the query could not be embedded (\(vectorFailure))")
