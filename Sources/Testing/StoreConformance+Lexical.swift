@@ -22,20 +22,25 @@ extension StoreConformance {
         ]
     }
 
-    /// The store's lexical hits, or nil when it has no lexical search.
+    /// The store's lexical hits, or nil when it has no lexical search (a store whose lexical
+    /// search is not ready, `reason` set, fails the check: these run on a store just prepared).
     func lexical(_ store: any RepoStore, _ query: String, limit: Int = 10, language: String? = nil) async throws -> [RepoID]? {
         do {
             return try await store.lexicalSearch(query, limit: limit, filter: SearchFilter(language: language)).map(\.repo.id)
-        } catch is LexicalSearchUnsupported {
+        } catch let error as LexicalSearchUnsupported where error.reason == nil {
             return nil
         }
     }
 
     /// Waits (up to 15 s) until `query` finds `id`: a store may index a moment after the write
-    /// (SurrealDB's words are rewritten by a task of the store's, within about a second).
+    /// (SurrealDB's words are rewritten by a task of the store's, within seconds).
     func awaitLexical(_ store: any RepoStore, _ query: String, finds id: RepoID) async throws {
         let deadline = ContinuousClock.now + .seconds(15)
-        while let found = try await lexical(store, query), !found.contains(id), ContinuousClock.now < deadline {
+        while let found = try await lexical(store, query), !found.contains(id) {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("'\(query)' did not find \(id) within 15 s of the write: \(found)")
+                return
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
     }

@@ -201,7 +201,9 @@ public struct SearchFilter: Sendable, Hashable {
 }
 
 /// The store has no lexical search (``RepoStore/lexicalSearch(_:limit:filter:)``).
-/// The store cannot search by words: it has no lexical search, or (`reason`) not yet.
+/// The store cannot search by words now: it has no lexical search (`reason` nil), or its index
+/// is not ready (`reason` says why: SurrealDB's words of a database filled before migration 8
+/// are still being added).
 public struct LexicalSearchUnsupported: Error, Sendable, CustomStringConvertible {
     public var store: String
     /// Why, when the store has lexical search but cannot answer now (its index is being built).
@@ -346,7 +348,8 @@ public protocol RepoStore: Sendable {
     /// folded, split at punctuation (`rust-serde-json` is `rust serde json`) and stemmed
     /// (``Words``); any word of the query may match. Every repo counts, embedded or not, and
     /// the index follows the collector's inserts, changes and deletes (at once, or within a
-    /// moment when the store indexes in the background: SurrealDB within about a second).
+    /// moment when the store indexes in the background: SurrealDB within a few seconds while an
+    /// instance of embed-star runs, `run` or `backfill`).
     /// `filter.language` applies; `filter.modelIdentity` does not. Reads and never writes. A
     /// store without it throws ``LexicalSearchUnsupported`` (the default), and search falls
     /// back to the vector alone.

@@ -84,7 +84,7 @@ struct Migrations {
     /// collector's write never meets the full-text index, nor another write's note.
     /// `keepingWords: false` is the event as migration 6 wrote it (a database made at version 6
     /// by a test is what that version made).
-    var repoEvent: String { repoEvent(keepingWords: true) }
+    var repoEvent: String { repoEvent(keepingWords: dialect.hasLexicalSearch) }
 
     func repoEvent(keepingWords: Bool) -> String {
         let watched = watchedFields.joined(separator: ", ")
@@ -188,7 +188,7 @@ struct Migrations {
                     // key that moves with every lease would be lost with it.
                     "DEFINE INDEX OVERWRITE embed_queue_claim ON \(Self.queue) FIELDS stale, failed, lease_until",
                 ] : []) + [
-                    repoEvent,
+                    repoEvent(keepingWords: false),
                     "REMOVE EVENT IF EXISTS embed_star_enqueue ON TABLE \(table)",
                     "REMOVE EVENT IF EXISTS embed_star_dequeue ON TABLE \(table)",
                     "REMOVE EVENT IF EXISTS embed_star_count_up ON TABLE \(table)",
@@ -210,22 +210,23 @@ struct Migrations {
                 summary: "the analyzer of lexical search (words split at spaces, punctuation and case changes, lower case, ASCII, English stems)",
                 // A migration of its own: 3.x does not see an analyzer defined earlier in the
                 // transaction that defines an index with it ("the analyzer does not exist").
-                statements: [LexicalWords.analyzerDefinition]
+                // (Nothing on 2.x: ``SurrealDialect/hasLexicalSearch``.)
+                statements: dialect.hasLexicalSearch ? [LexicalWords.analyzerDefinition] : []
             ),
             Migration(
                 version: 8,
                 summary: "lexical search: each repo's words in embed_star_words; the repo event notes what changed, embed-star rewrites those words; the repos stored before are added in chunks after the migration, then the full-text indexes are built",
                 // The words of the repos already stored are not written here: in one transaction
-                // that takes minutes at 100,000 repos (``SurrealStore/fillWords()`` does it in
+                // that takes minutes at 100,000 repos (``SurrealStore/keepWords()`` does it in
                 // chunks, and defines the full-text indexes once it is done).
-                statements: [
+                statements: dialect.hasLexicalSearch ? [
                     "DEFINE TABLE IF NOT EXISTS \(LexicalWords.table) SCHEMALESS",
                     "DEFINE INDEX IF NOT EXISTS \(LexicalWords.table)_language ON \(LexicalWords.table) FIELDS language",
                     "DEFINE TABLE IF NOT EXISTS \(LexicalWords.changes) SCHEMALESS",
                     repoEvent,
                     schemaRecord,
                     "UPSERT \(LexicalWords.progress) SET finished = false, added = 0, started_at = time::now()",
-                ]
+                ] : [repoEvent, schemaRecord]
             ),
         ]
     }

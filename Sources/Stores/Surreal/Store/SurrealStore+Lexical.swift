@@ -10,7 +10,7 @@ import SurrealClient
 ///
 /// Only embed-star writes them, one instance at a time (``SurrealStore/keepWords()``): the repo
 /// event notes a repo whose words changed (`embed_star_words_change`, a new record per note),
-/// and embed-star rewrites the words of the noted repos within about a second. Not written by
+/// and embed-star rewrites the words of the noted repos within seconds (at most 4 s idle). Not written by
 /// the event itself, nor indexes on the repo table: SurrealDB 2.3's full-text index makes
 /// concurrent writes conflict (measured: 6 writers, 289 of 600 writes failed with a conflict;
 /// none without the index), so the collector's writes would fail, and 2.3 re-indexes a record's
@@ -23,8 +23,8 @@ enum LexicalWords {
     /// Notes of repos whose words changed, written by the repo event.
     static let changes = "embed_star_words_change"
     static let analyzer = "embed_star_words"
-    /// The fill's progress: `cursor` (the last repo added), `finished`, `added`, and the
-    /// instance filling (`filler`, until `filler_until`).
+    /// The words' progress: `cursor` (the last stored repo added), `finished`, `added`,
+    /// `rewritten`, and the instance keeping them (`keeper`, until `keeper_until`).
     static let progress = "embed_star_meta:words"
     /// The repo fields the words come from: a change of any of them rewrites the repo's words.
     static let sourceFields = "name, owner, full_name, description, topics, language"
@@ -59,20 +59,18 @@ enum LexicalWords {
         "CREATE \(changes) SET repo = \(id) RETURN NONE"
     }
 
-    /// The full-text indexes. Over many words (`concurrently`), built by the engine in the
-    /// background while the task goes on with the notes, and search waits for `ready`
-    /// (``SurrealStore/wordsIndexReady()``); over a few, built in the statement (ready when it
-    /// returns). Only embed-star writes the words, so a build never holds up a collector.
-    static func indexDefinitions(dialect: SurrealDialect, concurrently: Bool) -> [String] {
+    /// The full-text indexes, built in the statement (ready when it returns: 2.3 s for 10,000
+    /// repos on 3.2.4, 44 s on 2.3.10). Only the keeping task writes the words, so a build holds
+    /// up no collector.
+    static func indexDefinitions(dialect: SurrealDialect) -> [String] {
         searched.map { field in
             "DEFINE INDEX IF NOT EXISTS \(table)_\(field.field) ON \(table) FIELDS \(field.field) \(dialect.fullTextClause) \(analyzer) BM25"
-                + (concurrently ? " CONCURRENTLY" : "")
         }
     }
 
     /// The query's words in groups, one per word typed: each group the forms that may match it
-    /// (the word in lower case, and as typed when it has capitals, which the analyzer splits
-    /// at case changes: `TomlKit` is `toml` and `kit`). Words ``Words/queryTerms(_:)`` drops
+    /// (the word in lower case, and as typed when it changes case inside, which the analyzer
+    /// splits: `TomlKit` is `toml` and `kit`, and the lower case `tomlkit` the name's own). Words ``Words/queryTerms(_:)`` drops
     /// (stop words beside others) are left out; at most 8 groups.
     static func groups(_ query: String) -> [[String]] {
         let kept = Set(Words.queryTerms(query))
@@ -80,7 +78,8 @@ enum LexicalWords {
         for typed in query.split(whereSeparator: { !($0.isLetter || $0.isNumber) }) {
             let word = typed.lowercased()
             guard kept.contains(word) else { continue }
-            let group = String(typed) == word ? [word] : [word, String(typed)]
+            // The typed form only when the analyzer splits it (`TomlKit`); `Rust` is `rust`.
+            let group = Words.plain(String(typed)).count > 1 ? [word, String(typed)] : [word]
             if !groups.contains(group) { groups.append(group) }
         }
         return Array(groups.prefix(8))
@@ -92,8 +91,10 @@ extension SurrealStore {
     static let wordsChunk = 2_000
     /// How long the instance keeping the words keeps the job to itself after a chunk.
     static let wordsHold: Duration = .seconds(30)
-    /// How often the task looks for new change notes when it found none.
-    static let wordsPoll: Duration = .milliseconds(500)
+    /// How often the task looks for new change notes: after a step that found some, at once;
+    /// after idle ones, every 250 ms, doubling up to 4 s (an idle fleet, and a test process
+    /// with many stores, costs the server little).
+    static let wordsPoll: (first: Duration, longest: Duration) = (.milliseconds(250), .seconds(4))
 
     enum WordsStep: Equatable {
         /// A full chunk was done: more may be waiting.
@@ -105,11 +106,14 @@ extension SurrealStore {
     }
 
     /// One step of keeping the words (``LexicalWords``), one transaction, one instance at a time
-    /// (`keeper` in `embed_star_meta:words`, held for ``wordsHold`` after each chunk that did
-    /// something):
+    /// (`keeper` in `embed_star_meta:words`, held for ``wordsHold`` after each chunk, and renewed
+    /// by an idle keeper a third of the way through: two keepers rewriting the same notes could
+    /// leave older words last on a storage that lets both writes commit):
     /// - while the repos stored before migration 8 are not all in, the next chunk of them
-    ///   after the cursor (`INSERT IGNORE`: words already written from a note are as new);
-    /// - then, once, the full-text indexes are defined (built by the engine in the background);
+    ///   after the cursor (`INSERT IGNORE`: a chunk read again after a takeover adds nothing);
+    /// - then, once, the full-text indexes are defined, built in the statement (a crash
+    ///   mid-build leaves no index, and the next step defines it again; the engine's
+    ///   background build would be reported `ready` after a server restart cut it short);
     /// - then the change notes: the noted repos' words are written again from the repos as they
     ///   are now (a deleted repo's removed), and the notes handled are deleted. (An update, not
     ///   a delete and an insert: 3.2 refuses an insert of a record deleted earlier in the
@@ -119,6 +123,12 @@ extension SurrealStore {
     func keepWords() async throws -> WordsStep {
         let dialect = try await dialect()
         let selection = LexicalWords.selection(dialect: dialect)
+        if dialect.sweepsByRange, wordsCursor.withLock({ $0 }) == nil {
+            // This process's first step reads on from the stored cursor by range too (2.x):
+            // mixing the range's key order with `ORDER BY id` could skip keys of mixed kinds.
+            let stored = try await client.query("SELECT VALUE cursor FROM ONLY \(LexicalWords.progress)").last ?? .none
+            if !stored.isAbsent { wordsCursor.withLock { $0 = stored } }
+        }
         let expected = wordsCursor.withLock { $0 }
         // On 2.x the chunks read record ranges in the engine's key order, from the start too (as
         // the sweep does): mixing it with `ORDER BY id` would read some keys of mixed kinds twice.
@@ -128,6 +138,7 @@ extension SurrealStore {
         let words = LexicalWords.table, changes = LexicalWords.changes, record = dialect.recordFunction
         var variables: [String: SurrealValue] = [
             "owner": .string(instanceID), "n": .int(Int64(Self.wordsChunk)), "hold": .duration(SurrealDuration(Self.wordsHold)),
+            "renewal": .duration(SurrealDuration(Self.wordsHold * 2 / 3)),
         ]
         if dialect.sweepsByRange {
             variables["expected"] = expected ?? .none
@@ -158,7 +169,8 @@ extension SurrealStore {
                     DELETE $notes.id RETURN NONE;
                 };
                 LET $done = array::len($rows) + array::len($notes);
-                LET $after = IF !$free OR (!$filling AND $done = 0) { $s } ELSE {
+                LET $renew = $s.keeper != $owner OR $s.keeper_until < time::now() + $renewal;
+                LET $after = IF !$free OR (!$filling AND $done = 0 AND !$renew) { $s } ELSE {
                     (UPSERT ONLY \(LexicalWords.progress) SET cursor = array::last($rows).repo ?? cursor,
                         finished = finished = true OR ($filling AND array::len($rows) < $n),
                         added = (added ?? 0) + array::len($rows), rewritten = (rewritten ?? 0) + array::len($noted),
@@ -177,16 +189,19 @@ extension SurrealStore {
         }
         if progress["finished"]?.bool == true, !wordsIndexesDefined.withLock({ $0 }) {
             // Instances finishing together conflict on the definitions: the loser reads them again.
-            let many = (progress["added"]?.int ?? 0) > Self.wordsChunk
+            let started = ContinuousClock.now
             _ = try await retryingConflicts {
-                try await client.query(LexicalWords.indexDefinitions(dialect: dialect, concurrently: many).joined(separator: ";\n"))
+                try await client.query(LexicalWords.indexDefinitions(dialect: dialect).joined(separator: ";\n"))
             }
             wordsIndexesDefined.withLock { $0 = true }
-            if result["filling"]?.bool == true {
-                logger.info("every stored repo's words are in; the engine builds the full-text indexes", metadata: ["repos": "\(progress["added"]?.int ?? 0)"])
+            if result["filling"]?.bool == true || ContinuousClock.now - started > .seconds(1) {
+                logger.info("lexical search is ready: the full-text indexes are built", metadata: [
+                    "repos": "\(progress["added"]?.int ?? 0)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
+                ])
             }
         }
-        return (result["done"]?.int ?? 0) >= Self.wordsChunk ? .more : .idle
+        // Right after the fill (the notes made meanwhile wait) or a full chunk: more.
+        return result["filling"]?.bool == true || (result["done"]?.int ?? 0) >= Self.wordsChunk ? .more : .idle
     }
 
     /// Keeps the words in a task of the store's, started by ``prepare()`` and ended by
@@ -197,12 +212,17 @@ extension SurrealStore {
             guard task == nil else { return }
             task = Task { [weak self] in
                 var failures = 0
+                var idle = Self.wordsPoll.first
                 while !Task.isCancelled, let store = self {
                     do {
                         switch try await store.keepWords() {
-                        case .more: break
-                        case .idle: try await Task.sleep(for: Self.wordsPoll)
-                        case .heldByAnother: try await Task.sleep(for: .seconds(5))
+                        case .more:
+                            idle = Self.wordsPoll.first
+                        case .idle:
+                            try await Task.sleep(for: idle)
+                            idle = min(idle * 2, Self.wordsPoll.longest)
+                        case .heldByAnother:
+                            try await Task.sleep(for: .seconds(5))
                         }
                         failures = 0
                     } catch {
@@ -216,7 +236,8 @@ extension SurrealStore {
         }
     }
 
-    /// Whether both full-text indexes are built (remembered once they are: an index stays built).
+    /// Whether both full-text indexes exist (defined only built: ``keepWords()``); remembered
+    /// once they do, and forgotten when a search finds them gone (``lexicalSearch``).
     func wordsIndexReady() async throws -> Bool {
         if wordsReady.withLock({ $0 }) { return true }
         let answer: [SurrealValue]
@@ -236,21 +257,35 @@ extension SurrealStore {
     /// BM25 scores of the matches (`title` 3, `body` 1). One word per match clause: a clause of
     /// several words matches only a field holding them all. Until the indexes are built (a
     /// database filled before migration 8), it throws ``LexicalSearchUnsupported`` saying so,
-    /// and search ranks by the vector alone.
+    /// and search ranks by the vector alone; on SurrealDB 2.x always
+    /// (``SurrealDialect/hasLexicalSearch``).
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
+        let dialect = try await dialect()
+        guard dialect.hasLexicalSearch else { throw LexicalSearchUnsupported(store: "SurrealDB \(dialect.major).x") }
         let groups = LexicalWords.groups(query)
         guard limit > 0, !groups.isEmpty else { return [] }
         guard try await wordsIndexReady() else {
             let progress = try await client.query("SELECT * FROM ONLY \(LexicalWords.progress)").last ?? .none
             let state = progress["finished"]?.bool == false
                 ? "the words of the repos stored before it are being added (\(progress["added"]?.int ?? 0) so far)"
-                : "the engine is building its full-text indexes"
+                : "its full-text indexes are being built"
             throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready yet: \(state)")
         }
-        let first = try await lexicalTier(groups, every: true, limit: limit, language: filter.language)
-        guard first.count < limit, groups.count > 1 else { return first }
-        let more = try await lexicalTier(groups, every: false, limit: limit + first.count, language: filter.language)
-        return SearchHit.tiered(first, then: more, limit: limit)
+        do {
+            let first = try await lexicalTier(groups, every: true, limit: limit, language: filter.language)
+            guard first.count < limit, groups.count > 1 else { return first }
+            let more = try await lexicalTier(groups, every: false, limit: limit + first.count, language: filter.language)
+            return SearchHit.tiered(first, then: more, limit: limit)
+        } catch let error as SurrealError where error.kind == .statement {
+            // The indexes removed since they were seen (by hand, a restore): not ready, and a
+            // running instance defines them again.
+            wordsReady.withLock { $0 = false }
+            wordsIndexesDefined.withLock { $0 = false }
+            guard try await wordsIndexReady() else {
+                throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready: its full-text indexes are missing (a running embed-star defines them again)")
+            }
+            throw error
+        }
     }
 
     private func lexicalTier(_ groups: [[String]], every: Bool, limit: Int, language: String?) async throws -> [SearchHit] {
@@ -264,7 +299,8 @@ extension SurrealStore {
                 variables["w\(index)_\(form)"] = .string(text)
                 for field in LexicalWords.searched {
                     matches.append("\(field.field) @\(reference)@ $w\(index)_\(form)")
-                    scores.append("(search::score(\(reference)) ?? 0) * \(field.weight)")
+                    // 2.x's BM25 goes below 0 for a word in most repos: a match never lowers a score.
+                    scores.append("math::max([search::score(\(reference)) ?? 0, 0]) * \(field.weight)")
                     reference += 1
                 }
             }
@@ -298,5 +334,11 @@ extension SurrealStore {
             }
             return SearchHit(repo: repo, score: score)
         }
+    }
+
+    /// Gives up keeping the words (at shutdown), so another instance takes over at once.
+    func releaseWords() async {
+        _ = try? await client.query("UPDATE \(LexicalWords.progress) SET keeper = NONE, keeper_until = NONE WHERE keeper = $owner RETURN NONE",
+                                    ["owner": .string(instanceID)])
     }
 }

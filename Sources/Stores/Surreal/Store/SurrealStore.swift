@@ -84,7 +84,12 @@ public final class SurrealStore: RepoStore {
         try await retryingConflicts { try await self.migrate(dialect) }
         // The words of lexical search: a first step now (a database of up to 2,000 repos has
         // them all, and its indexes defined, when prepare returns), the rest in a task.
-        _ = try await keepWords()
+        guard dialect.hasLexicalSearch else { return }
+        do {
+            _ = try await keepWords()
+        } catch {
+            logger.warning("keeping the words of lexical search failed; the store's task tries again", metadata: ["error": "\(error)"])
+        }
         startKeepingWords()
     }
 
@@ -158,7 +163,9 @@ public final class SurrealStore: RepoStore {
             throw Self.otherTable(table, configured: configuration.table)
         }
         let watched = recorded["watched_fields"]?.array?.compactMap(\.string)
-        guard watched.map(Set.init) != Set(configuration.watchedFields) else { return }
+        // Also an event older than this binary's (a lost write of migration 8's, a restore).
+        let older = (recorded["event_version"]?.int).map { $0 < Migrations.eventVersion } ?? false
+        guard watched.map(Set.init) != Set(configuration.watchedFields) || older else { return }
         if let version = recorded["event_version"]?.int, version > Migrations.eventVersion {
             logger.warning("the repo event was written by a newer embed-star; its watched fields are kept", metadata: [
                 "watched_fields": "\(watched?.joined(separator: ",") ?? "")", "configured": "\(configuration.watchedFields.joined(separator: ","))",
@@ -198,7 +205,14 @@ public final class SurrealStore: RepoStore {
     }
 
     public func shutdown() async {
-        wordsTask.withLock { $0?.cancel() }
+        let keeping = wordsTask.withLock { task in
+            defer { task = nil }
+            task?.cancel()
+            return task
+        }
+        // Not waited for: a step may be building the indexes (minutes on 2.x); its transaction
+        // ends with the connection, and the next keeper defines them again.
+        if keeping != nil { await releaseWords() }
         await client.close()
     }
 }
