@@ -67,9 +67,17 @@ def raw_writes(url, db, count, dims, quiet=False):
     return result
 
 
+def hnsw_verified(url, db):
+    """Whether the store's vector index was built and checked (embed_star_meta:hnsw)."""
+    answer = rpc(url, db, "query", ["SELECT VALUE verified FROM ONLY embed_star_meta:hnsw"])
+    print("true" if answer and answer[-1].get("result") is True else "false")
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "seed":
         seed(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
     elif command == "raw-writes":
         raw_writes(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif command == "hnsw-verified":
+        hnsw_verified(sys.argv[2], sys.argv[3])
