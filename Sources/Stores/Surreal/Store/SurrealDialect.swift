@@ -26,10 +26,10 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
     /// How a full-text index is declared: `FULLTEXT ANALYZER` since 3.0, `SEARCH ANALYZER` before.
     var fullTextClause: String { major >= 3 ? "FULLTEXT ANALYZER" : "SEARCH ANALYZER" }
     /// Whether the store keeps words and full-text indexes for lexical search: 3.x only. On
-    /// 2.3.10 the `SEARCH` index took the engine down ("advance out of bounds" panic) in three
-    /// test runs of three with the words kept, none of one without them, and made concurrent
-    /// writes conflict (289 of 600); a 2.x database keeps no words (no notes pile up), and
-    /// search there ranks by meaning and says so.
+    /// 2.3.10 the engine went down ("advance out of bounds" panic) in three test runs of three
+    /// with the words and their `SEARCH` index kept, against one of two without, and the index
+    /// made concurrent writes conflict (289 of 600); a 2.x database keeps no words (no notes
+    /// pile up), and search there ranks by meaning and says so.
     var hasLexicalSearch: Bool { major >= 3 }
     /// Whether the store guards against a storage engine that lets two concurrent writes of one
     /// record both commit: SurrealDB 2.x's memory and SurrealKV storage do (seen here), and so
