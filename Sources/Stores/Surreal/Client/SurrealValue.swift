@@ -107,6 +107,15 @@ extension SurrealValue {
         }
     }
 
+    /// A number as a double (integers too).
+    public var double: Double? {
+        switch self {
+        case .double(let value): return value
+        case .int(let value): return Double(value)
+        default: return nil
+        }
+    }
+
     public var bool: Bool? {
         if case .bool(let value) = self { return value }
         return nil

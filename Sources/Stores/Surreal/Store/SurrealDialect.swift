@@ -27,7 +27,7 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
     var fullTextClause: String { major >= 3 ? "FULLTEXT ANALYZER" : "SEARCH ANALYZER" }
     /// Whether the store keeps words and full-text indexes for lexical search: 3.x only. On
     /// 2.3.10 the engine went down ("advance out of bounds" panic) in three test runs of three
-    /// with the words and their `SEARCH` index kept, against one of two without, and the index
+    /// with the words and their `SEARCH` index kept, against two of three without, and the index
     /// made concurrent writes conflict (289 of 600); a 2.x database keeps no words (no notes
     /// pile up), and search there ranks by meaning and says so.
     var hasLexicalSearch: Bool { major >= 3 }

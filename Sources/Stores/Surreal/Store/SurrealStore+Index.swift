@@ -140,12 +140,7 @@ extension SurrealStore {
             guard case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { continue }
             if let language = filter.language, repo.language?.lowercased() != language.lowercased() { continue }
             if let model = filter.modelIdentity, row["embedding_model"]?.string != model { continue }
-            let distance: Double
-            switch row["distance"] {
-            case .double(let value): distance = value
-            case .int(let value): distance = Double(value)
-            default: continue
-            }
+            guard let distance = row["distance"]?.double else { continue }
             hits.append(SearchHit(repo: repo, score: 1 - distance))
             if hits.count == limit { break }
         }

@@ -187,13 +187,13 @@ extension SurrealStore {
             logger.debug("words of stored repos added", metadata: ["added": "\(progress["added"]?.int ?? 0)"])
             if progress["finished"]?.bool != true { return .more }
         }
-        if progress["finished"]?.bool == true, !wordsIndexesDefined.withLock({ $0 }) {
+        if progress["finished"]?.bool == true, !wordsReady.withLock({ $0 }) {
             // Instances finishing together conflict on the definitions: the loser reads them again.
             let started = ContinuousClock.now
             _ = try await retryingConflicts {
                 try await client.query(LexicalWords.indexDefinitions(dialect: dialect).joined(separator: ";\n"))
             }
-            wordsIndexesDefined.withLock { $0 = true }
+            wordsReady.withLock { $0 = true }  // built by the statement that defined them
             if result["filling"]?.bool == true || ContinuousClock.now - started > .seconds(1) {
                 logger.info("lexical search is ready: the full-text indexes are built", metadata: [
                     "repos": "\(progress["added"]?.int ?? 0)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
@@ -280,7 +280,6 @@ extension SurrealStore {
             // The indexes removed since they were seen (by hand, a restore): not ready, and a
             // running instance defines them again.
             wordsReady.withLock { $0 = false }
-            wordsIndexesDefined.withLock { $0 = false }
             guard try await wordsIndexReady() else {
                 throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready: its full-text indexes are missing (a running embed-star defines them again)")
             }
@@ -327,12 +326,7 @@ extension SurrealStore {
         // In the order of the scores; a repo deleted since its words were read is left out.
         return (pair[0].array ?? []).compactMap { hit in
             guard let id = hit["repo"], let repo = repos[id] else { return nil }
-            let score: Double = switch hit["score"] {
-            case .double(let value)?: value
-            case .int(let value)?: Double(value)
-            default: 0
-            }
-            return SearchHit(repo: repo, score: score)
+            return SearchHit(repo: repo, score: hit["score"]?.double ?? 0)
         }
     }
 

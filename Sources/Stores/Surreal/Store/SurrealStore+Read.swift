@@ -65,13 +65,7 @@ extension SurrealStore {
         let rows = try await client.query(sql, variables).first?.array ?? []
         return rows.compactMap { row in
             guard case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { return nil }
-            let score: Double
-            switch row["score"] {
-            case .double(let value): score = value
-            case .int(let value): score = Double(value)
-            default: score = 0
-            }
-            return SearchHit(repo: repo, score: score)
+            return SearchHit(repo: repo, score: row["score"]?.double ?? 0)
         }
     }
 

@@ -45,11 +45,9 @@ public final class SurrealStore: RepoStore {
     }
     /// The task keeping the words of lexical search (``startKeepingWords()``).
     let wordsTask = Mutex<Task<Void, Never>?>(nil)
-    /// This process defined (or found) the words' full-text indexes.
-    let wordsIndexesDefined = Mutex(false)
     /// Where this process's last words chunk ended (the next reads on from there as a record range on 2.x).
     let wordsCursor = Mutex<SurrealValue?>(nil)
-    /// Both full-text indexes of the words are built (``wordsIndexReady()``).
+    /// Both full-text indexes of the words are built: this process defined them (``keepWords()``) or found them ready (``wordsIndexReady()``).
     let wordsReady = Mutex(false)
     var table: String { configuration.table }
     var queue: String { Migrations.queue }
