@@ -61,7 +61,8 @@ public struct Runtime: Sendable {
         pipelineLogger[metadataKey: "instance"] = "\(instanceID)"
         return try await Pipeline.start(
             provider: provider, providerName: settings.provider, store: store,
-            configuration: settings.pipeline, text: settings.text, cache: cache, activity: activity, instanceID: instanceID, logger: pipelineLogger)
+            configuration: settings.pipeline, text: settings.text, cache: cache, rateLimit: settings.resilience.rateLimit, activity: activity,
+            instanceID: instanceID, logger: pipelineLogger)
     }
 
     /// The model identity this configuration embeds with, as the pipeline computes it (the

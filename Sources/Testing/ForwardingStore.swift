@@ -37,6 +37,8 @@ extension ForwardingStore {
         try await inner.scan(modelIdentity: model, after: after, limit: limit)
     }
     public func health() async -> ComponentHealth { await inner.health() }
+    public func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare { try await inner.shareRateLimit(report) }
+    public var sharesRateLimits: Bool { inner.sharesRateLimits }
     public func maintain(owner: String, modelIdentity model: String) async throws { try await inner.maintain(owner: owner, modelIdentity: model) }
     public func shutdown() async { await inner.shutdown() }
 }

@@ -37,6 +37,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case maintainChangesNothingAClaimSees
     case lexicalSearchFindsWordsOfEveryField
     case lexicalSearchFollowsTheCollector
+    case rateLimitsAreSharedByTheActiveInstances
 
     public var testDescription: String { rawValue }
 }
@@ -131,7 +132,7 @@ public struct StoreConformance: Sendable {
     }
 
     /// Each check is a function in the file of its area (`StoreConformance+Claims.swift`,
-    /// `+Writes`, `+Failures`, `+Models`, `+Reads`, `+Operator`, `+Lexical`).
+    /// `+Writes`, `+Failures`, `+Models`, `+Reads`, `+Operator`, `+Lexical`, `+RateLimit`).
     private func run(_ check: StoreCheck, on store: any RepoStore) async throws {
         switch check {
         case .migrationsAreIdempotent: try await migrationsAreIdempotent(store, check)
@@ -167,6 +168,7 @@ public struct StoreConformance: Sendable {
         case .unicodeRoundTrips: try await unicodeRoundTrips(store, check)
         case .lexicalSearchFindsWordsOfEveryField: try await lexicalSearchFindsWordsOfEveryField(store, check)
         case .lexicalSearchFollowsTheCollector: try await lexicalSearchFollowsTheCollector(store, check)
+        case .rateLimitsAreSharedByTheActiveInstances: try await rateLimitsAreSharedByTheActiveInstances(store, check)
         }
     }
 }

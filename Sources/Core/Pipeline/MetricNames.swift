@@ -34,6 +34,7 @@ public enum MetricNames {
     public static let storeErrors = "embed_star_store_errors_total"
     public static let cacheHits = "embed_star_cache_hits_total"
     public static let cacheMisses = "embed_star_cache_misses_total"
+    public static let rateLimitSharers = "embed_star_rate_limit_sharers"
 
     /// Help lines by name (swift-metrics has no place for them; `/metrics` adds them).
     public static let help: [String: String] = [
@@ -58,5 +59,6 @@ public enum MetricNames {
         storeErrors: "Store calls that failed, by operation.",
         cacheHits: "Texts whose vector came from the embedding cache (no provider call).",
         cacheMisses: "Texts the embedding cache did not hold.",
+        rateLimitSharers: "Instances sharing the provider account's rate limits through the store, this one included (each takes an equal part).",
     ]
 }

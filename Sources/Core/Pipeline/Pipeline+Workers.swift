@@ -9,6 +9,10 @@ extension Pipeline {
     /// Processes everything pending, then returns. Stops early (finishing batches in flight)
     /// when `stop` triggers.
     public func backfill(stop: StopSignal = StopSignal(), onBatch: @escaping @Sendable (PipelineSummary) -> Void = { _ in }) async throws -> PipelineSummary {
+        try await sharingRateLimits { try await backfillRounds(stop: stop, onBatch: onBatch) }
+    }
+
+    private func backfillRounds(stop: StopSignal, onBatch: @escaping @Sendable (PipelineSummary) -> Void) async throws -> PipelineSummary {
         var total = PipelineSummary()
         var waitingSince: ContinuousClock.Instant?
         var lastPending: Int?
@@ -57,7 +61,34 @@ extension Pipeline {
 
     /// Keeps embedding as repos become pending, polling when idle, until `stop` triggers.
     public func run(stop: StopSignal, onBatch: @escaping @Sendable (PipelineSummary) -> Void = { _ in }) async throws -> PipelineSummary {
-        try await workers(stop: stop, idle: .poll, onBatch: onBatch)
+        try await sharingRateLimits { try await workers(stop: stop, idle: .poll, onBatch: onBatch) }
+    }
+
+    /// Runs `body` while the provider account's limits are shared with the other instances
+    /// (``FleetRateLimit``): joined before the first request, left when `body` ends.
+    private func sharingRateLimits<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        guard let fleet = fleetRateLimit else { return try await body() }
+        let limiter = provider.limiter
+        let store = self.store
+        do {
+            try await fleet.join(limiter, store: store)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            logger.warning("could not share the provider's rate limits through the store; starting alone", metadata: ["error": "\(error)"])
+        }
+        let sharing = Task { [logger, providerName] in await fleet.run(limiter, store: store, provider: providerName, logger: logger) }
+        defer { sharing.cancel() }
+        do {
+            let value = try await body()
+            sharing.cancel()
+            await sharing.value
+            return value
+        } catch {
+            sharing.cancel()
+            await sharing.value
+            throw error
+        }
     }
 
     private enum IdleBehaviour { case finish, poll }

@@ -40,6 +40,9 @@ public final class Pipeline: Sendable {
     private let stalePace: Mutex<RateLimitBudget>
     /// One idle worker looks for work; the others wait for it (``IdleWatch``).
     let idleWatch = IdleWatch()
+    /// How the provider account's limits are shared with the other instances of the store (nil:
+    /// `resilience.rate_limit.shared` is false).
+    public let fleetRateLimit: FleetRateLimit?
 
     /// Prepares the store and the provider (learning the model), then returns a pipeline ready to run.
     ///
@@ -55,6 +58,7 @@ public final class Pipeline: Sendable {
         configuration: PipelineConfiguration,
         text: TextConfiguration = TextConfiguration(),
         cache: EmbeddingCache? = ResilienceConfiguration.Cache().make(),
+        rateLimit: ResilienceConfiguration.RateLimit = ResilienceConfiguration.RateLimit(),
         activity: PipelineActivity = PipelineActivity(),
         instanceID: String,
         logger: Logger
@@ -63,7 +67,8 @@ public final class Pipeline: Sendable {
         // again it would have two breakers and two retry layers.
         assert(!(provider is ProtectedProvider), "pass a ProtectedProvider as one: Pipeline.start(provider: ProtectedProvider, ...)")
         return try await start(provider: ProtectedProvider(provider, name: providerName, logger: logger), providerName: providerName, store: store,
-                        configuration: configuration, text: text, cache: cache, activity: activity, instanceID: instanceID, logger: logger)
+                        configuration: configuration, text: text, cache: cache, rateLimit: rateLimit, activity: activity,
+                        instanceID: instanceID, logger: logger)
     }
 
     /// The same with a provider already behind its breaker, limiter and retries (the
@@ -75,6 +80,7 @@ public final class Pipeline: Sendable {
         configuration: PipelineConfiguration,
         text: TextConfiguration = TextConfiguration(),
         cache: EmbeddingCache? = ResilienceConfiguration.Cache().make(),
+        rateLimit: ResilienceConfiguration.RateLimit = ResilienceConfiguration.RateLimit(),
         activity: PipelineActivity = PipelineActivity(),
         instanceID: String,
         logger: Logger
@@ -83,12 +89,14 @@ public final class Pipeline: Sendable {
         try await store.prepare()
         let model = try await protected.prepare(retryingFor: .seconds(configuration.storeOutageSeconds))
         return try Pipeline(provider: protected, providerName: providerName, store: store, model: model,
-                            configuration: configuration, text: text, cache: cache, activity: activity, instanceID: instanceID, logger: logger)
+                            configuration: configuration, text: text, cache: cache, rateLimit: rateLimit, activity: activity,
+                            instanceID: instanceID, logger: logger)
     }
 
     init(
         provider: ProtectedProvider, providerName: String, store: any RepoStore, model: ModelInfo,
-        configuration: PipelineConfiguration, text: TextConfiguration, cache: EmbeddingCache?, activity: PipelineActivity,
+        configuration: PipelineConfiguration, text: TextConfiguration, cache: EmbeddingCache?,
+        rateLimit: ResilienceConfiguration.RateLimit = ResilienceConfiguration.RateLimit(), activity: PipelineActivity,
         instanceID: String, logger: Logger
     ) throws {
         self.provider = provider
@@ -105,6 +113,9 @@ public final class Pipeline: Sendable {
         metrics = PipelineMetrics(provider: providerName, model: model.name)
         self.activity = activity
         activity.expect(workers: configuration.parallelWorkers)
+        fleetRateLimit = rateLimit.shared
+            ? FleetRateLimit(account: rateLimit.account ?? FleetRateLimit.defaultAccount(provider: providerName, model: model.name), owner: instanceID)
+            : nil
         stalePace = Mutex(RateLimitBudget(requestsPerMinute: configuration.reembedPerMinute, tokensPerMinute: nil, now: provider.clock.now()))
     }
 

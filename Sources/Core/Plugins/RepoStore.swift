@@ -275,6 +275,11 @@ public struct SearchHit: Sendable {
 ///   polls) and when a backfill ends (unless stopped). `maintain` changes no count, lease or
 ///   state a claim or `stats` sees. (What decides a claim's answer stays in the claim: the
 ///   SurrealDB store re-checks its queue there, so an empty answer means nothing is pending.)
+/// - `shareRateLimit` keeps, per provider account, which instances use it (an instance
+///   reported active counts for its report's `activeFor`, an inactive report ends that at
+///   once), the latest pause any of them reported (kept as a deadline on one clock, the
+///   store's, and never shortened by a later report), and the header limits last reported. A
+///   store that cannot share between processes keeps the default (every instance alone).
 /// - Methods are safe to call from many tasks at once and honour cancellation.
 public protocol RepoStore: Sendable {
     /// Connects, creates or migrates what the store needs (`embed-star run`, `backfill`,
@@ -369,12 +374,25 @@ public protocol RepoStore: Sendable {
     /// goes on. The default does nothing.
     func maintain(owner: String, modelIdentity: String) async throws
 
+    /// Shares a provider account's rate limits between the instances using this store (see the
+    /// contract above): records `report` and answers how many others use the account now, the
+    /// pause they reported and the limits they learned. The pipeline calls it about once a
+    /// second while it runs (``FleetRateLimit``). The default shares nothing
+    /// (``RateLimitShare/alone(_:)``), and ``sharesRateLimits`` says so.
+    func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare
+
+    /// Whether ``shareRateLimit(_:)`` shares between processes (false: the default, every
+    /// instance keeps the whole limit to itself).
+    var sharesRateLimits: Bool { get }
+
     /// Closes connections. Called once at the end; the default does nothing.
     func shutdown() async
 }
 
 extension RepoStore {
     public func shutdown() async {}
+    public func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare { .alone(report) }
+    public var sharesRateLimits: Bool { false }
     public func maintain(owner: String, modelIdentity: String) async throws {}
 
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {

@@ -1,15 +1,39 @@
+import Foundation
 import EmbedStarConfig
 
 /// `resilience:` in plugins.yaml: how the provider is protected and its answers checked.
 public struct ResilienceConfiguration: Decodable, Sendable, Hashable {
+    /// The provider account's limits. Instances sharing a store share them (``FleetRateLimit``)
+    /// unless `shared` is false.
     public struct RateLimit: Decodable, Sendable, Hashable {
         /// Unset: unlimited until the provider's `x-ratelimit-*` headers say otherwise.
         public var requestsPerMinute: Int?
         public var tokensPerMinute: Int?
+        /// Divide the limits (and a `retry-after`) between the instances using the account
+        /// through the store; false: every instance takes the whole limits.
+        public var shared = true
+        /// Which account the limits are: instances naming the same one share them. Unset: the
+        /// provider's name and the model (``FleetRateLimit/defaultAccount(provider:model:)``).
+        public var account: String?
 
         public init() {}
 
-        enum CodingKeys: String, CodingKey { case requestsPerMinute = "requests_per_minute", tokensPerMinute = "tokens_per_minute" }
+        enum CodingKeys: String, CodingKey {
+            case requestsPerMinute = "requests_per_minute", tokensPerMinute = "tokens_per_minute", shared, account
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            requestsPerMinute = try c.decodeIfPresent(Int.self, forKey: .requestsPerMinute)
+            tokensPerMinute = try c.decodeIfPresent(Int.self, forKey: .tokensPerMinute)
+            try c.fill(&shared, .shared)
+            account = try c.decodeIfPresent(String.self, forKey: .account)
+            if let limit = requestsPerMinute, limit < 1 { throw ConfigError.invalid(CodingKeys.requestsPerMinute.rawValue, "must be at least 1", in: decoder) }
+            if let limit = tokensPerMinute, limit < 1 { throw ConfigError.invalid(CodingKeys.tokensPerMinute.rawValue, "must be at least 1", in: decoder) }
+            if let account, account.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw ConfigError.invalid(CodingKeys.account.rawValue, "must not be empty (leave it out for the provider and model)", in: decoder)
+            }
+        }
     }
 
     public struct Breaker: Decodable, Sendable, Hashable {

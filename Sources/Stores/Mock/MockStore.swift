@@ -51,6 +51,8 @@ public actor MockStore: RepoStore {
     private var queueModel: String?
     /// Owners that claimed: their model, when they started with it, when they last claimed.
     private var owners: [String: (model: String, started: Date, seen: Date)] = [:]
+    /// Each provider account's shared rate limits (``shareRateLimit(_:)``).
+    private var rateLimits: [String: RateLimitLedger] = [:]
     private let configuration: Configuration
     private let directory: URL
     private let logger: Logger
@@ -392,6 +394,13 @@ public actor MockStore: RepoStore {
     }
 
     public func health() async -> ComponentHealth { .up }
+
+    /// Shared by the instances that share this store object, in memory.
+    public func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare {
+        rateLimits[report.account, default: RateLimitLedger()].record(report, now: Date())
+    }
+
+    public nonisolated var sharesRateLimits: Bool { true }
 
     public func shutdown() async {
         guard let stateFile = configuration.stateFile, loaded else { return }

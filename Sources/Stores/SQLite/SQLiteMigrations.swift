@@ -88,6 +88,8 @@ enum SQLiteMigrations {
         // (plain SQL: a collector's or an older version's writes keep it too), filled from the
         // repos already stored.
         (8, SQLiteLexical.migration),
+        // Each provider account's rate limits shared by the instances (RateLimitLedger, as JSON).
+        (9, "CREATE TABLE embed_star_rate_limit (account TEXT PRIMARY KEY, ledger TEXT NOT NULL)"),
     ]
 
     /// What a step needs done beyond its SQL, in the same transaction.

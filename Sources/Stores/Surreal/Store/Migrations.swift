@@ -41,7 +41,7 @@ struct Migrations {
 
     static let queue = "embed_queue"
     /// The newest migration this binary knows (what ``SurrealStore/openForReading()`` requires).
-    static let newest = 8
+    static let newest = 9
     static let epoch = "d'1970-01-01T00:00:00Z'"
 
     /// Makes a repo pending: a new revision, not failed, claimable now (a live lease stays: its
@@ -227,6 +227,15 @@ struct Migrations {
                     schemaRecord,
                     "UPSERT \(LexicalWords.progress) SET finished = false, added = 0, started_at = time::now()",
                 ] : [repoEvent, schemaRecord]
+            ),
+            Migration(
+                version: 9,
+                summary: "the provider account's rate limits shared by the instances: one record per instance and account, one per account (SurrealStore+RateLimit)",
+                statements: [
+                    "DEFINE TABLE IF NOT EXISTS \(SurrealStore.rateMembers) SCHEMALESS",
+                    "DEFINE INDEX IF NOT EXISTS \(SurrealStore.rateMembers)_account ON \(SurrealStore.rateMembers) FIELDS account",
+                    "DEFINE TABLE IF NOT EXISTS \(SurrealStore.rateAccounts) SCHEMALESS",
+                ]
             ),
         ]
     }

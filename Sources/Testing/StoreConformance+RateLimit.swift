@@ -1,0 +1,47 @@
+import EmbedStarCore
+import Foundation
+import Testing
+
+/// The provider account's rate limits shared by the instances (``RepoStore/shareRateLimit(_:)``).
+extension StoreConformance {
+    func rateLimitsAreSharedByTheActiveInstances(_ store: any RepoStore, _ check: StoreCheck) async throws {
+        let account = "conformance/account"
+        func report(_ owner: String, active: Bool = true, for time: Duration = .seconds(60), pause: Duration = .zero,
+                    requests: Int? = nil, tokens: Int? = nil, account: String = account) -> RateLimitReport {
+            RateLimitReport(account: account, owner: owner, active: active, activeFor: time, pausedFor: pause, requestsLimit: requests, tokensLimit: tokens)
+        }
+        guard store.sharesRateLimits else {
+            // Sharing nothing: every instance is alone with what it reported.
+            let alone = report("a", pause: .seconds(2), requests: 10)
+            #expect(try await store.shareRateLimit(alone) == .alone(alone), "\(check): a store that does not share answers alone")
+            return
+        }
+        try await withSecond(store) { other in
+            #expect(try await store.shareRateLimit(report("a")).others == 0, "\(check): the first instance is alone")
+            #expect(try await other.shareRateLimit(report("b")).others == 1, "\(check): the second sees the first")
+            #expect(try await store.shareRateLimit(report("a")).others == 1, "\(check): the first sees the second")
+            // An instance whose report runs out stops counting.
+            #expect(try await other.shareRateLimit(report("c", for: .milliseconds(300))).others == 2)
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await store.shareRateLimit(report("a")).others == 1, "\(check): a report that ran out no longer counts")
+            // An idle instance stops counting at once.
+            #expect(try await other.shareRateLimit(report("b", active: false)).others == 1, "\(check): an idle instance still sees the active ones")
+            #expect(try await store.shareRateLimit(report("a")).others == 0, "\(check): an instance reported idle does not count")
+            // A pause reaches the others, on the store's clock, and a shorter one never cuts it.
+            let paused = try await other.shareRateLimit(report("b", pause: .seconds(5)))
+            #expect(paused.pausedFor > .seconds(4) && paused.pausedFor <= .seconds(5), "\(check): \(paused.pausedFor)")
+            let seen = try await store.shareRateLimit(report("a", pause: .seconds(1)))
+            #expect(seen.pausedFor > .seconds(3) && seen.pausedFor <= .seconds(5),
+                    "\(check): the fleet's pause reaches every instance and a shorter one does not cut it (\(seen.pausedFor))")
+            // Limits one instance learned from the headers reach the others; the last report wins.
+            _ = try await other.shareRateLimit(report("b", requests: 3_000, tokens: 1_000_000))
+            let learned = try await store.shareRateLimit(report("a"))
+            #expect(learned.requestsLimit == 3_000 && learned.tokensLimit == 1_000_000, "\(check): \(learned)")
+            _ = try await store.shareRateLimit(report("a", requests: 500))
+            #expect(try await other.shareRateLimit(report("b")).requestsLimit == 500)
+            // Another account shares nothing with this one.
+            let elsewhere = try await store.shareRateLimit(report("a", account: "conformance/other"))
+            #expect(elsewhere == RateLimitShare(others: 0), "\(check): accounts are separate (\(elsewhere))")
+        }
+    }
+}
