@@ -14,6 +14,10 @@ belong to a token. Faults apply to embedding calls only, one per call, in order:
                            {"reset": true}, {"truncate": true}, {"drop_vector": true}]
   POST /__mode/<token>    {"ollama_legacy": true}   (no /api/embed, as on old servers)
                           {"down_for": 30}          (embedding calls answer 503 for 30 s from now)
+                          {"account": "a", "requests_per_minute": 120}
+                                                    (a provider account's limit, shared by every token
+                                                    naming the account: a token bucket of a minute's
+                                                    requests; over it, 429 with retry-after, as OpenAI)
   GET  /__stats/<token>   {"embed_calls": N, "other_calls": N, "texts": N (embedded, faults excluded),
                            "log": [[unix time, status], ...]}
 """
@@ -35,6 +39,19 @@ state_lock = threading.Lock()
 faults = collections.defaultdict(collections.deque)
 modes = collections.defaultdict(dict)
 stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0, "texts": 0, "log": []})
+accounts = {}  # account -> {"rate": requests per minute, "tokens": what the bucket holds, "at": when it was filled}
+
+
+def account_admits(name, rate, now):
+    """Takes one request from the account's bucket; returns the seconds to wait when it is empty."""
+    bucket = accounts.setdefault(name, {"rate": rate, "tokens": float(rate), "at": now})
+    bucket["rate"] = rate
+    bucket["tokens"] = min(rate, bucket["tokens"] + (now - bucket["at"]) * rate / 60.0)
+    bucket["at"] = now
+    if bucket["tokens"] >= 1:
+        bucket["tokens"] -= 1
+        return 0
+    return (1 - bucket["tokens"]) * 60.0 / rate
 direct_model = None
 
 
@@ -123,8 +140,12 @@ class Handler(BaseHTTPRequestHandler):
             mode = dict(modes[token])
             if path in EMBED_PATHS:
                 stats[token]["embed_calls"] += 1
+                wait = account_admits(mode["account"], mode["requests_per_minute"], now) if "account" in mode else 0
                 if mode.get("down_until", 0) > now:
                     fault = {"status": 503, "body": {"error": {"message": "the model server is down"}}}
+                elif wait > 0:
+                    fault = {"status": 429, "headers": {"retry-after-ms": str(int(wait * 1000) + 1)},
+                             "body": {"error": {"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"}}}
                 elif faults[token]:
                     fault = faults[token].popleft()
                 stats[token]["log"].append([now, fault.get("status", 200) if fault else 200])

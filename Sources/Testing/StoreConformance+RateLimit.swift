@@ -7,8 +7,9 @@ extension StoreConformance {
     func rateLimitsAreSharedByTheActiveInstances(_ store: any RepoStore, _ check: StoreCheck) async throws {
         let account = "conformance/account"
         func report(_ owner: String, active: Bool = true, for time: Duration = .seconds(60), pause: Duration = .zero,
-                    requests: Int? = nil, tokens: Int? = nil, account: String = account) -> RateLimitReport {
-            RateLimitReport(account: account, owner: owner, active: active, activeFor: time, pausedFor: pause, requestsLimit: requests, tokensLimit: tokens)
+                    requests: Int? = nil, tokens: Int? = nil, age: Duration = .zero, account: String = account) -> RateLimitReport {
+            RateLimitReport(account: account, owner: owner, active: active, activeFor: time, pausedFor: pause, requestsLimit: requests,
+                            tokensLimit: tokens, limitsAge: age)
         }
         guard store.sharesRateLimits else {
             // Sharing nothing: every instance is alone with what it reported.
@@ -27,18 +28,28 @@ extension StoreConformance {
             // An idle instance stops counting at once.
             #expect(try await other.shareRateLimit(report("b", active: false)).others == 1, "\(check): an idle instance still sees the active ones")
             #expect(try await store.shareRateLimit(report("a")).others == 0, "\(check): an instance reported idle does not count")
-            // A pause reaches the others, on the store's clock, and a shorter one never cuts it.
+            // A pause reaches the others, on the store's clock; the longest pause of any instance
+            // holds, and each instance's own pause is what it reported last (never pushed later
+            // by the others' reports).
             let paused = try await other.shareRateLimit(report("b", pause: .seconds(5)))
             #expect(paused.pausedFor > .seconds(4) && paused.pausedFor <= .seconds(5), "\(check): \(paused.pausedFor)")
             let seen = try await store.shareRateLimit(report("a", pause: .seconds(1)))
             #expect(seen.pausedFor > .seconds(3) && seen.pausedFor <= .seconds(5),
                     "\(check): the fleet's pause reaches every instance and a shorter one does not cut it (\(seen.pausedFor))")
-            // Limits one instance learned from the headers reach the others; the last report wins.
+            for _ in 0..<5 { _ = try await store.shareRateLimit(report("a")) }
+            let again = try await other.shareRateLimit(report("b", pause: .seconds(2)))
+            #expect(again.pausedFor <= .seconds(2), "\(check): reports do not push a pause later (\(again.pausedFor))")
+            #expect(try await store.shareRateLimit(report("a")).pausedFor > .seconds(1), "\(check): b's own pause, as it said last")
+            _ = try await other.shareRateLimit(report("b"))
+            #expect(try await store.shareRateLimit(report("a")).pausedFor == .zero, "\(check): b's pause is over when it says so")
+            // Limits one instance learned from the headers reach the others; the freshest wins
+            // (an account's limits can rise), not the latest report of an old value.
             _ = try await other.shareRateLimit(report("b", requests: 3_000, tokens: 1_000_000))
             let learned = try await store.shareRateLimit(report("a"))
             #expect(learned.requestsLimit == 3_000 && learned.tokensLimit == 1_000_000, "\(check): \(learned)")
-            _ = try await store.shareRateLimit(report("a", requests: 500))
-            #expect(try await other.shareRateLimit(report("b")).requestsLimit == 500)
+            _ = try await store.shareRateLimit(report("a", requests: 5_000, tokens: 2_000_000))
+            #expect(try await other.shareRateLimit(report("b", requests: 3_000, tokens: 1_000_000, age: .seconds(60))).requestsLimit == 5_000,
+                    "\(check): b still reports what it saw a minute ago; a saw the raised limit since")
             // Another account shares nothing with this one.
             let elsewhere = try await store.shareRateLimit(report("a", account: "conformance/other"))
             #expect(elsewhere == RateLimitShare(others: 0), "\(check): accounts are separate (\(elsewhere))")

@@ -12,16 +12,18 @@ public struct RateLimitReport: Sendable, Hashable {
     /// from now. An idle instance reports `false` and stops taking a share.
     public var active: Bool
     public var activeFor: Duration
-    /// A provider's `retry-after` (or its rate-limit headers' reset) this instance is waiting
-    /// out: every instance of the account waits until then too. Zero when none.
+    /// A provider's `retry-after` (or its rate-limit headers' reset) this instance itself is
+    /// waiting out (not one it took from the others): every instance of the account waits until
+    /// then too. Zero when none.
     public var pausedFor: Duration
     /// The account's limits as the provider's `x-ratelimit-limit-*` headers said, when this
-    /// instance saw them.
+    /// instance saw them, and how long ago (the freshest of the account's reports wins).
     public var requestsLimit: Int?
     public var tokensLimit: Int?
+    public var limitsAge: Duration
 
     public init(account: String, owner: String, active: Bool, activeFor: Duration = .seconds(10), pausedFor: Duration = .zero,
-                requestsLimit: Int? = nil, tokensLimit: Int? = nil) {
+                requestsLimit: Int? = nil, tokensLimit: Int? = nil, limitsAge: Duration = .zero) {
         self.account = account
         self.owner = owner
         self.active = active
@@ -29,6 +31,7 @@ public struct RateLimitReport: Sendable, Hashable {
         self.pausedFor = pausedFor
         self.requestsLimit = requestsLimit
         self.tokensLimit = tokensLimit
+        self.limitsAge = limitsAge
     }
 }
 
@@ -37,10 +40,11 @@ public struct RateLimitShare: Sendable, Hashable {
     /// Other instances using the account now (active, their report not run out): this one takes
     /// `1 / (others + 1)` of the limits.
     public var others: Int
-    /// The longest pause any instance of the account reported, still to run (zero when none).
+    /// The longest pause any instance of the account reported (this one included), still to
+    /// run (zero when none).
     public var pausedFor: Duration
-    /// The account's limits from the provider's headers, as the last instance that saw them
-    /// reported (nil when none did).
+    /// The account's limits from the provider's headers, as the instance that saw them last
+    /// reported (nil when none did, within the last hour).
     public var requestsLimit: Int?
     public var tokensLimit: Int?
 
@@ -58,30 +62,44 @@ public struct RateLimitShare: Sendable, Hashable {
 }
 
 /// One account's shared state as a store can keep it (the Mock store in memory, SQLite as a
-/// JSON row): who uses the account until when, the fleet's pause, the learned limits. Kept
-/// under the store's lock or in one transaction, so two reports never lose each other.
+/// JSON row): each instance's last report, on the store's clock. Kept under the store's lock or
+/// in one transaction, so two reports never lose each other.
 public struct RateLimitLedger: Codable, Sendable, Hashable {
-    /// Instances counted as users of the account, until when.
-    public var activeUntil: [String: Date] = [:]
-    public var pausedUntil: Date?
-    public var requestsLimit: Int?
-    public var tokensLimit: Int?
+    public struct Member: Codable, Sendable, Hashable {
+        public var seenAt: Date
+        public var activeUntil: Date
+        public var pausedUntil: Date?
+        public var requestsLimit: Int?
+        public var tokensLimit: Int?
+        /// When the headers said those limits.
+        public var limitsAt: Date?
+    }
+
+    /// The instances that reported within the last ``forgetAfter``, by owner.
+    public var members: [String: Member] = [:]
+    /// An instance silent this long is forgotten (with the limits it learned).
+    public static let forgetAfter: TimeInterval = 3_600
 
     public init() {}
 
     /// Records `report` at `now` (the store's clock) and answers the share
     /// (``RepoStore/shareRateLimit(_:)``).
     public mutating func record(_ report: RateLimitReport, now: Date) -> RateLimitShare {
-        activeUntil = activeUntil.filter { $0.value > now }
-        activeUntil[report.owner] = report.active ? now.addingTimeInterval(report.activeFor.seconds) : nil
-        if report.pausedFor > .zero {
-            pausedUntil = max(pausedUntil ?? now, now.addingTimeInterval(report.pausedFor.seconds))
+        members = members.filter { now.timeIntervalSince($0.value.seenAt) < Self.forgetAfter }
+        var member = members[report.owner] ?? Member(seenAt: now, activeUntil: now)
+        member.seenAt = now
+        member.activeUntil = report.active ? now.addingTimeInterval(report.activeFor.seconds) : now
+        member.pausedUntil = report.pausedFor > .zero ? now.addingTimeInterval(report.pausedFor.seconds) : nil
+        if report.requestsLimit != nil || report.tokensLimit != nil {
+            member.requestsLimit = report.requestsLimit
+            member.tokensLimit = report.tokensLimit
+            member.limitsAt = now.addingTimeInterval(-report.limitsAge.seconds)
         }
-        if let limit = report.requestsLimit { requestsLimit = limit }
-        if let limit = report.tokensLimit { tokensLimit = limit }
-        let paused = pausedUntil.map { max(0, $0.timeIntervalSince(now)) } ?? 0
-        if paused == 0 { pausedUntil = nil }
-        return RateLimitShare(others: activeUntil.keys.filter { $0 != report.owner }.count, pausedFor: .seconds(paused),
-                              requestsLimit: requestsLimit, tokensLimit: tokensLimit)
+        members[report.owner] = member
+        let paused = members.values.compactMap(\.pausedUntil).max().map { max(0, $0.timeIntervalSince(now)) } ?? 0
+        let freshest = members.values.filter { $0.limitsAt != nil }.max { $0.limitsAt! < $1.limitsAt! }
+        return RateLimitShare(others: members.filter { $0.key != report.owner && $0.value.activeUntil > now }.count,
+                              pausedFor: .milliseconds(Int64(paused * 1000)),
+                              requestsLimit: freshest?.requestsLimit, tokensLimit: freshest?.tokensLimit)
     }
 }

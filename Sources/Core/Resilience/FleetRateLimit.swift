@@ -32,25 +32,34 @@ public struct FleetRateLimit: Sendable {
         "\(provider)/\(model)"
     }
 
-    /// One exchange: reports `limiter`'s use, applies the answer, and returns it.
+    /// One exchange: reports `limiter`'s use (or `active`, when given), applies the answer, and
+    /// returns it.
     @discardableResult
     public func exchange(_ limiter: RateLimiter, store: any RepoStore, active: Bool? = nil) async throws -> RateLimitShare {
         var report = limiter.report(account: account, owner: owner, activeFor: activeFor)
         if let active { report.active = active }
         let share = try await store.shareRateLimit(report)
-        limiter.apply(share)
+        limiter.apply(share, reportedActive: report.active)
         return share
     }
 
-    /// The first exchange, before this instance sends anything: it counts itself in and, when
-    /// others use the account already, starts with an empty bucket.
-    public func join(_ limiter: RateLimiter, store: any RepoStore) async throws {
-        let share = try await exchange(limiter, store: store, active: true)
-        if share.others > 0 { limiter.drain() }
+    /// The first exchange, before this instance sends anything: it counts itself in (as asking
+    /// for budget now) and, when others use the account already, starts with an empty bucket.
+    /// Gives up after `timeout` (the store is slow or down: the instance starts alone).
+    public func join(_ limiter: RateLimiter, store: any RepoStore, timeout: Duration = .seconds(5)) async throws {
+        limiter.markDemand()
+        let result = await Self.atMost(timeout) { try await exchange(limiter, store: store) }
+        switch result {
+        case .some(.success): return
+        case .some(.failure(let error)): throw error
+        case .none: throw FleetRateLimitTimeout(seconds: timeout.seconds)
+        }
     }
 
     /// Exchanges every ``interval`` until cancelled (a failed exchange is logged and the last
-    /// share kept), then reports this instance idle so the others take its part at once.
+    /// share kept), then reports this instance idle so the others take its part at once (given
+    /// two seconds: a slow store does not hold the shutdown, and the others stop counting this
+    /// instance when its last report runs out anyway).
     public func run(_ limiter: RateLimiter, store: any RepoStore, provider: String, logger: Logger) async {
         let gauge = Gauge(label: MetricNames.rateLimitSharers, dimensions: [("provider", provider)])
         var failing = false
@@ -72,8 +81,36 @@ public struct FleetRateLimit: Sendable {
             }
             do { try await Task.sleep(for: interval) } catch { break }
         }
-        // Cancelled: a last report, outside the cancelled task, so it is not cut short.
-        let leaving = Task { try? await exchange(limiter, store: store, active: false) }
-        _ = await leaving.value
+        _ = await Self.atMost(.seconds(2)) { try await exchange(limiter, store: store, active: false) }
+        gauge.record(0)
     }
+
+    /// Runs `work` in a task of its own and waits for it at most `limit`: its result, or nil
+    /// when the time ran out first (the work then goes on alone, unawaited, and is cancelled).
+    static func atMost<T: Sendable>(_ limit: Duration, _ work: @escaping @Sendable () async throws -> T) async -> Result<T, any Error>? {
+        let (stream, continuation) = AsyncStream<Result<T, any Error>?>.makeStream()
+        let worker = Task {
+            do { continuation.yield(.success(try await work())) } catch { continuation.yield(.failure(error)) }
+            continuation.finish()
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            continuation.yield(nil)
+            continuation.finish()
+        }
+        var first: Result<T, any Error>?? = nil
+        for await value in stream {
+            first = value
+            break
+        }
+        timer.cancel()
+        if first.flatMap({ $0 }) == nil { worker.cancel() }
+        return first.flatMap { $0 }
+    }
+}
+
+/// The store did not answer the first exchange in time.
+public struct FleetRateLimitTimeout: Error, CustomStringConvertible {
+    public var seconds: Double
+    public var description: String { "the store did not answer within \(seconds) s" }
 }

@@ -5,9 +5,16 @@ import Synchronization
 /// can be driven by a test clock. A reservation books capacity at once (the bucket may go into
 /// debt) and says how long to wait before sending; `retry-after` pauses everything until then.
 public struct RateLimitBudget: Sendable {
-    /// The account's limits: configured, or learned from the provider's headers.
-    public private(set) var accountRequestsPerMinute: Double?
-    public private(set) var accountTokensPerMinute: Double?
+    /// The limits configured (`resilience.rate_limit`): the account's.
+    public let configuredRequestsPerMinute: Double?
+    public let configuredTokensPerMinute: Double?
+    /// The account's limits as the provider's headers last said (a later answer replaces an
+    /// earlier one: an account's limits can rise).
+    public private(set) var learnedRequestsPerMinute: Double?
+    public private(set) var learnedTokensPerMinute: Double?
+    /// The account's limits: the lower of the configured and the learned.
+    public var accountRequestsPerMinute: Double? { Self.lower(configuredRequestsPerMinute, learnedRequestsPerMinute) }
+    public var accountTokensPerMinute: Double? { Self.lower(configuredTokensPerMinute, learnedTokensPerMinute) }
     /// How many instances share the account's limits (this one included): each takes an equal
     /// part (``share(among:now:)``).
     public private(set) var sharers = 1
@@ -17,15 +24,29 @@ public struct RateLimitBudget: Sendable {
     private var requests: Double
     private var tokens: Double
     private var updated: Duration
-    /// No request may be sent before this instant (a provider's `retry-after`).
-    public private(set) var pausedUntil: Duration = .zero
+    /// No request may be sent before this instant: the later of ``ownPausedUntil`` and a pause
+    /// another instance of the account reported (``FleetRateLimit``).
+    public var pausedUntil: Duration { max(ownPausedUntil, fleetPausedUntil) }
+    /// This instance's own pause: a provider's `retry-after`, or its headers' reset when nothing
+    /// remains. Only this one is reported to the others (a pause taken from them and reported
+    /// back would come back later each time).
+    public private(set) var ownPausedUntil: Duration = .zero
+    private var fleetPausedUntil: Duration = .zero
 
     public init(requestsPerMinute: Int?, tokensPerMinute: Int?, now: Duration) {
-        accountRequestsPerMinute = requestsPerMinute.map(Double.init)
-        accountTokensPerMinute = tokensPerMinute.map(Double.init)
-        requests = accountRequestsPerMinute ?? 0
-        tokens = accountTokensPerMinute ?? 0
+        configuredRequestsPerMinute = requestsPerMinute.map(Double.init)
+        configuredTokensPerMinute = tokensPerMinute.map(Double.init)
+        requests = configuredRequestsPerMinute ?? 0
+        tokens = configuredTokensPerMinute ?? 0
         updated = now
+    }
+
+    private static func lower(_ a: Double?, _ b: Double?) -> Double? {
+        switch (a, b) {
+        case let (a?, b?): min(a, b)
+        case let (a?, nil): a
+        case let (nil, b): b
+        }
     }
 
     /// `count` instances share the account's limits from now: this one's rates become
@@ -60,8 +81,8 @@ public struct RateLimitBudget: Sendable {
             if requests < 0 { wait = max(wait, .seconds(-requests * 60 / rate)) }
         }
         if let rate = tokensPerMinute {
-            // A batch bigger than a minute's budget waits for a full bucket, not forever.
-            tokens -= min(Double(cost), rate)
+            // A batch bigger than the account's minute waits for a full bucket, not forever.
+            tokens -= min(Double(cost), accountTokensPerMinute ?? rate)
             if tokens < 0 { wait = max(wait, .seconds(-tokens * 60 / rate)) }
         }
         return wait
@@ -97,7 +118,13 @@ public struct RateLimitBudget: Sendable {
 
     /// The provider said to wait: nothing is sent before `now + delay`.
     public mutating func pause(for delay: Duration, now: Duration) {
-        pausedUntil = max(pausedUntil, now + delay)
+        ownPausedUntil = max(ownPausedUntil, now + delay)
+    }
+
+    /// Another instance of the account was told to wait: nothing is sent before `now + delay`
+    /// either, but this pause is not reported on.
+    public mutating func followFleetPause(for delay: Duration, now: Duration) {
+        fleetPausedUntil = max(fleetPausedUntil, now + delay)
     }
 
     /// Adopts what the provider's `x-ratelimit-*` headers say (the account's): the limits when
@@ -106,21 +133,29 @@ public struct RateLimitBudget: Sendable {
     public mutating func adapt(_ hint: RateLimitHint, now: Duration) {
         refill(now)
         let share = Double(sharers)
-        if let limit = hint.requestsLimit, limit > 0 {
-            if accountRequestsPerMinute == nil { requests = Double(limit) / share }
-            accountRequestsPerMinute = min(accountRequestsPerMinute ?? .infinity, Double(limit))
-            requests = min(requests, Double(limit) / share)
-        }
-        if let limit = hint.tokensLimit, limit > 0 {
-            if accountTokensPerMinute == nil { tokens = Double(limit) / share }
-            accountTokensPerMinute = min(accountTokensPerMinute ?? .infinity, Double(limit))
-            tokens = min(tokens, Double(limit) / share)
-        }
+        if let limit = hint.requestsLimit, limit > 0 { learn(requests: Double(limit)) }
+        if let limit = hint.tokensLimit, limit > 0 { learn(tokens: Double(limit)) }
         // What remains is the account's: this instance's part of it.
         if let remaining = hint.requestsRemaining, requestsPerMinute != nil { requests = min(requests, Double(remaining) / share) }
         if let remaining = hint.tokensRemaining, tokensPerMinute != nil { tokens = min(tokens, Double(remaining) / share) }
         if hint.requestsRemaining == 0, let reset = hint.requestsReset { pause(for: reset, now: now) }
         if hint.tokensRemaining == 0, let reset = hint.tokensReset { pause(for: reset, now: now) }
+    }
+
+    /// The account's limits as the headers say now (this instance's or another's): replace what
+    /// was learned before. A bucket that had no limit starts full at the new rate; one that had
+    /// keeps what it holds, up to a minute of the new rate.
+    public mutating func learn(requests limit: Double? = nil, tokens tokenLimit: Double? = nil) {
+        if let limit {
+            let unlimited = requestsPerMinute == nil
+            learnedRequestsPerMinute = limit
+            if let rate = requestsPerMinute { requests = unlimited ? rate : min(requests, rate) }
+        }
+        if let tokenLimit {
+            let unlimited = tokensPerMinute == nil
+            learnedTokensPerMinute = tokenLimit
+            if let rate = tokensPerMinute { tokens = unlimited ? rate : min(tokens, rate) }
+        }
     }
 }
 
@@ -150,11 +185,14 @@ public final class RateLimiter: Sendable {
     private struct Demand {
         /// Calls waiting in ``RateLimiter/acquire(cost:)`` now.
         var waiting = 0
-        /// When a call last asked for budget.
+        /// When a call last asked for budget (or the instance joined the account's users).
         var lastAsked: Duration?
-        /// The account's limits as the provider's headers last said.
+        /// What the last report to the store said: active or not.
+        var reportedActive = false
+        /// The account's limits as the provider's headers last said, and when.
         var requestsLimit: Int?
         var tokensLimit: Int?
+        var limitsSeen: Duration?
     }
 
     private let budget: Mutex<RateLimitBudget>
@@ -190,16 +228,14 @@ public final class RateLimiter: Sendable {
     }
 
     public func observe(_ hint: RateLimitHint) {
+        let now = clock.now()
         demand.withLock {
+            guard hint.requestsLimit ?? 0 > 0 || hint.tokensLimit ?? 0 > 0 else { return }
             if let limit = hint.requestsLimit, limit > 0 { $0.requestsLimit = limit }
             if let limit = hint.tokensLimit, limit > 0 { $0.tokensLimit = limit }
+            $0.limitsSeen = now
         }
-        budget.withLock { $0.adapt(hint, now: clock.now()) }
-    }
-
-    /// Spends what the bucket holds now (an instance joining others that use the account).
-    public func drain() {
-        budget.withLock { $0.drain(now: clock.now()) }
+        budget.withLock { $0.adapt(hint, now: now) }
     }
 
     /// How long until a request could be sent because of a `retry-after` (zero when none).
@@ -212,27 +248,40 @@ public final class RateLimiter: Sendable {
     public var requestsPerMinute: Double? { budget.withLock { $0.requestsPerMinute } }
 
     /// What this limiter tells the other instances of `account` (``RepoStore/shareRateLimit(_:)``):
-    /// active when a call asked for budget within `activeFor` or waits now, its pause, and the
-    /// limits the provider's headers said.
+    /// active when a call asked for budget within `activeFor` or waits now, its own pause (not
+    /// one taken from the others), and the limits the provider's headers said, with their age.
     public func report(account: String, owner: String, activeFor: Duration) -> RateLimitReport {
         let now = clock.now()
         let seen = demand.withLock { $0 }
         let active = seen.waiting > 0 || seen.lastAsked.map { now - $0 < activeFor } ?? false
-        return RateLimitReport(account: account, owner: owner, active: active, activeFor: activeFor, pausedFor: pausedFor,
-                               requestsLimit: seen.requestsLimit, tokensLimit: seen.tokensLimit)
+        let ownPause = budget.withLock { max(.zero, $0.ownPausedUntil - now) }
+        return RateLimitReport(account: account, owner: owner, active: active, activeFor: activeFor, pausedFor: ownPause,
+                               requestsLimit: seen.requestsLimit, tokensLimit: seen.tokensLimit,
+                               limitsAge: seen.limitsSeen.map { now - $0 } ?? .zero)
     }
 
-    /// Takes the share the store answered: this instance's part of the limits, the fleet's
-    /// pause, and the limits another instance learned from the headers.
-    public func apply(_ share: RateLimitShare) {
+    /// Counts this instance as asking for budget now (joining the account's users before its
+    /// first request).
+    public func markDemand() {
         let now = clock.now()
+        demand.withLock { $0.lastAsked = now }
+    }
+
+    /// Takes the share the store answered for a report that said `active`: this instance's part
+    /// of the limits, the fleet's pause, and the account's limits the freshest headers said. An
+    /// instance that becomes active (joining, or back from idle) while others use the account
+    /// starts with nothing banked: it adds no burst of its part on top of theirs.
+    public func apply(_ share: RateLimitShare, reportedActive active: Bool) {
+        let now = clock.now()
+        let rejoining = demand.withLock { demand in
+            defer { demand.reportedActive = active }
+            return active && !demand.reportedActive
+        }
         budget.withLock { budget in
-            var hint = RateLimitHint(provider: "")
-            hint.requestsLimit = share.requestsLimit
-            hint.tokensLimit = share.tokensLimit
             budget.share(among: share.others + 1, now: now)
-            if hint.requestsLimit != nil || hint.tokensLimit != nil { budget.adapt(hint, now: now) }
-            if share.pausedFor > .zero { budget.pause(for: share.pausedFor, now: now) }
+            budget.learn(requests: share.requestsLimit.map(Double.init), tokens: share.tokensLimit.map(Double.init))
+            if share.pausedFor > .zero { budget.followFleetPause(for: share.pausedFor, now: now) }
+            if rejoining && share.others > 0 { budget.drain(now: now) }
         }
     }
 }

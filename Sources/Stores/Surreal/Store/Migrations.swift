@@ -11,6 +11,8 @@ struct Migrations {
         var statements: [String]
         /// Statements older servers do not understand; their failure is logged, not fatal.
         var optional: [String] = []
+        /// It (re)defines what keeps the repo count (events), so the count is taken again after it.
+        var recounts = true
     }
 
     let table: String
@@ -230,12 +232,12 @@ struct Migrations {
             ),
             Migration(
                 version: 9,
-                summary: "the provider account's rate limits shared by the instances: one record per instance and account, one per account (SurrealStore+RateLimit)",
+                summary: "the provider account's rate limits shared by the instances: one record per instance and account (SurrealStore+RateLimit)",
                 statements: [
                     "DEFINE TABLE IF NOT EXISTS \(SurrealStore.rateMembers) SCHEMALESS",
                     "DEFINE INDEX IF NOT EXISTS \(SurrealStore.rateMembers)_account ON \(SurrealStore.rateMembers) FIELDS account",
-                    "DEFINE TABLE IF NOT EXISTS \(SurrealStore.rateAccounts) SCHEMALESS",
-                ]
+                ],
+                recounts: false
             ),
         ]
     }

@@ -4,59 +4,53 @@ import SurrealClient
 
 /// The provider account's rate limits, shared by the instances using this database
 /// (``RepoStore/shareRateLimit(_:)``), on the engine's clock (`time::now()`, so instances on
-/// hosts whose clocks differ agree):
-/// - `embed_star_rate_member:[account, owner]`: one record per instance, written only by it
-///   (`active_until`), so instances never contend for one record; counted by account. Records
-///   of instances gone for an hour are deleted by the next report.
-/// - `embed_star_rate_account:[account]`: the fleet's pause (`paused_until`, only ever moved
-///   later) and the header limits last reported; written only when a report carries them.
+/// hosts whose clocks differ agree): one record per instance and account,
+/// `embed_star_rate_member:[account, owner]`, written only by that instance (its activity, its
+/// own pause, the limits its headers said and when), so no two instances write one record; the
+/// answer is read from all of the account's (`others` active, the latest pause, the freshest
+/// limits). Records of instances silent for an hour are deleted now and then by a report.
 extension SurrealStore {
     static let rateMembers = "embed_star_rate_member"
-    static let rateAccounts = "embed_star_rate_account"
 
     public func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare {
         let record = try await dialect().recordFunction
+        let learned = report.requestsLimit != nil || report.tokensLimit != nil
         var statements = [
             "LET $now = time::now()",
-            "LET $member = \(record)('\(Self.rateMembers)', [$account, $owner])",
-            "LET $acct = \(record)('\(Self.rateAccounts)', [$account])",
-            "UPSERT $member SET account = $account, owner = $owner, active_until = IF $active THEN $now + $for ELSE $now END RETURN NONE",
-            "DELETE \(Self.rateMembers) WHERE account = $account AND active_until < $now - 1h RETURN NONE",
-        ]
-        var variables: [String: SurrealValue] = [
-            "account": .string(report.account), "owner": .string(report.owner), "active": .bool(report.active),
-            "for": .duration(SurrealDuration(report.activeFor)),
-        ]
-        if report.pausedFor > .zero {
-            variables["pause"] = .duration(SurrealDuration(report.pausedFor))
-            statements += [
-                "LET $old = (SELECT VALUE paused_until FROM $acct)[0]",
-                "IF $old IS NONE OR $old < $now + $pause { UPSERT $acct SET paused_until = $now + $pause RETURN NONE }",
-            ]
-        }
-        if let limit = report.requestsLimit {
-            variables["requests"] = .int(Int64(limit))
-            statements.append("UPSERT $acct SET requests_limit = $requests RETURN NONE")
-        }
-        if let limit = report.tokensLimit {
-            variables["tokens"] = .int(Int64(limit))
-            statements.append("UPSERT $acct SET tokens_limit = $tokens RETURN NONE")
-        }
-        statements += [
-            "LET $shared = (SELECT paused_until, requests_limit, tokens_limit FROM $acct)[0]",
             """
-            RETURN {
-              others: array::len((SELECT id FROM \(Self.rateMembers) WHERE account = $account AND owner != $owner AND active_until > $now)),
-              paused_ms: IF $shared.paused_until > $now THEN duration::millis($shared.paused_until - $now) ELSE 0 END,
-              requests_limit: $shared.requests_limit, tokens_limit: $shared.tokens_limit
-            }
+            UPSERT \(record)('\(Self.rateMembers)', [$account, $owner]) SET account = $account, owner = $owner, seen_at = $now, \
+            active_until = IF $active THEN $now + $for ELSE $now END, paused_until = IF $paused THEN $now + $pause ELSE NONE END\
+            \(learned ? ", requests_limit = $requests, tokens_limit = $tokens, limits_at = $now - $age" : "") RETURN NONE
             """,
         ]
+        if Int.random(in: 0..<30) == 0 {
+            statements.append("DELETE \(Self.rateMembers) WHERE account = $account AND seen_at < $now - 1h RETURN NONE")
+        }
+        statements.append("""
+            SELECT owner, active_until > $now AS active, IF paused_until > $now THEN duration::millis(paused_until - $now) ELSE 0 END AS paused_ms, \
+            requests_limit, tokens_limit, IF limits_at != NONE THEN duration::millis($now - limits_at) ELSE NONE END AS limits_age_ms \
+            FROM \(Self.rateMembers) WHERE account = $account AND seen_at > $now - 1h
+            """)
+        let variables: [String: SurrealValue] = [
+            "account": .string(report.account), "owner": .string(report.owner), "active": .bool(report.active),
+            "for": .duration(SurrealDuration(report.activeFor)), "paused": .bool(report.pausedFor > .zero),
+            "pause": .duration(SurrealDuration(report.pausedFor)),
+            "requests": report.requestsLimit.map { .int(Int64($0)) } ?? .none, "tokens": report.tokensLimit.map { .int(Int64($0)) } ?? .none,
+            "age": .duration(SurrealDuration(report.limitsAge)),
+        ]
         let results = try await retryingConflicts { try await self.client.query(statements.joined(separator: ";\n"), variables) }
-        guard let answer = results.last else { throw SurrealError(.protocolViolation, "sharing the rate limits came back without an answer") }
-        return RateLimitShare(
-            others: Int(answer["others"]?.int ?? 0), pausedFor: .milliseconds(answer["paused_ms"]?.int ?? 0),
-            requestsLimit: answer["requests_limit"]?.int.map { Int($0) }, tokensLimit: answer["tokens_limit"]?.int.map { Int($0) })
+        guard let rows = results.last?.array else { throw SurrealError(.protocolViolation, "sharing the rate limits came back without the account's members") }
+        var others = 0
+        var paused: Int64 = 0
+        var freshest: (age: Int64, requests: Int?, tokens: Int?)?
+        for row in rows {
+            if row["owner"]?.string != report.owner, row["active"]?.bool == true { others += 1 }
+            paused = max(paused, row["paused_ms"]?.int ?? 0)
+            if let age = row["limits_age_ms"]?.int, age < freshest?.age ?? .max {
+                freshest = (age, row["requests_limit"]?.int.map { Int($0) }, row["tokens_limit"]?.int.map { Int($0) })
+            }
+        }
+        return RateLimitShare(others: others, pausedFor: .milliseconds(paused), requestsLimit: freshest?.requests, tokensLimit: freshest?.tokens)
     }
 
     public var sharesRateLimits: Bool { true }

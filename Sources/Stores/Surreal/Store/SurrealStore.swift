@@ -114,7 +114,7 @@ public final class SurrealStore: RepoStore {
         }
         var changedCounts = false
         for migration in migrations.all where !applied.contains(Int64(migration.version)) && migration.version <= last {
-            changedCounts = changedCounts || migration.version >= 2
+            changedCounts = changedCounts || (migration.version >= 2 && migration.recounts)
             logger.info("applying migration", metadata: [
                 "version": "\(migration.version)", "summary": "\(migration.summary)", "server": "\(dialect)",
             ])
