@@ -18,8 +18,18 @@ belong to a token. Faults apply to embedding calls only, one per call, in order:
                                                     (a provider account's limit, shared by every token
                                                     naming the account: a token bucket of a minute's
                                                     requests; over it, 429 with retry-after, as OpenAI)
+                          {"batch_delay": 3}        (batches complete 3 s after they start; default 2)
+                          {"batch_fail_marker": "x"} (a batch line whose input contains "x" fails)
   GET  /__stats/<token>   {"embed_calls": N, "other_calls": N, "texts": N (embedded, faults excluded),
-                           "log": [[unix time, status], ...]}
+                           "batch_texts": N (embedded by batches), "batches": N, "log": [[unix time, status], ...]}
+
+OpenAI's Batch API, as published (files of JSON lines, embeddings only):
+  POST /v1/files (multipart: purpose=batch, file)     GET /v1/files/<id>, /v1/files/<id>/content
+  POST /v1/batches {input_file_id, endpoint, completion_window}
+  GET  /v1/batches/<id>                                POST /v1/batches/<id>/cancel
+A batch is `validating`, then `in_progress` until its delay is up, then its lines are embedded
+(the real model) and it is `completed` with an output file (one line per request answered) and
+an error file (one line per request that failed), `request_counts` counting both.
 """
 import argparse
 import collections
@@ -38,7 +48,10 @@ EMBED_PATHS = {"/v1/embeddings", "/embeddings", "/api/embed", "/api/embeddings"}
 state_lock = threading.Lock()
 faults = collections.defaultdict(collections.deque)
 modes = collections.defaultdict(dict)
-stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0, "texts": 0, "log": []})
+stats = collections.defaultdict(lambda: {"embed_calls": 0, "other_calls": 0, "texts": 0, "batch_texts": 0, "batches": 0, "log": []})
+files = {}    # file id -> {"bytes": data, "object": the file object}
+batches = {}  # batch id -> the batch object (and "_token", "_started")
+ids = iter(range(1, 1 << 62))
 accounts = {}  # account -> {"rate": requests per minute, "tokens": what the bucket holds, "at": when it was filled}
 
 
@@ -110,6 +123,23 @@ class Handler(BaseHTTPRequestHandler):
             stats[token]["other_calls"] += 1
         if path in ("/health", "/"):
             return self.send(200, {"status": "ok"})
+        if path.startswith("/v1/files/"):
+            rest = path[len("/v1/files/"):]
+            file_id, _, tail = rest.partition("/")
+            with state_lock:
+                entry = files.get(file_id)
+            if entry is None:
+                return self.send(404, {"error": {"message": "No such File object: %s" % file_id, "type": "invalid_request_error"}})
+            if tail == "content":
+                return self.send(200, None, raw=entry["bytes"])
+            return self.send(200, entry["object"])
+        if path.startswith("/v1/batches/"):
+            with state_lock:
+                batch = batches.get(path[len("/v1/batches/"):])
+                answer = {k: v for k, v in batch.items() if not k.startswith("_")} if batch else None
+            if answer is None:
+                return self.send(404, {"error": {"message": "No such batch", "type": "invalid_request_error"}})
+            return self.send(200, answer)
         if path in ("/v1/models", "/models"):
             return self.send(200, {"object": "list", "data": [{"id": "multilingual-e5-small-q4", "object": "model"}]})
         if path == "/api/tags":
@@ -134,6 +164,18 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, {"ok": True})
         if path == "/__direct":
             return self.direct(json.loads(raw))
+        if path == "/v1/files":
+            return self.upload(raw)
+        if path == "/v1/batches":
+            return self.create_batch(token, json.loads(raw or b"{}"))
+        if path.startswith("/v1/batches/") and path.endswith("/cancel"):
+            with state_lock:
+                batch = batches.get(path[len("/v1/batches/"):-len("/cancel")])
+                if batch and batch["status"] in ("validating", "in_progress"):
+                    batch["status"] = "cancelled"
+                    batch["cancelled_at"] = int(time.time())
+                answer = {k: v for k, v in batch.items() if not k.startswith("_")} if batch else None
+            return self.send(200, answer) if answer else self.send(404, {"error": {"message": "No such batch"}})
         fault = None
         now = time.time()
         with state_lock:
@@ -220,6 +262,101 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404, {"error": "model \"%s\" not found, try pulling it first" % request.get("model")})
         vector = self.upstream_embed([request.get("prompt", "")])["data"][0]["embedding"]
         self.send(200, {"embedding": vector})
+
+    # -- OpenAI's Batch API --------------------------------------------------
+    def upload(self, raw):
+        kind = self.headers.get("Content-Type", "")
+        if "boundary=" not in kind:
+            return self.send(400, {"error": {"message": "expected multipart/form-data", "type": "invalid_request_error"}})
+        boundary = kind.split("boundary=", 1)[1].strip().strip('"').encode()
+        fields = {}
+        for part in raw.split(b"--" + boundary):
+            head, sep, body = part.partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            name = None
+            for line in head.decode("utf-8", "replace").split("\r\n"):
+                if line.lower().startswith("content-disposition") and 'name="' in line:
+                    name = line.split('name="', 1)[1].split('"', 1)[0]
+            if name:
+                fields[name] = body[:-2] if body.endswith(b"\r\n") else body
+        if fields.get("purpose") != b"batch" or "file" not in fields:
+            return self.send(400, {"error": {"message": "'purpose' must be 'batch' and 'file' is required", "type": "invalid_request_error"}})
+        with state_lock:
+            file_id = "file-%d" % next(ids)
+            entry = {"id": file_id, "object": "file", "bytes": len(fields["file"]), "created_at": int(time.time()),
+                     "filename": "input.jsonl", "purpose": "batch"}
+            files[file_id] = {"bytes": fields["file"], "object": entry}
+        self.send(200, entry)
+
+    def create_batch(self, token, request):
+        with state_lock:
+            if request.get("input_file_id") not in files:
+                return self.send(400, {"error": {"message": "input_file_id not found", "type": "invalid_request_error"}})
+            if request.get("endpoint") != "/v1/embeddings" or request.get("completion_window") != "24h":
+                return self.send(400, {"error": {"message": "endpoint must be /v1/embeddings here, completion_window 24h", "type": "invalid_request_error"}})
+            batch_id = "batch_%d" % next(ids)
+            now = int(time.time())
+            batch = {"id": batch_id, "object": "batch", "endpoint": request["endpoint"], "errors": None,
+                     "input_file_id": request["input_file_id"], "completion_window": "24h", "status": "validating",
+                     "output_file_id": None, "error_file_id": None, "created_at": now, "in_progress_at": None,
+                     "expires_at": now + 86400, "completed_at": None, "failed_at": None, "expired_at": None,
+                     "cancelled_at": None, "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                     "metadata": request.get("metadata"), "_token": token}
+            batches[batch_id] = batch
+            stats[token]["batches"] += 1
+            delay = float(modes[token].get("batch_delay", 2))
+            marker = modes[token].get("batch_fail_marker")
+            answer = {k: v for k, v in batch.items() if not k.startswith("_")}
+        threading.Thread(target=self.run_batch, args=(batch_id, token, delay, marker), daemon=True).start()
+        self.send(200, answer)
+
+    def run_batch(self, batch_id, token, delay, marker):
+        with state_lock:
+            batch = batches[batch_id]
+            lines = [json.loads(line) for line in files[batch["input_file_id"]]["bytes"].splitlines() if line.strip()]
+            batch["status"] = "in_progress"
+            batch["in_progress_at"] = int(time.time())
+            batch["request_counts"]["total"] = len(lines)
+        time.sleep(delay)
+        output, errors = [], []
+        todo = []
+        for line in lines:
+            text = line.get("body", {}).get("input")
+            if line.get("url") != "/v1/embeddings" or not isinstance(text, str) or not text or (marker and marker in text):
+                errors.append({"id": "batch_req_%d" % next(ids), "custom_id": line.get("custom_id"),
+                               "response": {"status_code": 400, "request_id": "req_%d" % next(ids),
+                                            "body": {"error": {"message": "Invalid input", "type": "invalid_request_error"}}},
+                               "error": None})
+            else:
+                todo.append((line, text))
+        for start in range(0, len(todo), 64):
+            chunk = todo[start:start + 64]
+            with state_lock:
+                if batches[batch_id]["status"] == "cancelled":
+                    return
+            answer = self.upstream_embed([text for _, text in chunk])
+            vectors = [item["embedding"] for item in sorted(answer["data"], key=lambda item: item["index"])]
+            for (line, _), vector in zip(chunk, vectors):
+                body = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+                        "model": line["body"].get("model"), "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+                output.append({"id": "batch_req_%d" % next(ids), "custom_id": line.get("custom_id"),
+                               "response": {"status_code": 200, "request_id": "req_%d" % next(ids), "body": body}, "error": None})
+            with state_lock:
+                stats[token]["batch_texts"] += len(chunk)
+                batches[batch_id]["request_counts"]["completed"] += len(chunk)
+        with state_lock:
+            batch = batches[batch_id]
+            for name, rows in (("output_file_id", output), ("error_file_id", errors)):
+                if rows:
+                    file_id = "file-%d" % next(ids)
+                    data = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+                    files[file_id] = {"bytes": data, "object": {"id": file_id, "object": "file", "bytes": len(data),
+                                                                 "created_at": int(time.time()), "filename": name, "purpose": "batch_output"}}
+                    batch[name] = file_id
+            batch["request_counts"]["failed"] = len(errors)
+            batch["status"] = "completed"
+            batch["completed_at"] = int(time.time())
 
     def direct(self, request):
         global direct_model

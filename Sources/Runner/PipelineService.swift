@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// Runs the pipeline as a service: SIGTERM/SIGINT stop the claiming, batches in flight finish,
 /// and what did not finish is released by the pipeline.
 struct PipelineService: Service {
-    enum Mode { case run, backfill }
+    enum Mode { case run, backfill, batchAPI(BatchAPISettings) }
 
     /// Prepares store and provider and returns the pipeline (``Runtime/startPipeline(activity:)``);
     /// runs inside the service group, so the monitoring server already answers meanwhile and a
@@ -33,6 +33,7 @@ struct PipelineService: Service {
             switch mode {
             case .run: summary = try await pipeline.run(stop: stop, onBatch: onBatch)
             case .backfill: summary = try await pipeline.backfill(stop: stop, onBatch: onBatch)
+            case .batchAPI(let settings): summary = try await pipeline.batchBackfill(settings, stop: stop) { onBatch($0.summary) }
             }
             onFinish(summary)
         } onGracefulShutdown: {

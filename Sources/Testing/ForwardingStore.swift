@@ -39,6 +39,9 @@ extension ForwardingStore {
     public func health() async -> ComponentHealth { await inner.health() }
     public func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare { try await inner.shareRateLimit(report) }
     public var sharesRateLimits: Bool { inner.sharesRateLimits }
+    public func saveBatchJob(_ job: BatchJob) async throws { try await inner.saveBatchJob(job) }
+    public func batchJobs() async throws -> [BatchJob] { try await inner.batchJobs() }
+    public func removeBatchJob(_ id: String) async throws { try await inner.removeBatchJob(id) }
     public func maintain(owner: String, modelIdentity model: String) async throws { try await inner.maintain(owner: owner, modelIdentity: model) }
     public func shutdown() async { await inner.shutdown() }
 }

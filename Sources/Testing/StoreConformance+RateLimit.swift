@@ -56,3 +56,30 @@ extension StoreConformance {
         }
     }
 }
+
+/// `backfill --batch-api`'s jobs (``RepoStore/saveBatchJob(_:)``).
+extension StoreConformance {
+    func batchJobsOutliveTheirProcess(_ store: any RepoStore, _ check: StoreCheck) async throws {
+        let items = (0..<3).map { BatchJob.Item(repo: RepoID("repo:conf-batch\($0)"), revision: "\($0 + 1)", hash: "h\($0)", request: "t\($0)", attempts: $0) }
+        let first = BatchJob(id: "job-1", owner: "batch-a", modelIdentity: model, items: items,
+                             createdAt: Date(timeIntervalSince1970: 1_800_000_000))
+        var second = BatchJob(id: "job-2", owner: "batch-b", modelIdentity: model, items: [items[0]],
+                              createdAt: Date(timeIntervalSince1970: 1_800_000_100))
+        do {
+            try await store.saveBatchJob(second)
+        } catch is BatchJobsUnsupported {
+            #expect(try await store.batchJobs().isEmpty, "\(check): a store without batch jobs keeps none")
+            return
+        }
+        try await store.saveBatchJob(first)
+        try await withSecond(store) { other in
+            #expect(try await other.batchJobs() == [first, second], "\(check): every job, oldest first, to another instance")
+            second.batchID = "batch_42"
+            try await other.saveBatchJob(second)
+            #expect(try await store.batchJobs().last?.batchID == "batch_42", "\(check): saved again, replaced")
+            try await store.removeBatchJob("job-1")
+            try await store.removeBatchJob("job-unknown")
+            #expect(try await other.batchJobs() == [second], "\(check): removed")
+        }
+    }
+}

@@ -38,6 +38,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case lexicalSearchFindsWordsOfEveryField
     case lexicalSearchFollowsTheCollector
     case rateLimitsAreSharedByTheActiveInstances
+    case batchJobsOutliveTheirProcess
 
     public var testDescription: String { rawValue }
 }
@@ -169,6 +170,7 @@ public struct StoreConformance: Sendable {
         case .lexicalSearchFindsWordsOfEveryField: try await lexicalSearchFindsWordsOfEveryField(store, check)
         case .lexicalSearchFollowsTheCollector: try await lexicalSearchFollowsTheCollector(store, check)
         case .rateLimitsAreSharedByTheActiveInstances: try await rateLimitsAreSharedByTheActiveInstances(store, check)
+        case .batchJobsOutliveTheirProcess: try await batchJobsOutliveTheirProcess(store, check)
         }
     }
 }

@@ -146,4 +146,33 @@ struct LexicalTests {
         }
         #expect(notes.isEmpty, "\(notes)")
     }
+
+    /// A collector that writes many repos at once into a database whose full-text indexes are
+    /// built (an `import` of a starred list, a fleet's first collector run after the migration):
+    /// the notes are handled in small steps (``SurrealStore/wordsNotesChunk``) and every repo is
+    /// searchable soon. 2,000 at once were one transaction before: 3.2.4 took 12 s and 10.9 GB
+    /// for it and, with 17,000 imported, was killed for memory.
+    @Test func aLargeImportIntoAnIndexedDatabaseIsFollowedInSmallSteps() async throws {
+        let fixture = try StoreFixture("ws")
+        defer { Task { await fixture.close() } }
+        try await fixture.store.prepare()
+        guard try await Self.lexicalOnThisEngine(fixture) else { return }
+        #expect(try await fixture.store.wordsIndexReady())
+        let repos = SyntheticRepos.generate(count: 2_500, seed: 9)
+        try await fixture.insert(repos)
+        let deadline = ContinuousClock.now + .seconds(120)
+        var notes = repos.count
+        while ContinuousClock.now < deadline {
+            notes = Int(try await fixture.client.query("(SELECT count() FROM embed_star_words_change GROUP ALL)[0].count ?? 0").last?.int ?? -1)
+            if notes == 0 { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(notes == 0, "\(notes) notes left after two minutes")
+        let words = try await fixture.client.query("(SELECT count() FROM embed_star_words GROUP ALL)[0].count ?? 0").last?.int
+        #expect(words == Int64(repos.count), "every imported repo has its words")
+        for repo in [repos[0], repos[1_234], repos[2_499]] {
+            let found = try await fixture.store.lexicalSearch(repo.fullName, limit: 5, filter: SearchFilter()).map(\.repo.id)
+            #expect(found.first == repo.id, "\(repo.fullName): \(found)")
+        }
+    }
 }

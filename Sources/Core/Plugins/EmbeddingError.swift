@@ -16,6 +16,14 @@ public struct EmbeddingError: Error, Sendable, CustomStringConvertible {
     public var kind: Kind
     public var message: String
 
+    /// Worth trying again later: a transient fault or a rate limit.
+    public var isTransient: Bool {
+        switch kind {
+        case .retryable, .rateLimited: true
+        case .invalidInput, .fatal: false
+        }
+    }
+
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message

@@ -280,6 +280,8 @@ public struct SearchHit: Sendable {
 ///   once), the latest pause any of them reported (kept as a deadline on one clock, the
 ///   store's, and never shortened by a later report), and the header limits last reported. A
 ///   store that cannot share between processes keeps the default (every instance alone).
+/// - `saveBatchJob` keeps a job until `removeBatchJob`; `batchJobs` gives every job kept, as
+///   saved last, oldest first, to any instance (a job outlives the process that saved it).
 /// - Methods are safe to call from many tasks at once and honour cancellation.
 public protocol RepoStore: Sendable {
     /// Connects, creates or migrates what the store needs (`embed-star run`, `backfill`,
@@ -381,9 +383,17 @@ public protocol RepoStore: Sendable {
     /// (``RateLimitShare/alone(_:)``), and ``sharesRateLimits`` says so.
     func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare
 
-    /// Whether ``shareRateLimit(_:)`` shares between processes (false: the default, every
+    /// Whether ``shareRateLimit(_:)`` shares between instances (false: the default, every
     /// instance keeps the whole limit to itself).
     var sharesRateLimits: Bool { get }
+
+    /// Keeps (or replaces, by ``BatchJob/id``) a batch job of `backfill --batch-api`, so a
+    /// restarted backfill finds it. The default throws ``BatchJobsUnsupported``.
+    func saveBatchJob(_ job: BatchJob) async throws
+    /// The batch jobs kept, oldest first (the default: none).
+    func batchJobs() async throws -> [BatchJob]
+    /// Forgets a batch job (its answers are written, or it ended); an unknown id is no error.
+    func removeBatchJob(_ id: String) async throws
 
     /// Closes connections. Called once at the end; the default does nothing.
     func shutdown() async
@@ -393,6 +403,9 @@ extension RepoStore {
     public func shutdown() async {}
     public func shareRateLimit(_ report: RateLimitReport) async throws -> RateLimitShare { .alone(report) }
     public var sharesRateLimits: Bool { false }
+    public func saveBatchJob(_ job: BatchJob) async throws { throw BatchJobsUnsupported(store: String(describing: type(of: self))) }
+    public func batchJobs() async throws -> [BatchJob] { [] }
+    public func removeBatchJob(_ id: String) async throws {}
     public func maintain(owner: String, modelIdentity: String) async throws {}
 
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {

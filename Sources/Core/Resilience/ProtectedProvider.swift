@@ -193,6 +193,10 @@ public final class ProtectedProvider: EmbeddingProvider {
             """)
     }
 
+    /// `vector` checked as every answer is (its dimensions, finite values, its norm): for
+    /// answers that come by another way than a call (a batch's).
+    public func checked(_ vector: [Float]) -> Result<[Float], ItemProblem> { check(vector) }
+
     private func check(_ vector: [Float]) -> Result<[Float], ItemProblem> {
         let expected = learnedDimensions.withLock { learned -> Int in
             let size = learned ?? vector.count

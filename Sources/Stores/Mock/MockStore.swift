@@ -53,6 +53,8 @@ public actor MockStore: RepoStore {
     private var owners: [String: (model: String, started: Date, seen: Date)] = [:]
     /// Each provider account's shared rate limits (``shareRateLimit(_:)``).
     private var rateLimits: [String: RateLimitLedger] = [:]
+    /// `backfill --batch-api`'s jobs (in memory only, with the rest of a store without a state file).
+    private var batchJobList: [BatchJob] = []
     private let configuration: Configuration
     private let directory: URL
     private let logger: Logger
@@ -401,6 +403,14 @@ public actor MockStore: RepoStore {
     }
 
     public nonisolated var sharesRateLimits: Bool { true }
+
+    public func saveBatchJob(_ job: BatchJob) async throws {
+        if let index = batchJobList.firstIndex(where: { $0.id == job.id }) { batchJobList[index] = job } else { batchJobList.append(job) }
+    }
+
+    public func batchJobs() async throws -> [BatchJob] { batchJobList }
+
+    public func removeBatchJob(_ id: String) async throws { batchJobList.removeAll { $0.id == id } }
 
     public func shutdown() async {
         guard let stateFile = configuration.stateFile, loaded else { return }

@@ -88,8 +88,12 @@ enum SQLiteMigrations {
         // (plain SQL: a collector's or an older version's writes keep it too), filled from the
         // repos already stored.
         (8, SQLiteLexical.migration),
-        // Each provider account's rate limits shared by the instances (RateLimitLedger, as JSON).
-        (9, "CREATE TABLE embed_star_rate_limit (account TEXT PRIMARY KEY, ledger TEXT NOT NULL)"),
+        // Each provider account's rate limits shared by the instances (RateLimitLedger, as JSON),
+        // and the batch jobs of `backfill --batch-api` (BatchJob, as JSON).
+        (9, """
+            CREATE TABLE embed_star_rate_limit (account TEXT PRIMARY KEY, ledger TEXT NOT NULL);
+            CREATE TABLE embed_star_batch_job (id TEXT PRIMARY KEY, created_at REAL NOT NULL, job TEXT NOT NULL);
+            """),
     ]
 
     /// What a step needs done beyond its SQL, in the same transaction.

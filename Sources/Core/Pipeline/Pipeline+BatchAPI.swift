@@ -1,0 +1,279 @@
+import Foundation
+
+/// Settings of `backfill --batch-api` (``Pipeline/batchBackfill(_:stop:onJob:)``).
+public struct BatchAPISettings: Sendable, Hashable {
+    /// Requests (distinct texts) per batch at most (OpenAI takes 50,000).
+    public var linesPerBatch = 50_000
+    /// Batches waited for at once at most.
+    public var jobsInFlight = 4
+    /// The first wait between two looks at the batches, doubled after each look up to
+    /// ``pollUpTo``.
+    public var pollFrom: Duration = .seconds(2)
+    public var pollUpTo: Duration = .seconds(60)
+    /// How long the job's repos stay leased: the provider's completion window (24 hours) and an
+    /// hour, renewed every hour while the job waits.
+    public var lease: Duration = .seconds(25 * 3600)
+    public var renewEvery: Duration = .seconds(3600)
+
+    public init() {}
+}
+
+/// What happened to one batch job (the log and `backfill`'s progress).
+public struct BatchJobEvent: Sendable {
+    public enum Kind: Sendable { case submitted, resumed, written, ended }
+    public var kind: Kind
+    public var job: BatchJob
+    public var summary: PipelineSummary
+    public var detail: String?
+
+    public init(kind: Kind, job: BatchJob, summary: PipelineSummary, detail: String? = nil) {
+        self.kind = kind
+        self.job = job
+        self.summary = summary
+        self.detail = detail
+    }
+}
+
+/// The provider of this pipeline has no batch API.
+public struct BatchAPIUnsupported: Error, CustomStringConvertible {
+    public var provider: String
+
+    public init(provider: String) { self.provider = provider }
+
+    public var description: String {
+        "the \(provider) provider has no batch API: `backfill --batch-api` needs one that has (openai)"
+    }
+}
+
+/// `backfill --batch-api`: the pending repos embedded through the provider's batch API
+/// (``BatchEmbeddingProvider``), at its lower price, instead of one call per batch.
+///
+/// - Claim up to ``BatchAPISettings/linesPerBatch`` pending repos under a lease of the job's own
+///   owner (`batch-…`, not the instance's: a restarted backfill takes the job over under it),
+///   leased for the provider's completion window; their texts are built and hashed as the
+///   pipeline does (an unchanged text is confirmed at once, an empty one fails).
+/// - Save the job in the store (``RepoStore/saveBatchJob(_:)``) before the provider sees it,
+///   submit the texts, save the batch id: a process killed at any point leaves a job a later
+///   `backfill --batch-api` finds, waits for and writes (a job killed before its batch id was
+///   saved has its leases released; the batch it may have submitted is paid and not used).
+/// - Look at the batches with backoff, renewing the leases every hour; when one completes,
+///   write its vectors through the same conditional writes as every vector (a repo whose text
+///   changed or whose lease was lost meanwhile is not written), record the failed lines as
+///   failures (an attempt counted, the reason kept), release repos with no answer; when one
+///   ends without completing (failed, expired, cancelled), release its repos.
+/// Returns when nothing is pending and every job is written, or when `stop` triggers (jobs in
+/// flight stay in the store for the next run).
+extension Pipeline {
+    public func batchBackfill(_ settings: BatchAPISettings = BatchAPISettings(), stop: StopSignal = StopSignal(),
+                              onJob: @escaping @Sendable (BatchJobEvent) -> Void = { _ in }) async throws -> PipelineSummary {
+        guard let batch = provider.base as? BatchEmbeddingProvider else { throw BatchAPIUnsupported(provider: providerName) }
+        var total = PipelineSummary()
+        var jobs = try await store.batchJobs().filter { $0.modelIdentity == modelIdentity }
+        var renewed: [String: ContinuousClock.Instant] = [:]  // none yet: a resumed job's leases are renewed at its first look
+        for job in jobs {
+            logger.notice("resuming a batch job", metadata: ["job": "\(job.id)", "batch": "\(job.batchID ?? "none")", "repos": "\(job.items.count)"])
+            onJob(BatchJobEvent(kind: .resumed, job: job, summary: PipelineSummary()))
+        }
+        var drained = false
+        var wait = settings.pollFrom
+        while !stop.isStopped {
+            while !drained, jobs.count < settings.jobsInFlight, !stop.isStopped {
+                guard let job = try await submitNextJob(batch, settings: settings, total: &total, onJob: onJob) else {
+                    drained = true
+                    break
+                }
+                jobs.append(job)
+                renewed[job.id] = .now
+                wait = settings.pollFrom
+            }
+            if jobs.isEmpty { break }
+            var remaining: [BatchJob] = []
+            for job in jobs {
+                if stop.isStopped {
+                    remaining.append(job)
+                    continue
+                }
+                if try await look(at: job, batch, settings: settings, renewed: &renewed, total: &total, onJob: onJob) {
+                    wait = settings.pollFrom  // a slot is free: submit and look again soon
+                } else {
+                    remaining.append(job)
+                }
+            }
+            jobs = remaining
+            if jobs.isEmpty && drained { break }
+            if jobs.count >= settings.jobsInFlight || drained {
+                await stop.sleep(for: wait)
+                wait = min(wait * 2, settings.pollUpTo)
+            }
+        }
+        return total
+    }
+
+    /// Claims, plans and submits one job; nil when nothing is pending.
+    private func submitNextJob(_ batch: any BatchEmbeddingProvider, settings: BatchAPISettings, total: inout PipelineSummary,
+                               onJob: @Sendable (BatchJobEvent) -> Void) async throws -> BatchJob? {
+        while true {
+            let owner = "batch-\(UUID().uuidString.prefix(13).lowercased())"
+            let claimed = try await store.claimPending(ClaimRequest(owner: owner, limit: settings.linesPerBatch, leaseDuration: settings.lease,
+                                                                    modelIdentity: modelIdentity))
+            if claimed.isEmpty { return nil }
+            total.claimed += claimed.count
+            var confirmed: [RepoWrite] = []
+            var refused: [RepoFailure] = []
+            var items: [BatchJob.Item] = []
+            var requests: [BatchRequest] = []
+            var requestOfHash: [String: String] = [:]
+            for claim in claimed {
+                let text = document.text(for: claim.repo, tokenCount: { self.provider.tokenCount($0) })
+                let hash = document.hash(text)
+                if hash == claim.embeddedHash {
+                    confirmed.append(RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: modelIdentity, change: .unchanged(contentHash: hash)))
+                } else if text.isEmpty {
+                    refused.append(failure(claim.repo.id, revision: claim.revision, attempts: claim.attempts,
+                                           reason: "the text template gives an empty text", permanent: true))
+                } else {
+                    let request = requestOfHash[hash] ?? {
+                        let id = "t\(requests.count)"
+                        requests.append(BatchRequest(id: id, text: text))
+                        requestOfHash[hash] = id
+                        return id
+                    }()
+                    items.append(BatchJob.Item(repo: claim.repo.id, revision: claim.revision, hash: hash, request: request, attempts: claim.attempts))
+                }
+            }
+            if !confirmed.isEmpty { total.count(confirmed, outcomes: try await store.write(confirmed, owner: owner)) }
+            if !refused.isEmpty {
+                total.count(failures: try await store.recordFailures(refused, owner: owner, maxAttempts: configuration.maxAttempts))
+            }
+            if items.isEmpty { continue }
+            var job = BatchJob(id: UUID().uuidString.lowercased(), owner: owner, modelIdentity: modelIdentity, items: items, createdAt: Date())
+            try await store.saveBatchJob(job)
+            do {
+                job.batchID = try await submit(requests, to: batch)
+            } catch {
+                // Nothing was submitted (or it cannot be known): the repos go back to the queue.
+                try? await store.release(items.map(\.repo), owner: owner)
+                try? await store.removeBatchJob(job.id)
+                throw error
+            }
+            try await store.saveBatchJob(job)
+            total.providerCalls += 1
+            total.textsSent += requests.count
+            logger.notice("batch submitted", metadata: [
+                "job": "\(job.id)", "batch": "\(job.batchID ?? "")", "repos": "\(items.count)", "texts": "\(requests.count)",
+            ])
+            onJob(BatchJobEvent(kind: .submitted, job: job, summary: PipelineSummary()))
+            return job
+        }
+    }
+
+    /// Submits with the provider's protection: the breaker and limiter are not in this path (a
+    /// batch is one request in its own rate limit), retryable errors are tried again 4 times.
+    private func submit(_ requests: [BatchRequest], to batch: any BatchEmbeddingProvider) async throws -> String {
+        var attempt = 0
+        while true {
+            do {
+                return try await batch.submitBatch(requests)
+            } catch let error as EmbeddingError where error.isTransient && attempt < 4 {
+                attempt += 1
+                try await Task.sleep(for: RetryPolicy.halfJitter(step: attempt, base: .seconds(1), cap: .seconds(30)))
+            }
+        }
+    }
+
+    /// One look at a job: true when it is done with (written, or ended and released).
+    private func look(at job: BatchJob, _ batch: any BatchEmbeddingProvider, settings: BatchAPISettings,
+                      renewed: inout [String: ContinuousClock.Instant], total: inout PipelineSummary,
+                      onJob: @Sendable (BatchJobEvent) -> Void) async throws -> Bool {
+        let ids = job.items.map(\.repo)
+        guard let batchID = job.batchID else {
+            logger.warning("a batch job was cut short before its batch was accepted; its repos go back to the queue", metadata: ["job": "\(job.id)"])
+            try await store.release(ids, owner: job.owner)
+            try await store.removeBatchJob(job.id)
+            onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: "cut short before submission"))
+            return true
+        }
+        let state: BatchState
+        do {
+            state = try await batch.batchState(batchID)
+        } catch let error as EmbeddingError where error.isTransient {
+            logger.warning("could not look at a batch; looking again later", metadata: ["batch": "\(batchID)", "error": "\(error)"])
+            return false
+        }
+        switch state {
+        case .running(let done, let count):
+            if renewed[job.id].map({ ContinuousClock.now - $0 >= settings.renewEvery }) ?? true {
+                let held = try await store.renew(ids, owner: job.owner, leaseDuration: settings.lease)
+                renewed[job.id] = .now
+                if held.count < ids.count {
+                    logger.warning("some repos of a batch job were leased by others meanwhile; their answers will not be written",
+                                   metadata: ["batch": "\(batchID)", "lost": "\(ids.count - held.count)"])
+                }
+            }
+            logger.info("batch in progress", metadata: ["batch": "\(batchID)", "done": "\(done)", "total": "\(count)"])
+            return false
+        case .ended(let reason):
+            logger.warning("a batch ended without completing; its repos go back to the queue", metadata: ["batch": "\(batchID)", "reason": "\(reason)"])
+            try await store.release(ids, owner: job.owner)
+            try await store.removeBatchJob(job.id)
+            onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: reason))
+            return true
+        case .completed:
+            let answers = try await batch.batchAnswers(batchID)
+            let summary = try await write(job, answers: answers)
+            total.add(summary)
+            try await store.removeBatchJob(job.id)
+            logger.notice("batch written", metadata: [
+                "batch": "\(batchID)", "embedded": "\(summary.embedded)", "failed": "\(summary.failed)", "retrying": "\(summary.retrying)",
+                "conflicts": "\(summary.conflicts)", "released": "\(summary.released)",
+            ])
+            onJob(BatchJobEvent(kind: .written, job: job, summary: summary))
+            return true
+        }
+    }
+
+    /// Writes a completed job's answers as the pipeline writes a batch's.
+    private func write(_ job: BatchJob, answers: [String: Result<[Float], ItemProblem>]) async throws -> PipelineSummary {
+        var summary = PipelineSummary()
+        var writes: [RepoWrite] = []
+        var failures: [RepoFailure] = []
+        var released: [RepoID] = []
+        let now = Date()
+        var checked: [String: Result<[Float], ItemProblem>] = [:]
+        for item in job.items {
+            let answer: Result<[Float], ItemProblem>?
+            if let done = checked[item.request] {
+                answer = done
+            } else {
+                answer = answers[item.request].map { result in result.flatMap { provider.checked($0) } }
+                checked[item.request] = answer
+            }
+            switch answer {
+            case .success(let vector)?:
+                writes.append(RepoWrite(id: item.repo, revision: item.revision, modelIdentity: job.modelIdentity,
+                                        change: .embedded(vector: vector, contentHash: item.hash, generatedAt: now)))
+            case .failure(let problem)? where !problem.release:
+                failures.append(failure(item.repo, revision: item.revision, attempts: item.attempts, reason: problem.reason, permanent: problem.permanent))
+            case .failure?, nil:
+                released.append(item.repo)
+            }
+        }
+        for chunk in stride(from: 0, to: writes.count, by: 500).map({ Array(writes[$0..<min($0 + 500, writes.count)]) }) {
+            summary.count(chunk, outcomes: try await store.write(chunk, owner: job.owner))
+        }
+        if !failures.isEmpty {
+            summary.count(failures: try await store.recordFailures(failures, owner: job.owner, maxAttempts: configuration.maxAttempts))
+        }
+        if !released.isEmpty {
+            try await store.release(released, owner: job.owner)
+            summary.released += released.count
+        }
+        return summary
+    }
+
+    /// A failed repo waits `retry_delay_ms` doubled per attempt before its next claim.
+    private func failure(_ id: RepoID, revision: String, attempts: Int, reason: String, permanent: Bool) -> RepoFailure {
+        RepoFailure(id: id, revision: revision, reason: reason, permanent: permanent,
+                    retryAfter: .milliseconds(configuration.retryDelayMs) * (1 << min(attempts, 10)))
+    }
+}

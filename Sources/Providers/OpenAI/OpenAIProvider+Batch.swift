@@ -1,0 +1,189 @@
+import EmbedStarCore
+import EmbedStarHTTPProvider
+import Foundation
+import NIOHTTP1
+
+/// OpenAI's Batch API (`backfill --batch-api`): the texts as a file of JSON lines (`POST /files`,
+/// purpose `batch`), a batch over it (`POST /batches`, endpoint `/v1/embeddings`, 24 hours),
+/// its state (`GET /batches/{id}`), and its output and error files (`GET /files/{id}/content`),
+/// one line per request, matched by `custom_id`.
+extension OpenAIProvider: BatchEmbeddingProvider {
+    public func submitBatch(_ requests: [BatchRequest]) async throws -> String {
+        var lines = Data()
+        for request in requests {
+            let body = try OpenAIWire.encodeRequest(model: configuration.model, input: [request.text], encoding: configuration.encodingFormat,
+                                                    dimensions: configuration.dimensions, user: configuration.user)
+            let line: [String: Any] = [
+                "custom_id": request.id, "method": "POST", "url": "/v1/embeddings",
+                "body": try JSONSerialization.jsonObject(with: body),
+            ]
+            lines.append(try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]))
+            lines.append(0x0A)
+        }
+        let boundary = "embed-star-\(UUID().uuidString)"
+        var form = Data()
+        func text(_ string: String) { form.append(Data(string.utf8)) }
+        text("--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n")
+        text("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"embed-star-batch.jsonl\"\r\n")
+        text("Content-Type: application/jsonl\r\n\r\n")
+        form.append(lines)
+        text("\r\n--\(boundary)--\r\n")
+        var headers = http.baseHeaders
+        headers.replaceOrAdd(name: "content-type", value: "multipart/form-data; boundary=\(boundary)")
+        let uploaded = try await http.send(HTTPExchange.Request(method: .POST, url: ProviderHTTPClient.join(configuration.baseURL, "files"),
+                                                                headers: headers, body: form, timeout: .seconds(max(configuration.timeoutSeconds, 300))))
+        let file = try decode(FileObject.self, uploaded.body, what: "the uploaded file")
+        let create = try JSONSerialization.data(withJSONObject: [
+            "input_file_id": file.id, "endpoint": "/v1/embeddings", "completion_window": "24h",
+            "metadata": ["source": "embed-star"],
+        ] as [String: Any])
+        let created = try await http.post(ProviderHTTPClient.join(configuration.baseURL, "batches"), json: create)
+        return try decode(BatchObject.self, created.body, what: "the batch").id
+    }
+
+    public func batchState(_ id: String) async throws -> BatchState {
+        let answer = try await http.get(ProviderHTTPClient.join(configuration.baseURL, "batches/\(id)"))
+        let batch = try decode(BatchObject.self, answer.body, what: "the batch")
+        switch batch.status {
+        case "completed":
+            return .completed
+        case "failed", "expired", "cancelled", "cancelling":
+            let why = batch.errors?.data?.compactMap(\.message).joined(separator: "; ")
+            return .ended(batch.status + (why.map { $0.isEmpty ? "" : ": \($0)" } ?? ""))
+        default:  // validating, in_progress, finalizing
+            let counts = batch.requestCounts
+            return .running(done: (counts?.completed ?? 0) + (counts?.failed ?? 0), total: counts?.total ?? 0)
+        }
+    }
+
+    public func batchAnswers(_ id: String) async throws -> [String: Result<[Float], ItemProblem>] {
+        let answer = try await http.get(ProviderHTTPClient.join(configuration.baseURL, "batches/\(id)"))
+        let batch = try decode(BatchObject.self, answer.body, what: "the batch")
+        var answers: [String: Result<[Float], ItemProblem>] = [:]
+        for file in [batch.outputFileID, batch.errorFileID].compactMap({ $0 }) {
+            let content = try await http.send(HTTPExchange.Request(method: .GET, url: ProviderHTTPClient.join(configuration.baseURL, "files/\(file)/content"),
+                                                                   headers: http.baseHeaders, timeout: .seconds(max(configuration.timeoutSeconds, 300))))
+            for line in content.body.split(separator: 0x0A) where !line.isEmpty {
+                guard let row = try? JSONDecoder().decode(OutputLine.self, from: Data(line)), let request = row.customID else { continue }
+                answers[request] = Self.answer(row, provider: "openai")
+            }
+        }
+        return answers
+    }
+
+    /// One output line: the vector of a 2xx answer; a failure the repo's attempt counts for (a
+    /// 4xx: its input was refused) or a release (a 429 or 5xx: not the text's fault).
+    static func answer(_ row: OutputLine, provider: String) -> Result<[Float], ItemProblem> {
+        if let response = row.response, (200..<300).contains(response.statusCode), let body = response.body {
+            do {
+                guard let vector = try OpenAIWire.decodeResponse(body, expectedCount: 1, provider: provider).first else {
+                    return .failure(ItemProblem(reason: "the batch answered no vector", permanent: false))
+                }
+                return .success(vector)
+            } catch {
+                return .failure(ItemProblem(reason: "the batch's answer could not be read: \(error)", permanent: false))
+            }
+        }
+        let status = row.response?.statusCode
+        let message = row.response?.errorMessage ?? row.error?.message ?? "no answer"
+        let reason = "the batch refused it\(status.map { " (\($0))" } ?? ""): \(message)"
+        if status == 429 || (status ?? 0) >= 500 { return .failure(ItemProblem(reason: reason, permanent: false, release: true)) }
+        return .failure(ItemProblem(reason: reason, permanent: false))
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ body: Data, what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: body)
+        } catch {
+            throw EmbeddingError(.retryable, "openai answered \(what) in a shape embed-star cannot read: \(error)")
+        }
+    }
+
+    struct FileObject: Decodable {
+        var id: String
+    }
+
+    struct BatchObject: Decodable {
+        struct Counts: Decodable {
+            var total: Int?
+            var completed: Int?
+            var failed: Int?
+        }
+
+        struct Errors: Decodable {
+            struct Item: Decodable { var message: String? }
+            var data: [Item]?
+        }
+
+        var id: String
+        var status: String
+        var outputFileID: String?
+        var errorFileID: String?
+        var requestCounts: Counts?
+        var errors: Errors?
+
+        enum CodingKeys: String, CodingKey {
+            case id, status, outputFileID = "output_file_id", errorFileID = "error_file_id", requestCounts = "request_counts", errors
+        }
+    }
+
+    struct OutputLine: Decodable {
+        struct Response: Decodable {
+            var statusCode: Int
+            var body: Data?
+            var errorMessage: String?
+
+            enum CodingKeys: String, CodingKey { case statusCode = "status_code", body }
+
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                statusCode = try c.decode(Int.self, forKey: .statusCode)
+                // The body is JSON: kept as bytes for the embeddings decoder.
+                if let value = try c.decodeIfPresent(JSONValue.self, forKey: .body) {
+                    body = try JSONEncoder().encode(value)
+                    errorMessage = value.errorMessage
+                }
+            }
+        }
+
+        struct LineError: Decodable { var message: String? }
+
+        var customID: String?
+        var response: Response?
+        var error: LineError?
+
+        enum CodingKeys: String, CodingKey { case customID = "custom_id", response, error }
+    }
+}
+
+/// Any JSON value, decoded to be encoded again (an output line's body).
+indirect enum JSONValue: Codable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null } else if let v = try? c.decode(Bool.self) { self = .bool(v) } else if let v = try? c.decode(Double.self) {
+            self = .number(v)
+        } else if let v = try? c.decode(String.self) { self = .string(v) } else if let v = try? c.decode([JSONValue].self) {
+            self = .array(v)
+        } else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let v): try c.encode(v)
+        case .number(let v): try c.encode(v)
+        case .string(let v): try c.encode(v)
+        case .array(let v): try c.encode(v)
+        case .object(let v): try c.encode(v)
+        }
+    }
+
+    /// `error.message` of an error body.
+    var errorMessage: String? {
+        guard case .object(let fields) = self, case .object(let error)? = fields["error"], case .string(let message)? = error["message"] else { return nil }
+        return message
+    }
+}
