@@ -26,7 +26,7 @@ belong to a token. Faults apply to embedding calls only, one per call, in order:
 OpenAI's Batch API, as published (files of JSON lines, embeddings only):
   POST /v1/files (multipart: purpose=batch, file)     GET /v1/files/<id>, /v1/files/<id>/content
   POST /v1/batches {input_file_id, endpoint, completion_window}
-  GET  /v1/batches/<id>                                POST /v1/batches/<id>/cancel
+  GET  /v1/batches/<id>, /v1/batches (newest first)     POST /v1/batches/<id>/cancel
 A batch is `validating`, then `in_progress` until its delay is up, then its lines are embedded
 (the real model) and it is `completed` with an output file (one line per request answered) and
 an error file (one line per request that failed), `request_counts` counting both.
@@ -133,6 +133,11 @@ class Handler(BaseHTTPRequestHandler):
             if tail == "content":
                 return self.send(200, None, raw=entry["bytes"])
             return self.send(200, entry["object"])
+        if path == "/v1/batches":
+            with state_lock:
+                listed = sorted(batches.values(), key=lambda b: b["created_at"], reverse=True)[:100]
+                data = [{k: v for k, v in b.items() if not k.startswith("_")} for b in listed]
+            return self.send(200, {"object": "list", "data": data, "has_more": False})
         if path.startswith("/v1/batches/"):
             with state_lock:
                 batch = batches.get(path[len("/v1/batches/"):])
@@ -320,30 +325,40 @@ class Handler(BaseHTTPRequestHandler):
             batch["request_counts"]["total"] = len(lines)
         time.sleep(delay)
         output, errors = [], []
-        todo = []
+        todo = []  # (line, its texts)
         for line in lines:
-            text = line.get("body", {}).get("input")
-            if line.get("url") != "/v1/embeddings" or not isinstance(text, str) or not text or (marker and marker in text):
+            texts = line.get("body", {}).get("input")
+            texts = [texts] if isinstance(texts, str) else texts
+            valid = isinstance(texts, list) and texts and all(isinstance(t, str) and t for t in texts)
+            if line.get("url") != "/v1/embeddings" or not valid or (marker and any(marker in t for t in texts)):
                 errors.append({"id": "batch_req_%d" % next(ids), "custom_id": line.get("custom_id"),
                                "response": {"status_code": 400, "request_id": "req_%d" % next(ids),
                                             "body": {"error": {"message": "Invalid input", "type": "invalid_request_error"}}},
                                "error": None})
             else:
-                todo.append((line, text))
+                todo.append((line, texts))
         for start in range(0, len(todo), 64):
             chunk = todo[start:start + 64]
             with state_lock:
                 if batches[batch_id]["status"] == "cancelled":
                     return
-            answer = self.upstream_embed([text for _, text in chunk])
+            flat = [text for _, texts in chunk for text in texts]
+            answer = self.upstream_embed(flat)
             vectors = [item["embedding"] for item in sorted(answer["data"], key=lambda item: item["index"])]
-            for (line, _), vector in zip(chunk, vectors):
-                body = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": vector}],
-                        "model": line["body"].get("model"), "usage": {"prompt_tokens": 0, "total_tokens": 0}}
+            at = 0
+            for line, texts in chunk:
+                def encoded(vector):
+                    if line["body"].get("encoding_format") == "base64":
+                        import base64
+                        return base64.b64encode(struct.pack("<%df" % len(vector), *vector)).decode()
+                    return vector
+                data = [{"object": "embedding", "index": i, "embedding": encoded(vectors[at + i])} for i in range(len(texts))]
+                at += len(texts)
+                body = {"object": "list", "data": data, "model": line["body"].get("model"), "usage": {"prompt_tokens": 0, "total_tokens": 0}}
                 output.append({"id": "batch_req_%d" % next(ids), "custom_id": line.get("custom_id"),
                                "response": {"status_code": 200, "request_id": "req_%d" % next(ids), "body": body}, "error": None})
             with state_lock:
-                stats[token]["batch_texts"] += len(chunk)
+                stats[token]["batch_texts"] += len(flat)
                 batches[batch_id]["request_counts"]["completed"] += len(chunk)
         with state_lock:
             batch = batches[batch_id]

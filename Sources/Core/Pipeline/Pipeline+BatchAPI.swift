@@ -52,10 +52,12 @@ public struct BatchAPIUnsupported: Error, CustomStringConvertible {
 ///   owner (`batch-…`, not the instance's: a restarted backfill takes the job over under it),
 ///   leased for the provider's completion window; their texts are built and hashed as the
 ///   pipeline does (an unchanged text is confirmed at once, an empty one fails).
-/// - Save the job in the store (``RepoStore/saveBatchJob(_:)``) before the provider sees it,
-///   submit the texts, save the batch id: a process killed at any point leaves a job a later
-///   `backfill --batch-api` finds, waits for and writes (a job killed before its batch id was
-///   saved has its leases released; the batch it may have submitted is paid and not used).
+/// - Save the job in the store (``RepoStore/saveBatchJob(_:)``) before the claim (its owner),
+///   again with its items before the provider sees it, submit the texts tagged with the job's
+///   id, save the batch id: a process killed at any point leaves a job a later
+///   `backfill --batch-api` finds, waits for and writes. A job without a batch id is looked up
+///   at the provider by its tag (killed after the provider accepted it); found nowhere, its
+///   owner's leases are released and the repos go back to the queue.
 /// - Look at the batches with backoff, renewing the leases every hour; when one completes,
 ///   write its vectors through the same conditional writes as every vector (a repo whose text
 ///   changed or whose lease was lost meanwhile is not written), record the failed lines as
@@ -113,10 +115,18 @@ extension Pipeline {
     private func submitNextJob(_ batch: any BatchEmbeddingProvider, settings: BatchAPISettings, total: inout PipelineSummary,
                                onJob: @Sendable (BatchJobEvent) -> Void) async throws -> BatchJob? {
         while true {
-            let owner = "batch-\(UUID().uuidString.prefix(13).lowercased())"
+            // Kept before the claim: a process killed after it leaves a job that names the
+            // owner of the leases (released by the next run).
+            var job = BatchJob(id: UUID().uuidString.lowercased(), owner: "batch-\(UUID().uuidString.prefix(13).lowercased())",
+                               modelIdentity: modelIdentity, items: [], createdAt: Date())
+            let owner = job.owner
+            try await store.saveBatchJob(job)
             let claimed = try await store.claimPending(ClaimRequest(owner: owner, limit: settings.linesPerBatch, leaseDuration: settings.lease,
                                                                     modelIdentity: modelIdentity))
-            if claimed.isEmpty { return nil }
+            if claimed.isEmpty {
+                try await store.removeBatchJob(job.id)
+                return nil
+            }
             total.claimed += claimed.count
             var confirmed: [RepoWrite] = []
             var refused: [RepoFailure] = []
@@ -145,15 +155,18 @@ extension Pipeline {
             if !refused.isEmpty {
                 total.count(failures: try await store.recordFailures(refused, owner: owner, maxAttempts: configuration.maxAttempts))
             }
-            if items.isEmpty { continue }
-            var job = BatchJob(id: UUID().uuidString.lowercased(), owner: owner, modelIdentity: modelIdentity, items: items, createdAt: Date())
+            if items.isEmpty {
+                try await store.removeBatchJob(job.id)
+                continue
+            }
+            job.items = items
             try await store.saveBatchJob(job)
             do {
-                job.batchID = try await submit(requests, to: batch)
+                job.batchID = try await submit(requests, tag: job.id, to: batch)
             } catch {
-                // Nothing was submitted (or it cannot be known): the repos go back to the queue.
-                try? await store.release(items.map(\.repo), owner: owner)
-                try? await store.removeBatchJob(job.id)
+                // The provider refused it, or could not be asked: the job stays, and the next
+                // look finds its batch by its tag, or releases its repos when there is none.
+                logger.warning("submitting a batch failed; the job is looked at again", metadata: ["job": "\(job.id)", "error": "\(error)"])
                 throw error
             }
             try await store.saveBatchJob(job)
@@ -169,11 +182,12 @@ extension Pipeline {
 
     /// Submits with the provider's protection: the breaker and limiter are not in this path (a
     /// batch is one request in its own rate limit), retryable errors are tried again 4 times.
-    private func submit(_ requests: [BatchRequest], to batch: any BatchEmbeddingProvider) async throws -> String {
+    private func submit(_ requests: [BatchRequest], tag: String, to batch: any BatchEmbeddingProvider) async throws -> String {
         var attempt = 0
         while true {
             do {
-                return try await batch.submitBatch(requests)
+                if attempt > 0, let found = try await batch.batch(taggedWith: tag) { return found }  // the last try got through
+                return try await batch.submitBatch(requests, tag: tag)
             } catch let error as EmbeddingError where error.isTransient && attempt < 4 {
                 attempt += 1
                 try await Task.sleep(for: RetryPolicy.halfJitter(step: attempt, base: .seconds(1), cap: .seconds(30)))
@@ -185,10 +199,17 @@ extension Pipeline {
     private func look(at job: BatchJob, _ batch: any BatchEmbeddingProvider, settings: BatchAPISettings,
                       renewed: inout [String: ContinuousClock.Instant], total: inout PipelineSummary,
                       onJob: @Sendable (BatchJobEvent) -> Void) async throws -> Bool {
+        var job = job
         let ids = job.items.map(\.repo)
+        if job.batchID == nil, !job.items.isEmpty, let found = try await batch.batch(taggedWith: job.id) {
+            // Accepted by the provider before the process that submitted it was killed.
+            job.batchID = found
+            try await store.saveBatchJob(job)
+            logger.notice("found the batch of a job cut short after its submission", metadata: ["job": "\(job.id)", "batch": "\(found)"])
+        }
         guard let batchID = job.batchID else {
-            logger.warning("a batch job was cut short before its batch was accepted; its repos go back to the queue", metadata: ["job": "\(job.id)"])
-            try await store.release(ids, owner: job.owner)
+            logger.warning("a batch job was cut short before its batch was submitted; its repos go back to the queue", metadata: ["job": "\(job.id)"])
+            _ = try await store.releaseAll(owner: job.owner, except: [])
             try await store.removeBatchJob(job.id)
             onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: "cut short before submission"))
             return true

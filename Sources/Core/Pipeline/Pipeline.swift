@@ -21,7 +21,8 @@ public final class Pipeline: Sendable {
     public let model: ModelInfo
     /// Names the model that makes this run's vectors (``ModelIdentity``).
     public let modelIdentity: String
-    let document: DocumentText
+    /// How this pipeline builds, prefixes and hashes each repo's text (``modelIdentity`` included).
+    public let document: DocumentText
     /// What goes before each document text (part of the hashed text).
     public let prefixes: TaskPrefixes
     /// Vectors by content hash; nil when `resilience.cache.max_bytes` is 0.

@@ -4,8 +4,12 @@ import Foundation
 /// limit of its own (OpenAI's Batch API: half the price, within 24 hours). `backfill --batch-api`
 /// uses it (``BatchBackfill``); everything else uses ``EmbeddingProvider/embed(_:mode:)``.
 public protocol BatchEmbeddingProvider: EmbeddingProvider {
-    /// Submits `requests` (document texts) as one batch; returns the provider's batch id.
-    func submitBatch(_ requests: [BatchRequest]) async throws -> String
+    /// Submits `requests` (document texts) as one batch tagged `tag` (embed-star's job id);
+    /// returns the provider's batch id.
+    func submitBatch(_ requests: [BatchRequest], tag: String) async throws -> String
+    /// The batch submitted with `tag`, if the provider has one (a process killed after the
+    /// provider accepted a batch and before its id was kept finds it again this way).
+    func batch(taggedWith tag: String) async throws -> String?
     /// Where the batch is.
     func batchState(_ id: String) async throws -> BatchState
     /// The answers of a completed batch by request id: a vector, or why that request failed.
@@ -55,8 +59,10 @@ public struct BatchJob: Codable, Sendable, Hashable {
         }
     }
 
-    /// embed-star's id for the job (saved before the provider is asked, so a job whose
-    /// submission was cut short is found and its leases released).
+    /// embed-star's id for the job, and the tag of its batch. The job is saved (with its owner)
+    /// before its repos are claimed, so a process killed at any point leaves a job a later run
+    /// finds: with items and no batch id, the batch is looked up by this tag; with none, the
+    /// owner's leases are released.
     public var id: String
     /// The provider's batch id, once it accepted the batch.
     public var batchID: String?

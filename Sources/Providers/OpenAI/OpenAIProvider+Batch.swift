@@ -8,7 +8,7 @@ import NIOHTTP1
 /// its state (`GET /batches/{id}`), and its output and error files (`GET /files/{id}/content`),
 /// one line per request, matched by `custom_id`.
 extension OpenAIProvider: BatchEmbeddingProvider {
-    public func submitBatch(_ requests: [BatchRequest]) async throws -> String {
+    public func submitBatch(_ requests: [BatchRequest], tag: String) async throws -> String {
         var lines = Data()
         for request in requests {
             let body = try OpenAIWire.encodeRequest(model: configuration.model, input: [request.text], encoding: configuration.encodingFormat,
@@ -35,10 +35,17 @@ extension OpenAIProvider: BatchEmbeddingProvider {
         let file = try decode(FileObject.self, uploaded.body, what: "the uploaded file")
         let create = try JSONSerialization.data(withJSONObject: [
             "input_file_id": file.id, "endpoint": "/v1/embeddings", "completion_window": "24h",
-            "metadata": ["source": "embed-star"],
+            "metadata": ["source": "embed-star", "embed_star_job": tag],
         ] as [String: Any])
         let created = try await http.post(ProviderHTTPClient.join(configuration.baseURL, "batches"), json: create)
         return try decode(BatchObject.self, created.body, what: "the batch").id
+    }
+
+    /// `GET /batches` (the most recent 100, newest first): the one whose metadata names `tag`.
+    public func batch(taggedWith tag: String) async throws -> String? {
+        let answer = try await http.get(ProviderHTTPClient.join(configuration.baseURL, "batches?limit=100"))
+        let list = try decode(BatchList.self, answer.body, what: "the list of batches")
+        return list.data.first { $0.metadata?["embed_star_job"] == tag }?.id
     }
 
     public func batchState(_ id: String) async throws -> BatchState {
@@ -121,10 +128,15 @@ extension OpenAIProvider: BatchEmbeddingProvider {
         var errorFileID: String?
         var requestCounts: Counts?
         var errors: Errors?
+        var metadata: [String: String]?
 
         enum CodingKeys: String, CodingKey {
-            case id, status, outputFileID = "output_file_id", errorFileID = "error_file_id", requestCounts = "request_counts", errors
+            case id, status, outputFileID = "output_file_id", errorFileID = "error_file_id", requestCounts = "request_counts", errors, metadata
         }
+    }
+
+    struct BatchList: Decodable {
+        var data: [BatchObject]
     }
 
     struct OutputLine: Decodable {

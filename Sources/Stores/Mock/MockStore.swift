@@ -408,7 +408,9 @@ public actor MockStore: RepoStore {
         if let index = batchJobList.firstIndex(where: { $0.id == job.id }) { batchJobList[index] = job } else { batchJobList.append(job) }
     }
 
-    public func batchJobs() async throws -> [BatchJob] { batchJobList }
+    public func batchJobs() async throws -> [BatchJob] {
+        batchJobList.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
 
     public func removeBatchJob(_ id: String) async throws { batchJobList.removeAll { $0.id == id } }
 

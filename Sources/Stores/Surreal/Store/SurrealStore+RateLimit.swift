@@ -72,8 +72,9 @@ extension SurrealStore {
     }
 
     public func batchJobs() async throws -> [BatchJob] {
-        let rows = try await client.query("SELECT VALUE job FROM \(Self.batchJobTable) ORDER BY created_at").last?.array ?? []
-        return try rows.compactMap(\.string).map { try JSONDecoder().decode(BatchJob.self, from: Data($0.utf8)) }
+        // (2.x orders only by a field it selects.)
+        let rows = try await client.query("SELECT job, created_at FROM \(Self.batchJobTable) ORDER BY created_at").last?.array ?? []
+        return try rows.compactMap { $0["job"]?.string }.map { try JSONDecoder().decode(BatchJob.self, from: Data($0.utf8)) }
     }
 
     public func removeBatchJob(_ id: String) async throws {
