@@ -181,4 +181,22 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
         let refused = try await store.find(repos[7].id.rawValue, modelIdentity: pipeline.modelIdentity).first
         #expect(refused?.attempts == 1 && refused?.lastError?.contains("Invalid input") == true, "\(String(describing: refused))")
     }
+
+    /// The last repos pending are leased by a job cut short: the first claim of the next run
+    /// finds nothing (they are still leased), the look releases them, and they are claimed then
+    /// (the run ended with them pending before).
+    @Test func reposReleasedFromAJobCutShortAreClaimedInTheSameRun() async throws {
+        let store = MockStore(repos: repos)
+        let provider = FakeBatchProvider()
+        let pipeline = try await pipeline(provider, store)
+        let model = pipeline.modelIdentity
+        try await store.saveBatchJob(BatchJob(id: "cut", owner: "batch-cut", modelIdentity: model, items: [], createdAt: Date()))
+        let leased = try await store.claimPending(ClaimRequest(owner: "batch-cut", limit: repos.count, leaseDuration: .seconds(90_000),
+                                                               modelIdentity: model))
+        #expect(leased.count == repos.count)
+        var settings = settings()
+        settings.jobsInFlight = 4
+        _ = try await pipeline.batchBackfill(settings)
+        try await expectEveryRepoEmbeddedOnce(store, pipeline, provider)
+    }
 }

@@ -95,10 +95,16 @@ extension Pipeline {
                     remaining.append(job)
                     continue
                 }
-                if try await look(at: job, batch, settings: settings, renewed: &renewed, total: &total, onJob: onJob) {
-                    wait = settings.pollFrom  // a slot is free: submit and look again soon
-                } else {
+                switch try await look(at: job, batch, settings: settings, renewed: &renewed, total: &total, onJob: onJob) {
+                case .waiting:
                     remaining.append(job)
+                case .written:
+                    wait = settings.pollFrom  // a slot is free: submit and look again soon
+                case .putBack:
+                    // Its repos are pending again: claimed by the next job, even if a claim
+                    // found nothing while they were still leased.
+                    wait = settings.pollFrom
+                    drained = false
                 }
             }
             jobs = remaining
@@ -195,10 +201,13 @@ extension Pipeline {
         }
     }
 
-    /// One look at a job: true when it is done with (written, or ended and released).
+    private enum Look { case waiting, written, putBack }
+
+    /// One look at a job: still waiting, written, or its repos put back in the queue (it ended
+    /// without completing, or was cut short before its batch).
     private func look(at job: BatchJob, _ batch: any BatchEmbeddingProvider, settings: BatchAPISettings,
                       renewed: inout [String: ContinuousClock.Instant], total: inout PipelineSummary,
-                      onJob: @Sendable (BatchJobEvent) -> Void) async throws -> Bool {
+                      onJob: @Sendable (BatchJobEvent) -> Void) async throws -> Look {
         var job = job
         let ids = job.items.map(\.repo)
         if job.batchID == nil, !job.items.isEmpty, let found = try await batch.batch(taggedWith: job.id) {
@@ -212,14 +221,14 @@ extension Pipeline {
             _ = try await store.releaseAll(owner: job.owner, except: [])
             try await store.removeBatchJob(job.id)
             onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: "cut short before submission"))
-            return true
+            return .putBack
         }
         let state: BatchState
         do {
             state = try await batch.batchState(batchID)
         } catch let error as EmbeddingError where error.isTransient {
             logger.warning("could not look at a batch; looking again later", metadata: ["batch": "\(batchID)", "error": "\(error)"])
-            return false
+            return .waiting
         }
         switch state {
         case .running(let done, let count):
@@ -232,13 +241,13 @@ extension Pipeline {
                 }
             }
             logger.info("batch in progress", metadata: ["batch": "\(batchID)", "done": "\(done)", "total": "\(count)"])
-            return false
+            return .waiting
         case .ended(let reason):
             logger.warning("a batch ended without completing; its repos go back to the queue", metadata: ["batch": "\(batchID)", "reason": "\(reason)"])
             try await store.release(ids, owner: job.owner)
             try await store.removeBatchJob(job.id)
             onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: reason))
-            return true
+            return .putBack
         case .completed:
             let answers = try await batch.batchAnswers(batchID)
             let summary = try await write(job, answers: answers)
@@ -249,7 +258,7 @@ extension Pipeline {
                 "conflicts": "\(summary.conflicts)", "released": "\(summary.released)",
             ])
             onJob(BatchJobEvent(kind: .written, job: job, summary: summary))
-            return true
+            return summary.released > 0 || summary.conflicts > 0 ? .putBack : .written
         }
     }
 
