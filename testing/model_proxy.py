@@ -134,10 +134,16 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, None, raw=entry["bytes"])
             return self.send(200, entry["object"])
         if path == "/v1/batches":
+            query = dict(part.split("=", 1) for part in self.path.partition("?")[2].split("&") if "=" in part)
+            limit = int(query.get("limit", 20))
             with state_lock:
-                listed = sorted(batches.values(), key=lambda b: b["created_at"], reverse=True)[:100]
-                data = [{k: v for k, v in b.items() if not k.startswith("_")} for b in listed]
-            return self.send(200, {"object": "list", "data": data, "has_more": False})
+                listed = sorted(batches.values(), key=lambda b: (b["created_at"], b["_seq"]), reverse=True)
+                if "after" in query:
+                    at = [b["id"] for b in listed].index(query["after"]) + 1 if query["after"] in batches else len(listed)
+                    listed = listed[at:]
+                page = [{k: v for k, v in b.items() if not k.startswith("_")} for b in listed[:limit]]
+            return self.send(200, {"object": "list", "data": page, "has_more": len(listed) > limit,
+                                   "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None})
         if path.startswith("/v1/batches/"):
             with state_lock:
                 batch = batches.get(path[len("/v1/batches/"):])
@@ -307,7 +313,7 @@ class Handler(BaseHTTPRequestHandler):
                      "output_file_id": None, "error_file_id": None, "created_at": now, "in_progress_at": None,
                      "expires_at": now + 86400, "completed_at": None, "failed_at": None, "expired_at": None,
                      "cancelled_at": None, "request_counts": {"total": 0, "completed": 0, "failed": 0},
-                     "metadata": request.get("metadata"), "_token": token}
+                     "metadata": request.get("metadata"), "_token": token, "_seq": next(ids)}
             batches[batch_id] = batch
             stats[token]["batches"] += 1
             delay = float(modes[token].get("batch_delay", 2))

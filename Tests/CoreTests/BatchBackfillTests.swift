@@ -60,7 +60,7 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
     }
 
     func batchAnswers(_ id: String) async throws -> [String: Result<[Float], ItemProblem>] {
-        let requests = state.withLock { $0.batches[id]?.requests ?? [] }
+        let requests = state.withLock { state in state.batches[id].map { $0.state == .completed ? $0.requests : [] } ?? [] }
         var answers: [String: Result<[Float], ItemProblem>] = [:]
         let accepted = requests.filter { !$0.text.contains("refuse-me") }
         let vectors = try await mock.embed(accepted.map(\.text), mode: .document)
@@ -82,6 +82,7 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
         settings.jobsInFlight = 2
         settings.pollFrom = .milliseconds(1)
         settings.pollUpTo = .milliseconds(5)
+        settings.endedBackoff = .milliseconds(10)
         return settings
     }
 
@@ -198,5 +199,23 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
         settings.jobsInFlight = 4
         _ = try await pipeline.batchBackfill(settings)
         try await expectEveryRepoEmbeddedOnce(store, pipeline, provider)
+    }
+
+    /// A provider that ends every batch (its queue full): the submissions wait longer each
+    /// time, and the run stops after five in a row with the repos pending, not resubmitting
+    /// them for ever.
+    @Test func batchesEndedInARowBackOffAndStopTheRun() async throws {
+        let store = MockStore(repos: repos)
+        let provider = FakeBatchProvider()
+        provider.state.withLock { $0.endNext = 1_000 }
+        let pipeline = try await pipeline(provider, store)
+        let started = ContinuousClock.now
+        await #expect(throws: BatchAPIGaveUp.self) { try await pipeline.batchBackfill(settings()) }
+        let submitted = provider.state.withLock { $0.batches.count }
+        #expect(submitted <= 6, "at most the two in flight and the ones after them: \(submitted)")
+        #expect(ContinuousClock.now - started >= .milliseconds(20 + 80), "after 2 ended, 20 ms; after 4, 80 ms")
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
+        #expect(stats.leased == 0 && stats.pending == repos.count, "\(stats)")
+        #expect(try await store.batchJobs().isEmpty)
     }
 }

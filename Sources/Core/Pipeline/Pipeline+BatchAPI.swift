@@ -14,6 +14,12 @@ public struct BatchAPISettings: Sendable, Hashable {
     /// hour, renewed every hour while the job waits.
     public var lease: Duration = .seconds(25 * 3600)
     public var renewEvery: Duration = .seconds(3600)
+    /// After a batch the provider ended without completing, the next submission waits this long,
+    /// doubled for each one more in a row up to ``endedBackoffCap``; after ``endedInARowLimit``
+    /// in a row the run stops with an error (the repos stay pending).
+    public var endedBackoff: Duration = .seconds(30)
+    public var endedBackoffCap: Duration = .seconds(900)
+    public var endedInARowLimit = 5
 
     public init() {}
 }
@@ -31,6 +37,15 @@ public struct BatchJobEvent: Sendable {
         self.job = job
         self.summary = summary
         self.detail = detail
+    }
+}
+
+/// The provider ended too many batches in a row without completing them.
+public struct BatchAPIGaveUp: Error, CustomStringConvertible {
+    public var ended: Int
+    public var lastReason: String
+    public var description: String {
+        "the provider ended \(ended) batches in a row without completing them (the last: \(lastReason)); their repos are pending again"
     }
 }
 
@@ -62,24 +77,45 @@ public struct BatchAPIUnsupported: Error, CustomStringConvertible {
 ///   write its vectors through the same conditional writes as every vector (a repo whose text
 ///   changed or whose lease was lost meanwhile is not written), record the failed lines as
 ///   failures (an attempt counted, the reason kept), release repos with no answer; when one
-///   ends without completing (failed, expired, cancelled), release its repos.
-/// Returns when nothing is pending and every job is written, or when `stop` triggers (jobs in
+///   ends without completing (failed, expired, cancelled), write what it answered and release
+///   the rest, and wait longer before the next submission (5 ended in a row stop the run).
+/// - A job of another model identity (the configuration changed since) is dropped and its
+///   repos released; a job that cannot be looked at 5 times in a row is given up the same way.
+/// Returns when nothing is claimable and every job is done with (repos waiting out a retry stay
+/// pending, as in `backfill`), then does the store's idle work; or when `stop` triggers (jobs in
 /// flight stay in the store for the next run).
 extension Pipeline {
     public func batchBackfill(_ settings: BatchAPISettings = BatchAPISettings(), stop: StopSignal = StopSignal(),
                               onJob: @escaping @Sendable (BatchJobEvent) -> Void = { _ in }) async throws -> PipelineSummary {
         guard let batch = provider.base as? BatchEmbeddingProvider else { throw BatchAPIUnsupported(provider: providerName) }
         var total = PipelineSummary()
-        var jobs = try await store.batchJobs().filter { $0.modelIdentity == modelIdentity }
-        var renewed: [String: ContinuousClock.Instant] = [:]  // none yet: a resumed job's leases are renewed at its first look
-        for job in jobs {
+        var jobs: [BatchJob] = []
+        for job in try await store.batchJobs() {
+            guard job.modelIdentity == modelIdentity else {
+                // Made for another model identity (the template, prefixes or dimensions changed
+                // since): its answers would not be this model's. Its repos go back to the queue.
+                logger.warning("a batch job of another model identity is dropped; its repos go back to the queue", metadata: [
+                    "job": "\(job.id)", "batch": "\(job.batchID ?? "none")", "model": "\(job.modelIdentity)",
+                ])
+                _ = try await store.releaseAll(owner: job.owner, except: [])
+                try await store.removeBatchJob(job.id)
+                continue
+            }
+            jobs.append(job)
             logger.notice("resuming a batch job", metadata: ["job": "\(job.id)", "batch": "\(job.batchID ?? "none")", "repos": "\(job.items.count)"])
             onJob(BatchJobEvent(kind: .resumed, job: job, summary: PipelineSummary()))
         }
+        var renewed: [String: ContinuousClock.Instant] = [:]  // none yet: a resumed job's leases are renewed at its first look
+        var failedLooks: [String: Int] = [:]
         var drained = false
         var wait = settings.pollFrom
+        // Batches the provider ended without completing, in a row: each makes the next
+        // submission wait longer (a full queue at the provider ends new batches at once).
+        var endedInARow = 0
+        var submitAfter = ContinuousClock.now
+        var gaveUp: BatchAPIGaveUp?  // then nothing more is submitted; the jobs in flight are seen to
         while !stop.isStopped {
-            while !drained, jobs.count < settings.jobsInFlight, !stop.isStopped {
+            while !drained, gaveUp == nil, jobs.count < settings.jobsInFlight, !stop.isStopped, ContinuousClock.now >= submitAfter {
                 guard let job = try await submitNextJob(batch, settings: settings, total: &total, onJob: onJob) else {
                     drained = true
                     break
@@ -88,32 +124,70 @@ extension Pipeline {
                 renewed[job.id] = .now
                 wait = settings.pollFrom
             }
-            if jobs.isEmpty { break }
+            if jobs.isEmpty && (drained || stop.isStopped || gaveUp != nil) { break }
             var remaining: [BatchJob] = []
             for job in jobs {
                 if stop.isStopped {
                     remaining.append(job)
                     continue
                 }
-                switch try await look(at: job, batch, settings: settings, renewed: &renewed, total: &total, onJob: onJob) {
+                let outcome: Look
+                do {
+                    outcome = try await look(at: job, batch, settings: settings, renewed: &renewed, total: &total, onJob: onJob)
+                    failedLooks[job.id] = nil
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    // One job's trouble (an answer that cannot be read, a batch the provider no
+                    // longer knows) does not stop the others: looked at again later, given up
+                    // after 5 tries (its repos go back to the queue).
+                    let tries = failedLooks[job.id, default: 0] + 1
+                    failedLooks[job.id] = tries
+                    logger.error("a batch job could not be looked at", metadata: [
+                        "job": "\(job.id)", "batch": "\(job.batchID ?? "none")", "tries": "\(tries)", "error": "\(error)",
+                    ])
+                    if tries >= 5 {
+                        _ = try await store.releaseAll(owner: job.owner, except: [])
+                        try await store.removeBatchJob(job.id)
+                        onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: "given up: \(error)"))
+                        drained = false
+                    } else {
+                        remaining.append(job)
+                    }
+                    continue
+                }
+                switch outcome {
                 case .waiting:
                     remaining.append(job)
                 case .written:
+                    endedInARow = 0
                     wait = settings.pollFrom  // a slot is free: submit and look again soon
-                case .putBack:
-                    // Its repos are pending again: claimed by the next job, even if a claim
-                    // found nothing while they were still leased.
-                    wait = settings.pollFrom
+                case .putBack(let ended, _):
+                    // Its repos are pending again: claimed by a next job, even if a claim found
+                    // nothing while they were still leased.
                     drained = false
+                    wait = settings.pollFrom
+                    if ended {
+                        endedInARow += 1
+                        let pause = min(settings.endedBackoff * (1 << min(endedInARow - 1, 10)), settings.endedBackoffCap)
+                        submitAfter = .now + pause
+                        if endedInARow >= settings.endedInARowLimit, gaveUp == nil {
+                            gaveUp = BatchAPIGaveUp(ended: endedInARow, lastReason: outcome.reason ?? "")
+                        }
+                    }
                 }
             }
             jobs = remaining
-            if jobs.isEmpty && drained { break }
-            if jobs.count >= settings.jobsInFlight || drained {
-                await stop.sleep(for: wait)
+            if jobs.isEmpty && (drained || gaveUp != nil) { break }
+            if jobs.count >= settings.jobsInFlight || drained || gaveUp != nil || ContinuousClock.now < submitAfter {
+                let until = ContinuousClock.now < submitAfter && jobs.isEmpty ? submitAfter - .now : wait
+                await stop.sleep(for: until)
                 wait = min(wait * 2, settings.pollUpTo)
             }
         }
+        if let gaveUp, !stop.isStopped { throw gaveUp }
+        // However it ends, unless stopped: the store's idle work (the vector index, packed codes).
+        if !stop.isStopped { await maintainStore() }
         return total
     }
 
@@ -201,7 +275,13 @@ extension Pipeline {
         }
     }
 
-    private enum Look { case waiting, written, putBack }
+    private enum Look {
+        case waiting, written
+        /// Its repos are back in the queue; `ended`: the provider ended the batch.
+        case putBack(ended: Bool, reason: String? = nil)
+
+        var reason: String? { if case .putBack(_, let reason) = self { reason } else { nil } }
+    }
 
     /// One look at a job: still waiting, written, or its repos put back in the queue (it ended
     /// without completing, or was cut short before its batch).
@@ -221,7 +301,7 @@ extension Pipeline {
             _ = try await store.releaseAll(owner: job.owner, except: [])
             try await store.removeBatchJob(job.id)
             onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: "cut short before submission"))
-            return .putBack
+            return .putBack(ended: false)
         }
         let state: BatchState
         do {
@@ -243,11 +323,17 @@ extension Pipeline {
             logger.info("batch in progress", metadata: ["batch": "\(batchID)", "done": "\(done)", "total": "\(count)"])
             return .waiting
         case .ended(let reason):
-            logger.warning("a batch ended without completing; its repos go back to the queue", metadata: ["batch": "\(batchID)", "reason": "\(reason)"])
-            try await store.release(ids, owner: job.owner)
+            // What it answered before it ended (an expired or cancelled batch keeps the requests
+            // it completed, paid for) is written; the rest goes back to the queue.
+            let answers = (try? await batch.batchAnswers(batchID)) ?? [:]
+            let summary = try await write(job, answers: answers)
+            total.add(summary)
             try await store.removeBatchJob(job.id)
-            onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: reason))
-            return .putBack
+            logger.warning("a batch ended without completing; what it answered is written, the rest goes back to the queue", metadata: [
+                "batch": "\(batchID)", "reason": "\(reason)", "embedded": "\(summary.embedded)", "released": "\(summary.released)",
+            ])
+            onJob(BatchJobEvent(kind: .ended, job: job, summary: summary, detail: reason))
+            return .putBack(ended: true, reason: reason)
         case .completed:
             let answers = try await batch.batchAnswers(batchID)
             let summary = try await write(job, answers: answers)
@@ -258,7 +344,7 @@ extension Pipeline {
                 "conflicts": "\(summary.conflicts)", "released": "\(summary.released)",
             ])
             onJob(BatchJobEvent(kind: .written, job: job, summary: summary))
-            return summary.released > 0 || summary.conflicts > 0 ? .putBack : .written
+            return summary.released > 0 || summary.conflicts > 0 ? .putBack(ended: false) : .written
         }
     }
 

@@ -41,11 +41,20 @@ extension OpenAIProvider: BatchEmbeddingProvider {
         return try decode(BatchObject.self, created.body, what: "the batch").id
     }
 
-    /// `GET /batches` (the most recent 100, newest first): the one whose metadata names `tag`.
+    /// `GET /batches`, newest first, page after page (100 a page, at most 50 pages): the one
+    /// whose metadata names `tag`. The list is the organisation's or project's, other users'
+    /// batches included.
     public func batch(taggedWith tag: String) async throws -> String? {
-        let answer = try await http.get(ProviderHTTPClient.join(configuration.baseURL, "batches?limit=100"))
-        let list = try decode(BatchList.self, answer.body, what: "the list of batches")
-        return list.data.first { $0.metadata?["embed_star_job"] == tag }?.id
+        var after: String?
+        for _ in 0..<50 {
+            let query = "batches?limit=100" + (after.map { "&after=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" } ?? "")
+            let answer = try await http.get(ProviderHTTPClient.join(configuration.baseURL, query))
+            let list = try decode(BatchList.self, answer.body, what: "the list of batches")
+            if let found = list.data.first(where: { $0.metadata?["embed_star_job"] == tag }) { return found.id }
+            guard list.hasMore == true, let last = list.data.last?.id else { return nil }
+            after = last
+        }
+        return nil
     }
 
     public func batchState(_ id: String) async throws -> BatchState {
@@ -54,10 +63,10 @@ extension OpenAIProvider: BatchEmbeddingProvider {
         switch batch.status {
         case "completed":
             return .completed
-        case "failed", "expired", "cancelled", "cancelling":
+        case "failed", "expired", "cancelled":
             let why = batch.errors?.data?.compactMap(\.message).joined(separator: "; ")
             return .ended(batch.status + (why.map { $0.isEmpty ? "" : ": \($0)" } ?? ""))
-        default:  // validating, in_progress, finalizing
+        default:  // validating, in_progress, finalizing, cancelling
             let counts = batch.requestCounts
             return .running(done: (counts?.completed ?? 0) + (counts?.failed ?? 0), total: counts?.total ?? 0)
         }
@@ -79,7 +88,8 @@ extension OpenAIProvider: BatchEmbeddingProvider {
     }
 
     /// One output line: the vector of a 2xx answer; a failure the repo's attempt counts for (a
-    /// 4xx: its input was refused) or a release (a 429 or 5xx: not the text's fault).
+    /// 4xx: its input was refused) or a release (a 429, a 5xx, a request the batch's window ran
+    /// out on: not the text's fault).
     static func answer(_ row: OutputLine, provider: String) -> Result<[Float], ItemProblem> {
         if let response = row.response, (200..<300).contains(response.statusCode), let body = response.body {
             do {
@@ -94,7 +104,10 @@ extension OpenAIProvider: BatchEmbeddingProvider {
         let status = row.response?.statusCode
         let message = row.response?.errorMessage ?? row.error?.message ?? "no answer"
         let reason = "the batch refused it\(status.map { " (\($0))" } ?? ""): \(message)"
-        if status == 429 || (status ?? 0) >= 500 { return .failure(ItemProblem(reason: reason, permanent: false, release: true)) }
+        // Not the text's fault: a rate limit, a server error, a request the window ran out on.
+        if status == 429 || (status ?? 0) >= 500 || row.error?.code == "batch_expired" {
+            return .failure(ItemProblem(reason: reason, permanent: false, release: true))
+        }
         return .failure(ItemProblem(reason: reason, permanent: false))
     }
 
@@ -137,6 +150,9 @@ extension OpenAIProvider: BatchEmbeddingProvider {
 
     struct BatchList: Decodable {
         var data: [BatchObject]
+        var hasMore: Bool?
+
+        enum CodingKeys: String, CodingKey { case data, hasMore = "has_more" }
     }
 
     struct OutputLine: Decodable {
@@ -158,7 +174,10 @@ extension OpenAIProvider: BatchEmbeddingProvider {
             }
         }
 
-        struct LineError: Decodable { var message: String? }
+        struct LineError: Decodable {
+            var code: String?
+            var message: String?
+        }
 
         var customID: String?
         var response: Response?
