@@ -218,4 +218,26 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
         #expect(stats.leased == 0 && stats.pending == repos.count, "\(stats)")
         #expect(try await store.batchJobs().isEmpty)
     }
+
+    /// Two `backfill --batch-api` on one database: the second waits for the first to end.
+    @Test func aSecondBatchBackfillWaitsForTheFirst() async throws {
+        let store = MockStore(repos: repos)
+        let provider = FakeBatchProvider()
+        provider.state.withLock { $0.onSubmit = { _ in try? await Task.sleep(for: .milliseconds(100)) } }
+        let first = try await pipeline(provider, store)
+        let second = try await pipeline(provider, store)
+        var settings = settings()
+        settings.exclusiveFor = .seconds(5)
+        let ends = Mutex<[String]>([])
+        let one = Task { [settings] in
+            _ = try await first.batchBackfill(settings)
+            ends.withLock { $0.append("first") }
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        _ = try await second.batchBackfill(settings)
+        ends.withLock { $0.append("second") }
+        try await one.value
+        #expect(ends.withLock { $0 } == ["first", "second"], "the second ran only after the first ended")
+        try await expectEveryRepoEmbeddedOnce(store, first, provider)
+    }
 }

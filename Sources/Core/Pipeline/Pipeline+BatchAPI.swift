@@ -18,6 +18,9 @@ public struct BatchAPISettings: Sendable, Hashable {
     /// doubled for each one more in a row up to ``endedBackoffCap``; after ``endedInARowLimit``
     /// in a row the run stops with an error (the repos stay pending).
     public var endedBackoff: Duration = .seconds(30)
+    /// One `backfill --batch-api` per database at a time: a second waits until the first has not
+    /// said it runs for this long.
+    public var exclusiveFor: Duration = .seconds(20)
     public var endedBackoffCap: Duration = .seconds(900)
     public var endedInARowLimit = 5
 
@@ -37,6 +40,13 @@ public struct BatchJobEvent: Sendable {
         self.job = job
         self.summary = summary
         self.detail = detail
+    }
+}
+
+/// Another `backfill --batch-api` runs on this database.
+public struct BatchAPIBusy: Error, CustomStringConvertible {
+    public var description: String {
+        "another `backfill --batch-api` is running on this database (one at a time: both would take up the same jobs)"
     }
 }
 
@@ -88,6 +98,54 @@ extension Pipeline {
     public func batchBackfill(_ settings: BatchAPISettings = BatchAPISettings(), stop: StopSignal = StopSignal(),
                               onJob: @escaping @Sendable (BatchJobEvent) -> Void = { _ in }) async throws -> PipelineSummary {
         guard let batch = provider.base as? BatchEmbeddingProvider else { throw BatchAPIUnsupported(provider: providerName) }
+        try await takeBatchTurn(settings, stop: stop)
+        let heartbeat = Task { [store, instanceID] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: settings.exclusiveFor / 4)
+                if Task.isCancelled { break }
+                _ = try? await store.shareRateLimit(Self.batchTurn(instanceID, active: true, settings))
+            }
+        }
+        let result: Result<PipelineSummary, any Error>
+        do {
+            result = .success(try await batchRounds(batch, settings, stop: stop, onJob: onJob))
+        } catch {
+            result = .failure(error)
+        }
+        heartbeat.cancel()
+        _ = try? await store.shareRateLimit(Self.batchTurn(instanceID, active: false, settings))
+        return try result.get()
+    }
+
+    /// The turn of one `backfill --batch-api` at a time, kept in the store as the instances'
+    /// shared rate limits are (``RepoStore/shareRateLimit(_:)``, account `embed-star/batch-api`):
+    /// this process counts as active while it runs (renewed every quarter of
+    /// ``BatchAPISettings/exclusiveFor``); another one that starts meanwhile waits until this one
+    /// has not reported for that long (a killed one), then goes on, or stops with an error.
+    static func batchTurn(_ owner: String, active: Bool, _ settings: BatchAPISettings) -> RateLimitReport {
+        RateLimitReport(account: "embed-star/batch-api", owner: owner, active: active, activeFor: settings.exclusiveFor)
+    }
+
+    private func takeBatchTurn(_ settings: BatchAPISettings, stop: StopSignal) async throws {
+        let started = ContinuousClock.now
+        var told = false
+        while try await store.shareRateLimit(Self.batchTurn(instanceID, active: true, settings)).others > 0 {
+            guard ContinuousClock.now - started < settings.exclusiveFor + .seconds(5), !stop.isStopped else {
+                _ = try? await store.shareRateLimit(Self.batchTurn(instanceID, active: false, settings))
+                throw BatchAPIBusy()
+            }
+            if !told {
+                logger.notice("another backfill --batch-api uses this database; waiting for it to end (or, killed, to time out)", metadata: [
+                    "seconds": "\(settings.exclusiveFor.seconds)",
+                ])
+                told = true
+            }
+            await stop.sleep(for: .seconds(1))
+        }
+    }
+
+    private func batchRounds(_ batch: any BatchEmbeddingProvider, _ settings: BatchAPISettings, stop: StopSignal,
+                             onJob: @escaping @Sendable (BatchJobEvent) -> Void) async throws -> PipelineSummary {
         var total = PipelineSummary()
         var jobs: [BatchJob] = []
         for job in try await store.batchJobs() {
