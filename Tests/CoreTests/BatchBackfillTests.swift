@@ -25,6 +25,8 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
         var loseNextAnswer = false
         /// Batches submitted from now on end without completing.
         var endNext = 0
+        /// Every batch's answers fail to download.
+        var answersFail = false
         /// Called with each submission, before it is accepted.
         var onSubmit: (@Sendable ([BatchRequest]) async -> Void)?
     }
@@ -60,6 +62,7 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
     }
 
     func batchAnswers(_ id: String) async throws -> [String: Result<[Float], ItemProblem>] {
+        if state.withLock({ $0.answersFail }) { throw EmbeddingError(.retryable, "the output file could not be read") }
         let requests = state.withLock { state in state.batches[id].map { $0.state == .completed ? $0.requests : [] } ?? [] }
         var answers: [String: Result<[Float], ItemProblem>] = [:]
         let accepted = requests.filter { !$0.text.contains("refuse-me") }
@@ -239,5 +242,21 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
         try await one.value
         #expect(ends.withLock { $0 } == ["first", "second"], "the second ran only after the first ended")
         try await expectEveryRepoEmbeddedOnce(store, first, provider)
+    }
+
+    /// Answers that can never be read: each job is given up after its tries, its repos count a
+    /// failed attempt each, and max_attempts ends it (not bought again for ever).
+    @Test func answersThatCannotBeReadEndInFailuresNotEndlessBatches() async throws {
+        let store = MockStore(repos: repos)
+        let provider = FakeBatchProvider()
+        provider.state.withLock { $0.answersFail = true }
+        let pipeline = try await pipeline(provider, store) { $0.maxAttempts = 2 }
+        _ = try await pipeline.batchBackfill(settings())
+        let stats = try await store.stats(modelIdentity: pipeline.modelIdentity)
+        #expect(stats.failed == repos.count && stats.leased == 0, "\(stats)")
+        let batches = provider.state.withLock { $0.batches.count }
+        #expect(batches == 10, "two attempts of five batches: \(batches)")
+        let one = try await store.find(repos[0].id.rawValue, modelIdentity: pipeline.modelIdentity).first
+        #expect(one?.lastError?.contains("could not be read") == true, "\(String(describing: one?.lastError))")
     }
 }

@@ -113,4 +113,20 @@ import Testing
         #expect(try await provider.batch(taggedWith: "job-9") == "batch_101")
         #expect(pages.withLock { $0 } == ["https://example.test/v1/batches?limit=100", "https://example.test/v1/batches?limit=100&after=batch_100"])
     }
+
+    /// Answers larger than what is read (256 MB) are refused before anything is sent or paid.
+    @Test func aBatchWhoseAnswersWouldNotFitIsRefusedBeforeItIsSent() async throws {
+        let sent = Mutex(0)
+        let transport = ClosureTransport { _ in
+            sent.withLock { $0 += 1 }
+            return Self.json(["id": "x", "status": "validating"])
+        }
+        let node = try ConfigNode.parse(yaml: "api_key: sk-test\nmodel: text-embedding-3-large\nencoding_format: float", source: "t.yaml")
+        let provider = OpenAIProvider(configuration: try ConfigDecoder().decode(OpenAIProvider.Configuration.self, from: node, path: "providers.openai"),
+                                      transport: transport)
+        let requests = (0..<10_000).map { BatchRequest(id: "t\($0)", text: "x") }
+        await #expect(throws: EmbeddingError.self) { try await provider.submitBatch(requests, tag: "big") }
+        #expect(sent.withLock { $0 } == 0)
+        #expect(try await provider.submitBatch(Array(requests.prefix(1_000)), tag: "small") == "x", "1,000 at 3,072 fit")
+    }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// Settings of `backfill --batch-api` (``Pipeline/batchBackfill(_:stop:onJob:)``).
 public struct BatchAPISettings: Sendable, Hashable {
     /// Requests (distinct texts) per batch at most (OpenAI takes 50,000).
-    public var linesPerBatch = 50_000
+    public var linesPerBatch = 10_000
     /// Batches waited for at once at most.
     public var jobsInFlight = 4
     /// The first wait between two looks at the batches, doubled after each look up to
@@ -23,6 +23,8 @@ public struct BatchAPISettings: Sendable, Hashable {
     public var exclusiveFor: Duration = .seconds(20)
     public var endedBackoffCap: Duration = .seconds(900)
     public var endedInARowLimit = 5
+    /// Looks at a job that fail in a row before it is given up (its repos count a failed attempt).
+    public var looksBeforeGivingUp = 10
 
     public init() {}
 }
@@ -98,12 +100,28 @@ extension Pipeline {
     public func batchBackfill(_ settings: BatchAPISettings = BatchAPISettings(), stop: StopSignal = StopSignal(),
                               onJob: @escaping @Sendable (BatchJobEvent) -> Void = { _ in }) async throws -> PipelineSummary {
         guard let batch = provider.base as? BatchEmbeddingProvider else { throw BatchAPIUnsupported(provider: providerName) }
-        try await takeBatchTurn(settings, stop: stop)
-        let heartbeat = Task { [store, instanceID] in
+        // This call's own name in the turn (two processes of one configuration share an
+        // instance id).
+        let turn = "\(instanceID)-\(UUID().uuidString.prefix(8).lowercased())"
+        try await takeBatchTurn(turn, settings, stop: stop)
+        let heartbeat = Task { [store, logger] in
+            var lastHeard = ContinuousClock.now
             while !Task.isCancelled {
                 try? await Task.sleep(for: settings.exclusiveFor / 4)
                 if Task.isCancelled { break }
-                _ = try? await store.shareRateLimit(Self.batchTurn(instanceID, active: true, settings))
+                do {
+                    let share = try await store.shareRateLimit(Self.batchTurn(turn, active: true, settings))
+                    lastHeard = .now
+                    if share.others > 0 {
+                        logger.error("another backfill --batch-api took this database's turn; stopping between looks")
+                        stop.trigger()
+                    }
+                } catch {
+                    if ContinuousClock.now - lastHeard >= settings.exclusiveFor {
+                        logger.error("could not keep this backfill --batch-api's turn in the store; stopping between looks", metadata: ["error": "\(error)"])
+                        stop.trigger()
+                    }
+                }
             }
         }
         let result: Result<PipelineSummary, any Error>
@@ -113,7 +131,8 @@ extension Pipeline {
             result = .failure(error)
         }
         heartbeat.cancel()
-        _ = try? await store.shareRateLimit(Self.batchTurn(instanceID, active: false, settings))
+        await heartbeat.value
+        _ = try? await store.shareRateLimit(Self.batchTurn(turn, active: false, settings))
         return try result.get()
     }
 
@@ -126,14 +145,16 @@ extension Pipeline {
         RateLimitReport(account: "embed-star/batch-api", owner: owner, active: active, activeFor: settings.exclusiveFor)
     }
 
-    private func takeBatchTurn(_ settings: BatchAPISettings, stop: StopSignal) async throws {
+    /// Waits (not counted as a user itself, so waiters do not hold each other up) until no other
+    /// `backfill --batch-api` says it runs, then counts itself in. Two that start at the same
+    /// moment can both go on (the check and the report are two steps); the one that notices
+    /// the other at its next heartbeat stops.
+    private func takeBatchTurn(_ turn: String, _ settings: BatchAPISettings, stop: StopSignal) async throws {
         let started = ContinuousClock.now
         var told = false
-        while try await store.shareRateLimit(Self.batchTurn(instanceID, active: true, settings)).others > 0 {
-            guard ContinuousClock.now - started < settings.exclusiveFor + .seconds(5), !stop.isStopped else {
-                _ = try? await store.shareRateLimit(Self.batchTurn(instanceID, active: false, settings))
-                throw BatchAPIBusy()
-            }
+        while try await store.shareRateLimit(Self.batchTurn(turn, active: false, settings)).others > 0 {
+            if stop.isStopped { throw CancellationError() }
+            guard ContinuousClock.now - started < settings.exclusiveFor + .seconds(5) else { throw BatchAPIBusy() }
             if !told {
                 logger.notice("another backfill --batch-api uses this database; waiting for it to end (or, killed, to time out)", metadata: [
                     "seconds": "\(settings.exclusiveFor.seconds)",
@@ -142,6 +163,7 @@ extension Pipeline {
             }
             await stop.sleep(for: .seconds(1))
         }
+        _ = try await store.shareRateLimit(Self.batchTurn(turn, active: true, settings))
     }
 
     private func batchRounds(_ batch: any BatchEmbeddingProvider, _ settings: BatchAPISettings, stop: StopSignal,
@@ -195,16 +217,26 @@ extension Pipeline {
                     failedLooks[job.id] = nil
                 } catch is CancellationError {
                     throw CancellationError()
+                } catch let error as EmbeddingError where error.kind == .fatal {
+                    throw error  // a key or project refused: nothing works until an operator acts; the jobs stay
                 } catch {
-                    // One job's trouble (an answer that cannot be read, a batch the provider no
-                    // longer knows) does not stop the others: looked at again later, given up
-                    // after 5 tries (its repos go back to the queue).
+                    // One job's trouble (an answer that cannot be read, a store or provider
+                    // hiccup) does not stop the others: looked at again later. After 10 tries in
+                    // a row it is given up and its repos counted a failed attempt each (not put
+                    // back as they are: a batch whose answers cannot be read would be bought again
+                    // and again); max_attempts then marks them failed.
                     let tries = failedLooks[job.id, default: 0] + 1
                     failedLooks[job.id] = tries
                     logger.error("a batch job could not be looked at", metadata: [
                         "job": "\(job.id)", "batch": "\(job.batchID ?? "none")", "tries": "\(tries)", "error": "\(error)",
                     ])
-                    if tries >= 5 {
+                    if tries >= settings.looksBeforeGivingUp {
+                        let failures = job.items.map {
+                            failure($0.repo, revision: $0.revision, attempts: $0.attempts, reason: "its batch could not be read: \(error)", permanent: false)
+                        }
+                        if !failures.isEmpty {
+                            total.count(failures: try await store.recordFailures(failures, owner: job.owner, maxAttempts: configuration.maxAttempts))
+                        }
                         _ = try await store.releaseAll(owner: job.owner, except: [])
                         try await store.removeBatchJob(job.id)
                         onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: "given up: \(error)"))
@@ -217,9 +249,10 @@ extension Pipeline {
                 switch outcome {
                 case .waiting:
                     remaining.append(job)
-                case .written:
+                case .written(let putBack):
                     endedInARow = 0
                     wait = settings.pollFrom  // a slot is free: submit and look again soon
+                    if putBack { drained = false }  // repos without an answer, or changed: pending again
                 case .putBack(let ended, _):
                     // Its repos are pending again: claimed by a next job, even if a claim found
                     // nothing while they were still leased.
@@ -244,7 +277,7 @@ extension Pipeline {
             }
         }
         if let gaveUp, !stop.isStopped { throw gaveUp }
-        // However it ends, unless stopped: the store's idle work (the vector index, packed codes).
+        // Ended without an error or a stop: the store's idle work (the vector index, packed codes).
         if !stop.isStopped { await maintainStore() }
         return total
     }
@@ -301,11 +334,11 @@ extension Pipeline {
             try await store.saveBatchJob(job)
             do {
                 job.batchID = try await submit(requests, tag: job.id, to: batch)
-            } catch {
-                // The provider refused it, or could not be asked: the job stays, and the next
-                // look finds its batch by its tag, or releases its repos when there is none.
-                logger.warning("submitting a batch failed; the job is looked at again", metadata: ["job": "\(job.id)", "error": "\(error)"])
-                throw error
+            } catch let error as EmbeddingError where error.kind != .fatal {
+                // Not accepted, or not known to be: the job stays in flight without a batch id,
+                // and its first look finds its batch by its tag, or puts its repos back.
+                logger.warning("submitting a batch failed; its job is looked at again", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                return job
             }
             try await store.saveBatchJob(job)
             total.providerCalls += 1
@@ -334,7 +367,9 @@ extension Pipeline {
     }
 
     private enum Look {
-        case waiting, written
+        case waiting
+        /// Completed and written; `putBack`: some of its repos are pending again.
+        case written(putBack: Bool)
         /// Its repos are back in the queue; `ended`: the provider ended the batch.
         case putBack(ended: Bool, reason: String? = nil)
 
@@ -359,7 +394,8 @@ extension Pipeline {
             _ = try await store.releaseAll(owner: job.owner, except: [])
             try await store.removeBatchJob(job.id)
             onJob(BatchJobEvent(kind: .ended, job: job, summary: PipelineSummary(), detail: "cut short before submission"))
-            return .putBack(ended: false)
+            // Counted as a batch that ended: a submission that keeps failing backs off too.
+            return .putBack(ended: true, reason: "not accepted by the provider")
         }
         let state: BatchState
         do {
@@ -383,7 +419,7 @@ extension Pipeline {
         case .ended(let reason):
             // What it answered before it ended (an expired or cancelled batch keeps the requests
             // it completed, paid for) is written; the rest goes back to the queue.
-            let answers = (try? await batch.batchAnswers(batchID)) ?? [:]
+            let answers = try await batch.batchAnswers(batchID)  // none when it has no files; an error: looked at again
             let summary = try await write(job, answers: answers)
             total.add(summary)
             try await store.removeBatchJob(job.id)
@@ -402,7 +438,7 @@ extension Pipeline {
                 "conflicts": "\(summary.conflicts)", "released": "\(summary.released)",
             ])
             onJob(BatchJobEvent(kind: .written, job: job, summary: summary))
-            return summary.released > 0 || summary.conflicts > 0 ? .putBack(ended: false) : .written
+            return .written(putBack: summary.released > 0 || summary.conflicts > 0)
         }
     }
 

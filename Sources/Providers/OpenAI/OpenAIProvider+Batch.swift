@@ -9,6 +9,15 @@ import NIOHTTP1
 /// one line per request, matched by `custom_id`.
 extension OpenAIProvider: BatchEmbeddingProvider {
     public func submitBatch(_ requests: [BatchRequest], tag: String) async throws -> String {
+        // Its output file is read whole (at most 256 MB an answer): refused before it is paid for.
+        let dimensions = configuration.dimensions ?? Configuration.knownDimensions[configuration.model] ?? 1_536
+        let perLine = 400 + dimensions * (configuration.encodingFormat == .base64 ? 6 : 24)
+        if requests.count * perLine > 240 << 20 {
+            throw EmbeddingError(.fatal, """
+                a batch of \(requests.count) texts at \(dimensions) dimensions (\(configuration.encodingFormat.rawValue)) would answer about \
+                \(requests.count * perLine >> 20) MB, more than embed-star reads (256 MB): use --batch-lines \((240 << 20) / perLine) or fewer
+                """)
+        }
         var lines = Data()
         for request in requests {
             let body = try OpenAIWire.encodeRequest(model: configuration.model, input: [request.text], encoding: configuration.encodingFormat,
