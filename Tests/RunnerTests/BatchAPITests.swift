@@ -15,17 +15,6 @@ struct BatchAPITests {
     let surreal = ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL"] ?? ""
     let front = ProcessInfo.processInfo.environment["EMBED_STAR_MODEL_URL"] ?? ""
 
-    func http(_ url: String, body: Data? = nil) async throws -> Data {
-        var request = HTTPClientRequest(url: url)
-        if let body {
-            request.method = .POST
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        var buffer = try await response.body.collect(upTo: 64 << 20)
-        return Data(buffer.readBytes(length: buffer.readableBytes) ?? [])
-    }
-
     @Test func aBatchBackfillKilledHalfWayResumesAndEmbedsEveryRepoOnce() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
@@ -38,7 +27,7 @@ struct BatchAPITests {
         starred[1_234]["description"] = "zz-refuse-me-zz"
         let refusedName = starred[1_234]["full_name"] as! String
         try JSONSerialization.data(withJSONObject: starred).write(to: file)
-        _ = try await http("\(front)/__mode/\(token)", body: Data(#"{"batch_delay": 2, "batch_fail_marker": "zz-refuse-me-zz"}"#.utf8))
+        _ = try await fetchBytes("\(front)/__mode/\(token)", body: Data(#"{"batch_delay": 2, "batch_fail_marker": "zz-refuse-me-zz"}"#.utf8))
         try cli.write("plugins.yaml", """
             provider: openai
             store: surreal
@@ -83,7 +72,7 @@ struct BatchAPITests {
                 "\(status)\nfirst run:\n\(events(first.stderr).suffix(4000))\nsecond run:\n\(events(second.stderr).suffix(4000))")
         // Every text went to the provider once (a text whose batch was killed before its id
         // was kept would go twice: no such kill here), none through the one-by-one endpoint.
-        let stats = try JSONSerialization.jsonObject(with: try await http("\(front)/__stats/\(token)")) as! [String: Any]
+        let stats = try JSONSerialization.jsonObject(with: try await fetchBytes("\(front)/__stats/\(token)")) as! [String: Any]
         #expect(stats["batch_texts"] as? Int == count - 1, "every text embedded once by the batches: \(stats["batch_texts"] ?? "none")")
         #expect(stats["embed_calls"] as? Int == 0, "no call to /embeddings: \(stats["embed_calls"] ?? "none")")
         // The refused line counted an attempt with the provider's reason (two when the second

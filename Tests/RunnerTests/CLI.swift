@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Synchronization
 import EmbedStarTesting
 import Testing
@@ -140,4 +142,17 @@ final class Subprocess: Sendable {
         try await waitUntil(timeout: timeout, every: .milliseconds(50)) { condition(self.stderr) || !self.isRunning }
         return condition(stderr)
     }
+}
+
+/// GETs `url` (or POSTs `body` to it) and returns the answer's bytes: the test servers' control
+/// and counting endpoints (the model proxy's `__stats`, `__mode`, `__faults`).
+func fetchBytes(_ url: String, body: Data? = nil, timeout: TimeAmount = .seconds(300)) async throws -> Data {
+    var request = HTTPClientRequest(url: url)
+    if let body {
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(bytes: body))
+    }
+    let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+    var buffer = try await response.body.collect(upTo: 64 << 20)
+    return Data(buffer.readBytes(length: buffer.readableBytes) ?? [])
 }

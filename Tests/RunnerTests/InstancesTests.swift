@@ -16,17 +16,6 @@ struct InstancesTests {
     let surreal = ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL"] ?? ""
     let front = ProcessInfo.processInfo.environment["EMBED_STAR_MODEL_URL"] ?? ""
 
-    func get(_ url: String, body: Data? = nil) async throws -> Data {
-        var request = HTTPClientRequest(url: url)
-        if let body {
-            request.method = .POST
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(300))
-        var buffer = try await response.body.collect(upTo: 64 << 20)
-        return Data(buffer.readBytes(length: buffer.readableBytes) ?? [])
-    }
-
     /// SIGTERM while batches are in flight on SurrealDB: the connections stay open until the
     /// batches are written and the store is shut down. (The WebSocket handler closes a
     /// connection on the graceful shutdown of the task that opened it; the pipeline opened them
@@ -92,7 +81,7 @@ struct InstancesTests {
         // what the model needs for every text, plus a lease, plus a minute.
         let probe = Array(repos.prefix(40)).map { builder.text(for: $0) }
         let started = ContinuousClock.now
-        _ = try await get("\(front)/f/probe-\(token)/v1/embeddings",
+        _ = try await fetchBytes("\(front)/f/probe-\(token)/v1/embeddings",
                           body: try JSONSerialization.data(withJSONObject: ["model": "multilingual-e5-small-q4", "input": probe]))
         let perText = (ContinuousClock.now - started) / probe.count
         let lease = max(15, Int((perText * 10 * 6 * 5).components.seconds) + 1)
@@ -152,7 +141,7 @@ struct InstancesTests {
         #expect(status["embedded"] as? Int == count && status["failed"] as? Int == 0 && status["leased"] as? Int == 0, "\(status)")
 
         // Provider-side count: every text the model embedded, from all three instances.
-        let stats = try #require(try JSONSerialization.jsonObject(with: try await get("\(front)/__stats/\(token)")) as? [String: Any])
+        let stats = try #require(try JSONSerialization.jsonObject(with: try await fetchBytes("\(front)/__stats/\(token)")) as? [String: Any])
         let sent = try #require(stats["texts"] as? Int)
         let duplicates = sent - count
         print("three instances, one killed: \(count) repos, \(sent) texts embedded by the model (\(duplicates) twice), \(stats["embed_calls"] ?? 0) calls")
@@ -175,7 +164,7 @@ struct InstancesTests {
         #expect(vectors.values.allSatisfy { $0.count == 384 })
         let sample = stride(from: 0, to: repos.count, by: 20).map { repos[$0] }
         let texts = sample.map { builder.text(for: $0) }
-        let answer = try #require(try JSONSerialization.jsonObject(with: try await get("\(front)/__direct", body: try JSONSerialization.data(withJSONObject: ["texts": texts]))) as? [String: Any])
+        let answer = try #require(try JSONSerialization.jsonObject(with: try await fetchBytes("\(front)/__direct", body: try JSONSerialization.data(withJSONObject: ["texts": texts]))) as? [String: Any])
         let own = try #require(answer["vectors"] as? [[Double]])
         for (repo, expected) in zip(sample, own) {
             let stored = try #require(vectors[repo.id.rawValue], "no vector on \(repo.id)")

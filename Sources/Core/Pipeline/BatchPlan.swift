@@ -128,8 +128,22 @@ struct BatchPlan {
 
     /// A failed repo waits `retry_delay_ms` doubled per attempt before its next claim.
     static func failure(_ claim: ClaimedRepo, _ reason: String, permanent: Bool, rules: Rules) -> RepoFailure {
-        let exponent = min(claim.attempts, 10)
-        return RepoFailure(id: claim.repo.id, revision: claim.revision, reason: reason, permanent: permanent, retryAfter: rules.retryDelay * (1 << exponent))
+        failure(claim.repo.id, revision: claim.revision, attempts: claim.attempts, reason, permanent: permanent, rules: rules)
+    }
+
+    /// The same for a repo known by its id, revision and attempts so far (a batch job's item).
+    static func failure(_ id: RepoID, revision: String, attempts: Int, _ reason: String, permanent: Bool, rules: Rules) -> RepoFailure {
+        RepoFailure(id: id, revision: revision, reason: reason, permanent: permanent, retryAfter: rules.retryDelay * (1 << min(attempts, 10)))
+    }
+
+    /// What is settled without the provider: the unchanged repos' confirmations and the
+    /// refused repos' failures.
+    var settled: (writes: [RepoWrite], failures: [RepoFailure]) { (unchanged, refused) }
+
+    /// The repos that need the provider, each with its text's hash and the slot of its text in
+    /// ``texts`` (repos with the same text share a slot).
+    var slots: [(claim: ClaimedRepo, hash: String, slot: Int)] {
+        work.map { ($0.claim, $0.hash, slotOfHash[$0.hash]!) }  // every work item's hash got a slot in `init`
     }
 }
 

@@ -299,28 +299,13 @@ extension Pipeline {
                 return nil
             }
             total.claimed += claimed.count
-            var confirmed: [RepoWrite] = []
-            var refused: [RepoFailure] = []
-            var items: [BatchJob.Item] = []
-            var requests: [BatchRequest] = []
-            var requestOfHash: [String: String] = [:]
-            for claim in claimed {
-                let text = document.text(for: claim.repo, tokenCount: { self.provider.tokenCount($0) })
-                let hash = document.hash(text)
-                if hash == claim.embeddedHash {
-                    confirmed.append(RepoWrite(id: claim.repo.id, revision: claim.revision, modelIdentity: modelIdentity, change: .unchanged(contentHash: hash)))
-                } else if text.isEmpty {
-                    refused.append(failure(claim.repo.id, revision: claim.revision, attempts: claim.attempts,
-                                           reason: "the text template gives an empty text", permanent: true))
-                } else {
-                    let request = requestOfHash[hash] ?? {
-                        let id = "t\(requests.count)"
-                        requests.append(BatchRequest(id: id, text: text))
-                        requestOfHash[hash] = id
-                        return id
-                    }()
-                    items.append(BatchJob.Item(repo: claim.repo.id, revision: claim.revision, hash: hash, request: request, attempts: claim.attempts))
-                }
+            // Planned as `run` plans a batch: texts, hashes, unchanged and empty texts settled,
+            // one request per distinct text.
+            let plan = BatchPlan(claimed, rules: planRules)
+            let (confirmed, refused) = plan.settled
+            let requests = plan.texts.indices.map { BatchRequest(id: "t\($0)", text: plan.texts[$0]) }
+            let items = plan.slots.map {
+                BatchJob.Item(repo: $0.claim.repo.id, revision: $0.claim.revision, hash: $0.hash, request: "t\($0.slot)", attempts: $0.claim.attempts)
             }
             if !confirmed.isEmpty { total.count(confirmed, outcomes: try await store.write(confirmed, owner: owner)) }
             if !refused.isEmpty {
@@ -481,9 +466,8 @@ extension Pipeline {
         return summary
     }
 
-    /// A failed repo waits `retry_delay_ms` doubled per attempt before its next claim.
+    /// A failed item waits as a failed repo of `run` does (``BatchPlan/failure(_:revision:attempts:_:permanent:rules:)``).
     private func failure(_ id: RepoID, revision: String, attempts: Int, reason: String, permanent: Bool) -> RepoFailure {
-        RepoFailure(id: id, revision: revision, reason: reason, permanent: permanent,
-                    retryAfter: .milliseconds(configuration.retryDelayMs) * (1 << min(attempts, 10)))
+        BatchPlan.failure(id, revision: revision, attempts: attempts, reason, permanent: permanent, rules: planRules)
     }
 }

@@ -182,6 +182,12 @@ public final class Pipeline: Sendable {
         }
     }
 
+    /// What a ``BatchPlan`` of this pipeline needs to know.
+    var planRules: BatchPlan.Rules {
+        BatchPlan.Rules(document: document, tokenCount: { [provider] in provider.tokenCount($0) },
+                        modelIdentity: modelIdentity, retryDelay: .milliseconds(configuration.retryDelayMs))
+    }
+
     /// The batch step's I/O: the plan says what to send and what to write; this sends and writes.
     func runBatch(_ claimed: [ClaimedRepo]) async throws -> PipelineSummary {
         let started = provider.clock.now()
@@ -190,9 +196,7 @@ public final class Pipeline: Sendable {
         var summary = PipelineSummary()
         summary.claimed = claimed.count
 
-        let rules = BatchPlan.Rules(document: document, tokenCount: { [provider] in provider.tokenCount($0) },
-                                    modelIdentity: modelIdentity, retryDelay: .milliseconds(configuration.retryDelayMs))
-        var plan = BatchPlan(claimed, rules: rules)
+        var plan = BatchPlan(claimed, rules: planRules)
         // The cache is read and written here, and only here: the plan says what to ask it and
         // what its answers add.
         if let cache {

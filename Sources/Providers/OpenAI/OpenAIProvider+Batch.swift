@@ -89,8 +89,8 @@ extension OpenAIProvider: BatchEmbeddingProvider {
             let content = try await http.send(HTTPExchange.Request(method: .GET, url: ProviderHTTPClient.join(configuration.baseURL, "files/\(file)/content"),
                                                                    headers: http.baseHeaders, timeout: .seconds(max(configuration.timeoutSeconds, 300))))
             for line in content.body.split(separator: 0x0A) where !line.isEmpty {
-                guard let row = try? JSONDecoder().decode(OutputLine.self, from: Data(line)), let request = row.customID else { continue }
-                answers[request] = Self.answer(row, provider: "openai")
+                guard let row = OutputLine(Data(line)) else { continue }
+                answers[row.customID] = Self.answer(row, provider: "openai")
             }
         }
         return answers
@@ -100,7 +100,7 @@ extension OpenAIProvider: BatchEmbeddingProvider {
     /// 4xx: its input was refused) or a release (a 429, a 5xx, a request the batch's window ran
     /// out on: not the text's fault).
     static func answer(_ row: OutputLine, provider: String) -> Result<[Float], ItemProblem> {
-        if let response = row.response, (200..<300).contains(response.statusCode), let body = response.body {
+        if let status = row.statusCode, (200..<300).contains(status), let body = row.body {
             do {
                 guard let vector = try OpenAIWire.decodeResponse(body, expectedCount: 1, provider: provider).first else {
                     return .failure(ItemProblem(reason: "the batch answered no vector", permanent: false))
@@ -110,11 +110,11 @@ extension OpenAIProvider: BatchEmbeddingProvider {
                 return .failure(ItemProblem(reason: "the batch's answer could not be read: \(error)", permanent: false))
             }
         }
-        let status = row.response?.statusCode
-        let message = row.response?.errorMessage ?? row.error?.message ?? "no answer"
+        let status = row.statusCode
+        let message = row.errorMessage ?? "no answer"
         let reason = "the batch refused it\(status.map { " (\($0))" } ?? ""): \(message)"
         // Not the text's fault: a rate limit, a server error, a request the window ran out on.
-        if status == 429 || (status ?? 0) >= 500 || row.error?.code == "batch_expired" {
+        if status == 429 || (status ?? 0) >= 500 || row.errorCode == "batch_expired" {
             return .failure(ItemProblem(reason: reason, permanent: false, release: true))
         }
         return .failure(ItemProblem(reason: reason, permanent: false))
@@ -164,66 +164,27 @@ extension OpenAIProvider: BatchEmbeddingProvider {
         enum CodingKeys: String, CodingKey { case data, hasMore = "has_more" }
     }
 
-    struct OutputLine: Decodable {
-        struct Response: Decodable {
-            var statusCode: Int
-            var body: Data?
-            var errorMessage: String?
+    /// One line of an output or error file; its response body kept as JSON bytes for the
+    /// embeddings decoder.
+    struct OutputLine {
+        var customID: String
+        var statusCode: Int?
+        var body: Data?
+        var errorMessage: String?
+        var errorCode: String?
 
-            enum CodingKeys: String, CodingKey { case statusCode = "status_code", body }
-
-            init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                statusCode = try c.decode(Int.self, forKey: .statusCode)
-                // The body is JSON: kept as bytes for the embeddings decoder.
-                if let value = try c.decodeIfPresent(JSONValue.self, forKey: .body) {
-                    body = try JSONEncoder().encode(value)
-                    errorMessage = value.errorMessage
-                }
+        init?(_ line: Data) {
+            guard let row = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let id = row["custom_id"] as? String else { return nil }
+            customID = id
+            let response = row["response"] as? [String: Any]
+            statusCode = response?["status_code"] as? Int
+            if let body = response?["body"], !(body is NSNull) {
+                self.body = try? JSONSerialization.data(withJSONObject: body)
+                errorMessage = ((body as? [String: Any])?["error"] as? [String: Any])?["message"] as? String
             }
+            let error = row["error"] as? [String: Any]
+            errorMessage = errorMessage ?? error?["message"] as? String
+            errorCode = error?["code"] as? String
         }
-
-        struct LineError: Decodable {
-            var code: String?
-            var message: String?
-        }
-
-        var customID: String?
-        var response: Response?
-        var error: LineError?
-
-        enum CodingKeys: String, CodingKey { case customID = "custom_id", response, error }
-    }
-}
-
-/// Any JSON value, decoded to be encoded again (an output line's body).
-indirect enum JSONValue: Codable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null } else if let v = try? c.decode(Bool.self) { self = .bool(v) } else if let v = try? c.decode(Double.self) {
-            self = .number(v)
-        } else if let v = try? c.decode(String.self) { self = .string(v) } else if let v = try? c.decode([JSONValue].self) {
-            self = .array(v)
-        } else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let v): try c.encode(v)
-        case .number(let v): try c.encode(v)
-        case .string(let v): try c.encode(v)
-        case .array(let v): try c.encode(v)
-        case .object(let v): try c.encode(v)
-        }
-    }
-
-    /// `error.message` of an error body.
-    var errorMessage: String? {
-        guard case .object(let fields) = self, case .object(let error)? = fields["error"], case .string(let message)? = error["message"] else { return nil }
-        return message
     }
 }

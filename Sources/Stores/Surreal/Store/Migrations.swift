@@ -232,7 +232,7 @@ struct Migrations {
             ),
             Migration(
                 version: 9,
-                summary: "the provider account's rate limits shared by the instances (one record per instance and account), and the batch jobs of backfill --batch-api (SurrealStore+RateLimit)",
+                summary: "the provider account's rate limits shared by the instances (one record per instance and account), and the batch jobs of backfill --batch-api (SurrealStore+RateLimit, SurrealStore+BatchJobs)",
                 statements: [
                     "DEFINE TABLE IF NOT EXISTS \(SurrealStore.rateMembers) SCHEMALESS",
                     "DEFINE INDEX IF NOT EXISTS \(SurrealStore.rateMembers)_account ON \(SurrealStore.rateMembers) FIELDS account",
