@@ -275,11 +275,12 @@ public struct SearchHit: Sendable {
 ///   polls) and when a backfill ends (unless stopped). `maintain` changes no count, lease or
 ///   state a claim or `stats` sees. (What decides a claim's answer stays in the claim: the
 ///   SurrealDB store re-checks its queue there, so an empty answer means nothing is pending.)
-/// - `shareRateLimit` keeps, per provider account, which instances use it (an instance
-///   reported active counts for its report's `activeFor`, an inactive report ends that at
-///   once), the latest pause any of them reported (kept as a deadline on one clock, the
-///   store's, and never shortened by a later report), and the header limits last reported. A
-///   store that cannot share between processes keeps the default (every instance alone).
+/// - `shareRateLimit` keeps, per provider account, each instance's last report (for an hour):
+///   whether it uses the account (an active report counts for its `activeFor`, an inactive one
+///   ends that at once), its own pause as a deadline on one clock, the store's (its next report
+///   replaces it), and the header limits it saw with when it saw them. The answer: the other
+///   instances counted, the latest deadline of any instance, the limits seen last. A store that
+///   cannot share between processes keeps the default (every instance alone).
 /// - `saveBatchJob` keeps a job until `removeBatchJob`; `batchJobs` gives every job kept, as
 ///   saved last, oldest first, to any instance (a job outlives the process that saved it).
 /// - Methods are safe to call from many tasks at once and honour cancellation.
