@@ -6,10 +6,19 @@ request, into a fresh database:
   schema     the same UPDATEs on embed-star's schema (its event and indexes on the repo table)
   loop       embed-star's write before 2026-12-02: one FOR over an array of objects, reading
              each queue entry, then UPDATE and DELETE
-  generated  embed-star's write now (SurrealStore.writeSQL): per-row statements, each repo
-             updated only if its queue entry was deleted as leased to the writer at the
-             claimed revision
-The last two must leave the queue empty and every repo with a vector, or the script fails.
+  generated  embed-star's write (SurrealStore.writeSQL) with quiet_writes off: per-row
+             statements, each repo updated only if its queue entry was deleted as leased to
+             the writer at the claimed revision
+  schema-quiet     `schema` with the UPDATEs in the engine's import mode (no events for them)
+  generated-quiet  embed-star's write as it runs by default (quiet writes)
+  queue-floor      the least a separate queue table can cost: the quiet UPDATEs and an
+                   unconditional DELETE of each entry (no lease or revision check)
+  repo-lease       a design with no queue table: the lease kept on the repo record. Each
+                   request leases its 100 repos (one UPDATE) and writes each vector only while
+                   the lease and revision hold, all in import mode; finding the pending repos is
+                   not measured (it would need an index on the repo table)
+The variants with a queue must leave it empty and every repo with a vector, repo-lease every
+repo with a vector, or the script fails.
 
 Usage: write_statements.py HOST:PORT [--count 2000] [--dims 384,1536] [--rounds 2] [--bin PATH]
 """
@@ -101,6 +110,7 @@ def generated(batch):
     for i, (repo, queued, vector) in enumerate(batch):
         variables.update({"q%d" % i: queued, "r%d" % i: repo, "n%d" % i: 1, "m%d" % i: "mock/x", "v%d" % i: vector, "h%d" % i: "h"})
         lines.append("LET $d%d = (DELETE $q%d WHERE lease_owner = $owner AND revision = $n%d RETURN BEFORE)" % (i, i, i))
+    for i in range(len(batch)):
         lines.append("IF $d%d { UPDATE $r%d SET embedding = $v%d, embedding_model = $m%d, embedding_hash = $h%d, embedding_generated_at = $now, "
                      "embedding_attempts = 0, embedding_error = NONE RETURN NONE }" % (i, i, i, i, i))
     variables["qs"] = [queued for (_, queued, _) in batch]
@@ -112,7 +122,49 @@ def generated(batch):
     return ";\n".join(lines), variables
 
 
-VARIANTS = {"raw": per_row_updates, "schema": per_row_updates, "loop": loop, "generated": generated}
+def quiet(statement):
+    """VARIANT with the repo UPDATEs run in the engine's import mode (`OPTION IMPORT`: no events,
+    field processing, live queries or table views for them)."""
+    def variant(batch):
+        sql, variables = statement(batch)
+        lines = sql.split(";\n")
+        first = next(i for i, line in enumerate(lines) if line.startswith(("UPDATE", "IF $d")))
+        last = max(i for i, line in enumerate(lines) if line.startswith(("UPDATE", "IF $d")))
+        lines[last + 1:last + 1] = ["OPTION IMPORT = false"]
+        lines[first:first] = ["OPTION IMPORT"]
+        return ";\n".join(lines), variables
+    return variant
+
+
+def queue_floor(batch):
+    lines, variables = ["BEGIN TRANSACTION", "LET $now = time::now()"], {}
+    for i, (repo, queued, vector) in enumerate(batch):
+        variables.update({"q%d" % i: queued, "r%d" % i: repo, "v%d" % i: vector})
+        lines.append("DELETE $q%d RETURN NONE" % i)
+    lines.append("OPTION IMPORT")
+    for i in range(len(batch)):
+        lines.append("UPDATE $r%d SET embedding = $v%d, embedding_model = 'mock/x', embedding_hash = 'h', embedding_generated_at = $now, "
+                     "embedding_attempts = 0, embedding_error = NONE RETURN NONE" % (i, i))
+    return ";\n".join(lines + ["OPTION IMPORT = false", "COMMIT TRANSACTION"]), variables
+
+
+def repo_lease(batch):
+    lines = ["OPTION IMPORT", "BEGIN TRANSACTION", "LET $now = time::now()",
+             "UPDATE $ids SET embed_lease = $owner, embed_until = $now + 1h, embed_revision = 1 "
+             "WHERE embed_until = NONE OR embed_until < $now RETURN NONE", "COMMIT TRANSACTION", "BEGIN TRANSACTION"]
+    variables = {"owner": "o", "ids": [repo for (repo, _, _) in batch]}
+    for i, (repo, _, vector) in enumerate(batch):
+        variables.update({"r%d" % i: repo, "v%d" % i: vector})
+        lines.append("UPDATE $r%d SET embedding = $v%d, embedding_model = 'mock/x', embedding_hash = 'h', embedding_generated_at = $now, "
+                     "embedding_attempts = 0, embedding_error = NONE, embed_lease = NONE, embed_until = NONE "
+                     "WHERE embed_lease = $owner AND embed_revision = 1 RETURN NONE" % (i, i))
+    return ";\n".join(lines + ["COMMIT TRANSACTION"]), variables
+
+
+VARIANTS = {"raw": per_row_updates, "schema": per_row_updates, "loop": loop, "generated": generated,
+            "schema-quiet": quiet(per_row_updates), "generated-quiet": quiet(generated), "queue-floor": queue_floor,
+            "repo-lease": repo_lease}
+QUEUED = ("loop", "generated", "generated-quiet", "queue-floor")
 
 
 def embed_star_schema(binary, host, database, dims):
@@ -136,7 +188,7 @@ async def writes_per_second(host, name, count, dims, binary=None, database=None)
     for start in range(0, count, 500):
         await session.query("INSERT INTO repo $r RETURN NONE", {"r": [
             {"id": i, "full_name": "o/%s" % i.value[1], "description": "d" * 80, "topics": ["a", "b"]} for i in ids[start:start + 500]]})
-    if name in ("loop", "generated"):
+    if name in QUEUED:
         await session.query("UPDATE embed_queue SET lease_owner = 'o', lease_until = time::now() + 1h, revision = 1 RETURN NONE")
     vectors = [[random.random() for _ in range(dims)] for _ in range(PER_REQUEST)]
     requests = [VARIANTS[name]([(r, record("embed_queue", r.value[1]), vectors[j]) for j, r in enumerate(ids[s:s + PER_REQUEST])])
@@ -145,8 +197,10 @@ async def writes_per_second(host, name, count, dims, binary=None, database=None)
     for sql, variables in requests:
         await session.query(sql, variables)
     rate = count / (time.perf_counter() - started)
-    if name in ("loop", "generated"):
+    if name in QUEUED or name == "repo-lease":
         left = (await session.query("RETURN [count(SELECT id FROM embed_queue), count(SELECT id FROM repo WHERE embedding != NONE)]"))[-1]["result"]
+        if name == "repo-lease":
+            left[0] = 0  # no queue in that design (the events still made one)
         if left != [0, count]:
             raise SystemExit("%s left %s (queue entries, vectors), not [0, %d]" % (name, left, count))
     await session.close()

@@ -15,7 +15,8 @@ struct StoreFixture {
     let client: SurrealClient
     let database: String
 
-    init(_ scheme: String, database: String? = nil, instance: String = "test", address: String? = nil) throws {
+    init(_ scheme: String, database: String? = nil, instance: String = "test", address: String? = nil,
+         configure: (inout SurrealStore.Configuration) -> Void = { _ in }) throws {
         let database = database ?? "s\(UUID().uuidString.prefix(8).lowercased())"
         self.database = database
         let address = try #require(address ?? DevServer.address)
@@ -24,6 +25,7 @@ struct StoreFixture {
         configuration.namespace = "test"
         configuration.database = database
         configuration.poolSize = 4
+        configure(&configuration)
         store = try SurrealStore(configuration: configuration, instanceID: instance, logger: Logger(label: "test"))
         client = SurrealClient(configuration: try DevServer.configuration("http", address: address, database: database))
     }

@@ -33,6 +33,9 @@ extension SurrealStore {
         /// 3.x on memory or SurrealKV storage, do that. Set false only for a 3.x server on
         /// RocksDB or TiKV; 2.x keeps them whatever this says.
         public var lostWriteGuards = true
+        /// Vector writes skip the repo table's events while nothing but embed-star watches the
+        /// table (``QuietWriteState``); false: they always fire them.
+        public var quietWrites = true
 
         public enum AuthLevel: String, Sendable, Decodable {
             case root, namespace, database
@@ -45,6 +48,7 @@ extension SurrealStore {
             case poolWaitSeconds = "pool_wait_seconds", connectTimeoutSeconds = "connect_timeout_seconds"
             case requestTimeoutSeconds = "request_timeout_seconds", table, watchedFields = "watched_fields"
             case tlsCAFile = "tls_ca_file", requireTLS = "require_tls", lostWriteGuards = "lost_write_guards"
+            case quietWrites = "quiet_writes"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -76,6 +80,7 @@ extension SurrealStore {
             tlsCAFile = try c.decodeIfPresent(String.self, forKey: .tlsCAFile).flatMap { $0.isEmpty ? nil : decoder.configurationPath($0) }
             try c.fill(&requireTLS, .requireTLS)
             try c.fill(&lostWriteGuards, .lostWriteGuards)
+            try c.fill(&quietWrites, .quietWrites)
             func fail(_ key: CodingKeys, _ message: String) -> ConfigError { .invalid(key.rawValue, message, in: decoder) }
             let target: SurrealConfiguration
             do {

@@ -16,17 +16,26 @@ extension SurrealStore {
     /// an array of objects: the engine copies each vector out of the array it reads in a loop,
     /// and a set-based check (`[id, revision] INSIDE $keys`) compares every pair, while parsing
     /// the statements costs little (measured against the engine: bench/write_statements.py).
-    static func writeSQL(vectors: [Bool]) -> String {
+    ///
+    /// `quiet`: the repo UPDATEs run in import mode (``QuietWriteState``). The deletes come
+    /// first, all of them: in import mode the engine returns nothing from a DELETE, and a delete
+    /// that answered nothing would leave its repo without the vector and the queue without the
+    /// entry.
+    static func writeSQL(vectors: [Bool], quiet: Bool = false) -> String {
         // A write lands only for the model the queue serves: after a model change (or a
         // rollback) a claim of the old model's holder writes nothing, whatever its revision.
         var lines = ["BEGIN TRANSACTION", "LET $now = time::now()", "LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue)"]
+        for index in vectors.indices {
+            lines.append("LET $d\(index) = (DELETE $q\(index) WHERE lease_owner = $owner AND revision = $n\(index) AND $served = $m\(index) RETURN BEFORE)")
+        }
+        if quiet { lines.append("OPTION IMPORT") }
         for (index, hasVector) in vectors.enumerated() {
             let fields = hasVector
                 ? "embedding = $v\(index), embedding_model = $m\(index), embedding_hash = $h\(index), embedding_generated_at = $now,"
                 : "embedding_model = $m\(index), embedding_hash = $h\(index),"
-            lines.append("LET $d\(index) = (DELETE $q\(index) WHERE lease_owner = $owner AND revision = $n\(index) AND $served = $m\(index) RETURN BEFORE)")
             lines.append("IF $d\(index) { UPDATE $r\(index) SET \(fields) embedding_attempts = 0, embedding_error = NONE RETURN NONE }")
         }
+        if quiet { lines.append("OPTION IMPORT = false") }
         lines += [
             "LET $ok = array::flatten([\(vectors.indices.map { "$d\($0)" }.joined(separator: ", "))]).id",
             "LET $left = (SELECT id, lease_owner, revision FROM array::complement($qs, $ok))",
@@ -59,14 +68,19 @@ extension SurrealStore {
                     vectors.append(false)
                 }
             }
-            let sql = Self.writeSQL(vectors: vectors)
+            var quiet = await writesQuietly()
             let results: [SurrealValue]
             do {
-                results = try await retryingConflicts { try await self.client.query(sql, variables) }
-            } catch let error as SurrealError where error.message.contains("vector dimension") {
-                // A new model with another dimension: the old index cannot hold its vectors.
-                try await dropIndex()
-                results = try await retryingConflicts { try await self.client.query(sql, variables) }
+                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet), variables) }
+            } catch let error as SurrealError where error.message.contains("vector dimension") || (quiet && Self.refusedImport(error)) {
+                if error.message.contains("vector dimension") {
+                    // A new model with another dimension: the old index cannot hold its vectors.
+                    try await dropIndex()
+                } else {
+                    stopQuietWrites(error)
+                    quiet = false
+                }
+                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet), variables) }
             }
             guard let answer = results.last(where: { $0["ok"] != nil }), let ok = answer["ok"]?.array, let left = answer["left"]?.array else {
                 throw SurrealError(.protocolViolation, "write answered no queue state")
@@ -89,6 +103,12 @@ extension SurrealStore {
             }
         }
         return outcomes
+    }
+
+    /// The server refused `OPTION IMPORT` (the user may not edit the database's options).
+    static func refusedImport(_ error: SurrealError) -> Bool {
+        let message = error.message.lowercased()
+        return message.contains("not enough permissions") || message.contains("iam error") || message.contains("option")
     }
 
     static func chunks(_ writes: [RepoWrite]) -> [ArraySlice<RepoWrite>] {

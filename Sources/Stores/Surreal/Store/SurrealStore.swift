@@ -49,6 +49,8 @@ public final class SurrealStore: RepoStore {
     let wordsCursor = Mutex<SurrealValue?>(nil)
     /// Both full-text indexes of the words are built: this process defined them (``keepWords()``) or found them ready (``wordsIndexReady()``).
     let wordsReady = Mutex(false)
+    /// Whether vector writes run in import mode, and when that was last checked (``QuietWriteState``).
+    let quietWrites = Mutex<QuietWriteState?>(nil)
     var table: String { configuration.table }
     var queue: String { Migrations.queue }
 
