@@ -11,6 +11,7 @@ request, into a fresh database:
              the writer at the claimed revision
   schema-quiet     `schema` with the UPDATEs in the engine's import mode (no events for them)
   generated-quiet  embed-star's write as it runs by default (quiet writes)
+  generated-quiet-if  the same with each UPDATE in an `IF $dN { ... }` block (before 2026-12-05)
   queue-floor      the least a separate queue table can cost: the quiet UPDATEs and an
                    unconditional DELETE of each entry (no lease or revision check)
   repo-lease       a design with no queue table: the lease kept on the repo record. Each
@@ -104,15 +105,19 @@ def loop(batch):
     return LOOP, {"owner": "o", "ws": [{"q": q, "r": r, "rev": 1, "m": "mock/x", "v": v, "h": "h"} for (r, q, v) in batch]}
 
 
-def generated(batch):
-    """The statement SurrealStore.writeSQL makes (same text for the same shape)."""
+def generated(batch, blocks=False):
+    """The statement SurrealStore.writeSQL makes (same text for the same shape); `blocks`: each
+    UPDATE in an `IF $dN { ... }` block instead of its own `WHERE $dN` (the shape before
+    2026-12-05)."""
     lines, variables = ["BEGIN TRANSACTION", "LET $now = time::now()"], {"owner": "o"}
     for i, (repo, queued, vector) in enumerate(batch):
         variables.update({"q%d" % i: queued, "r%d" % i: repo, "n%d" % i: 1, "m%d" % i: "mock/x", "v%d" % i: vector, "h%d" % i: "h"})
         lines.append("LET $d%d = (DELETE $q%d WHERE lease_owner = $owner AND revision = $n%d RETURN BEFORE)" % (i, i, i))
     for i in range(len(batch)):
-        lines.append("IF $d%d { UPDATE $r%d SET embedding = $v%d, embedding_model = $m%d, embedding_hash = $h%d, embedding_generated_at = $now, "
-                     "embedding_attempts = 0, embedding_error = NONE RETURN NONE }" % (i, i, i, i, i))
+        fields = ("embedding = $v%d, embedding_model = $m%d, embedding_hash = $h%d, embedding_generated_at = $now, "
+                  "embedding_attempts = 0, embedding_error = NONE" % (i, i, i))
+        lines.append("IF $d%d { UPDATE $r%d SET %s RETURN NONE }" % (i, i, fields) if blocks
+                     else "UPDATE $r%d SET %s WHERE $d%d RETURN NONE" % (i, fields, i))
     variables["qs"] = [queued for (_, queued, _) in batch]
     lines += ["LET $ok = array::flatten([%s]).id" % ", ".join("$d%d" % i for i in range(len(batch))),
               "LET $left = (SELECT id, lease_owner, revision FROM array::complement($qs, $ok))",
@@ -128,8 +133,8 @@ def quiet(statement):
     def variant(batch):
         sql, variables = statement(batch)
         lines = sql.split(";\n")
-        first = next(i for i, line in enumerate(lines) if line.startswith(("UPDATE", "IF $d")))
-        last = max(i for i, line in enumerate(lines) if line.startswith(("UPDATE", "IF $d")))
+        first = next(i for i, line in enumerate(lines) if line.startswith(("UPDATE $r", "IF $d")))
+        last = max(i for i, line in enumerate(lines) if line.startswith(("UPDATE $r", "IF $d")))
         lines[last + 1:last + 1] = ["OPTION IMPORT = false"]
         lines[first:first] = ["OPTION IMPORT"]
         return ";\n".join(lines), variables
@@ -162,9 +167,10 @@ def repo_lease(batch):
 
 
 VARIANTS = {"raw": per_row_updates, "schema": per_row_updates, "loop": loop, "generated": generated,
-            "schema-quiet": quiet(per_row_updates), "generated-quiet": quiet(generated), "queue-floor": queue_floor,
+            "schema-quiet": quiet(per_row_updates), "generated-quiet": quiet(generated),
+            "generated-quiet-if": quiet(lambda batch: generated(batch, blocks=True)), "queue-floor": queue_floor,
             "repo-lease": repo_lease}
-QUEUED = ("loop", "generated", "generated-quiet", "queue-floor")
+QUEUED = ("loop", "generated", "generated-quiet", "generated-quiet-if", "queue-floor")
 
 
 def embed_star_schema(binary, host, database, dims):

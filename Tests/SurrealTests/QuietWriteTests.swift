@@ -100,8 +100,15 @@ struct QuietWriteTests {
         let on = try #require(lines.firstIndex(of: "OPTION IMPORT"))
         let off = try #require(lines.firstIndex(of: "OPTION IMPORT = false"))
         #expect(lines.indices.filter { lines[$0].contains("DELETE") }.allSatisfy { $0 < on })
-        #expect(lines.indices.filter { lines[$0].hasPrefix("IF $d") }.allSatisfy { $0 > on && $0 < off })
+        #expect(lines.indices.filter { lines[$0].hasPrefix("UPDATE $r") }.allSatisfy { $0 > on && $0 < off })
+        #expect(lines.filter { $0.hasPrefix("UPDATE $r") }.count == 3)
         #expect(lines.indices.filter { lines[$0].contains("SELECT") && $0 > 2 }.allSatisfy { $0 > off })
         #expect(!SurrealStore.writeSQL(vectors: [true], quiet: false).contains("OPTION"))
+        // 2.x: each UPDATE in an IF block, inside import mode all the same.
+        let blocks = SurrealStore.writeSQL(vectors: [true, true], quiet: true, inWhere: false).components(separatedBy: ";\n")
+        let blocksOn = try #require(blocks.firstIndex(of: "OPTION IMPORT"))
+        #expect(blocks.indices.filter { blocks[$0].hasPrefix("IF $d") }.count == 2)
+        #expect(blocks.indices.filter { blocks[$0].hasPrefix("IF $d") }.allSatisfy { $0 > blocksOn })
+        #expect(blocks.indices.filter { blocks[$0].contains("DELETE") }.allSatisfy { $0 < blocksOn })
     }
 }

@@ -17,11 +17,16 @@ extension SurrealStore {
     /// and a set-based check (`[id, revision] INSIDE $keys`) compares every pair, while parsing
     /// the statements costs little (measured against the engine: bench/write_statements.py).
     ///
+    /// `inWhere` (``SurrealDialect/conditionsInWhere``, 3.x): each UPDATE carries its condition
+    /// (`WHERE $dN`: the entry its delete took, or nothing), not an `IF` around it: the same
+    /// writes ran at 68-75% of a plain table's rate against 60-61% in `IF` blocks (3.2.4, 384
+    /// dimensions, quiet, side by side).
+    ///
     /// `quiet`: the repo UPDATEs run in import mode (``QuietWriteState``). The deletes come
     /// first, all of them: in import mode the engine returns nothing from a DELETE, and a delete
     /// that answered nothing would leave its repo without the vector and the queue without the
     /// entry.
-    static func writeSQL(vectors: [Bool], quiet: Bool = false) -> String {
+    static func writeSQL(vectors: [Bool], quiet: Bool = false, inWhere: Bool = true) -> String {
         // A write lands only for the model the queue serves: after a model change (or a
         // rollback) a claim of the old model's holder writes nothing, whatever its revision.
         var lines = ["BEGIN TRANSACTION", "LET $now = time::now()", "LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue)"]
@@ -33,7 +38,8 @@ extension SurrealStore {
             let fields = hasVector
                 ? "embedding = $v\(index), embedding_model = $m\(index), embedding_hash = $h\(index), embedding_generated_at = $now,"
                 : "embedding_model = $m\(index), embedding_hash = $h\(index),"
-            lines.append("IF $d\(index) { UPDATE $r\(index) SET \(fields) embedding_attempts = 0, embedding_error = NONE RETURN NONE }")
+            let update = "UPDATE $r\(index) SET \(fields) embedding_attempts = 0, embedding_error = NONE"
+            lines.append(inWhere ? "\(update) WHERE $d\(index) RETURN NONE" : "IF $d\(index) { \(update) RETURN NONE }")
         }
         if quiet { lines.append("OPTION IMPORT = false") }
         lines += [
@@ -69,9 +75,10 @@ extension SurrealStore {
                 }
             }
             var quiet = await writesQuietly()
+            let inWhere = try await dialect().conditionsInWhere
             let results: [SurrealValue]
             do {
-                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet), variables) }
+                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet, inWhere: inWhere), variables) }
             } catch let error as SurrealError where error.message.contains("vector dimension") || (quiet && Self.refusedImport(error)) {
                 if error.message.contains("vector dimension") {
                     // A new model with another dimension: the old index cannot hold its vectors.
@@ -80,7 +87,7 @@ extension SurrealStore {
                     stopQuietWrites(error)
                     quiet = false
                 }
-                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet), variables) }
+                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet, inWhere: inWhere), variables) }
             }
             guard let answer = results.last(where: { $0["ok"] != nil }), let ok = answer["ok"]?.array, let left = answer["left"]?.array else {
                 throw SurrealError(.protocolViolation, "write answered no queue state")
