@@ -5,8 +5,9 @@ import Foundation
 import SurrealClient
 import Testing
 
-/// Vector writes in the engine's import mode (``QuietWriteState``): quiet only while nothing but
-/// embed-star watches the repo table, and the repo event still queues what others change.
+/// Vector writes in the engine's import mode (``QuietWriteState``, 3.x): quiet only while nothing
+/// but embed-star watches the repo table, and the repo event still queues what others change;
+/// never on 2.x.
 @Suite(.enabled(if: DevServer.available, "needs EMBED_STAR_SURREAL (scripts/test starts the dev server)"))
 struct QuietWriteTests {
     let model = "mock/mock-embed@16"
@@ -33,6 +34,10 @@ struct QuietWriteTests {
         try await fixture.store.prepare()
         try await fixture.insert(SyntheticRepos.generate(count: 4, seed: 7))
         #expect(Set(try await claimAndWrite(fixture).values) == [.applied])
+        guard try await fixture.store.dialect().quietWrites else {
+            #expect(await fixture.store.writesQuietly() == false)
+            return
+        }
         #expect(fixture.store.quietWrites.withLock { $0?.quiet } == true)
 
         try await fixture.setUp("""
@@ -63,12 +68,15 @@ struct QuietWriteTests {
     @Test(arguments: [
         ("DEFINE TABLE repo_by_model AS SELECT embedding_model, count() AS count FROM repo GROUP BY embedding_model", "the views repo_by_model"),
         ("DEFINE TABLE OVERWRITE repo SCHEMALESS CHANGEFEED 1h", "the table's changefeed"),
+        ("DEFINE FIELD has_vector ON repo VALUE embedding != NONE", "its field definitions has_vector"),
+        ("DEFINE DATABASE OVERWRITE $database CHANGEFEED 1h", "the database's changefeed"),
     ])
     func anObserverTurnsThemOff(_ definition: String, _ reason: String) async throws {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }
         try await fixture.store.prepare()
-        try await fixture.setUp(definition)
+        guard try await fixture.store.dialect().quietWrites else { return }
+        try await fixture.setUp(definition.replacingOccurrences(of: "$database", with: fixture.database))
         try await fixture.insert(SyntheticRepos.generate(count: 3, seed: 8))
         #expect(Set(try await claimAndWrite(fixture).values) == [.applied])
         #expect(fixture.store.quietWrites.withLock { $0?.reason } == reason)
@@ -89,26 +97,43 @@ struct QuietWriteTests {
 
         let watched = try StoreFixture("ws") { $0.watchedFields = ["description", "embedding_model"] }
         defer { Task { await watched.close() } }
+        try await watched.store.prepare()
         #expect(await watched.store.writesQuietly() == false)
-        #expect(watched.store.quietWrites.withLock { $0?.reason } == "watched field embedding_model is one embed-star writes")
+        if try await watched.store.dialect().quietWrites {
+            #expect(watched.store.quietWrites.withLock { $0?.reason } == "watched field embedding_model is one embed-star writes")
+        }
     }
 
-    /// In import mode the engine answers nothing from a DELETE: every delete of the write must
-    /// come before `OPTION IMPORT`, or its repo would lose the entry and never get the vector.
+    /// Which field definitions count as watching embed-star's fields.
+    @Test func fieldDefinitionsThatConstrainOurFields() {
+        let cases: [(String, String, Bool)] = [
+            ("embedding", "DEFINE FIELD embedding ON repo TYPE option<array<number>> PERMISSIONS FULL", false),
+            ("embedding_model", "DEFINE FIELD embedding_model ON repo TYPE none | string PERMISSIONS FULL", false),
+            ("embedding", "DEFINE FIELD embedding ON repo TYPE array<float> ASSERT array::len($value) = 384 PERMISSIONS FULL", true),
+            ("embedding_generated_at", "DEFINE FIELD embedding_generated_at ON repo VALUE time::now() PERMISSIONS FULL", true),
+            ("embedding[*]", "DEFINE FIELD embedding[*] ON repo TYPE number PERMISSIONS FULL", false),
+            ("has_vector", "DEFINE FIELD has_vector ON repo VALUE embedding != NONE PERMISSIONS FULL", true),
+            ("updated_at", "DEFINE FIELD updated_at ON repo VALUE time::now() PERMISSIONS FULL", false),
+            ("description", "DEFINE FIELD description ON repo TYPE string PERMISSIONS FULL", false),
+        ]
+        for (name, definition, expected) in cases {
+            #expect(SurrealStore.constrainsOurFields(name: name, definition: definition) == expected, "\(definition)")
+        }
+    }
+
+    /// In import mode 3.x answers nothing from a DELETE: every delete of the write must come
+    /// before `OPTION IMPORT`, or its repo would lose the entry and never get the vector.
     @Test func theQueueDeletesComeBeforeImportMode() throws {
         let lines = SurrealStore.writeSQL(vectors: [true, false, true], quiet: true).components(separatedBy: ";\n")
         let on = try #require(lines.firstIndex(of: "OPTION IMPORT"))
         let off = try #require(lines.firstIndex(of: "OPTION IMPORT = false"))
         #expect(lines.indices.filter { lines[$0].contains("DELETE") }.allSatisfy { $0 < on })
         #expect(lines.indices.filter { lines[$0].hasPrefix("UPDATE $r") }.allSatisfy { $0 > on && $0 < off })
-        #expect(lines.filter { $0.hasPrefix("UPDATE $r") }.count == 3)
+        #expect(lines.filter { $0.hasPrefix("UPDATE $r") && $0.contains("WHERE $d") }.count == 3)
         #expect(lines.indices.filter { lines[$0].contains("SELECT") && $0 > 2 }.allSatisfy { $0 > off })
-        #expect(!SurrealStore.writeSQL(vectors: [true], quiet: false).contains("OPTION"))
-        // 2.x: each UPDATE in an IF block, inside import mode all the same.
-        let blocks = SurrealStore.writeSQL(vectors: [true, true], quiet: true, inWhere: false).components(separatedBy: ";\n")
-        let blocksOn = try #require(blocks.firstIndex(of: "OPTION IMPORT"))
-        #expect(blocks.indices.filter { blocks[$0].hasPrefix("IF $d") }.count == 2)
-        #expect(blocks.indices.filter { blocks[$0].hasPrefix("IF $d") }.allSatisfy { $0 > blocksOn })
-        #expect(blocks.indices.filter { blocks[$0].contains("DELETE") }.allSatisfy { $0 < blocksOn })
+        // Not quiet (2.x, or something watches): no option, each UPDATE in an IF block.
+        let plain = SurrealStore.writeSQL(vectors: [true, true], quiet: false)
+        #expect(!plain.contains("OPTION"))
+        #expect(plain.components(separatedBy: ";\n").filter { $0.hasPrefix("IF $d") }.count == 2)
     }
 }

@@ -54,10 +54,12 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
     /// square of the table), and the range in 0.07 s. 3.2 reads the range slower than it answers
     /// the comparison (1.5 s against 0.2 s near the start), so it keeps the comparison.
     var sweepsByRange: Bool { major < 3 }
-    /// A write's repo UPDATEs carry their condition in `WHERE` rather than in an `IF` block
-    /// (cheaper on 3.x). Not on 2.x: 2.3.10 panicked ("advance out of bounds") on the first
-    /// quiet write of that shape, in a backfill of 2,000 repos, every time.
-    var conditionsInWhere: Bool { major >= 3 }
+    /// Vector writes may run in import mode (``QuietWriteState``), and then carry each UPDATE's
+    /// condition in `WHERE` rather than in an `IF` block (cheaper on 3.x). Not on 2.x: 2.3.10
+    /// panicked ("advance out of bounds") on the first quiet write of the `WHERE` shape in a
+    /// backfill of 2,000 repos, every time, for a reason not found; and its import mode does
+    /// not skip changefeeds anyway.
+    var quietWrites: Bool { major >= 3 }
 
     var description: String { version }
 

@@ -17,31 +17,36 @@ extension SurrealStore {
     /// and a set-based check (`[id, revision] INSIDE $keys`) compares every pair, while parsing
     /// the statements costs little (measured against the engine: bench/write_statements.py).
     ///
-    /// `inWhere` (``SurrealDialect/conditionsInWhere``, 3.x): each UPDATE carries its condition
-    /// (`WHERE $dN`: the entry its delete took, or nothing), not an `IF` around it: the same
-    /// writes ran at 68-75% of a plain table's rate against 60-61% in `IF` blocks (3.2.4, 384
-    /// dimensions, quiet, side by side).
-    ///
-    /// `quiet`: the repo UPDATEs run in import mode (``QuietWriteState``). The deletes come
-    /// first, all of them: in import mode the engine returns nothing from a DELETE, and a delete
-    /// that answered nothing would leave its repo without the vector and the queue without the
-    /// entry.
-    static func writeSQL(vectors: [Bool], quiet: Bool = false, inWhere: Bool = true) -> String {
+    /// `quiet` (3.x, ``QuietWriteState``): the repo UPDATEs run in import mode, and each carries
+    /// its condition (`WHERE $dN`: the entry its delete took, or nothing) instead of an `IF`
+    /// around it: the same writes ran at 68-75% of a plain table's rate against 60-61% in `IF`
+    /// blocks (3.2.4, 384 dimensions, side by side). The deletes come first, all of them: in
+    /// import mode 3.x returns nothing from a DELETE, and a delete that answered nothing would
+    /// leave its repo without the vector and the queue without the entry.
+    static func writeSQL(vectors: [Bool], quiet: Bool = false) -> String {
         // A write lands only for the model the queue serves: after a model change (or a
         // rollback) a claim of the old model's holder writes nothing, whatever its revision.
         var lines = ["BEGIN TRANSACTION", "LET $now = time::now()", "LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue)"]
-        for index in vectors.indices {
-            lines.append("LET $d\(index) = (DELETE $q\(index) WHERE lease_owner = $owner AND revision = $n\(index) AND $served = $m\(index) RETURN BEFORE)")
-        }
-        if quiet { lines.append("OPTION IMPORT") }
-        for (index, hasVector) in vectors.enumerated() {
+        let update = { (index: Int, hasVector: Bool) -> String in
             let fields = hasVector
                 ? "embedding = $v\(index), embedding_model = $m\(index), embedding_hash = $h\(index), embedding_generated_at = $now,"
                 : "embedding_model = $m\(index), embedding_hash = $h\(index),"
-            let update = "UPDATE $r\(index) SET \(fields) embedding_attempts = 0, embedding_error = NONE"
-            lines.append(inWhere ? "\(update) WHERE $d\(index) RETURN NONE" : "IF $d\(index) { \(update) RETURN NONE }")
+            return "UPDATE $r\(index) SET \(fields) embedding_attempts = 0, embedding_error = NONE"
         }
-        if quiet { lines.append("OPTION IMPORT = false") }
+        let delete = { (index: Int) -> String in
+            "LET $d\(index) = (DELETE $q\(index) WHERE lease_owner = $owner AND revision = $n\(index) AND $served = $m\(index) RETURN BEFORE)"
+        }
+        if quiet {
+            lines += vectors.indices.map(delete)
+            lines.append("OPTION IMPORT")
+            lines += vectors.enumerated().map { "\(update($0.offset, $0.element)) WHERE $d\($0.offset) RETURN NONE" }
+            lines.append("OPTION IMPORT = false")
+        } else {
+            // Each repo's delete and update side by side, as before quiet writes (what 2.x runs).
+            for (index, hasVector) in vectors.enumerated() {
+                lines += [delete(index), "IF $d\(index) { \(update(index, hasVector)) RETURN NONE }"]
+            }
+        }
         lines += [
             "LET $ok = array::flatten([\(vectors.indices.map { "$d\($0)" }.joined(separator: ", "))]).id",
             "LET $left = (SELECT id, lease_owner, revision FROM array::complement($qs, $ok))",
@@ -74,20 +79,14 @@ extension SurrealStore {
                     vectors.append(false)
                 }
             }
-            var quiet = await writesQuietly()
-            let inWhere = try await dialect().conditionsInWhere
+            let sql = Self.writeSQL(vectors: vectors, quiet: await writesQuietly())
             let results: [SurrealValue]
             do {
-                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet, inWhere: inWhere), variables) }
-            } catch let error as SurrealError where error.message.contains("vector dimension") || (quiet && Self.refusedImport(error)) {
-                if error.message.contains("vector dimension") {
-                    // A new model with another dimension: the old index cannot hold its vectors.
-                    try await dropIndex()
-                } else {
-                    stopQuietWrites(error)
-                    quiet = false
-                }
-                results = try await retryingConflicts { try await self.client.query(Self.writeSQL(vectors: vectors, quiet: quiet, inWhere: inWhere), variables) }
+                results = try await retryingConflicts { try await self.client.query(sql, variables) }
+            } catch let error as SurrealError where error.message.contains("vector dimension") {
+                // A new model with another dimension: the old index cannot hold its vectors.
+                try await dropIndex()
+                results = try await retryingConflicts { try await self.client.query(sql, variables) }
             }
             guard let answer = results.last(where: { $0["ok"] != nil }), let ok = answer["ok"]?.array, let left = answer["left"]?.array else {
                 throw SurrealError(.protocolViolation, "write answered no queue state")
@@ -110,12 +109,6 @@ extension SurrealStore {
             }
         }
         return outcomes
-    }
-
-    /// The server refused `OPTION IMPORT` (the user may not edit the database's options).
-    static func refusedImport(_ error: SurrealError) -> Bool {
-        let message = error.message.lowercased()
-        return message.contains("not enough permissions") || message.contains("iam error") || message.contains("option")
     }
 
     static func chunks(_ writes: [RepoWrite]) -> [ArraySlice<RepoWrite>] {
