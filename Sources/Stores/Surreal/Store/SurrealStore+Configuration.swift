@@ -33,8 +33,8 @@ extension SurrealStore {
         /// 3.x on memory or SurrealKV storage, do that. Set false only for a 3.x server on
         /// RocksDB or TiKV; 2.x keeps them whatever this says.
         public var lostWriteGuards = true
-        /// Vector writes skip the repo table's events while nothing but embed-star watches the
-        /// table (``QuietWriteState``); false: they always fire them.
+        /// On 3.x, vector writes skip the repo table's events while nothing but embed-star
+        /// watches the table (``QuietWriteState``); false: they always fire them (2.x always does).
         public var quietWrites = true
 
         public enum AuthLevel: String, Sendable, Decodable {

@@ -24,9 +24,9 @@ import SurrealClient
 /// off. Not on 2.x (``SurrealDialect/quietWrites``).
 struct QuietWriteState {
     var checkedAt: ContinuousClock.Instant
-    var quiet: Bool
     /// Why the writes are not quiet (nil when they are).
     var reason: String?
+    var quiet: Bool { reason == nil }
 }
 
 extension SurrealStore {
@@ -53,10 +53,10 @@ extension SurrealStore {
             }
         }
         let previous = quietWrites.withLock { state in
-            defer { state = QuietWriteState(checkedAt: now, quiet: reason == nil, reason: reason) }
+            defer { state = QuietWriteState(checkedAt: now, reason: reason) }
             return state
         }
-        if previous?.quiet != (reason == nil) || previous?.reason != reason {
+        if previous?.reason != reason || previous == nil {
             if let reason {
                 logger.notice("vector writes fire the repo table's events (slower): something else watches the table", metadata: [
                     "table": "\(table)", "reason": "\(reason)",
