@@ -51,6 +51,14 @@ struct HealthReport: Encodable {
         var circuit: String?
     }
 
+    /// The store's lexical search: `state`, the repos whose words it holds, changes waiting.
+    struct Lexical: Encodable {
+        var state: String
+        var indexed: Int?
+        var waiting: Int?
+        var detail: String?
+    }
+
     var status: String
     var version: String
     var instance: String
@@ -58,6 +66,8 @@ struct HealthReport: Encodable {
     var provider: Component
     var pending: Int?
     var failed: Int?
+    /// Read with the counts, about once a minute; nil until first read.
+    var lexical: Lexical?
     var workers: Int
     var workersBusy: Int
     var live: Bool
@@ -83,6 +93,7 @@ struct HealthReport: Encodable {
                                 latencyMs: provider.latency.map { $0.seconds * 1000 }, detail: provider.detail.map(redact),
                                 model: state.model, circuit: state.components.breaker?.current.name ?? "closed"),
             pending: stats?.pending, failed: stats?.failed,
+            lexical: state.lastLexical.map { Lexical(state: $0.state.rawValue, indexed: $0.indexed, waiting: $0.waiting, detail: $0.detail.map(redact)) },
             workers: activity.workers, workersBusy: activity.busyWorkers, live: state.isLive,
             lastSuccessfulWrite: activity.lastSuccessfulWrite.map { $0.formatted(.iso8601) })
     }

@@ -45,6 +45,10 @@ public final class MonitoringState: Sendable {
     private let oldest = Mutex<(since: Date?, readAt: ContinuousClock.Instant?)>((nil, nil))
     /// How often the store is asked for the oldest pending repo (its query reads more than the counts).
     static let oldestReadEvery = Duration.seconds(60)
+    /// The store's lexical search status, and when it was last asked (nil: never).
+    private let lexical = Mutex<(status: LexicalStatus?, readAt: ContinuousClock.Instant?)>((nil, nil))
+    /// How often the store is asked about its lexical search (it counts the words it holds).
+    static let lexicalReadEvery = Duration.seconds(60)
 
     /// Help lines for `/metrics`, by metric name.
     public let metricHelp: [String: String]
@@ -121,6 +125,11 @@ public final class MonitoringState: Sendable {
         } catch {
             Counter(label: MetricNames.storeErrors, dimensions: [("operation", "stats")]).increment()
         }
+        do {
+            try await refreshLexical()
+        } catch {
+            Counter(label: MetricNames.storeErrors, dimensions: [("operation", "lexical_status")]).increment()
+        }
         let snapshot = activity.snapshot
         Gauge(label: MetricNames.workersBusy).record(snapshot.busyWorkers)
         Gauge(label: MetricNames.workerUtilization).record(snapshot.workers > 0 ? Double(snapshot.busyWorkers) / Double(snapshot.workers) : 0)
@@ -155,7 +164,23 @@ public final class MonitoringState: Sendable {
         Gauge(label: MetricNames.oldestPendingAge).record(current.map { max(0, Date().timeIntervalSince($0)) } ?? 0)
     }
 
+    /// The lexical search gauges, from the store's status read at most every
+    /// ``lexicalReadEvery``, once the store's schema is current (before, its words may not exist).
+    private func refreshLexical() async throws {
+        let now = ContinuousClock.now
+        guard lexical.withLock({ $0.readAt.map { now - $0 >= Self.lexicalReadEvery } ?? true }) else { return }
+        if model == nil {
+            let schema = try await components.store.openForReading()
+            guard schema.version >= schema.required else { return }
+        }
+        let status = try await components.store.lexicalStatus()
+        lexical.withLock { $0 = (status, now) }
+        Gauge(label: MetricNames.lexicalReady).record(status.state == .ready ? 1 : 0)
+        Gauge(label: MetricNames.lexicalWaiting).record(status.waiting ?? 0)
+    }
+
     var lastStats: StoreStats? { cached.withLock { $0.stats } }
+    var lastLexical: LexicalStatus? { lexical.withLock { $0.status } }
 
     /// The longest a health check may take before `/health` and `/readyz` call it down.
     static let healthLimit = Duration.seconds(5)

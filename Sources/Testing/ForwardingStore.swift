@@ -30,6 +30,7 @@ extension ForwardingStore {
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         try await inner.lexicalSearch(query, limit: limit, filter: filter)
     }
+    public func lexicalStatus() async throws -> LexicalStatus { try await inner.lexicalStatus() }
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         try await inner.nearest(to: vector, limit: limit, filter: filter)
     }

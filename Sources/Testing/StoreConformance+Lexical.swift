@@ -88,4 +88,35 @@ extension StoreConformance {
             #expect(try await lexical(store, repo.fullName)?.contains(repo.id) == true, "\(check): \(repo.id) by its full name")
         }
     }
+
+    /// `lexicalStatus` says what `lexicalSearch` does: `ready` exactly when it answers,
+    /// `unavailable` exactly when it has none; once the words caught up with the collector
+    /// (within 15 s), as many repos' words as repos stored and no change waiting.
+    func lexicalStatusCountsWhatIsStored(_ store: any RepoStore, _ check: StoreCheck) async throws {
+        let repos = Self.lexicalRepos()
+        try await store.upsert(repos)
+        try await awaitLexical(store, "crème", finds: RepoID("repo:lex5"))
+        let deadline = ContinuousClock.now + .seconds(15)
+        var status = try await store.lexicalStatus()
+        while status.state == .ready, (status.waiting ?? 0) > 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            status = try await store.lexicalStatus()
+        }
+        let searches: Bool
+        do {
+            _ = try await store.lexicalSearch("json", limit: 3, filter: SearchFilter())
+            searches = true
+        } catch is LexicalSearchUnsupported {
+            searches = false
+        }
+        #expect((status.state == .ready) == searches, "\(check): ready (\(status.line)) exactly when lexical search answers")
+        guard status.state == .ready else {
+            #expect(status.state == .unavailable && status.detail != nil, "\(check): a store just prepared is ready or has none, and says why not: \(status.line)")
+            return
+        }
+        let total = try await store.stats(modelIdentity: "m").total
+        #expect(status.indexed.map { $0 == total } ?? true, "\(check): every stored repo's words: \(status.line), \(total) repos")
+        #expect(status.waiting.map { $0 == 0 } ?? true, "\(check): no change waiting once the words caught up: \(status.line)")
+        #expect(status.detail == nil, "\(check): no reason when ready: \(status.line)")
+    }
 }

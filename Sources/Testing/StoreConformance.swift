@@ -37,6 +37,7 @@ public enum StoreCheck: String, CaseIterable, Sendable, CustomTestStringConverti
     case maintainChangesNothingAClaimSees
     case lexicalSearchFindsWordsOfEveryField
     case lexicalSearchFollowsTheCollector
+    case lexicalStatusCountsWhatIsStored
     case rateLimitsAreSharedByTheActiveInstances
     case batchJobsOutliveTheirProcess
 
@@ -169,6 +170,7 @@ public struct StoreConformance: Sendable {
         case .unicodeRoundTrips: try await unicodeRoundTrips(store, check)
         case .lexicalSearchFindsWordsOfEveryField: try await lexicalSearchFindsWordsOfEveryField(store, check)
         case .lexicalSearchFollowsTheCollector: try await lexicalSearchFollowsTheCollector(store, check)
+        case .lexicalStatusCountsWhatIsStored: try await lexicalStatusCountsWhatIsStored(store, check)
         case .rateLimitsAreSharedByTheActiveInstances: try await rateLimitsAreSharedByTheActiveInstances(store, check)
         case .batchJobsOutliveTheirProcess: try await batchJobsOutliveTheirProcess(store, check)
         }

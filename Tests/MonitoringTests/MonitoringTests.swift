@@ -20,10 +20,17 @@ let registry = MonitoringMetrics.bootstrap()
 actor SwitchableStore: RepoStore {
     let inner: MockStore
     var down = false
+    /// What `lexicalStatus` answers instead of the mock's (nil: the mock's).
+    var lexical: LexicalStatus?
 
     init(_ inner: MockStore) { self.inner = inner }
 
     func setDown(_ value: Bool) { down = value }
+    func setLexical(_ value: LexicalStatus?) { lexical = value }
+    func lexicalStatus() async throws -> LexicalStatus {
+        if let lexical { return lexical }
+        return try await inner.lexicalStatus()
+    }
 
     func prepare() async throws { try await inner.prepare() }
     func openForReading() async throws -> StoreSchema { try await inner.openForReading() }
@@ -141,6 +148,46 @@ actor SwitchableStore: RepoStore {
                 #expect(seconds.map { $0 >= 1.2 && $0 < 60 } == true, "the repos were queued 1.2 s ago: \(String(describing: age))")
             }
         }
+    }
+
+    /// `/health` and the lexical gauges show the store's lexical search status as the store
+    /// reports it (a database filled before lexical search, its words being added), read at
+    /// most once a minute: a later change shows at the next read, not at the next refresh.
+    @Test func lexicalSearchStatusReachesHealthAndMetrics() async throws {
+        let store = SwitchableStore(MockStore(repos: SyntheticRepos.generate(count: 4)))
+        await store.setLexical(LexicalStatus(state: .filling, indexed: 2_000, waiting: 17, detail: "words being added"))
+        func state() -> MonitoringState {
+            MonitoringState(components: .init(store: store, storeName: "mock", provider: MockProvider(), providerName: "mock", instanceID: "lexical"),
+                            activity: PipelineActivity(), registry: registry)
+        }
+        func read(_ state: MonitoringState) async throws -> (health: [String: Any], metrics: String) {
+            try await app(state).test(.router) { client in
+                let health = try await client.execute(uri: "/health", method: .get) { response in
+                    try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
+                }
+                let metrics = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+                return (health, metrics)
+            }
+        }
+        let filling = state()
+        #expect(try await read(filling).health["lexical"] == nil, "nothing said before the store was read")
+        await filling.refreshStats()
+        var (health, metrics) = try await read(filling)
+        let lexical = try #require(health["lexical"] as? [String: Any])
+        #expect(lexical["state"] as? String == "filling" && lexical["indexed"] as? Int == 2_000 && lexical["waiting"] as? Int == 17, "\(lexical)")
+        #expect(lexical["detail"] as? String == "words being added")
+        #expect(metrics.contains("embed_star_lexical_ready 0") && metrics.contains("embed_star_lexical_changes_waiting 17"), "\(metrics)")
+        #expect(metrics.contains("# HELP embed_star_lexical_ready "))
+
+        await store.setLexical(nil)  // the mock: ready, every repo's words
+        await filling.refreshStats()
+        #expect((try await read(filling).health["lexical"] as? [String: Any])?["state"] as? String == "filling", "read again only after a minute")
+        let later = state()
+        await later.refreshStats()
+        (health, metrics) = try await read(later)
+        let ready = try #require(health["lexical"] as? [String: Any])
+        #expect(ready["state"] as? String == "ready" && ready["indexed"] as? Int == 4 && ready["waiting"] as? Int == 0 && ready["detail"] == nil, "\(ready)")
+        #expect(metrics.contains("embed_star_lexical_ready 1") && metrics.contains("embed_star_lexical_changes_waiting 0"), "\(metrics)")
     }
 
     /// `embed_star_build_info` carries the build's version and, once the pipeline started, the

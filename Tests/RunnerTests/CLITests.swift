@@ -180,6 +180,9 @@ private func json(_ text: String) throws -> [String: Any] {
         let stats = try json(result.stdout)
         #expect(stats["embedded"] as? Int == 300)
         #expect(stats["pending"] as? Int == 0)
+        let lexical = stats["lexical"] as? [String: Any]
+        #expect(lexical?["state"] as? String == "ready" && lexical?["indexed"] as? Int == 300 && lexical?["waiting"] as? Int == 0, "\(String(describing: lexical))")
+        #expect(try await cli.run(["status"]).stdout.contains("lexical:  ready (300 repos' words, 0 changes waiting)"))
 
         result = try await cli.run(["backfill", "--json", "--batch-size", "7"])
         report = try json(result.stdout)

@@ -52,6 +52,8 @@ struct LexicalTests {
             await #expect(throws: LexicalSearchUnsupported.self) { try await fixture.store.lexicalSearch("anything", limit: 3, filter: SearchFilter()) }
             let tables = try await fixture.client.query("INFO FOR DB").last?["tables"]
             #expect(tables?["embed_star_words"] == nil && tables?["embed_star_words_change"] == nil, "no words kept on 2.x")
+            let status = try await fixture.store.lexicalStatus()
+            #expect(status.state == .unavailable && status.detail?.contains("2.x") == true, "\(status.line)")
             return false
         }
         return true
@@ -71,8 +73,18 @@ struct LexicalTests {
         // More than one chunk: the rest is added after prepare returns.
         let synthetic = SyntheticRepos.generate(count: SurrealStore.wordsChunk + 500, seed: 8)
         try await fixture.insert(synthetic)
+        // Migrated (`embed-star migrate`), with no instance running yet: no words, and `status` says who adds them.
+        try await fixture.store.prepare(through: Migrations.newest)
+        if try await fixture.store.dialect().hasLexicalSearch {
+            let migrated = try await fixture.store.lexicalStatus()
+            #expect(migrated.state == .filling && migrated.indexed == 0 && migrated.waiting == 0 && migrated.detail?.contains("running embed-star") == true,
+                    "\(migrated.line)")
+        }
         try await fixture.store.prepare()
         guard try await Self.lexicalOnThisEngine(fixture) else { return }
+        // `status` counts what is stored while the words are added: never more words than repos.
+        let early = try await fixture.store.lexicalStatus()
+        #expect(early.state != .unavailable && (early.indexed ?? -1) >= 0 && early.indexed! <= synthetic.count + Self.keyed.count, "\(early.line)")
         // The collector goes on while the words are added: a change and a delete.
         _ = try await fixture.setUp("UPDATE $changed SET description = 'reworded entirely'; DELETE $deleted", [
             "changed": Self.record(.string("123")), "deleted": Self.record(.int(456)),
@@ -86,6 +98,8 @@ struct LexicalTests {
 
         let counts = try await fixture.client.query("RETURN [(SELECT count() FROM repo GROUP ALL)[0].count, (SELECT count() FROM embed_star_words GROUP ALL)[0].count]").last?.array
         #expect(counts?.first == counts?.last && counts?.first == .int(Int64(synthetic.count + Self.keyed.count - 1)), "one words record per repo: \(String(describing: counts))")
+        let ready = try await fixture.store.lexicalStatus()
+        #expect(ready == LexicalStatus(state: .ready, indexed: synthetic.count + Self.keyed.count - 1, waiting: 0), "\(ready.line)")
         for (key, name) in Self.keyed.dropFirst() {
             let hits = try await fixture.store.lexicalSearch(name, limit: 3, filter: SearchFilter())
             #expect(hits.first?.repo.fullName == "keys/\(name)", "\(key): \(hits.map(\.repo.fullName))")

@@ -35,6 +35,8 @@ public enum MetricNames {
     public static let cacheHits = "embed_star_cache_hits_total"
     public static let cacheMisses = "embed_star_cache_misses_total"
     public static let rateLimitSharers = "embed_star_rate_limit_sharers"
+    public static let lexicalReady = "embed_star_lexical_ready"
+    public static let lexicalWaiting = "embed_star_lexical_changes_waiting"
 
     /// Help lines by name (swift-metrics has no place for them; `/metrics` adds them).
     public static let help: [String: String] = [
@@ -59,6 +61,8 @@ public enum MetricNames {
         storeErrors: "Store calls that failed, by operation.",
         cacheHits: "Texts whose vector came from the embedding cache (no provider call).",
         cacheMisses: "Texts the embedding cache did not hold.",
+        lexicalReady: "1 when the store's lexical search answers, 0 while its words are added or its index built, or when it has none (read from the store about once a minute).",
+        lexicalWaiting: "Changed repos whose words for lexical search are not rewritten yet (0 when the store rewrites them with the change; read about once a minute).",
         rateLimitSharers: "Instances sharing the provider account's rate limits through the store, this one included (each takes an equal part).",
     ]
 }

@@ -215,6 +215,49 @@ public struct LexicalSearchUnsupported: Error, Sendable, CustomStringConvertible
     public var description: String { reason.map { "\(store): \($0)" } ?? "\(store) has no lexical search" }
 }
 
+/// What a store's lexical search can do now (``RepoStore/lexicalStatus()``), read from what the
+/// store keeps: `status` and `/health` show it, so an operator sees a database filled before
+/// lexical search existed catch up instead of guessing why `search` ranks by meaning alone.
+public struct LexicalStatus: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// Lexical search answers.
+        case ready
+        /// The words of repos stored before lexical search existed are still being added
+        /// (SurrealDB: by a running `run` or `backfill`).
+        case filling
+        /// Every repo's words are in; the index over them is being built.
+        case building
+        /// The store has no lexical search (`detail` says why).
+        case unavailable
+    }
+
+    public var state: State
+    /// Repos whose words the store holds, counted in it (nil: not counted apart from the repos,
+    /// or no words kept).
+    public var indexed: Int?
+    /// Changed repos whose words are not rewritten yet (nil: the store rewrites them in the
+    /// change's own transaction, so none ever wait).
+    public var waiting: Int?
+    /// Why not ready, in words (nil when ready).
+    public var detail: String?
+
+    public init(state: State, indexed: Int? = nil, waiting: Int? = nil, detail: String? = nil) {
+        self.state = state
+        self.indexed = indexed
+        self.waiting = waiting
+        self.detail = detail
+    }
+
+    /// One line for `status`: `ready (12,577 repos' words, 0 changes waiting)`.
+    public var line: String {
+        var parts: [String] = []
+        if let indexed { parts.append("\(indexed) repos' words") }
+        if let waiting { parts.append("\(waiting) changes waiting") }
+        let counts = parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"
+        return "\(state.rawValue)\(counts)\(detail.map { ": \($0)" } ?? "")"
+    }
+}
+
 public struct SearchHit: Sendable {
     public var repo: Repo
     /// Higher is closer: the cosine to the query vector (``RepoStore/nearest(to:limit:filter:)``),
@@ -363,6 +406,12 @@ public protocol RepoStore: Sendable {
     /// back to the vector alone.
     func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit]
 
+    /// Whether ``lexicalSearch(_:limit:filter:)`` answers now and how far its words are, counted
+    /// in the store (never inferred): `ready` exactly when lexical search answers, `indexed` the
+    /// repos whose words are held, `waiting` the changes noted and not yet in the words. Reads
+    /// and never writes. The default: `unavailable`, like the default lexical search.
+    func lexicalStatus() async throws -> LexicalStatus
+
     /// Up to `limit` repos after the cursor `after` (nil: from the start), with their vectors and
     /// states for `modelIdentity`, in a stable order; reads and never writes. Paging through every repo
     /// sees each repo that existed throughout exactly once, and counting the states gives what
@@ -411,5 +460,9 @@ extension RepoStore {
 
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         throw LexicalSearchUnsupported(store: String(describing: type(of: self)))
+    }
+
+    public func lexicalStatus() async throws -> LexicalStatus {
+        LexicalStatus(state: .unavailable, detail: LexicalSearchUnsupported(store: String(describing: type(of: self))).description)
     }
 }

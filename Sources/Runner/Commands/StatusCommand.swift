@@ -16,10 +16,13 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand { logger in
-            let (model, stats, coverage) = try await options.withRuntime(logger: logger) { runtime in
+            let (model, stats, coverage, lexical) = try await options.withRuntime(logger: logger) { runtime in
                 let schema = try await runtime.openStore()
                 let model = await runtime.statusModel(schema)
-                return (model, try await runtime.store.stats(modelIdentity: model.identity ?? ""), try await runtime.store.coverage())
+                // Counts of the words, not needed for the rest: an error is shown, not fatal.
+                let lexical: Result<LexicalStatus, any Error>
+                do { lexical = .success(try await runtime.store.lexicalStatus()) } catch { lexical = .failure(error) }
+                return (model, try await runtime.store.stats(modelIdentity: model.identity ?? ""), try await runtime.store.coverage(), lexical)
             }
             if json {
                 struct Report: Encodable {
@@ -30,23 +33,41 @@ struct StatusCommand: AsyncParsableCommand {
                     var total, embedded, pending, failed, leased: Int
                     /// Repos carrying a vector, by the model identity that made it.
                     var coverage: [String: Int]
+                    /// Lexical search: `state` (ready, filling, building, unavailable, or error),
+                    /// the repos whose words are held, changes waiting, and why it is not ready.
+                    var lexical: Lexical
+
+                    struct Lexical: Encodable {
+                        var state: String
+                        var indexed, waiting: Int?
+                        var detail: String?
+                    }
 
                     enum CodingKeys: String, CodingKey {
-                        case model, modelSource = "model_source", total, embedded, pending, failed, leased, coverage
+                        case model, modelSource = "model_source", total, embedded, pending, failed, leased, coverage, lexical
                     }
+                }
+                let words = switch lexical {
+                case .success(let status): Report.Lexical(state: status.state.rawValue, indexed: status.indexed, waiting: status.waiting, detail: status.detail)
+                case .failure(let error): Report.Lexical(state: "error", detail: "\(error)")
                 }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
                 let report = Report(model: model.identity ?? "", modelSource: model.source, total: stats.total, embedded: stats.embedded, pending: stats.pending,
-                                    failed: stats.failed, leased: stats.leased, coverage: coverage)
+                                    failed: stats.failed, leased: stats.leased, coverage: coverage, lexical: words)
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
+                let lexicalLine = switch lexical {
+                case .success(let status): status.line
+                case .failure(let error): "unknown: \(error)"
+                }
                 print("""
                     model:    \(model.line)
                     total:    \(stats.total)
                     embedded: \(stats.embedded)
                     pending:  \(stats.pending) (\(stats.leased) being worked on)
                     failed:   \(stats.failed)
+                    lexical:  \(lexicalLine)
                     """)
                 // During a model change: how far each model's vectors reach.
                 if coverage.keys.contains(where: { $0 != model.identity }) {

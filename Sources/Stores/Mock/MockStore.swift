@@ -368,6 +368,11 @@ public actor MockStore: RepoStore {
         }
     }
 
+    /// Ready: the index is built from the repos at each search, so every repo's words are in.
+    public func lexicalStatus() async throws -> LexicalStatus {
+        LexicalStatus(state: .ready, indexed: entries.count, waiting: 0)
+    }
+
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         var hits: [SearchHit] = []
         let queryNorm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()

@@ -84,6 +84,14 @@ extension SQLiteStore {
         return SearchHit.tiered(hits, then: more, limit: limit)
     }
 
+    /// Ready from migration 8 on (the triggers write the words in the repo write's own
+    /// transaction, so none wait); `indexed` counts the FTS table's rows (its `docsize` table,
+    /// one row per repo: a count of the table itself would read every document).
+    public func lexicalStatus() async throws -> LexicalStatus {
+        let indexed = try await database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM repo_words_docsize") ?? 0 }
+        return LexicalStatus(state: .ready, indexed: indexed, waiting: 0)
+    }
+
     /// The best `limit` matches of an FTS5 expression. Without a language the ranking runs in
     /// the FTS table alone and only the best rows' records are read; with one, the filter needs
     /// the repo row of every match.

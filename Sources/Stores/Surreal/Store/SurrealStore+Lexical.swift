@@ -256,6 +256,35 @@ extension SurrealStore {
         return ready
     }
 
+    /// From what the database holds: the words records and the change notes counted, the fill's
+    /// progress record, and whether both full-text indexes exist (they are defined only built).
+    /// Until a running instance (`run`, `backfill`) starts the fill of a database filled before
+    /// migration 8, the progress record is absent and the state is `filling`.
+    public func lexicalStatus() async throws -> LexicalStatus {
+        let dialect = try await dialect()
+        guard dialect.hasLexicalSearch else {
+            return LexicalStatus(state: .unavailable, detail: "SurrealDB \(dialect.major).x keeps no words (lexical search is on SurrealDB 3.x)")
+        }
+        let answer = try await client.query("""
+            RETURN [
+              (SELECT count() FROM \(LexicalWords.table) GROUP ALL)[0].count ?? 0,
+              (SELECT count() FROM \(LexicalWords.changes) GROUP ALL)[0].count ?? 0,
+              (SELECT VALUE finished FROM ONLY \(LexicalWords.progress))
+            ];
+            """).last?.array ?? []
+        guard answer.count == 3 else { throw SurrealError(.protocolViolation, "the lexical search counts came back incomplete") }
+        let indexed = Int(answer[0].int ?? 0), waiting = Int(answer[1].int ?? 0)
+        let state: LexicalStatus.State, detail: String?
+        if try await wordsIndexReady() {
+            (state, detail) = (.ready, nil)
+        } else if answer[2].bool == true {
+            (state, detail) = (.building, "every repo's words are in; a running embed-star builds the full-text indexes")
+        } else {
+            (state, detail) = (.filling, "a running embed-star (run, backfill) adds the words of the repos stored before lexical search")
+        }
+        return LexicalStatus(state: state, indexed: indexed, waiting: waiting, detail: detail)
+    }
+
     /// Lexical search on the words' full-text indexes: repos with every word typed first (each
     /// word in either field, in any of its forms: ``LexicalWords/groups(_:)``), then, when they
     /// are fewer than `limit`, repos with any. The score is the weighted sum of the engine's
