@@ -5,6 +5,10 @@
   raw-writes URL DB COUNT DIMS     the engine's own write rate: batched UPDATEs of COUNT repos'
                                    vectors, 100 per request over one WebSocket session, no
                                    embed-star involved
+  hnsw-verified URL DB             whether the store's vector index was built and checked
+  knn-ms URL DB                    milliseconds of one query through the vector index (a stored
+                                   vector's 10 nearest): SurrealDB 3.x scans the vectors its
+                                   background task has not yet put in the index's graph
 """
 import base64
 import json
@@ -73,6 +77,14 @@ def hnsw_verified(url, db):
     print("true" if answer and answer[-1].get("result") is True else "false")
 
 
+def knn_ms(url, db):
+    vector = rpc(url, db, "query", ["SELECT VALUE embedding FROM repo WHERE embedding != NONE LIMIT 1"])[-1]["result"][0]
+    started = time.time()
+    rpc(url, db, "query", ["SELECT id, vector::distance::knn() AS distance FROM repo WHERE embedding <|10,100|> $q ORDER BY distance",
+                           {"q": vector}])
+    print("%.0f" % ((time.time() - started) * 1000))
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "seed":
@@ -81,3 +93,5 @@ if __name__ == "__main__":
         raw_writes(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif command == "hnsw-verified":
         hnsw_verified(sys.argv[2], sys.argv[3])
+    elif command == "knn-ms":
+        knn_ms(sys.argv[2], sys.argv[3])
