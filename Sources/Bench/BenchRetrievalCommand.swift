@@ -62,6 +62,8 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
                 vectors += try await runtime.provider.embed(batch.map { document.query($0.query) }, mode: .query)
             }
             var methods: [String: [Int?]] = [:]
+            // Queries the standard fusion ranks worse than the better side, to read (not scored).
+            var losses: [[String: Any]] = []
             let started = ContinuousClock.now
             for (query, vector) in zip(sample, vectors) {
                 let nearest = try await store.nearest(to: vector, limit: depth, filter: filter)
@@ -71,7 +73,14 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
                 methods["lexical", default: []].append(rank(lexical.map(\.repo.fullName)))
                 for setting in settings {
                     let fused = HybridSearch.fuse(query: query.query, vector: nearest, lexical: lexical, limit: depth, fusion: setting)
-                    methods[Self.label(setting), default: []].append(rank(fused.map(\.repo.fullName)))
+                    let fusedRank = rank(fused.map(\.repo.fullName))
+                    methods[Self.label(setting), default: []].append(fusedRank)
+                    let best = [methods["vector"]!.last!, methods["lexical"]!.last!].compactMap { $0 }.min()
+                    if setting == .standard, let best, (fusedRank ?? .max) > best {
+                        losses.append(["split": query.split, "kind": query.kind, "query": query.query, "expect": query.expect,
+                                       "hybrid": fusedRank ?? 0, "vector": methods["vector"]!.last! ?? 0, "lexical": methods["lexical"]!.last! ?? 0,
+                                       "first": fused.prefix(3).map { "\($0.repo.fullName)\($0.exactName ? " (named)" : "") v\($0.vectorRank ?? 0) w\($0.lexicalRank ?? 0)" }])
+                    }
                 }
             }
             let seconds = (ContinuousClock.now - started).seconds
@@ -95,7 +104,7 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
                     }
                 }
             }
-            return ["rows": table, "chosen": Self.label(chosen), "standard": Self.label(.standard), "queries": sample.count,
+            return ["rows": table, "losses": losses, "chosen": Self.label(chosen), "standard": Self.label(.standard), "queries": sample.count,
                     "search_seconds": seconds, "repos": try await store.stats(modelIdentity: document.modelIdentity).total]
         }
         let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])

@@ -111,8 +111,10 @@ public final class MonitoringState: Sendable {
     @discardableResult
     public func refreshStats() async -> Bool {
         var published = false
+        var schemaCurrent = false
         do {
             if let model = try await countingModel() {
+                schemaCurrent = true
                 let stats = try await components.store.stats(modelIdentity: model)
                 cached.withLock { $0.stats = stats }
                 Gauge(label: MetricNames.reposPending).record(stats.pending)
@@ -125,10 +127,14 @@ public final class MonitoringState: Sendable {
         } catch {
             Counter(label: MetricNames.storeErrors, dimensions: [("operation", "stats")]).increment()
         }
-        do {
-            try await refreshLexical()
-        } catch {
-            Counter(label: MetricNames.storeErrors, dimensions: [("operation", "lexical_status")]).increment()
+        if schemaCurrent {
+            do {
+                try await refreshLexical()
+            } catch {
+                // Said as unknown (no `lexical` in /health) rather than as it was last read.
+                lexical.withLock { $0 = (nil, ContinuousClock.now) }
+                Counter(label: MetricNames.storeErrors, dimensions: [("operation", "lexical_status")]).increment()
+            }
         }
         let snapshot = activity.snapshot
         Gauge(label: MetricNames.workersBusy).record(snapshot.busyWorkers)
@@ -165,14 +171,11 @@ public final class MonitoringState: Sendable {
     }
 
     /// The lexical search gauges, from the store's status read at most every
-    /// ``lexicalReadEvery``, once the store's schema is current (before, its words may not exist).
+    /// ``lexicalReadEvery`` (also after a failed read), once the store's schema is current
+    /// (before, its words may not exist).
     private func refreshLexical() async throws {
         let now = ContinuousClock.now
         guard lexical.withLock({ $0.readAt.map { now - $0 >= Self.lexicalReadEvery } ?? true }) else { return }
-        if model == nil {
-            let schema = try await components.store.openForReading()
-            guard schema.version >= schema.required else { return }
-        }
         let status = try await components.store.lexicalStatus()
         lexical.withLock { $0 = (status, now) }
         Gauge(label: MetricNames.lexicalReady).record(status.state == .ready ? 1 : 0)

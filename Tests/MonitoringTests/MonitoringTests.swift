@@ -28,6 +28,7 @@ actor SwitchableStore: RepoStore {
     func setDown(_ value: Bool) { down = value }
     func setLexical(_ value: LexicalStatus?) { lexical = value }
     func lexicalStatus() async throws -> LexicalStatus {
+        if down { throw CancellationError() }
         if let lexical { return lexical }
         return try await inner.lexicalStatus()
     }

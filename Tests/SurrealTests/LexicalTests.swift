@@ -125,6 +125,14 @@ struct LexicalTests {
         defer { Task { await again.close() } }
         try await again.store.prepare()
         #expect(try await again.client.query("SELECT VALUE added FROM ONLY embed_star_meta:words").last == .int(added))
+        #expect(try await again.store.lexicalStatus() == ready, "another process reads the same from the database")
+        // An index removed (by hand, a restore): the status says so at once, in the process that
+        // saw it ready too; the words are all in, the indexes come next.
+        _ = try await fixture.setUp("REMOVE INDEX embed_star_words_body ON embed_star_words")
+        for store in [fixture.store, again.store] {
+            let building = try await store.lexicalStatus()
+            #expect(building.state == .building && building.indexed == ready.indexed && building.detail?.contains("last step by instance") == true, "\(building.line)")
+        }
     }
 
     /// A start on an empty database has lexical search when prepare returns (the indexes are

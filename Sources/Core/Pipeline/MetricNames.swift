@@ -62,7 +62,7 @@ public enum MetricNames {
         cacheHits: "Texts whose vector came from the embedding cache (no provider call).",
         cacheMisses: "Texts the embedding cache did not hold.",
         lexicalReady: "1 when the store's lexical search answers, 0 while its words are added or its index built, or when it has none (read from the store about once a minute).",
-        lexicalWaiting: "Changed repos whose words for lexical search are not rewritten yet (0 when the store rewrites them with the change; read about once a minute).",
+        lexicalWaiting: "Changes noted (a repo inserted, changed or deleted) whose words for lexical search are not rewritten yet (0 when the store rewrites them with the change; read about once a minute).",
         rateLimitSharers: "Instances sharing the provider account's rate limits through the store, this one included (each takes an equal part).",
     ]
 }

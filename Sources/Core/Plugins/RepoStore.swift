@@ -235,8 +235,9 @@ public struct LexicalStatus: Sendable, Equatable {
     /// Repos whose words the store holds, counted in it (nil: not counted apart from the repos,
     /// or no words kept).
     public var indexed: Int?
-    /// Changed repos whose words are not rewritten yet (nil: the store rewrites them in the
-    /// change's own transaction, so none ever wait).
+    /// Changes noted (a repo inserted, changed or deleted; a repo changed twice counts twice)
+    /// whose words are not rewritten yet (nil: the store rewrites them in the change's own
+    /// transaction, so none ever wait).
     public var waiting: Int?
     /// Why not ready, in words (nil when ready).
     public var detail: String?
@@ -248,7 +249,7 @@ public struct LexicalStatus: Sendable, Equatable {
         self.detail = detail
     }
 
-    /// One line for `status`: `ready (12,577 repos' words, 0 changes waiting)`.
+    /// One line for `status`: `ready (12577 repos' words, 0 changes waiting)`.
     public var line: String {
         var parts: [String] = []
         if let indexed { parts.append("\(indexed) repos' words") }

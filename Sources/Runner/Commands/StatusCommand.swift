@@ -1,5 +1,6 @@
 import EmbedStarApp
 import ArgumentParser
+import EmbedStarConfig
 import EmbedStarCore
 import Foundation
 
@@ -13,6 +14,11 @@ struct StatusCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Print JSON.")
     var json = false
+
+    /// An error's text with any URL's password taken out (it may name the store's URL).
+    static func redacted(_ error: any Error) -> String {
+        "\(error)".split(separator: " ", omittingEmptySubsequences: false).map { ConfigRendering.redactURLPassword(String($0)) }.joined(separator: " ")
+    }
 
     func run() async throws {
         try await runCommand { logger in
@@ -33,7 +39,8 @@ struct StatusCommand: AsyncParsableCommand {
                     var total, embedded, pending, failed, leased: Int
                     /// Repos carrying a vector, by the model identity that made it.
                     var coverage: [String: Int]
-                    /// Lexical search: `state` (ready, filling, building, unavailable, or error),
+                    /// Lexical search: `state` (ready, filling, building, unavailable, or error:
+                    /// the store could not say),
                     /// the repos whose words are held, changes waiting, and why it is not ready.
                     var lexical: Lexical
 
@@ -49,7 +56,7 @@ struct StatusCommand: AsyncParsableCommand {
                 }
                 let words = switch lexical {
                 case .success(let status): Report.Lexical(state: status.state.rawValue, indexed: status.indexed, waiting: status.waiting, detail: status.detail)
-                case .failure(let error): Report.Lexical(state: "error", detail: "\(error)")
+                case .failure(let error): Report.Lexical(state: "error", detail: Self.redacted(error))
                 }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -59,7 +66,7 @@ struct StatusCommand: AsyncParsableCommand {
             } else {
                 let lexicalLine = switch lexical {
                 case .success(let status): status.line
-                case .failure(let error): "unknown: \(error)"
+                case .failure(let error): "error: \(Self.redacted(error))"
                 }
                 print("""
                     model:    \(model.line)

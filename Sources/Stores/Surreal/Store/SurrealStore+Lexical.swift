@@ -245,44 +245,59 @@ extension SurrealStore {
     /// once they do, and forgotten when a search finds them gone (``lexicalSearch``).
     func wordsIndexReady() async throws -> Bool {
         if wordsReady.withLock({ $0 }) { return true }
+        let ready = try await wordsIndexesBuilt()
+        if ready { wordsReady.withLock { $0 = true } }
+        return ready
+    }
+
+    /// Whether both full-text indexes exist and are built, asked of the database now.
+    func wordsIndexesBuilt() async throws -> Bool {
         let answer: [SurrealValue]
         do {
             answer = try await client.query(LexicalWords.searched.map { "INFO FOR INDEX \(LexicalWords.table)_\($0.field) ON \(LexicalWords.table)" }.joined(separator: ";\n"))
         } catch let error as SurrealError where error.kind == .statement && error.message.contains("does not exist") {
             return false  // not defined yet: the words are still being added
         }
-        let ready = answer.count == LexicalWords.searched.count && answer.allSatisfy { $0["building"]?["status"]?.string == "ready" }
-        if ready { wordsReady.withLock { $0 = true } }
-        return ready
+        return answer.count == LexicalWords.searched.count && answer.allSatisfy { $0["building"]?["status"]?.string == "ready" }
     }
 
-    /// From what the database holds: the words records and the change notes counted, the fill's
-    /// progress record, and whether both full-text indexes exist (they are defined only built).
-    /// Until a running instance (`run`, `backfill`) starts the fill of a database filled before
-    /// migration 8, the progress record is absent and the state is `filling`.
+    /// From what the database holds, never from this process's memory: the words records and
+    /// the change notes counted, the fill's progress record (made by migration 8 with
+    /// `finished = false`; the instance keeping the words and its last step), and whether both
+    /// full-text indexes exist now (they are defined only built). No progress record on 3.x
+    /// means migration 8 ran on a 2.x server, which keeps no words: `unavailable`.
     public func lexicalStatus() async throws -> LexicalStatus {
         let dialect = try await dialect()
         guard dialect.hasLexicalSearch else {
             return LexicalStatus(state: .unavailable, detail: "SurrealDB \(dialect.major).x keeps no words (lexical search is on SurrealDB 3.x)")
         }
+        // The progress record first: without it the words' tables may not exist (3.x refuses a
+        // select from a table that does not).
+        let progress = try await client.query("SELECT finished, keeper, kept_at FROM ONLY \(LexicalWords.progress)").last ?? .none
+        guard progress["finished"]?.bool != nil else {
+            return LexicalStatus(state: .unavailable, detail: "no words are kept: this database's schema 8 was applied by SurrealDB 2.x")
+        }
         let answer = try await client.query("""
             RETURN [
               (SELECT count() FROM \(LexicalWords.table) GROUP ALL)[0].count ?? 0,
-              (SELECT count() FROM \(LexicalWords.changes) GROUP ALL)[0].count ?? 0,
-              (SELECT VALUE finished FROM ONLY \(LexicalWords.progress))
+              (SELECT count() FROM \(LexicalWords.changes) GROUP ALL)[0].count ?? 0
             ];
             """).last?.array ?? []
-        guard answer.count == 3 else { throw SurrealError(.protocolViolation, "the lexical search counts came back incomplete") }
+        guard answer.count == 2 else { throw SurrealError(.protocolViolation, "the lexical search counts came back incomplete") }
         let indexed = Int(answer[0].int ?? 0), waiting = Int(answer[1].int ?? 0)
-        let state: LexicalStatus.State, detail: String?
-        if try await wordsIndexReady() {
-            (state, detail) = (.ready, nil)
-        } else if answer[2].bool == true {
-            (state, detail) = (.building, "every repo's words are in; a running embed-star builds the full-text indexes")
-        } else {
-            (state, detail) = (.filling, "a running embed-star (run, backfill) adds the words of the repos stored before lexical search")
+        if try await wordsIndexesBuilt() {
+            return LexicalStatus(state: .ready, indexed: indexed, waiting: waiting)
         }
-        return LexicalStatus(state: state, indexed: indexed, waiting: waiting, detail: detail)
+        // Who does the work, as recorded: the last step's instance and time, or none yet.
+        let keeper: String
+        if case .datetime(let at)? = progress["kept_at"] {
+            keeper = "last step by instance \(progress["keeper"]?.string ?? "(released)") at \(at.date.formatted(.iso8601))"
+        } else {
+            keeper = "no instance has kept them yet (a running embed-star, run or backfill, does)"
+        }
+        return progress["finished"]?.bool == true
+            ? LexicalStatus(state: .building, indexed: indexed, waiting: waiting, detail: "every stored repo's words are in; the full-text indexes are built next: \(keeper)")
+            : LexicalStatus(state: .filling, indexed: indexed, waiting: waiting, detail: "the words of the repos stored before lexical search are being added: \(keeper)")
     }
 
     /// Lexical search on the words' full-text indexes: repos with every word typed first (each
