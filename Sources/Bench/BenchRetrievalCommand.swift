@@ -49,7 +49,9 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
         }
         let settings: [HybridSearch.Fusion] = [2.0, 5, 10, 30, 60].flatMap { k in  // .standard among them
             [1.0, 2].flatMap { words in
-                [nil, 4.0, 8.0, 16.0].map { HybridSearch.Fusion(k: k, vectorWeight: 1, lexicalWeight: words, shortQueryLexicalWeight: $0) }
+                [nil, 4.0, 8.0, 16.0].flatMap { short in
+                    [false, true].map { HybridSearch.Fusion(k: k, vectorWeight: 1, lexicalWeight: words, shortQueryLexicalWeight: short, namePartsFirst: $0) }
+                }
             }
         }
         let report = try await options.withRuntime { runtime -> [String: Any] in
@@ -112,7 +114,7 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
     }
 
     static func label(_ fusion: HybridSearch.Fusion) -> String {
-        "hybrid(k=\(Int(fusion.k)),words=\(fusion.lexicalWeight)\(fusion.shortQueryLexicalWeight.map { ",short=\($0)" } ?? ""))"
+        "hybrid(k=\(Int(fusion.k)),words=\(fusion.lexicalWeight)\(fusion.shortQueryLexicalWeight.map { ",short=\($0)" } ?? "")\(fusion.namePartsFirst ? ",parts" : ""))"
     }
 
     static func hit(_ ranks: [Int?], _ rows: [Int], _ depth: Int) -> Double {

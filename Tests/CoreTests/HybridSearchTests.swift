@@ -47,14 +47,34 @@ private func repo(_ id: String, _ fullName: String, _ description: String = "") 
         let hits = HybridSearch.fuse(query: "friendly numbers please", vector: vector, lexical: lexical, limit: 10, fusion: even)
         #expect(hits.map(\.repo.id) == [b.id, d.id, c.id], "ties between sides keep the vector's first")
         #expect(abs(hits[0].score - 2.0 / 62) < 1e-12)
-        // A query of one or two words weighs the words more (the standard fusion: 8 to 1).
-        let short = HybridSearch.fuse(query: "numbers", vector: vector, lexical: lexical, limit: 10)
+        // A query of one or two words weighs the words more.
+        let shortWeight = HybridSearch.Fusion(k: 5, shortQueryLexicalWeight: 8)
+        let short = HybridSearch.fuse(query: "friendly", vector: vector, lexical: lexical, limit: 10, fusion: shortWeight)
         #expect(short.map(\.repo.id) == [c.id, b.id, d.id], "the words' first hit leads a short query")
-        #expect(HybridSearch.Fusion.standard.lexicalWeight(for: "numbers") == 8)
+        #expect(HybridSearch.Fusion.standard.lexicalWeight(for: "numbers") == 4)
         #expect(HybridSearch.Fusion.standard.lexicalWeight(for: "a library for numbers") == 1)
         // Weights tilt the fusion.
         let words = HybridSearch.fuse(query: "x", vector: vector, lexical: lexical, limit: 10, fusion: .init(k: 60, vectorWeight: 1, lexicalWeight: 3))
         #expect(words.map(\.repo.id).prefix(2) == [b.id, c.id])
+    }
+
+    /// A query whose every word is a whole part of a repo's name (`numbers` of `nice-numbers`)
+    /// puts that repo after the exact names and before the rest, whatever the ranks; a word
+    /// inside a part (`number`) or a query with a word the name lacks does not.
+    @Test func aRepoWhoseNameHasTheQuerysWordsAsPartsComesNext() {
+        let e = repo("e", "w/numbers", "Exactly named")
+        let vector = [SearchHit(repo: d, score: 0.9), SearchHit(repo: c, score: 0.8), SearchHit(repo: b, score: 0.7)]
+        let lexical = [SearchHit(repo: c, score: 12), SearchHit(repo: d, score: 11), SearchHit(repo: e, score: 2), SearchHit(repo: b, score: 1)]
+        let hits = HybridSearch.fuse(query: "Numbers", vector: vector, lexical: lexical, limit: 10)
+        #expect(hits.map(\.repo.id) == [e.id, b.id, c.id, d.id], "the exact name, then the name part, then by score")
+        #expect(hits[0].exactName && hits[1].nameParts && !hits[1].exactName && !hits[2].nameParts)
+        #expect(HybridSearch.fuse(query: "number", vector: vector, lexical: lexical, limit: 10).first?.repo.id == c.id, "a part is a whole word")
+        #expect(HybridSearch.fuse(query: "nice numbers", vector: vector, lexical: lexical, limit: 10).first?.repo.id == b.id, "every word of the query, in any order")
+        #expect(HybridSearch.fuse(query: "numbers parser", vector: vector, lexical: lexical, limit: 10).prefix(2).map(\.repo.id) == [c.id, d.id],
+                "a word the name lacks: ranks decide")
+        let off = HybridSearch.Fusion(k: 60, namePartsFirst: false)
+        #expect(HybridSearch.fuse(query: "numbers", vector: vector, lexical: lexical, limit: 10, fusion: off).map(\.repo.id) == [e.id, d.id, c.id, b.id],
+                "without the tier, the name part ranks by its scores (last)")
     }
 
     @Test func modesAskTheStoreForWhatTheyNeed() async throws {

@@ -25,14 +25,20 @@ public struct FusedHit: Sendable {
     /// The query is the repo's name or full name, word for word (`serde json` names
     /// `serde-rs/serde_json`): such hits come first.
     public var exactName: Bool
+    /// Every word of the query is a whole part of the repo's name (`thumbnail` in
+    /// `sorl-thumbnail`, not in `thumbnailator`): in hybrid mode such hits come right after the
+    /// exact names (``HybridSearch/Fusion/namePartsFirst``).
+    public var nameParts: Bool
 
-    public init(repo: Repo, score: Double, vectorRank: Int? = nil, vectorScore: Double? = nil, lexicalRank: Int? = nil, exactName: Bool = false) {
+    public init(repo: Repo, score: Double, vectorRank: Int? = nil, vectorScore: Double? = nil, lexicalRank: Int? = nil, exactName: Bool = false,
+                nameParts: Bool = false) {
         self.repo = repo
         self.score = score
         self.vectorRank = vectorRank
         self.vectorScore = vectorScore
         self.lexicalRank = lexicalRank
         self.exactName = exactName
+        self.nameParts = nameParts
     }
 
     /// `vector`, `lexical`, or both, for `--json`.
@@ -55,14 +61,18 @@ public enum HybridSearch {
         public var lexicalWeight: Double
         public var shortQueryLexicalWeight: Double?
         public var shortQueryWords: Int
+        /// Repos whose name has every word of the query as a whole part (``FusedHit/nameParts``)
+        /// rank after the exact names and before the rest, each group by its fused score.
+        public var namePartsFirst: Bool
 
         public init(k: Double = 60, vectorWeight: Double = 1, lexicalWeight: Double = 1, shortQueryLexicalWeight: Double? = nil,
-                    shortQueryWords: Int = 2) {
+                    shortQueryWords: Int = 2, namePartsFirst: Bool = false) {
             self.k = k
             self.vectorWeight = vectorWeight
             self.lexicalWeight = lexicalWeight
             self.shortQueryLexicalWeight = shortQueryLexicalWeight
             self.shortQueryWords = shortQueryWords
+            self.namePartsFirst = namePartsFirst
         }
 
         /// The words' weight for `query`.
@@ -72,10 +82,11 @@ public enum HybridSearch {
         }
 
         /// Chosen on the `tune` half of `bench/retrieval`'s real queries (12,577 Debian-packaged
-        /// GitHub projects; docs/benchmarks.md) and reported on the held-out half: a small `k`
-        /// (the first ranks of each side count), words weighed 8 to 1 for a query of one or two
-        /// words.
-        public static let standard = Fusion(k: 5, vectorWeight: 1, lexicalWeight: 1, shortQueryLexicalWeight: 8, shortQueryWords: 2)
+        /// GitHub projects; docs/benchmarks.md) and reported on the held-out half: repos whose
+        /// name holds every word of the query as a part first (after exact names), then
+        /// reciprocal ranks with `k` 60, the words weighed 4 to 1 for a query of one or two words.
+        public static let standard = Fusion(k: 60, vectorWeight: 1, lexicalWeight: 1, shortQueryLexicalWeight: 4, shortQueryWords: 2,
+                                            namePartsFirst: true)
     }
 
     /// How many candidates each side gives for `limit` hits.
@@ -136,8 +147,10 @@ public enum HybridSearch {
         var hits: [RepoID: FusedHit] = [:]
         var order: [RepoID] = []
         let named = nameKey(query)
+        let words = Set(Words.plain(query))
         func hit(_ repo: Repo) -> FusedHit {
-            hits[repo.id] ?? FusedHit(repo: repo, score: 0, exactName: isNamed(repo, by: named))
+            hits[repo.id] ?? FusedHit(repo: repo, score: 0, exactName: isNamed(repo, by: named),
+                                      nameParts: fusion.namePartsFirst && hasParts(repo, words))
         }
         for (index, candidate) in vector.enumerated() {
             var fused = hit(candidate.repo)
@@ -157,6 +170,7 @@ public enum HybridSearch {
         }
         let ranked = order.compactMap { hits[$0] }.enumerated().sorted { a, b in
             if a.element.exactName != b.element.exactName { return a.element.exactName }
+            if a.element.nameParts != b.element.nameParts { return a.element.nameParts }
             if a.element.score != b.element.score { return a.element.score > b.element.score }
             return a.offset < b.offset
         }
@@ -179,6 +193,12 @@ public enum HybridSearch {
     /// The query's words, joined: what a name must equal to be named by it.
     static func nameKey(_ text: String) -> String {
         Words.plain(text).joined(separator: " ")
+    }
+
+    /// Whether every one of `words` (a query's, ``Words/plain(_:)``) is a whole part of the
+    /// repo's name.
+    static func hasParts(_ repo: Repo, _ words: Set<String>) -> Bool {
+        !words.isEmpty && words.isSubset(of: Words.plain(repo.name))
     }
 
     /// Word for word, or letter for letter once spaces are gone: `graphql` names `GraphQL`

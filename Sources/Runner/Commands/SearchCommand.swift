@@ -80,7 +80,7 @@ struct SearchCommand: AsyncParsableCommand {
             let rows: [[String: Any]] = hits.map { hit in
                 var row: [String: Any] = ["score": (hit.score * 10_000).rounded() / 10_000, "full_name": hit.repo.fullName,
                                           "id": hit.repo.id.rawValue, "stars": hit.repo.stars, "found_by": hit.foundBy,
-                                          "exact_name": hit.exactName]
+                                          "exact_name": hit.exactName, "name_parts": hit.nameParts]
                 row["vector_rank"] = hit.vectorRank
                 row["vector_score"] = hit.vectorScore.map { ($0 * 10_000).rounded() / 10_000 }
                 row["lexical_rank"] = hit.lexicalRank
