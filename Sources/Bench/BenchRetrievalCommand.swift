@@ -47,9 +47,9 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
             }
             sample += items
         }
-        let settings: [HybridSearch.Fusion] = [2.0, 5, 10, 30, 60].flatMap { k in  // .standard among them
+        let settings: [HybridSearch.Fusion] = [2.0, 5, 10, 30, 60, 120].flatMap { k in  // .standard among them
             [1.0, 2].flatMap { words in
-                [nil, 4.0, 8.0, 16.0].flatMap { short in
+                [nil, 2.0, 4.0, 8.0, 16.0].flatMap { short in
                     [false, true].map { HybridSearch.Fusion(k: k, vectorWeight: 1, lexicalWeight: words, shortQueryLexicalWeight: short, namePartsFirst: $0) }
                 }
             }
@@ -96,7 +96,10 @@ struct BenchRetrievalCommand: AsyncParsableCommand {
             for split in ["tune", "heldout"] {
                 for kind in kinds {
                     let rows = sample.indices.filter { sample[$0].split == split && (kind == "all" || sample[$0].kind == kind) }
-                    var shown = ["vector", "lexical", Self.label(.standard)]
+                    // The standard without the name-part tier: what the tier alone does.
+                    var untiered = HybridSearch.Fusion.standard
+                    untiered.namePartsFirst = false
+                    var shown = ["vector", "lexical", Self.label(.standard), Self.label(untiered)]
                     if !shown.contains(Self.label(chosen)) { shown.append(Self.label(chosen)) }
                     for method in shown {
                         let ranks = methods[method]!

@@ -131,8 +131,9 @@ public final class MonitoringState: Sendable {
             do {
                 try await refreshLexical()
             } catch {
-                // Said as unknown (no `lexical` in /health) rather than as it was last read.
+                // Said as unknown (no `lexical` in /health, not ready) rather than as last read.
                 lexical.withLock { $0 = (nil, ContinuousClock.now) }
+                Gauge(label: MetricNames.lexicalReady).record(0)
                 Counter(label: MetricNames.storeErrors, dimensions: [("operation", "lexical_status")]).increment()
             }
         }

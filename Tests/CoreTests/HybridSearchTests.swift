@@ -69,12 +69,18 @@ private func repo(_ id: String, _ fullName: String, _ description: String = "") 
         #expect(hits.map(\.repo.id) == [e.id, b.id, c.id, d.id], "the exact name, then the name part, then by score")
         #expect(hits[0].exactName && hits[1].nameParts && !hits[1].exactName && !hits[2].nameParts)
         #expect(HybridSearch.fuse(query: "number", vector: vector, lexical: lexical, limit: 10).first?.repo.id == c.id, "a part is a whole word")
-        #expect(HybridSearch.fuse(query: "nice numbers", vector: vector, lexical: lexical, limit: 10).first?.repo.id == b.id, "every word of the query, in any order")
+        #expect(HybridSearch.fuse(query: "numbers nice", vector: vector, lexical: lexical, limit: 10).first?.repo.id == b.id, "every word of the query, in any order")
+        #expect(Set(HybridSearch.fuse(query: "the numbers", vector: vector, lexical: lexical, limit: 10).prefix(2).map(\.repo.id)) == [e.id, b.id], "stop words aside")
+        #expect(HybridSearch.fuse(query: "?!", vector: vector, lexical: lexical, limit: 10).allSatisfy { !$0.nameParts && !$0.exactName }, "no words: no tier")
         #expect(HybridSearch.fuse(query: "numbers parser", vector: vector, lexical: lexical, limit: 10).prefix(2).map(\.repo.id) == [c.id, d.id],
                 "a word the name lacks: ranks decide")
         let off = HybridSearch.Fusion(k: 60, namePartsFirst: false)
-        #expect(HybridSearch.fuse(query: "numbers", vector: vector, lexical: lexical, limit: 10, fusion: off).map(\.repo.id) == [e.id, d.id, c.id, b.id],
-                "without the tier, the name part ranks by its scores (last)")
+        let untiered = HybridSearch.fuse(query: "numbers", vector: vector, lexical: lexical, limit: 10, fusion: off)
+        #expect(untiered.map(\.repo.id) == [e.id, d.id, c.id, b.id], "without the tier, the name part ranks by its scores (last)")
+        #expect(untiered.last?.nameParts == true, "said whether or not it ranks first")
+        let renamed = Repo(id: RepoID("repo:r"), name: "", fullName: "q/old-numbers")
+        #expect(HybridSearch.fuse(query: "numbers", vector: [SearchHit(repo: renamed, score: 0.5)], lexical: [], limit: 1).first?.nameParts == true,
+                "a record without a name: its full name's last part")
     }
 
     @Test func modesAskTheStoreForWhatTheyNeed() async throws {

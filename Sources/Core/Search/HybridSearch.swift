@@ -25,9 +25,9 @@ public struct FusedHit: Sendable {
     /// The query is the repo's name or full name, word for word (`serde json` names
     /// `serde-rs/serde_json`): such hits come first.
     public var exactName: Bool
-    /// Every word of the query is a whole part of the repo's name (`thumbnail` in
-    /// `sorl-thumbnail`, not in `thumbnailator`): in hybrid mode such hits come right after the
-    /// exact names (``HybridSearch/Fusion/namePartsFirst``).
+    /// Every word of the query (stop words aside) is a whole part of the repo's name
+    /// (`thumbnail` in `sorl-thumbnail`, not in `thumbnailator`): with
+    /// ``HybridSearch/Fusion/namePartsFirst`` such hits come right after the exact names.
     public var nameParts: Bool
 
     public init(repo: Repo, score: Double, vectorRank: Int? = nil, vectorScore: Double? = nil, lexicalRank: Int? = nil, exactName: Bool = false,
@@ -147,10 +147,9 @@ public enum HybridSearch {
         var hits: [RepoID: FusedHit] = [:]
         var order: [RepoID] = []
         let named = nameKey(query)
-        let words = Set(Words.plain(query))
+        let words = partWords(query)
         func hit(_ repo: Repo) -> FusedHit {
-            hits[repo.id] ?? FusedHit(repo: repo, score: 0, exactName: isNamed(repo, by: named),
-                                      nameParts: fusion.namePartsFirst && hasParts(repo, words))
+            hits[repo.id] ?? FusedHit(repo: repo, score: 0, exactName: isNamed(repo, by: named), nameParts: hasParts(repo, words))
         }
         for (index, candidate) in vector.enumerated() {
             var fused = hit(candidate.repo)
@@ -170,7 +169,7 @@ public enum HybridSearch {
         }
         let ranked = order.compactMap { hits[$0] }.enumerated().sorted { a, b in
             if a.element.exactName != b.element.exactName { return a.element.exactName }
-            if a.element.nameParts != b.element.nameParts { return a.element.nameParts }
+            if fusion.namePartsFirst, a.element.nameParts != b.element.nameParts { return a.element.nameParts }
             if a.element.score != b.element.score { return a.element.score > b.element.score }
             return a.offset < b.offset
         }
@@ -180,10 +179,11 @@ public enum HybridSearch {
     /// One side's hits in its own order, exact name matches first.
     static func rank(_ list: [SearchHit], query: String, score: KeyPath<SearchHit, Double>, vector: Bool) -> [FusedHit] {
         let named = nameKey(query)
+        let words = partWords(query)
         let hits = list.enumerated().map { index, candidate in
             FusedHit(repo: candidate.repo, score: candidate[keyPath: score], vectorRank: vector ? index + 1 : nil,
                      vectorScore: vector ? candidate.score : nil, lexicalRank: vector ? nil : index + 1,
-                     exactName: isNamed(candidate.repo, by: named))
+                     exactName: isNamed(candidate.repo, by: named), nameParts: hasParts(candidate.repo, words))
         }
         return hits.enumerated().sorted { a, b in
             a.element.exactName != b.element.exactName ? a.element.exactName : a.offset < b.offset
@@ -195,10 +195,21 @@ public enum HybridSearch {
         Words.plain(text).joined(separator: " ")
     }
 
-    /// Whether every one of `words` (a query's, ``Words/plain(_:)``) is a whole part of the
-    /// repo's name.
+    /// The query's words a name's parts must hold: ``Words/plain(_:)`` without stop words
+    /// (unless nothing else is left), each once.
+    static func partWords(_ query: String) -> Set<String> {
+        let words = Set(Words.plain(query))
+        let telling = words.subtracting(Words.stopWords)
+        return telling.isEmpty ? words : telling
+    }
+
+    /// Whether every one of `words` (``partWords(_:)``) is a whole part of the repo's name (as
+    /// recorded, or the last part of its full name, which a rename or a record without `name`
+    /// may leave as the only one).
     static func hasParts(_ repo: Repo, _ words: Set<String>) -> Bool {
-        !words.isEmpty && words.isSubset(of: Words.plain(repo.name))
+        guard !words.isEmpty else { return false }
+        let last = repo.fullName.split(separator: "/").last.map(String.init) ?? ""
+        return words.isSubset(of: Words.plain(repo.name)) || words.isSubset(of: Words.plain(last))
     }
 
     /// Word for word, or letter for letter once spaces are gone: `graphql` names `GraphQL`

@@ -94,6 +94,8 @@ extension SurrealStore {
     /// (two indexes, 2,000 records in one insert: 12 s and the server from 0.1 to 10.9 GB
     /// resident, killed for memory in a run; 1,000: 2.2 s; 500: 0.54 s; 200: 0.14 s; 100: 0.1 s).
     static let wordsNotesChunk = 100
+    /// How often a keeper whose indexes were built looks whether they still exist.
+    static let wordsIndexCheckEvery: Duration = .seconds(15)
     /// How long the instance keeping the words keeps the job to itself after a chunk.
     static let wordsHold: Duration = .seconds(30)
     /// How often the task looks for new change notes: after a step that found some, at once;
@@ -124,8 +126,14 @@ extension SurrealStore {
     ///   a delete and an insert: 3.2 refuses an insert of a record deleted earlier in the
     ///   transaction, "already exists".) A repo changed
     ///   again meanwhile has a new note, handled by the next step.
+    /// - and, once they were built, at most every ``wordsIndexCheckEvery``, whether they still
+    ///   exist (removed by hand, a restore): if not, they are defined again.
     /// A process killed mid-step leaves everything as the last step ended.
     func keepWords() async throws -> WordsStep {
+        if wordsReady.withLock({ $0 }), Self.due(wordsIndexCheckedAt, every: Self.wordsIndexCheckEvery), !(try await wordsIndexesBuilt()) {
+            logger.warning("the full-text indexes of lexical search are gone; defining them again")
+            wordsReady.withLock { $0 = false }
+        }
         let dialect = try await dialect()
         let selection = LexicalWords.selection(dialect: dialect)
         if dialect.sweepsByRange, wordsCursor.withLock({ $0 }) == nil {
@@ -271,11 +279,12 @@ extension SurrealStore {
         guard dialect.hasLexicalSearch else {
             return LexicalStatus(state: .unavailable, detail: "SurrealDB \(dialect.major).x keeps no words (lexical search is on SurrealDB 3.x)")
         }
-        // The progress record first: without it the words' tables may not exist (3.x refuses a
-        // select from a table that does not).
+        let built = try await wordsIndexesBuilt()
+        // Without the progress record (and the indexes) the words' tables may not exist: 3.x
+        // refuses a select from a table that does not.
         let progress = try await client.query("SELECT finished, keeper, kept_at FROM ONLY \(LexicalWords.progress)").last ?? .none
-        guard progress["finished"]?.bool != nil else {
-            return LexicalStatus(state: .unavailable, detail: "no words are kept: this database's schema 8 was applied by SurrealDB 2.x")
+        guard built || progress["finished"]?.bool != nil else {
+            return LexicalStatus(state: .unavailable, detail: "no words are kept: the database has no record of them (embed_star_meta:words), as when its schema 8 was applied by SurrealDB 2.x")
         }
         let answer = try await client.query("""
             RETURN [
@@ -285,7 +294,7 @@ extension SurrealStore {
             """).last?.array ?? []
         guard answer.count == 2 else { throw SurrealError(.protocolViolation, "the lexical search counts came back incomplete") }
         let indexed = Int(answer[0].int ?? 0), waiting = Int(answer[1].int ?? 0)
-        if try await wordsIndexesBuilt() {
+        if built {
             return LexicalStatus(state: .ready, indexed: indexed, waiting: waiting)
         }
         // Who does the work, as recorded: the last step's instance and time, or none yet.

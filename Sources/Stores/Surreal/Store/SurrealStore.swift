@@ -49,6 +49,8 @@ public final class SurrealStore: RepoStore {
     let wordsCursor = Mutex<SurrealValue?>(nil)
     /// Both full-text indexes of the words are built: this process defined them (``keepWords()``) or found them ready (``wordsIndexReady()``).
     let wordsReady = Mutex(false)
+    /// When the keeper last looked whether the built indexes still exist (``keepWords()``).
+    let wordsIndexCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
     /// Whether vector writes run in import mode, and when that was last checked (``QuietWriteState``).
     let quietWrites = Mutex<QuietWriteState?>(nil)
     var table: String { configuration.table }
