@@ -57,6 +57,12 @@ public enum ConfigRendering {
         }
     }
 
+    /// `text` with the password of every URL in it taken out, word by word (an error message
+    /// may name the URL it could not reach).
+    public static func redactURLPasswords(in text: String) -> String {
+        text.split(separator: " ", omittingEmptySubsequences: false).map { redactURLPassword(String($0)) }.joined(separator: " ")
+    }
+
     /// `scheme://user:secret@host` shows as `scheme://user:<redacted>@host`.
     public static func redactURLPassword(_ text: String) -> String {
         guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") else { return text }

@@ -100,7 +100,7 @@ struct HealthReport: Encodable {
 
     /// Details come from error messages: keep them short and strip URL credentials.
     static func redact(_ text: String) -> String {
-        var words = text.split(separator: " ", omittingEmptySubsequences: false).map { ConfigRendering.redactURLPassword(String($0)) }
+        var words = ConfigRendering.redactURLPasswords(in: text).split(separator: " ", omittingEmptySubsequences: false).map(String.init)
         if words.count > 40 { words = Array(words.prefix(40)) + ["..."] }
         return words.joined(separator: " ")
     }

@@ -15,11 +15,6 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
-    /// An error's text with any URL's password taken out (it may name the store's URL).
-    static func redacted(_ error: any Error) -> String {
-        "\(error)".split(separator: " ", omittingEmptySubsequences: false).map { ConfigRendering.redactURLPassword(String($0)) }.joined(separator: " ")
-    }
-
     func run() async throws {
         try await runCommand { logger in
             let (model, stats, coverage, lexical) = try await options.withRuntime(logger: logger) { runtime in
@@ -56,7 +51,7 @@ struct StatusCommand: AsyncParsableCommand {
                 }
                 let words = switch lexical {
                 case .success(let status): Report.Lexical(state: status.state.rawValue, indexed: status.indexed, waiting: status.waiting, detail: status.detail)
-                case .failure(let error): Report.Lexical(state: "error", detail: Self.redacted(error))
+                case .failure(let error): Report.Lexical(state: "error", detail: ConfigRendering.redactURLPasswords(in: "\(error)"))
                 }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -66,7 +61,7 @@ struct StatusCommand: AsyncParsableCommand {
             } else {
                 let lexicalLine = switch lexical {
                 case .success(let status): status.line
-                case .failure(let error): "error: \(Self.redacted(error))"
+                case .failure(let error): "error: \(ConfigRendering.redactURLPasswords(in: "\(error)"))"
                 }
                 print("""
                     model:    \(model.line)

@@ -272,8 +272,8 @@ extension SurrealStore {
     /// From what the database holds, never from this process's memory: the words records and
     /// the change notes counted, the fill's progress record (made by migration 8 with
     /// `finished = false`; the instance keeping the words and its last step), and whether both
-    /// full-text indexes exist now (they are defined only built). No progress record on 3.x
-    /// means migration 8 ran on a 2.x server, which keeps no words: `unavailable`.
+    /// full-text indexes exist now (they are defined only built). Neither indexes nor a progress
+    /// record on 3.x means migration 8 ran on a 2.x server, which keeps no words: `unavailable`.
     public func lexicalStatus() async throws -> LexicalStatus {
         let dialect = try await dialect()
         guard dialect.hasLexicalSearch else {
@@ -323,11 +323,8 @@ extension SurrealStore {
         let groups = LexicalWords.groups(query)
         guard limit > 0, !groups.isEmpty else { return [] }
         guard try await wordsIndexReady() else {
-            let progress = try await client.query("SELECT * FROM ONLY \(LexicalWords.progress)").last ?? .none
-            let state = progress["finished"]?.bool == false
-                ? "the words of the repos stored before it are being added (\(progress["added"]?.int ?? 0) so far)"
-                : "its full-text indexes are being built"
-            throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready yet: \(state)")
+            // What `status` says: the words counted, and who adds them.
+            throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready yet: \(try await lexicalStatus().line)")
         }
         do {
             let first = try await lexicalTier(groups, every: true, limit: limit, language: filter.language)
