@@ -6,7 +6,8 @@ import Testing
 
 @testable import EmbedStarSurrealStore
 
-/// Lexical search on a database the collector filled before migration 8: the words of the repos
+/// Lexical search, on both engines (3.x's full-text indexes, 2.x's terms), on a database the
+/// collector filled before the words' migration (8 on 3.x, 10 on 2.x): the words of the repos
 /// stored before are added in chunks after the start, while the collector goes on changing and
 /// deleting, for record keys of every kind; search says it is not ready until the indexes are
 /// built, then finds every repo by its words.
@@ -45,20 +46,6 @@ struct LexicalTests {
         }
     }
 
-    /// On 2.x there is none (``SurrealDialect/hasLexicalSearch``): search says so and keeps no
-    /// words; true on 3.x. Answers whether the engine has it.
-    static func lexicalOnThisEngine(_ fixture: StoreFixture) async throws -> Bool {
-        guard try await fixture.store.dialect().hasLexicalSearch else {
-            await #expect(throws: LexicalSearchUnsupported.self) { try await fixture.store.lexicalSearch("anything", limit: 3, filter: SearchFilter()) }
-            let tables = try await fixture.client.query("INFO FOR DB").last?["tables"]
-            #expect(tables?["embed_star_words"] == nil && tables?["embed_star_words_change"] == nil, "no words kept on 2.x")
-            let status = try await fixture.store.lexicalStatus()
-            #expect(status.state == .unavailable && status.detail?.contains("2.x") == true, "\(status.line)")
-            return false
-        }
-        return true
-    }
-
     @Test func aDatabaseFilledBeforeGetsTheWordsOfEveryRepo() async throws {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }
@@ -75,13 +62,10 @@ struct LexicalTests {
         try await fixture.insert(synthetic)
         // Migrated (`embed-star migrate`), with no instance running yet: no words, and `status` says who adds them.
         try await fixture.store.prepare(through: Migrations.newest)
-        if try await fixture.store.dialect().hasLexicalSearch {
-            let migrated = try await fixture.store.lexicalStatus()
-            #expect(migrated.state == .filling && migrated.indexed == 0 && migrated.waiting == 0 && migrated.detail?.contains("running embed-star") == true,
-                    "\(migrated.line)")
-        }
+        let migrated = try await fixture.store.lexicalStatus()
+        #expect(migrated.state == .filling && migrated.indexed == 0 && migrated.waiting == 0 && migrated.detail?.contains("running embed-star") == true,
+                "\(migrated.line)")
         try await fixture.store.prepare()
-        guard try await Self.lexicalOnThisEngine(fixture) else { return }
         // `status` counts what is stored while the words are added: never more words than repos.
         let early = try await fixture.store.lexicalStatus()
         #expect(early.state != .unavailable && (early.indexed ?? -1) >= 0 && early.indexed! <= synthetic.count + Self.keyed.count, "\(early.line)")
@@ -151,7 +135,6 @@ struct LexicalTests {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }
         try await fixture.store.prepare()
-        guard try await Self.lexicalOnThisEngine(fixture) else { return }
         #expect(try await fixture.store.wordsIndexReady(), "the indexes of an empty table are built when prepare returns")
         let repos = SyntheticRepos.generate(count: 3, seed: 2)
         try await fixture.insert(repos)
@@ -187,7 +170,6 @@ struct LexicalTests {
         let fixture = try StoreFixture("ws")
         defer { Task { await fixture.close() } }
         try await fixture.store.prepare()
-        guard try await Self.lexicalOnThisEngine(fixture) else { return }
         #expect(try await fixture.store.wordsIndexReady())
         let repos = SyntheticRepos.generate(count: 2_500, seed: 9)
         try await fixture.insert(repos)

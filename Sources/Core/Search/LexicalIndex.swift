@@ -62,11 +62,19 @@ public struct LexicalIndex: Sendable {
             var score = 0.0
             for term in terms {
                 guard let frequency = document.terms[term], let containing = documentFrequency[term] else { continue }
-                let idf = log(1 + (count - Double(containing) + 0.5) / (Double(containing) + 0.5))
-                score += idf * frequency * 2.2 / (frequency + 1.2 * (0.25 + 0.75 * document.length / averageLength))
+                score += Self.bm25(frequency: frequency, length: document.length, averageLength: averageLength,
+                                   documents: count, containing: Double(containing))
             }
             if score > 0 { hits.append(SearchHit(repo: document.repo, score: score)) }
         }
         return Array(hits.sorted { $0.score != $1.score ? $0.score > $1.score : $0.repo.id < $1.repo.id }.prefix(limit))
+    }
+
+    /// One term's BM25 score in one document (k1 1.2, b 0.75): `frequency` times in a document
+    /// of `length` terms, where documents average `averageLength`, and `containing` of
+    /// `documents` hold the term. Never below 0 (a term in most documents scores near 0).
+    public static func bm25(frequency: Double, length: Double, averageLength: Double, documents: Double, containing: Double) -> Double {
+        let idf = log(1 + max(0, documents - containing + 0.5) / (containing + 0.5))
+        return idf * frequency * 2.2 / (frequency + 1.2 * (0.25 + 0.75 * length / max(1, averageLength)))
     }
 }

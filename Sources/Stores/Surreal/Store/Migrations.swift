@@ -43,7 +43,7 @@ struct Migrations {
 
     static let queue = "embed_queue"
     /// The newest migration this binary knows (what ``SurrealStore/openForReading()`` requires).
-    static let newest = 9
+    static let newest = 10
     static let epoch = "d'1970-01-01T00:00:00Z'"
 
     /// Makes a repo pending: a new revision, not failed, claimable now (a live lease stays: its
@@ -80,13 +80,13 @@ struct Migrations {
     /// not one per job: SurrealDB 3 copies the record for each event defined on every write
     /// (measured: within the noise at 384 and 1,536 dims, so this is doing less, not a speed-up).
     ///
-    /// Since migration 8 it also notes, in `embed_star_words_change`, a repo created, deleted, or
+    /// Since migration 8 (10 on 2.x) it also notes, in `embed_star_words_change`, a repo created, deleted, or
     /// whose name, owner, full name, description, topics or language changed: embed-star then
     /// rewrites its words (``LexicalWords``). A note is a new record of its own: the
     /// collector's write never meets the full-text index, nor another write's note.
     /// `keepingWords: false` is the event as migration 6 wrote it (a database made at version 6
-    /// by a test is what that version made).
-    var repoEvent: String { repoEvent(keepingWords: dialect.hasLexicalSearch) }
+    /// by a test is what that version made), and as 8 wrote it on 2.x (words since 10 there).
+    var repoEvent: String { repoEvent(keepingWords: true) }
 
     func repoEvent(keepingWords: Bool) -> String {
         let watched = watchedFields.joined(separator: ", ")
@@ -212,23 +212,13 @@ struct Migrations {
                 summary: "the analyzer of lexical search (words split at spaces, punctuation and case changes, lower case, ASCII, English stems)",
                 // A migration of its own: 3.x does not see an analyzer defined earlier in the
                 // transaction that defines an index with it ("the analyzer does not exist").
-                // (Nothing on 2.x: ``SurrealDialect/hasLexicalSearch``.)
-                statements: dialect.hasLexicalSearch ? [LexicalWords.analyzerDefinition] : []
+                // (On 2.x in migration 10: ``SurrealDialect/wordsMigration``.)
+                statements: dialect.wordsMigration == 8 ? [LexicalWords.analyzerDefinition] : []
             ),
             Migration(
                 version: 8,
                 summary: "lexical search: each repo's words in embed_star_words; the repo event notes what changed, embed-star rewrites those words; the repos stored before are added in chunks after the migration, then the full-text indexes are built",
-                // The words of the repos already stored are not written here: in one transaction
-                // that takes minutes at 100,000 repos (``SurrealStore/keepWords()`` does it in
-                // chunks, and defines the full-text indexes once it is done).
-                statements: dialect.hasLexicalSearch ? [
-                    "DEFINE TABLE IF NOT EXISTS \(LexicalWords.table) SCHEMALESS",
-                    "DEFINE INDEX IF NOT EXISTS \(LexicalWords.table)_language ON \(LexicalWords.table) FIELDS language",
-                    "DEFINE TABLE IF NOT EXISTS \(LexicalWords.changes) SCHEMALESS",
-                    repoEvent,
-                    schemaRecord,
-                    "UPSERT \(LexicalWords.progress) SET finished = false, added = 0, started_at = time::now()",
-                ] : [repoEvent, schemaRecord]
+                statements: dialect.wordsMigration == 8 ? wordsSetUp : [repoEvent(keepingWords: false), schemaRecord(eventVersion: 8)]
             ),
             Migration(
                 version: 9,
@@ -240,7 +230,32 @@ struct Migrations {
                 ],
                 recounts: false
             ),
+            Migration(
+                version: 10,
+                summary: "lexical search on SurrealDB 2.x: each repo's words as terms in embed_star_words, with plain indexes, ranked by embed-star (on 3.x the repo event is written again, unchanged)",
+                // Redefines the repo event (its counting too): the count is taken again after it.
+                statements: dialect.wordsMigration == 10
+                    ? [LexicalWords.analyzerDefinition] + wordsSetUp
+                    : [repoEvent, schemaRecord]
+            ),
         ]
+    }
+
+    /// The words of lexical search set up (migration 8 on 3.x, 10 on 2.x). The words of the repos
+    /// already stored are not written here: in one transaction that takes minutes at 100,000
+    /// repos (``SurrealStore/keepWords()`` does it in chunks, and defines the words' indexes
+    /// once it is done).
+    private var wordsSetUp: [String] {
+        ["DEFINE TABLE IF NOT EXISTS \(LexicalWords.table) SCHEMALESS"]
+            // (2.x filters by language in embed-star: its planner drops the terms' indexes for a
+            // table scan when a condition on another field is added.)
+            + (dialect.keepsWordsAsTerms ? [] : ["DEFINE INDEX IF NOT EXISTS \(LexicalWords.table)_language ON \(LexicalWords.table) FIELDS language"])
+            + [
+                "DEFINE TABLE IF NOT EXISTS \(LexicalWords.changes) SCHEMALESS",
+                repoEvent,
+                schemaRecord,
+                "UPSERT \(LexicalWords.progress) SET finished = false, added = 0, started_at = time::now()",
+            ]
     }
 
     /// Records what the repo event was made for (``SurrealStore`` compares it with the
@@ -254,6 +269,6 @@ struct Migrations {
 
     /// The version of ``repoEvent`` this binary writes (the migration that last changed it): a
     /// binary never redefines an event a newer one wrote.
-    static let eventVersion = 8
+    static let eventVersion = 10
 
 }

@@ -23,14 +23,17 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
 
     /// `DEFINE INDEX ... COUNT` (3.x only).
     var hasCountIndexes: Bool { major >= 3 }
-    /// How a full-text index is declared: `FULLTEXT ANALYZER` since 3.0, `SEARCH ANALYZER` before.
-    var fullTextClause: String { major >= 3 ? "FULLTEXT ANALYZER" : "SEARCH ANALYZER" }
-    /// Whether the store keeps words and full-text indexes for lexical search: 3.x only. On
+    /// How the words of lexical search are kept and ranked (``LexicalWords``). On 3.x: as text,
+    /// in two `FULLTEXT` indexes that rank by BM25 in the engine. On 2.x: as arrays of the
+    /// analyzer's terms (`search::analyze`), in two plain indexes, ranked by BM25 in embed-star
+    /// (``SurrealStore/lexicalSearch``). 2.x's own full-text index (`SEARCH`) is not used: on
     /// 2.3.10 the engine went down ("advance out of bounds" panic) in three test runs of three
-    /// with the words and their `SEARCH` index kept, against two of three without, and the index
-    /// made concurrent writes conflict (289 of 600); a 2.x database keeps no words (no notes
-    /// pile up), and search there ranks by meaning and says so.
-    var hasLexicalSearch: Bool { major >= 3 }
+    /// with it, against two of three without, and it made concurrent writes conflict (289 of
+    /// 600 writes).
+    var keepsWordsAsTerms: Bool { major < 3 }
+    /// The migration that sets the words up: 8 on 3.x; 10 on 2.x, where 7 and 8 set nothing up
+    /// (the binaries before 10 kept no words on 2.x).
+    var wordsMigration: Int { keepsWordsAsTerms ? 10 : 8 }
     /// Whether the store guards against a storage engine that lets two concurrent writes of one
     /// record both commit: SurrealDB 2.x's memory and SurrealKV storage do (seen here), and so
     /// does 3.x on memory and SurrealKV (surrealdb issue 7303, surrealkv issue 376). Nothing the

@@ -4,9 +4,12 @@ import Logging
 import SurrealClient
 
 /// Each repo's words for lexical search, in a table of their own, `embed_star_words`, keyed like
-/// the repo (`embed_star_words:⟨key⟩` for `repo:⟨key⟩`, every key kind), with two full-text
-/// indexes (BM25): `title` (the name as written and in lower case, the owner, the full name)
-/// and `body` (description, topics, language).
+/// the repo (`embed_star_words:⟨key⟩` for `repo:⟨key⟩`, every key kind), in two fields with an
+/// index each: `title` (the name as written and in lower case, the owner, the full name) and
+/// `body` (description, topics, language). On 3.x the fields hold the text and the indexes are
+/// full-text indexes (BM25 in the engine); on 2.x they hold the analyzer's terms
+/// (`search::analyze`, punctuation left out) and the indexes are plain ones, which find the
+/// records holding a term, and embed-star ranks them by BM25 (``SurrealDialect/keepsWordsAsTerms``).
 ///
 /// Only embed-star writes them, one instance at a time (``SurrealStore/keepWords()``): the repo
 /// event notes a repo whose words changed (`embed_star_words_change`, a new record per note),
@@ -15,8 +18,8 @@ import SurrealClient
 /// concurrent writes conflict (measured: 6 writers, 289 of 600 writes failed with a conflict;
 /// none without the index), so the collector's writes would fail, and 2.3 re-indexes a record's
 /// full-text fields on every write of it, vectors included (a 2,000-repo backfill took 338 s
-/// with them). The repos stored before migration 8 are added in chunks by the same task, and
-/// the full-text indexes are defined once they are all there: the engines build an index over
+/// with them). The repos stored before the words' migration are added in chunks by the same
+/// task, and the indexes are defined once they are all there: the engines build an index over
 /// a filled table in one pass, several times faster than record by record.
 enum LexicalWords {
     static let table = "embed_star_words"
@@ -39,14 +42,23 @@ enum LexicalWords {
     /// A words record's fields, selected from the repo table (`id AS repo, ... AS title, ...`).
     /// Any value the collector stored reads as text (a missing one as nothing, not as `NONE`).
     /// The name also in lower case: `tomlkit` typed finds `TomlKit`, which the analyzer splits.
+    /// On 2.x `title` and `body` are the text's terms (``terms(_:)``).
     static func selection(dialect: SurrealDialect) -> String {
         func text(_ path: String) -> String { "<string>(\(path) ?? '')" }
+        let title = "string::concat(\(text("name")), ' ', string::lowercase(\(text("name"))), ' ', \(text("owner.login")), ' ', \(text("full_name")))"
+        let body = "string::concat(\(text("description")), ' ', \(text("topics")), ' ', \(text("language")))"
         return """
             \(record(of: "id", dialect: dialect)) AS id, id AS repo, \
-            string::concat(\(text("name")), ' ', string::lowercase(\(text("name"))), ' ', \(text("owner.login")), ' ', \(text("full_name"))) AS title, \
-            string::concat(\(text("description")), ' ', \(text("topics")), ' ', \(text("language"))) AS body, \
+            \(dialect.keepsWordsAsTerms ? terms(title) : title) AS title, \
+            \(dialect.keepsWordsAsTerms ? terms(body) : body) AS body, \
             string::lowercase(\(text("language"))) AS language
             """
+    }
+
+    /// The analyzer's terms of the text `expression` (2.x), without the punctuation the
+    /// analyzer keeps as terms of their own (`rust-serde` is `rust`, `-`, `serd`).
+    static func terms(_ expression: String) -> String {
+        "array::filter(search::analyze('\(analyzer)', \(expression)), |$t| string::is::alphanum($t))"
     }
 
     /// The words record of the repo `id` (an expression).
@@ -59,12 +71,14 @@ enum LexicalWords {
         "CREATE \(changes) SET repo = \(id) RETURN NONE"
     }
 
-    /// The full-text indexes, built in the statement (ready when it returns: 2.3 s for 10,000
-    /// repos on 3.2.4, 44 s on 2.3.10). Only the keeping task writes the words, so a build holds
-    /// up no collector.
+    /// The words' indexes, built in the statement (ready when it returns: 2.3 s for 10,000
+    /// repos on 3.2.4). Only the keeping task writes the words, so a build holds up no
+    /// collector. Full-text indexes on 3.x; plain indexes of the terms on 2.x (an array field's
+    /// index lists the record under each of its elements).
     static func indexDefinitions(dialect: SurrealDialect) -> [String] {
         searched.map { field in
-            "DEFINE INDEX IF NOT EXISTS \(table)_\(field.field) ON \(table) FIELDS \(field.field) \(dialect.fullTextClause) \(analyzer) BM25"
+            "DEFINE INDEX IF NOT EXISTS \(table)_\(field.field) ON \(table) FIELDS \(field.field)"
+                + (dialect.keepsWordsAsTerms ? "" : " FULLTEXT ANALYZER \(analyzer) BM25")
         }
     }
 
@@ -87,9 +101,9 @@ enum LexicalWords {
 }
 
 extension SurrealStore {
-    /// Repos stored before migration 8 added per chunk (before the full-text indexes exist).
+    /// Repos stored before the words' migration added per chunk (before the word indexes exist).
     static let wordsChunk = 2_000
-    /// Change notes handled per step once the full-text indexes exist. Small: 3.2.4's cost of
+    /// Change notes handled per step once the word indexes exist. Small: 3.2.4's cost of
     /// one transaction's writes to a table with `FULLTEXT` indexes grows faster than its size
     /// (two indexes, 2,000 records in one insert: 12 s and the server from 0.1 to 10.9 GB
     /// resident, killed for memory in a run; 1,000: 2.2 s; 500: 0.54 s; 200: 0.14 s; 100: 0.1 s).
@@ -116,9 +130,9 @@ extension SurrealStore {
     /// (`keeper` in `embed_star_meta:words`, held for ``wordsHold`` after each chunk, and renewed
     /// by an idle keeper a third of the way through: two keepers rewriting the same notes could
     /// leave older words last on a storage that lets both writes commit):
-    /// - while the repos stored before migration 8 are not all in, the next chunk of them
+    /// - while the repos stored before the words' migration are not all in, the next chunk of them
     ///   after the cursor (`INSERT IGNORE`: a chunk read again after a takeover adds nothing);
-    /// - then, once, the full-text indexes are defined, built in the statement (a crash
+    /// - then, once, the word indexes are defined, built in the statement (a crash
     ///   mid-build leaves no index, and the next step defines it again; the engine's
     ///   background build would be reported `ready` after a server restart cut it short);
     /// - then the change notes: the noted repos' words are written again from the repos as they
@@ -131,7 +145,7 @@ extension SurrealStore {
     /// A process killed mid-step leaves everything as the last step ended.
     func keepWords() async throws -> WordsStep {
         if wordsReady.withLock({ $0 }), Self.due(wordsIndexCheckedAt, every: Self.wordsIndexCheckEvery), !(try await wordsIndexesBuilt()) {
-            logger.warning("the full-text indexes of lexical search are gone; defining them again")
+            logger.warning("the word indexes of lexical search are gone; defining them again")
             wordsReady.withLock { $0 = false }
         }
         let dialect = try await dialect()
@@ -208,7 +222,7 @@ extension SurrealStore {
             }
             wordsReady.withLock { $0 = true }  // built by the statement that defined them
             if result["filling"]?.bool == true || ContinuousClock.now - started > .seconds(1) {
-                logger.info("lexical search is ready: the full-text indexes are built", metadata: [
+                logger.info("lexical search is ready: the word indexes are built", metadata: [
                     "repos": "\(progress["added"]?.int ?? 0)", "seconds": "\((ContinuousClock.now - started).components.seconds)",
                 ])
             }
@@ -249,7 +263,7 @@ extension SurrealStore {
         }
     }
 
-    /// Whether both full-text indexes exist (defined only built: ``keepWords()``); remembered
+    /// Whether both word indexes exist (defined only built: ``keepWords()``); remembered
     /// once they do, and forgotten when a search finds them gone (``lexicalSearch``).
     func wordsIndexReady() async throws -> Bool {
         if wordsReady.withLock({ $0 }) { return true }
@@ -258,7 +272,7 @@ extension SurrealStore {
         return ready
     }
 
-    /// Whether both full-text indexes exist and are built, asked of the database now.
+    /// Whether both word indexes exist and are built, asked of the database now.
     func wordsIndexesBuilt() async throws -> Bool {
         let answer: [SurrealValue]
         do {
@@ -270,21 +284,18 @@ extension SurrealStore {
     }
 
     /// From what the database holds, never from this process's memory: the words records and
-    /// the change notes counted, the fill's progress record (made by migration 8 with
+    /// the change notes counted, the fill's progress record (made by the words' migration with
     /// `finished = false`; the instance keeping the words and its last step), and whether both
-    /// full-text indexes exist now (they are defined only built). Neither indexes nor a progress
-    /// record on 3.x means migration 8 ran on a 2.x server, which keeps no words: `unavailable`.
+    /// word indexes exist now (they are defined only built). Neither indexes nor a progress
+    /// record means the words were never set up here (a 3.x database whose migration 8 ran on
+    /// a 2.x server, which then set no words up): `unavailable`.
     public func lexicalStatus() async throws -> LexicalStatus {
-        let dialect = try await dialect()
-        guard dialect.hasLexicalSearch else {
-            return LexicalStatus(state: .unavailable, detail: "SurrealDB \(dialect.major).x keeps no words (lexical search is on SurrealDB 3.x)")
-        }
         let built = try await wordsIndexesBuilt()
         // Without the progress record (and the indexes) the words' tables may not exist: 3.x
         // refuses a select from a table that does not.
         let progress = try await client.query("SELECT finished, keeper, kept_at FROM ONLY \(LexicalWords.progress)").last ?? .none
         guard built || progress["finished"]?.bool != nil else {
-            return LexicalStatus(state: .unavailable, detail: "no words are kept: the database has no record of them (embed_star_meta:words), as when its schema 8 was applied by SurrealDB 2.x")
+            return LexicalStatus(state: .unavailable, detail: "no words are kept: the database has no record of them (embed_star_meta:words), as when its schema 8 was applied by SurrealDB 2.x before embed-star kept words there")
         }
         let answer = try await client.query("""
             RETURN [
@@ -305,21 +316,20 @@ extension SurrealStore {
             keeper = "no instance has kept them yet (a running embed-star, run or backfill, does)"
         }
         return progress["finished"]?.bool == true
-            ? LexicalStatus(state: .building, indexed: indexed, waiting: waiting, detail: "every stored repo's words are in; the full-text indexes are built next: \(keeper)")
+            ? LexicalStatus(state: .building, indexed: indexed, waiting: waiting, detail: "every stored repo's words are in; the word indexes are built next: \(keeper)")
             : LexicalStatus(state: .filling, indexed: indexed, waiting: waiting, detail: "the words of the repos stored before lexical search are being added: \(keeper)")
     }
 
-    /// Lexical search on the words' full-text indexes: repos with every word typed first (each
-    /// word in either field, in any of its forms: ``LexicalWords/groups(_:)``), then, when they
-    /// are fewer than `limit`, repos with any. The score is the weighted sum of the engine's
-    /// BM25 scores of the matches (`title` 3, `body` 1). One word per match clause: a clause of
-    /// several words matches only a field holding them all. Until the indexes are built (a
-    /// database filled before migration 8), it throws ``LexicalSearchUnsupported`` saying so,
-    /// and search ranks by the vector alone; on SurrealDB 2.x always
-    /// (``SurrealDialect/hasLexicalSearch``).
+    /// Lexical search on the words' indexes: repos with every word typed first (each word in
+    /// either field, in any of its forms: ``LexicalWords/groups(_:)``), then, when they are
+    /// fewer than `limit`, repos with any. The score is the weighted sum of the BM25 scores of
+    /// the matches (`title` 3, `body` 1): the engine's on 3.x (``lexicalTier``), embed-star's on
+    /// 2.x (``termsSearch``). One word per match clause: a clause of several words matches only
+    /// a field holding them all. Until the indexes are built (a database filled before the
+    /// words' migration), it throws ``LexicalSearchUnsupported`` saying so, and search ranks by
+    /// the vector alone.
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         let dialect = try await dialect()
-        guard dialect.hasLexicalSearch else { throw LexicalSearchUnsupported(store: "SurrealDB \(dialect.major).x") }
         let groups = LexicalWords.groups(query)
         guard limit > 0, !groups.isEmpty else { return [] }
         guard try await wordsIndexReady() else {
@@ -327,6 +337,7 @@ extension SurrealStore {
             throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready yet: \(try await lexicalStatus().line)")
         }
         do {
+            if dialect.keepsWordsAsTerms { return try await termsSearch(groups, limit: limit, language: filter.language) }
             let first = try await lexicalTier(groups, every: true, limit: limit, language: filter.language)
             guard first.count < limit, groups.count > 1 else { return first }
             let more = try await lexicalTier(groups, every: false, limit: limit + first.count, language: filter.language)
@@ -336,10 +347,79 @@ extension SurrealStore {
             // running instance defines them again.
             wordsReady.withLock { $0 = false }
             guard try await wordsIndexReady() else {
-                throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready: its full-text indexes are missing (a running embed-star defines them again)")
+                throw LexicalSearchUnsupported(store: "SurrealDB", reason: "lexical search is not ready: its word indexes are missing (a running embed-star defines them again)")
             }
             throw error
         }
+    }
+
+    /// Lexical search on 2.x (``SurrealDialect/keepsWordsAsTerms``): the engine analyzes the
+    /// query's forms as it analyzed the repos' words, and answers every words record holding
+    /// any of their terms (through the terms' indexes), with the terms it holds and each field's
+    /// length; embed-star ranks them by BM25 (``LexicalIndex/bm25(frequency:length:averageLength:documents:containing:)``),
+    /// each term counted once per field. A term's document frequency is counted in that answer,
+    /// which holds every record with the term: exact. The number of documents is the stored
+    /// repo count (the words are the repos'); the fields' average length is the answer's
+    /// (the corpus's would take a scan of the table: it only tempers the length's weight).
+    private func termsSearch(_ groups: [[String]], limit: Int, language: String?) async throws -> [SearchHit] {
+        var variables: [String: SurrealValue] = [:]
+        var lets: [String] = []
+        var forms: [[String]] = []
+        for (index, group) in groups.enumerated() {
+            forms.append(group.indices.map { form in
+                variables["w\(index)_\(form)"] = .string(group[form])
+                lets.append("LET $f\(index)_\(form) = \(LexicalWords.terms("$w\(index)_\(form)"));")
+                return "$f\(index)_\(form)"
+            })
+        }
+        let fields = LexicalWords.searched.map(\.field)
+        let answer = try await client.query("""
+            \(lets.joined(separator: "\n"))
+            LET $all = array::distinct(array::flatten([\(forms.flatMap { $0 }.joined(separator: ", "))]));
+            LET $rows = array::flatten([IF array::len($all) = 0 { [] } ELSE {
+                (SELECT repo, language, \(fields.enumerated().map { "array::intersect(\($1), $all) AS t\($0), array::len(\($1)) AS l\($0)" }.joined(separator: ", ")) \
+                FROM \(LexicalWords.table) WHERE \(fields.map { "\($0) CONTAINSANY $all" }.joined(separator: " OR ")))
+            }]);
+            RETURN {
+                forms: [\(forms.map { "[\($0.joined(separator: ", "))]" }.joined(separator: ", "))],
+                rows: $rows,
+                documents: math::sum((SELECT VALUE n FROM embed_star_count)) ?? 0
+            };
+            """, variables)
+        guard let result = answer.last, let rows = result["rows"]?.array else {
+            throw SurrealError(.protocolViolation, "the lexical search's answer came back incomplete")
+        }
+        let queryForms: [[[String]]] = (result["forms"]?.array ?? []).map { group in
+            (group.array ?? []).map { ($0.array ?? []).compactMap(\.string) }.filter { !$0.isEmpty }
+        }
+        let language = language?.lowercased()
+        let candidates: [WordsMatch] = rows.compactMap { row in
+            guard let repo = row["repo"], language == nil || row["language"]?.string == language else { return nil }
+            return WordsMatch(repo: repo,
+                              terms: fields.indices.map { Set((row["t\($0)"]?.array ?? []).compactMap(\.string)) },
+                              lengths: fields.indices.map { Double(row["l\($0)"]?.int ?? 0) })
+        }
+        // Frequencies and lengths over every record the terms found, the language filter aside.
+        let all: [WordsMatch] = rows.compactMap { row in
+            row["repo"].map { WordsMatch(repo: $0, terms: fields.indices.map { Set((row["t\($0)"]?.array ?? []).compactMap(\.string)) },
+                                         lengths: fields.indices.map { Double(row["l\($0)"]?.int ?? 0) }) }
+        }
+        let ranked = WordsMatch.rank(candidates, forms: queryForms, statistics: all, documents: Double(result["documents"]?.int ?? 0),
+                                     weights: LexicalWords.searched.map { Double($0.weight) })
+        let first = Array(ranked.every.prefix(limit)), more = groups.count > 1 && first.count < limit ? Array(ranked.some.prefix(limit)) : []
+        let ids = (first + more).map(\.repo)
+        guard !ids.isEmpty else { return [] }
+        let found = try await client.query("SELECT * OMIT embedding FROM $ids", ["ids": .array(ids)]).last?.array ?? []
+        var repos: [SurrealValue: Repo] = [:]
+        for row in found {
+            guard let id = row["id"], case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { continue }
+            repos[id] = repo
+        }
+        // A repo deleted since its words were read is left out.
+        func hits(_ list: [(repo: SurrealValue, score: Double)]) -> [SearchHit] {
+            list.compactMap { hit in repos[hit.repo].map { SearchHit(repo: $0, score: hit.score) } }
+        }
+        return SearchHit.tiered(hits(first), then: hits(more), limit: limit)
     }
 
     private func lexicalTier(_ groups: [[String]], every: Bool, limit: Int, language: String?) async throws -> [SearchHit] {

@@ -86,7 +86,6 @@ public final class SurrealStore: RepoStore {
         try await retryingConflicts { try await self.migrate(dialect) }
         // The words of lexical search: a first step now (a database of up to 2,000 repos has
         // them all, and its indexes defined, when prepare returns), the rest in a task.
-        guard dialect.hasLexicalSearch else { return }
         do {
             _ = try await keepWords()
         } catch {
@@ -98,7 +97,7 @@ public final class SurrealStore: RepoStore {
     /// Applies the migrations up to `version` only (tests make a database of an older version).
     func prepare(through version: Int) async throws {
         let dialect = try await dialect()
-        try await migrate(dialect, through: version)
+        try await retryingConflicts { try await migrate(dialect, through: version) }
     }
 
     private func migrate(_ dialect: SurrealDialect, through last: Int = Migrations.newest) async throws {
