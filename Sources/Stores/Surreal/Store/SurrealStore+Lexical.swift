@@ -433,7 +433,7 @@ extension SurrealStore {
                 variables["w\(index)_\(form)"] = .string(text)
                 for field in LexicalWords.searched {
                     matches.append("\(field.field) @\(reference)@ $w\(index)_\(form)")
-                    // 2.x's BM25 goes below 0 for a word in most repos: a match never lowers a score.
+                    // BM25 can go below 0 for a word in most repos (2.x's did): a match never lowers a score.
                     scores.append("math::max([search::score(\(reference)) ?? 0, 0]) * \(field.weight)")
                     reference += 1
                 }
