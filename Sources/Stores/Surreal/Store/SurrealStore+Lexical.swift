@@ -85,8 +85,9 @@ enum LexicalWords {
     /// The query's words in groups, one per word typed: each group the forms that may match it
     /// (the word in lower case, and as typed when it changes case inside, which the analyzer
     /// splits: `TomlKit` is `toml` and `kit`, and the lower case `tomlkit` the name's own). Words ``Words/queryTerms(_:)`` drops
-    /// (stop words beside others) are left out; at most 8 groups.
-    static func groups(_ query: String) -> [[String]] {
+    /// (stop words beside others) are left out; at most `limit` groups (3.x: 8, each costing
+    /// the engine a score per form and field; 2.x: 32, all its terms in one index lookup).
+    static func groups(_ query: String, limit: Int = 8) -> [[String]] {
         let kept = Set(Words.queryTerms(query))
         var groups: [[String]] = []
         for typed in query.split(whereSeparator: { !($0.isLetter || $0.isNumber) }) {
@@ -96,7 +97,7 @@ enum LexicalWords {
             let group = Words.plain(String(typed)).count > 1 ? [word, String(typed)] : [word]
             if !groups.contains(group) { groups.append(group) }
         }
-        return Array(groups.prefix(8))
+        return Array(groups.prefix(limit))
     }
 }
 
@@ -321,16 +322,17 @@ extension SurrealStore {
     }
 
     /// Lexical search on the words' indexes: repos with every word typed first (each word in
-    /// either field, in any of its forms: ``LexicalWords/groups(_:)``), then, when they are
-    /// fewer than `limit`, repos with any. The score is the weighted sum of the BM25 scores of
-    /// the matches (`title` 3, `body` 1): the engine's on 3.x (``lexicalTier``), embed-star's on
-    /// 2.x (``termsSearch``). One word per match clause: a clause of several words matches only
-    /// a field holding them all. Until the indexes are built (a database filled before the
-    /// words' migration), it throws ``LexicalSearchUnsupported`` saying so, and search ranks by
-    /// the vector alone.
+    /// any of its forms: ``LexicalWords/groups(_:limit:)``), then, when they are fewer than
+    /// `limit`, repos with any. On 3.x (``lexicalTier``) a word matches a field holding it
+    /// (a form of several words, only a field holding them all), and the score is the
+    /// weighted sum of the engine's BM25 scores of the matches (`title` 3, `body` 1). On 2.x
+    /// (``termsSearch``) embed-star ranks by BM25 over the whole record, the fields weighted
+    /// the same (``WordsMatch/rank(_:forms:statistics:documents:weights:)``). Until the indexes
+    /// are built (a database filled before the words' migration), it throws
+    /// ``LexicalSearchUnsupported`` saying so, and search ranks by the vector alone.
     public func lexicalSearch(_ query: String, limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
         let dialect = try await dialect()
-        let groups = LexicalWords.groups(query)
+        let groups = LexicalWords.groups(query, limit: dialect.keepsWordsAsTerms ? 32 : 8)
         guard limit > 0, !groups.isEmpty else { return [] }
         guard try await wordsIndexReady() else {
             // What `status` says: the words counted, and who adds them.
@@ -355,12 +357,12 @@ extension SurrealStore {
 
     /// Lexical search on 2.x (``SurrealDialect/keepsWordsAsTerms``): the engine analyzes the
     /// query's forms as it analyzed the repos' words, and answers every words record holding
-    /// any of their terms (through the terms' indexes), with the terms it holds and each field's
-    /// length; embed-star ranks them by BM25 (``LexicalIndex/bm25(frequency:length:averageLength:documents:containing:)``),
-    /// each term counted once per field. A term's document frequency is counted in that answer,
-    /// which holds every record with the term: exact. The number of documents is the stored
-    /// repo count (the words are the repos'); the fields' average length is the answer's
-    /// (the corpus's would take a scan of the table: it only tempers the length's weight).
+    /// any of their terms (through the terms' indexes), with the query terms each field holds
+    /// and each field's length; embed-star ranks them (``WordsMatch``). A term's document
+    /// frequency is counted in that answer, which holds every record with the term: exact. The
+    /// number of documents is the stored repo count (the words are the repos'); the average
+    /// length is the answer's (the corpus's would take a scan of the table: it only tempers
+    /// the length's weight).
     private func termsSearch(_ groups: [[String]], limit: Int, language: String?) async throws -> [SearchHit] {
         var variables: [String: SurrealValue] = [:]
         var lets: [String] = []

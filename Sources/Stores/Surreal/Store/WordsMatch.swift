@@ -12,54 +12,47 @@ struct WordsMatch {
     /// For each searched field, how many terms it holds in all.
     var lengths: [Double]
 
-    /// Whether the field `field` holds every term of `form` (a form of several terms, such as
-    /// `TomlKit`'s `toml` and `kit`, matches only a field holding them all).
-    func holds(_ form: [String], in field: Int) -> Bool {
-        !form.isEmpty && form.allSatisfy(terms[field].contains)
+    /// Whether the record holds every term of `form`, in any of its fields.
+    func holds(_ form: [String]) -> Bool {
+        !form.isEmpty && form.allSatisfy { term in terms.contains { $0.contains(term) } }
     }
 
     /// Ranks `matches` for a query whose words typed are `forms` (for each word, the terms of
     /// each of its forms): those matching every word first (`every`), then those matching some
-    /// (`some`), each best first, ties by record id. A record matches a word when one field
-    /// holds every term of one of its forms; its score is the sum, over the forms it matches
-    /// and the fields that match them, of the field's weight times the BM25 scores of the
-    /// form's terms there, each term counted once. Frequencies and average lengths come from
-    /// `statistics` (every record holding a query term: `matches` may be filtered), among
-    /// `documents` documents (at least as many as `statistics` holds).
+    /// (`some`), each best first, ties by record id. A record matches a word when it holds every
+    /// term of one of its forms (`TomlKit`: `toml` and `kit`, or `tomlkit`). The score is BM25
+    /// over the whole record, as SQLite's FTS5 ranks a row of several columns: for each query
+    /// term the record holds, its weighted frequency is the sum of the weights of the fields
+    /// holding it (each field counting it once), the record's length the sum of its fields'
+    /// lengths, and the term's rarity its share of the records (not of one field's: a common
+    /// word in a name, `python`, is no rarer for being in few names). Frequencies and the
+    /// average length come from `statistics` (every record holding a query term: `matches`
+    /// may be filtered), among `documents` documents (at least as many as `statistics` holds).
     static func rank(_ matches: [WordsMatch], forms: [[[String]]], statistics: [WordsMatch], documents: Double, weights: [Double])
         -> (every: [(repo: SurrealValue, score: Double)], some: [(repo: SurrealValue, score: Double)])
     {
-        let fields = weights.indices
-        var containing = fields.map { _ in [String: Double]() }
-        var averageLength = fields.map { _ in 0.0 }
+        var containing: [String: Double] = [:]
+        var totalLength = 0.0
         for match in statistics {
-            for field in fields {
-                for term in match.terms[field] { containing[field][term, default: 0] += 1 }
-                averageLength[field] += match.lengths[field]
-            }
+            for term in match.terms.reduce(into: Set<String>(), { $0.formUnion($1) }) { containing[term, default: 0] += 1 }
+            totalLength += match.lengths.reduce(0, +)
         }
         let documents = max(documents, Double(statistics.count))
-        if !statistics.isEmpty { averageLength = averageLength.map { $0 / Double(statistics.count) } }
+        let averageLength = statistics.isEmpty ? 1 : totalLength / Double(statistics.count)
+        let queryTerms = Set(forms.flatMap { $0.flatMap { $0 } })
         var every: [(repo: SurrealValue, score: Double, key: String)] = []
         var some: [(repo: SurrealValue, score: Double, key: String)] = []
         for match in matches {
-            var score = 0.0
-            var matched = 0
-            for word in forms {
-                var found = false
-                for form in word {
-                    for field in fields where match.holds(form, in: field) {
-                        found = true
-                        for term in form {
-                            score += weights[field] * LexicalIndex.bm25(
-                                frequency: 1, length: match.lengths[field], averageLength: averageLength[field],
-                                documents: documents, containing: containing[field][term] ?? 1)
-                        }
-                    }
-                }
-                if found { matched += 1 }
-            }
+            let matched = forms.filter { word in word.contains { match.holds($0) } }.count
             guard matched > 0 else { continue }
+            let length = match.lengths.reduce(0, +)
+            var score = 0.0
+            for term in queryTerms {
+                let frequency = zip(match.terms, weights).reduce(0.0) { $0 + ($1.0.contains(term) ? $1.1 : 0) }
+                guard frequency > 0 else { continue }
+                score += LexicalIndex.bm25(frequency: frequency, length: length, averageLength: averageLength,
+                                           documents: documents, containing: containing[term] ?? 1)
+            }
             let ranked = (repo: match.repo, score: score, key: match.repo.recordID?.description ?? "\(match.repo)")
             if matched == forms.count { every.append(ranked) } else { some.append(ranked) }
         }
