@@ -149,6 +149,9 @@ struct LexicalTests {
         #expect(try await settles(repos[1].fullName) { $0.first == repos[1].id }, "an insert")
         _ = try await fixture.setUp("UPDATE type::record($id) SET description = 'zanzibar lighthouse'", ["id": .string(repos[0].id.rawValue)])
         #expect(try await settles("zanzibar") { $0 == [repos[0].id] }, "a change")
+        // Words beyond Latin letters (the analyzer's ASCII filter writes `中文` as `zhong wen `).
+        _ = try await fixture.setUp("UPDATE type::record($id) SET description = '中文 描述 工具'", ["id": .string(repos[2].id.rawValue)])
+        #expect(try await settles("描述") { $0.first == repos[2].id }, "words in Chinese")
         _ = try await fixture.setUp("DELETE type::record($id)", ["id": .string(repos[0].id.rawValue)])
         #expect(try await settles("zanzibar") { $0.isEmpty }, "a delete")
         // Every note is handled and gone (the last within a poll).

@@ -21,7 +21,7 @@ import Testing
         ]
         let ranked = WordsMatch.rank(matches, forms: [[["toml"]], [["parser"]]], statistics: matches, documents: 100, weights: [3, 1])
         #expect(Self.keys(ranked.every) == [2])
-        // A title match weighs three times a body match.
+        // A title match weighs more than a body match (weight 3 against 1, before saturation).
         #expect(Self.keys(ranked.some) == [1, 3])
         #expect(ranked.some[0].score > ranked.some[1].score)
     }

@@ -232,11 +232,11 @@ struct Migrations {
             ),
             Migration(
                 version: 10,
-                summary: "lexical search on SurrealDB 2.x: each repo's words as terms in embed_star_words, with plain indexes, ranked by embed-star (on 3.x the repo event is written again, unchanged)",
-                // Redefines the repo event (its counting too): the count is taken again after it.
-                statements: dialect.wordsMigration == 10
-                    ? [LexicalWords.analyzerDefinition] + wordsSetUp
-                    : [repoEvent, schemaRecord]
+                summary: "lexical search on SurrealDB 2.x: each repo's words as terms in embed_star_words, with plain indexes, ranked by embed-star (nothing on 3.x, which has them since 8)",
+                // On 2.x it redefines the repo event (its counting too): the count is taken again
+                // after it. (A migration with no statements still records its version.)
+                statements: dialect.wordsMigration == 10 ? [LexicalWords.analyzerDefinition] + wordsSetUp : [],
+                recounts: dialect.wordsMigration == 10
             ),
         ]
     }
@@ -260,15 +260,16 @@ struct Migrations {
 
     /// Records what the repo event was made for (``SurrealStore`` compares it with the
     /// configuration at every start).
-    var schemaRecord: String { schemaRecord(eventVersion: Self.eventVersion) }
+    var schemaRecord: String { schemaRecord(eventVersion: eventVersion) }
 
     func schemaRecord(eventVersion: Int) -> String {
         "UPSERT embed_star_meta:schema SET table = '\(table)', watched_fields = [\(watchedFields.map { "'\($0)'" }.joined(separator: ", "))], "
             + "event_version = \(eventVersion), changed_at = time::now()"
     }
 
-    /// The version of ``repoEvent`` this binary writes (the migration that last changed it): a
-    /// binary never redefines an event a newer one wrote.
-    static let eventVersion = 10
+    /// The version of ``repoEvent`` this binary writes on this engine (the migration that last
+    /// changed it there: 8 on 3.x, 10 on 2.x, whose words came with 10): a binary never
+    /// redefines an event a newer one wrote.
+    var eventVersion: Int { dialect.wordsMigration }
 
 }

@@ -56,9 +56,11 @@ enum LexicalWords {
     }
 
     /// The analyzer's terms of the text `expression` (2.x), without the punctuation the
-    /// analyzer keeps as terms of their own (`rust-serde` is `rust`, `-`, `serd`).
+    /// analyzer keeps as terms of their own (`rust-serde` is `rust`, `-`, `serd`), and without
+    /// the spaces its ASCII filter writes into a word it transliterates (`中文` is `zhong wen `:
+    /// `zhongwen`, not dropped).
     static func terms(_ expression: String) -> String {
-        "array::filter(search::analyze('\(analyzer)', \(expression)), |$t| string::is::alphanum($t))"
+        "array::filter(array::map(search::analyze('\(analyzer)', \(expression)), |$t| string::replace($t, ' ', '')), |$t| string::is::alphanum($t))"
     }
 
     /// The words record of the repo `id` (an expression).
@@ -394,29 +396,20 @@ extension SurrealStore {
         let queryForms: [[[String]]] = (result["forms"]?.array ?? []).map { group in
             (group.array ?? []).map { ($0.array ?? []).compactMap(\.string) }.filter { !$0.isEmpty }
         }
+        // Every record holding a query term (once each: frequencies count records), then those
+        // of the language asked; frequencies and lengths are counted over all of them.
+        var seen: Set<SurrealValue> = []
+        let all: [(match: WordsMatch, language: String?)] = rows.compactMap { row in
+            guard let repo = row["repo"], seen.insert(repo).inserted else { return nil }
+            return (WordsMatch(repo: repo, terms: fields.indices.map { Set((row["t\($0)"]?.array ?? []).compactMap(\.string)) },
+                               lengths: fields.indices.map { Double(row["l\($0)"]?.int ?? 0) }), row["language"]?.string)
+        }
         let language = language?.lowercased()
-        let candidates: [WordsMatch] = rows.compactMap { row in
-            guard let repo = row["repo"], language == nil || row["language"]?.string == language else { return nil }
-            return WordsMatch(repo: repo,
-                              terms: fields.indices.map { Set((row["t\($0)"]?.array ?? []).compactMap(\.string)) },
-                              lengths: fields.indices.map { Double(row["l\($0)"]?.int ?? 0) })
-        }
-        // Frequencies and lengths over every record the terms found, the language filter aside.
-        let all: [WordsMatch] = rows.compactMap { row in
-            row["repo"].map { WordsMatch(repo: $0, terms: fields.indices.map { Set((row["t\($0)"]?.array ?? []).compactMap(\.string)) },
-                                         lengths: fields.indices.map { Double(row["l\($0)"]?.int ?? 0) }) }
-        }
-        let ranked = WordsMatch.rank(candidates, forms: queryForms, statistics: all, documents: Double(result["documents"]?.int ?? 0),
+        let ranked = WordsMatch.rank(all.filter { language == nil || $0.language == language }.map(\.match), forms: queryForms,
+                                     statistics: all.map(\.match), documents: Double(result["documents"]?.int ?? 0),
                                      weights: LexicalWords.searched.map { Double($0.weight) })
         let first = Array(ranked.every.prefix(limit)), more = groups.count > 1 && first.count < limit ? Array(ranked.some.prefix(limit)) : []
-        let ids = (first + more).map(\.repo)
-        guard !ids.isEmpty else { return [] }
-        let found = try await client.query("SELECT * OMIT embedding FROM $ids", ["ids": .array(ids)]).last?.array ?? []
-        var repos: [SurrealValue: Repo] = [:]
-        for row in found {
-            guard let id = row["id"], case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { continue }
-            repos[id] = repo
-        }
+        let repos = try await searchedRepos((first + more).map(\.repo))
         // A repo deleted since its words were read is left out.
         func hits(_ list: [(repo: SurrealValue, score: Double)]) -> [SearchHit] {
             list.compactMap { hit in repos[hit.repo].map { SearchHit(repo: $0, score: hit.score) } }
@@ -455,11 +448,7 @@ extension SurrealStore {
             """, variables)
         // (3.x gives a block's one-element array as the element: flattened above.)
         guard let pair = answer.last?.array, pair.count == 2 else { return [] }
-        var repos: [SurrealValue: Repo] = [:]
-        for row in pair[1].array ?? [] {
-            guard let id = row["id"], case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { continue }
-            repos[id] = repo
-        }
+        let repos = Self.searchedRepos(pair[1].array ?? [])
         // In the order of the scores; a repo deleted since its words were read is left out.
         return (pair[0].array ?? []).compactMap { hit in
             guard let id = hit["repo"], let repo = repos[id] else { return nil }
@@ -471,5 +460,21 @@ extension SurrealStore {
     func releaseWords() async {
         _ = try? await client.query("UPDATE \(LexicalWords.progress) SET keeper = NONE, keeper_until = NONE WHERE keeper = $owner RETURN NONE",
                                     ["owner": .string(instanceID)])
+    }
+
+    /// The repos `ids` (record ids), by id, read for search results (their vectors left out).
+    private func searchedRepos(_ ids: [SurrealValue]) async throws -> [SurrealValue: Repo] {
+        guard !ids.isEmpty else { return [:] }
+        return Self.searchedRepos(try await client.query("SELECT * OMIT embedding FROM $ids", ["ids": .array(ids)]).last?.array ?? [])
+    }
+
+    /// Repo records read for search results, by id; one that does not decode is left out.
+    private static func searchedRepos(_ rows: [SurrealValue]) -> [SurrealValue: Repo] {
+        var repos: [SurrealValue: Repo] = [:]
+        for row in rows {
+            guard let id = row["id"], case .success(let repo) = Repo.decode(row.json, fallbackName: "search result") else { continue }
+            repos[id] = repo
+        }
+        return repos
     }
 }

@@ -47,7 +47,7 @@ public final class SurrealStore: RepoStore {
     let wordsTask = Mutex<Task<Void, Never>?>(nil)
     /// Where this process's last words chunk ended (the next reads on from there as a record range on 2.x).
     let wordsCursor = Mutex<SurrealValue?>(nil)
-    /// Both full-text indexes of the words are built: this process defined them (``keepWords()``) or found them ready (``wordsIndexReady()``).
+    /// Both indexes of the words (full-text on 3.x, of the terms on 2.x) are built: this process defined them (``keepWords()``) or found them ready (``wordsIndexReady()``).
     let wordsReady = Mutex(false)
     /// When the keeper last looked whether the built indexes still exist (``keepWords()``).
     let wordsIndexCheckedAt = Mutex<ContinuousClock.Instant?>(nil)
@@ -165,9 +165,9 @@ public final class SurrealStore: RepoStore {
         }
         let watched = recorded["watched_fields"]?.array?.compactMap(\.string)
         // Also an event older than this binary's (a lost write of migration 8's, a restore).
-        let older = (recorded["event_version"]?.int).map { $0 < Migrations.eventVersion } ?? false
+        let older = (recorded["event_version"]?.int).map { $0 < migrations.eventVersion } ?? false
         guard watched.map(Set.init) != Set(configuration.watchedFields) || older else { return }
-        if let version = recorded["event_version"]?.int, version > Migrations.eventVersion {
+        if let version = recorded["event_version"]?.int, version > migrations.eventVersion {
             logger.warning("the repo event was written by a newer embed-star; its watched fields are kept", metadata: [
                 "watched_fields": "\(watched?.joined(separator: ",") ?? "")", "configured": "\(configuration.watchedFields.joined(separator: ","))",
             ])
