@@ -198,9 +198,7 @@ public enum HybridSearch {
     /// The query's words a name's parts must hold: ``Words/plain(_:)`` without stop words
     /// (unless nothing else is left), each once.
     static func partWords(_ query: String) -> Set<String> {
-        let words = Set(Words.plain(query))
-        let telling = words.subtracting(Words.stopWords)
-        return telling.isEmpty ? words : telling
+        Set(Words.telling(Words.plain(query)))
     }
 
     /// Whether every one of `words` (``partWords(_:)``) is a whole part of the repo's name (as

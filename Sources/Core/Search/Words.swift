@@ -32,10 +32,6 @@ public enum Words {
         return words
     }
 
-    /// The words of `text` split at punctuation only, and also at case changes (`TomlParser`
-    /// gives `tomlparser`, `toml`, `parser`): what a query asks of an index whose tokenizer does
-    /// not split at case (SQLite's `unicode61`), so it matches either way. Each word once, and
-    /// without ``stopWords`` unless the query has nothing else.
     /// English words too common to tell repos apart (`a`, `in`, `for`): left out of a query
     /// that has other words, as each matches most of the corpus and costs the engine a scan of
     /// its postings for nothing.
@@ -44,6 +40,10 @@ public enum Words {
         "need", "of", "on", "or", "that", "the", "this", "to", "was", "want", "which", "with", "written",
     ]
 
+    /// The words of `text` split at punctuation only, and also at case changes (`TomlParser`
+    /// gives `tomlparser`, `toml`, `parser`): what a query asks of an index whose tokenizer does
+    /// not split at case (SQLite's `unicode61`), so it matches either way. Each word once, and
+    /// without ``stopWords`` unless the query has nothing else.
     public static func queryTerms(_ text: String) -> [String] {
         var terms: [String] = []
         var seen: Set<String> = []
@@ -51,8 +51,14 @@ public enum Words {
         for term in whole + plain(text) where seen.insert(term).inserted {
             terms.append(term)
         }
-        let telling = terms.filter { !stopWords.contains($0) }
-        return telling.isEmpty ? terms : telling
+        return telling(terms)
+    }
+
+    /// `words` without ``stopWords``, unless nothing else is left (a query of stop words alone
+    /// still asks for them).
+    public static func telling(_ words: some Collection<String>) -> [String] {
+        let telling = words.filter { !stopWords.contains($0) }
+        return telling.isEmpty ? Array(words) : telling
     }
 
     /// The stems of `text`'s words, for ranking.

@@ -12,10 +12,8 @@ struct WordsMatch {
     /// For each searched field, how many terms it holds in all.
     var lengths: [Double]
 
-    /// Whether the record holds every term of `form`, in any of its fields.
-    func holds(_ form: [String]) -> Bool {
-        !form.isEmpty && form.allSatisfy { term in terms.contains { $0.contains(term) } }
-    }
+    /// The query's terms the record holds, in any field.
+    var held: Set<String> { terms.reduce(into: []) { $0.formUnion($1) } }
 
     /// Ranks `matches` for a query whose words typed are `forms` (for each word, the terms of
     /// each of its forms): those matching every word first (`every`), then those matching some
@@ -34,7 +32,7 @@ struct WordsMatch {
         var containing: [String: Double] = [:]
         var totalLength = 0.0
         for match in statistics {
-            for term in match.terms.reduce(into: Set<String>(), { $0.formUnion($1) }) { containing[term, default: 0] += 1 }
+            for term in match.held { containing[term, default: 0] += 1 }
             totalLength += match.lengths.reduce(0, +)
         }
         let documents = max(documents, Double(statistics.count))
@@ -43,7 +41,8 @@ struct WordsMatch {
         var every: [(repo: SurrealValue, score: Double, key: String)] = []
         var some: [(repo: SurrealValue, score: Double, key: String)] = []
         for match in matches {
-            let matched = forms.filter { word in word.contains { match.holds($0) } }.count
+            let held = match.held
+            let matched = forms.filter { word in word.contains { !$0.isEmpty && held.isSuperset(of: $0) } }.count
             guard matched > 0 else { continue }
             let length = match.lengths.reduce(0, +)
             var score = 0.0
