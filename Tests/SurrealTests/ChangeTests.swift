@@ -202,6 +202,65 @@ struct ChangeTests {
         #expect(held.isEmpty, "no vector of the old model was written: \(held.count)")
     }
 
+    /// Issue 30: a claim that races a model change. The old model's claim reads the model the
+    /// queue serves (its own); a newer instance announces another model and sweeps (new
+    /// revisions, leases taken back) before the claim takes its leases. When the claim read the
+    /// served model in a statement of its own and a write landed whatever model the queue
+    /// served, the old model's holder leased the swept entries at their new revisions and wrote
+    /// its vectors: those repos kept the old model's vector with no queue entry, and the new model
+    /// never embedded them (on 3.x, not until a restart). Here the claim waits inside itself
+    /// (``SurrealStore/claimPause``) while the other instance announces and sweeps.
+    @Test func aClaimRacingAModelChangeLeavesNoRepoWithTheOldModel() async throws {
+        let fixture = try StoreFixture("ws", instance: "a0")
+        let other = try StoreFixture("ws", database: fixture.database, instance: "b0")
+        defer { Task { await other.close(); await fixture.close() } }
+        try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 9))
+        try await fixture.store.prepare()
+        let modelA = "mock/model-a@16", modelB = "mock/model-b@16"
+        func write(_ store: SurrealStore, _ owner: String, _ model: String, _ claimed: [ClaimedRepo]) async throws -> Int {
+            let vector: [Float] = (0..<16).map { $0 == (model == modelA ? 0 : 1) ? 1 : 0 }
+            let writes = claimed.map {
+                RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model,
+                          change: .embedded(vector: vector, contentHash: "h-\(model)", generatedAt: Date()))
+            }
+            return try await store.write(writes, owner: owner).values.filter { $0 == .applied }.count
+        }
+        // The old model is served and has embedded 5 of the 20 repos.
+        let first = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 5, leaseDuration: .seconds(60), modelIdentity: modelA))
+        #expect(try await write(fixture.store, "a0", modelA, first) == 5)
+        try await Task.sleep(for: .milliseconds(20))  // b0 starts later: its model is the newest
+        fixture.store.claimPause.withLock { $0 = .seconds(2) }
+        let racing = Task {
+            try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 15, leaseDuration: .seconds(3), modelIdentity: modelA))
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        // While a0's claim waits, b0 announces its model and sweeps; it claims one repo only, so
+        // the swept entries are free when a0's claim goes on.
+        let one = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 1, leaseDuration: .seconds(60), modelIdentity: modelB))
+        let sweep = try await fixture.client.query("SELECT model, finished FROM ONLY embed_star_meta:sweep").last
+        let raced = try await racing.value
+        fixture.store.claimPause.withLock { $0 = nil }
+        let landed = try await write(fixture.store, "a0", modelA, raced)
+        // The state the race left: repos with the old model's vector and no queue entry.
+        let rows = try await fixture.client.query("""
+            RETURN [(SELECT VALUE id FROM repo WHERE embedding_model = $a), (SELECT VALUE repo FROM embed_queue)];
+            """, ["a": .string(modelA)]).last?.array ?? []
+        let holdingA = Set((rows.first?.array ?? []).compactMap(\.recordID)), queued = Set((rows.last?.array ?? []).compactMap(\.recordID))
+        let orphans = holdingA.subtracting(queued)
+        #expect(one.count == 1 && sweep?["model"]?.string == modelB && sweep?["finished"]?.bool == true,
+                "b0 announced, swept and claimed one repo: \(one.count), \(sweep ?? .none)")
+        #expect(orphans.isEmpty, "a0 claimed \(raced.count) after the sweep, \(landed) of its writes landed: \(orphans.count) repos keep the old model's vector with no queue entry")
+        // The new model embeds all 20 (a lease a0 took in the race runs out after 3 s).
+        _ = try await write(other.store, "b0", modelB, one)
+        let converged = try await waitUntil(timeout: .seconds(30), every: .milliseconds(200)) {
+            let claimed = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 20, leaseDuration: .seconds(60), modelIdentity: modelB))
+            _ = try await write(other.store, "b0", modelB, claimed)
+            return try await stored(fixture).vectors == [modelB: 20]
+        }
+        let final = try await stored(fixture).vectors
+        #expect(converged, "every repo gets the new model's vector: \(final)")
+    }
+
     /// SurrealDB 2.x (the dev server's engine) can commit both of two concurrent writes of one
     /// record. An old model's write-back and the new model's sweep of the same queue entry, the
     /// delete last, leave a repo with the old model's vector and no queue entry: pending for good,

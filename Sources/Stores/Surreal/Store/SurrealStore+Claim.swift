@@ -62,10 +62,12 @@ extension SurrealStore {
         // leases taken, so a claim cannot lease for a model the queue no longer serves (an
         // entry a new model's sweep re-queued, leased by the old model and written with its
         // vector, would be left with no entry).
+        let pause = claimPause.withLock { $0 }.map { "SLEEP \(Int($0 / .milliseconds(1)))ms;\n" } ?? ""
         let claimSQL = """
             BEGIN TRANSACTION;
             LET $now = time::now();
             LET $served = (SELECT VALUE model FROM ONLY embed_star_meta:queue) = $model\(sweepDone);
+            \(pause)
             LET $fresh = array::flatten([IF !$served { [] } ELSE {
                 (SELECT VALUE id FROM \(queue) WITH INDEX embed_queue_claim WHERE stale = false AND failed = false AND lease_until < $now AND not_before <= $now LIMIT $limit) }]);
             LET $room = math::min([$limit - array::len($fresh), $stale_limit]);

@@ -33,6 +33,10 @@ public final class SurrealStore: RepoStore {
     let queueCountsCheckedAt = Mutex<ContinuousClock.Instant?>(ContinuousClock.now)
     /// How often that is (``queueCountCheckEvery``; a test shortens it).
     let queueCountsCheckEvery = Mutex<Duration>(SurrealStore.queueCountCheckEvery)
+    /// Tests only: how long a claim waits, inside its transaction, between reading the model the
+    /// queue serves and taking the leases (nil, the default: it does not). A test runs another
+    /// instance's model change in that gap.
+    let claimPause = Mutex<Duration?>(nil)
 
     /// Whether `every` has passed since `last` was set (or it never was); if so, `last` is now.
     static func due(_ last: borrowing Mutex<ContinuousClock.Instant?>, every: Duration) -> Bool {
