@@ -298,6 +298,60 @@ struct ChangeTests {
         await fixture.close()
     }
 
+    /// SurrealDB 2.x can also keep an index key of a value a record no longer holds: a write of
+    /// a repo's model and the collector's change of the same repo, committed at once, can leave
+    /// the model's index counting the repo while the record holds no model (the store
+    /// simulation's seed 3000: `stats` said one more embedded than the records, for good). Here
+    /// such writes race until the index counts other records than the table holds; an idle
+    /// instance's check of the counts (every second here) rebuilds it.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL_VERSION"]?.hasPrefix("surrealdb-2") == true,
+                   "the state is 2.x's"))
+    func anIdleInstanceRebuildsAnIndexThatCountsRecordsItShouldNot() async throws {
+        let fixture = try StoreFixture("ws", instance: "b0")
+        defer { Task { await fixture.close() } }
+        try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 46))
+        try await fixture.store.prepare()
+        let model = "mock/race@16"
+        let ids = try await fixture.client.query("SELECT VALUE id FROM repo").last?.array ?? []
+        func counts() async throws -> (indexed: Int, records: Int) {
+            let pair = try await fixture.client.query("""
+                RETURN [(SELECT count() FROM repo WHERE embedding_model = $m GROUP ALL)[0].count ?? 0,
+                        count(SELECT VALUE id FROM repo WITH NOINDEX WHERE embedding_model = $m)];
+                """, ["m": .string(model)]).last?.array ?? []
+            return (Int(pair.first?.int ?? -1), Int(pair.last?.int ?? -1))
+        }
+        // Each round, every repo gets the model's field and the collector's change at once.
+        var reached = false
+        for round in 1...30 where !reached {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for id in ids {
+                    group.addTask {
+                        _ = try? await fixture.client.query("BEGIN TRANSACTION; UPDATE $r SET embedding_model = $m RETURN NONE; COMMIT TRANSACTION;",
+                                                            ["r": id, "m": .string(model)])
+                    }
+                    group.addTask {
+                        _ = try? await fixture.client.query("UPDATE $r SET description = $d, embedding_model = NONE RETURN NONE",
+                                                            ["r": id, "d": .string("version \(round)")])
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let (indexed, records) = try await counts()
+            reached = indexed != records
+        }
+        let before = try await counts()
+        #expect(reached, "the engine kept every index key right in 30 rounds: \(before)")
+        fixture.store.queueCountsCheckEvery.withLock { $0 = .seconds(1) }
+        let request = ClaimRequest(owner: "b0", limit: 10, leaseDuration: .seconds(60), modelIdentity: model)
+        let repaired = try await waitUntil(timeout: .seconds(30), every: .milliseconds(500)) {
+            _ = try await fixture.store.recheckQueue(request)
+            let (indexed, records) = try await counts()
+            return indexed == records
+        }
+        let after = try await counts()
+        #expect(repaired, "the index still counts \(after) (before: \(before))")
+    }
+
     @Test func statsNeverWrite() async throws {
         let fixture = try StoreFixture("ws")
         try await fixture.store.prepare()
