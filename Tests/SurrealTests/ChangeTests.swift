@@ -229,15 +229,18 @@ struct ChangeTests {
         let first = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 5, leaseDuration: .seconds(60), modelIdentity: modelA))
         #expect(try await write(fixture.store, "a0", modelA, first) == 5)
         try await Task.sleep(for: .milliseconds(20))  // b0 starts later: its model is the newest
-        fixture.store.claimPause.withLock { $0 = .seconds(2) }
+        fixture.store.claimPause.withLock { $0 = .seconds(3) }
+        let paused = ContinuousClock.now
         let racing = Task {
-            try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 15, leaseDuration: .seconds(3), modelIdentity: modelA))
+            try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 15, leaseDuration: .seconds(5), modelIdentity: modelA))
         }
         try await Task.sleep(for: .milliseconds(500))
         // While a0's claim waits, b0 announces its model and sweeps; it claims one repo only, so
         // the swept entries are free when a0's claim goes on.
         let one = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 1, leaseDuration: .seconds(60), modelIdentity: modelB))
         let sweep = try await fixture.client.query("SELECT model, finished FROM ONLY embed_star_meta:sweep").last
+        // The race happened only if all that ended while a0's claim still waited.
+        let between = ContinuousClock.now - paused
         let raced = try await racing.value
         fixture.store.claimPause.withLock { $0 = nil }
         let landed = try await write(fixture.store, "a0", modelA, raced)
@@ -249,8 +252,11 @@ struct ChangeTests {
         let orphans = holdingA.subtracting(queued)
         #expect(one.count == 1 && sweep?["model"]?.string == modelB && sweep?["finished"]?.bool == true,
                 "b0 announced, swept and claimed one repo: \(one.count), \(sweep ?? .none)")
+        #expect(between < .milliseconds(2_800), "b0's model change took \(between), not inside a0's 3 s pause: the race did not happen")
+        #expect(landed == 0, "a0 wrote \(landed) vectors of a model the queue no longer serves")
         #expect(orphans.isEmpty, "a0 claimed \(raced.count) after the sweep, \(landed) of its writes landed: \(orphans.count) repos keep the old model's vector with no queue entry")
-        // The new model embeds all 20 (a lease a0 took in the race runs out after 3 s).
+        // The new model embeds all 20 (a lease a0 took in the race, from before its pause, runs
+        // out about 2 s after its claim).
         _ = try await write(other.store, "b0", modelB, one)
         let converged = try await waitUntil(timeout: .seconds(30), every: .milliseconds(200)) {
             let claimed = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 20, leaseDuration: .seconds(60), modelIdentity: modelB))
@@ -314,8 +320,9 @@ struct ChangeTests {
         let model = "mock/race@16"
         let ids = try await fixture.client.query("SELECT VALUE id FROM repo").last?.array ?? []
         func counts() async throws -> (indexed: Int, records: Int) {
+            // The first as `stats` counts.
             let pair = try await fixture.client.query("""
-                RETURN [(SELECT count() FROM repo WHERE embedding_model = $m GROUP ALL)[0].count ?? 0,
+                RETURN [\(SurrealStore.count("repo", where: "embedding_model", is: model, parameter: "$m")) ?? 0,
                         count(SELECT VALUE id FROM repo WITH NOINDEX WHERE embedding_model = $m)];
                 """, ["m": .string(model)]).last?.array ?? []
             return (Int(pair.first?.int ?? -1), Int(pair.last?.int ?? -1))

@@ -82,15 +82,18 @@ struct SurrealSimulationTests {
             options.keyKinds = kinds.split(separator: ",").compactMap { StoreSimulation.KeyKind(rawValue: String($0)) }
         }
         if environment["EMBED_STAR_SIM_VECTORS_REMOVED"] == "0" { options.vectorsRemoved = false }
-        // What an idle instance does within a minute on a server whose indexes can go wrong.
+        // What an idle instance does on 2.x, whose indexes can count a record they should not
+        // (within minutes, at the fleet's turn; at once here). Nothing on 3.x: a disagreement fails the run.
         options.repair = { store, model in
-            guard let store = store as? SurrealStore, try await store.dialect().indexesCanMissRecords else { return false }
+            guard let store = store as? SurrealStore, try await store.dialect().indexesCanCountStaleKeys else { return false }
             return !(try await store.repairCountIndexes(model: model)).isEmpty
         }
         return (StoreSimulation(open: open, collector: SurrealCollector(client: client), options: options), { await client.close() })
     } }
 
-    @Test(arguments: 1...3, [true, false])
+    /// Seeds 1-3, and 3000: on 2.3.10 it often leaves an index counting a record it should not
+    /// (the store's repair must set it right; docs/benchmarks.md).
+    @Test(arguments: [1, 2, 3, 3000] as [UInt64], [true, false])
     func simulation(_ seed: UInt64, guards: Bool) async throws {
         let report = try await StoreSimulation.run(seeds: 1, from: seed, setup: Self.setup(guards: guards))
         #expect(report.schedules == 1 && report.claims > 0 && report.writesApplied > 0, "\(report)")

@@ -47,12 +47,15 @@ struct SurrealDialect: Sendable, Equatable, CustomStringConvertible {
     var claimsOneAtATime: Bool { guarded }
     /// The same storage can leave a secondary index without a record's entry after concurrent
     /// writes of it (seen on the queue's claim index in a rolling deploy: 50 claimable entries
-    /// the index did not list, none of them claimed for minutes), or with the key of a value
-    /// the record no longer holds (the model's index counting a repo one too many): the store
-    /// checks the queue's indexes against the table when a claim finds nothing, and rebuilds
-    /// them, and when idle re-reads the counts once a minute and checks the indexes `stats`
-    /// counts from against the records (at most a fiftieth of the time).
+    /// the index did not list, none of them claimed for minutes): the store checks the queue's
+    /// indexes against the table when a claim finds nothing, and rebuilds them, and re-reads the
+    /// counts once a minute when idle.
     var indexesCanMissRecords: Bool { guarded }
+    /// 2.x can also keep an index key of a value its record no longer holds, so counting from the
+    /// index alone says one record too many (``SurrealStore/repairCountIndexes(model:)``). Not
+    /// seen on 3.x, where the check would read every vector for nothing on a RocksDB server and
+    /// a rebuild is not atomic (the index refills in the background while `stats` counts from it).
+    var indexesCanCountStaleKeys: Bool { guarded && major < 3 }
     /// The sweep reads its next chunk as a record range passed as a parameter (`FROM $range`):
     /// 2.x answers `WHERE id > $cursor ORDER BY id LIMIT $n` by reading and sorting the whole
     /// table (0.6 s a chunk at 20,000 repos, whatever the cursor: the sweep grows with the

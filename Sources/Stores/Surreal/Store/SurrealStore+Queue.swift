@@ -388,23 +388,69 @@ extension SurrealStore {
     /// model's sweep of the same entry both committed, the delete last, so the repo keeps the old
     /// model's vector with no entry). Answers whether the caller should claim again.
     func recheckQueue(_ request: ClaimRequest) async throws -> Bool {
-        guard try await dialect().indexesCanMissRecords else { return false }
+        let dialect = try await dialect()
+        guard dialect.indexesCanMissRecords else { return false }
         if try await repairQueueIndexes(request) { return true }
         guard Self.due(queueCountsCheckedAt, every: queueCountsCheckEvery.withLock { $0 }) else { return false }
-        let now = ContinuousClock.now
-        if countIndexesNextCheck.withLock({ $0.map { $0 <= now } ?? true }) {
-            try await repairCountIndexes(model: request.modelIdentity)
-            let took = ContinuousClock.now - now
-            let every = max(queueCountsCheckEvery.withLock { $0 }, took * Self.countIndexCheckShare)
-            countIndexesNextCheck.withLock { $0 = now + every }
-        }
+        if dialect.indexesCanCountStaleKeys { await checkCountIndexes(request) }
         return try await verify(model: request.modelIdentity, confirm: true)
     }
 
-    /// The count indexes' check takes at most one fiftieth of an idle instance's time: at
-    /// 100,000 repos of 384 dimensions on 2.3.10 it reads the records in about 2.4 s, so it runs
-    /// every two minutes there.
+    /// The count indexes' check takes at most a fiftieth of the time of the database, whatever
+    /// the number of instances: at 100,000 repos of 384 dimensions on 2.3.10 it reads the
+    /// records in about 2.4 s, so one instance of the fleet runs it every two minutes or so
+    /// (the next idle count check after its turn came).
     static let countIndexCheckShare = 50
+
+    /// ``repairCountIndexes(model:)`` when the fleet's turn for it has come (kept in
+    /// `embed_star_meta:count_check`: when the next check is due, and how long the last one took):
+    /// the instance that takes the turn holds it for `countIndexCheckHold`, and when done sets the
+    /// next turn `countIndexCheckShare` times what the check took from its start (a minute at
+    /// least). A check that fails is logged and waits for its turn like one that succeeded; it does
+    /// not stop the count check that follows it.
+    func checkCountIndexes(_ request: ClaimRequest) async {
+        let minimum = queueCountsCheckEvery.withLock { $0 }
+        let local = countIndexesNextCheck.withLock { next -> Bool in
+            let now = ContinuousClock.now
+            if let next, next > now { return false }
+            next = now + Self.countIndexCheckHold  // no other task of this process starts one meanwhile
+            return true
+        }
+        guard local else { return }
+        let started = ContinuousClock.now
+        var ran = false
+        do {
+            let turn = try await retryingConflicts {
+                try await self.client.query("""
+                    BEGIN TRANSACTION;
+                    LET $c = (SELECT * FROM ONLY embed_star_meta:count_check);
+                    LET $mine = $c.next_at = NONE OR $c.next_at <= time::now();
+                    IF $mine { UPSERT embed_star_meta:count_check SET next_at = time::now() + $hold, by = $owner RETURN NONE; };
+                    COMMIT TRANSACTION;
+                    RETURN $mine;
+                    """, ["hold": .duration(SurrealDuration(Self.countIndexCheckHold)), "owner": .string(request.owner)])
+            }
+            if turn.last?.bool == true {
+                ran = true
+                try await repairCountIndexes(model: request.modelIdentity)
+            }
+        } catch {
+            logger.warning("the check of the count indexes failed; it is tried again at its next turn", metadata: ["error": "\(error)"])
+        }
+        let took = ContinuousClock.now - started
+        let every = max(minimum, took * Self.countIndexCheckShare)
+        countIndexesNextCheck.withLock { $0 = started + (ran ? every : minimum) }
+        guard ran else { return }
+        _ = try? await retryingConflicts {
+            try await self.client.query("UPSERT embed_star_meta:count_check SET next_at = time::now() + $every, took = $took, by = $owner RETURN NONE",
+                                        ["every": .duration(SurrealDuration(every - took)), "took": .duration(SurrealDuration(took)),
+                                         "owner": .string(request.owner)])
+        }
+    }
+
+    /// How long the instance that took the count check's turn keeps it (another takes it over
+    /// when that one stopped half-way).
+    static let countIndexCheckHold: Duration = .seconds(600)
 
     /// The indexes `stats` counts from (the model's on the repo table; `had` and `failed` on the
     /// queue), each counted twice: from the index alone, as `stats` counts, and record by record
@@ -412,8 +458,10 @@ extension SurrealStore {
     /// an index key of a value the record no longer holds: in the store simulation on 2.3.10
     /// (seed 3000), a vector write and the collector's change of the same repo, committed at
     /// once, left the model's index counting one repo too many, and `stats` said one more
-    /// embedded than the records, for good. A count that differs rebuilds its index. Answers
-    /// the indexes rebuilt.
+    /// embedded than the records, for good. A count that differs rebuilds its index, and the
+    /// index is counted again: one that still differs is logged as an error (a write of another
+    /// instance during the rebuild can leave the key again on 2.x; the next check tries again).
+    /// Answers the indexes rebuilt.
     @discardableResult
     func repairCountIndexes(model: String) async throws -> [String] {
         let table = configuration.table, queue = Migrations.queue
@@ -422,21 +470,29 @@ extension SurrealStore {
             ("embed_queue_had", queue, Self.count(queue, where: "had", is: model, parameter: "$model"), "had = $model"),
             ("embed_queue_failed", queue, "(SELECT count() FROM \(queue) WHERE failed = true GROUP ALL)[0].count", "failed = true"),
         ]
-        let answer = try await client.query("RETURN [\(checks.map { "[\($0.indexed) ?? 0, count(SELECT VALUE id FROM \($0.table) WITH NOINDEX WHERE \($0.condition))]" }.joined(separator: ", "))];",
-                                            ["model": .string(model)])
-        let counts = answer.last?.array ?? []
-        guard counts.count == checks.count else { throw SurrealError(.protocolViolation, "the index check answered \(counts.count) counts, not \(checks.count)") }
-        var rebuilt: [String] = []
-        for (check, pair) in zip(checks, counts) {
-            let indexed = pair.array?.first?.int ?? 0, records = pair.array?.last?.int ?? 0
-            guard indexed != records else { continue }
-            logger.warning("an index counted other records than the table holds (concurrent writes of one record on a server that can lose one, as SurrealDB 2.x does); rebuilding it", metadata: [
-                "index": "\(check.index)", "counted": "\(indexed)", "records": "\(records)",
+        func counts(_ checks: [(index: String, table: String, indexed: String, condition: String)]) async throws -> [(indexed: Int, records: Int)] {
+            let answer = try await client.query("RETURN [\(checks.map { "[\($0.indexed) ?? 0, count(SELECT VALUE id FROM \($0.table) WITH NOINDEX WHERE \($0.condition))]" }.joined(separator: ", "))];",
+                                                ["model": .string(model)])
+            let pairs = answer.last?.array ?? []
+            guard pairs.count == checks.count else { throw SurrealError(.protocolViolation, "the index check answered \(pairs.count) counts, not \(checks.count)") }
+            return pairs.map { (Int($0.array?.first?.int ?? 0), Int($0.array?.last?.int ?? 0)) }
+        }
+        var rebuilt: [(index: String, table: String, indexed: String, condition: String)] = []
+        for (check, count) in zip(checks, try await counts(checks)) where count.indexed != count.records {
+            logger.warning("an index counted other records than the table holds (concurrent writes of one record on SurrealDB 2.x); rebuilding it", metadata: [
+                "index": "\(check.index)", "counted": "\(count.indexed)", "records": "\(count.records)",
             ])
             _ = try await retryingConflicts { try await self.client.query("REBUILD INDEX IF EXISTS \(check.index) ON \(check.table)") }
-            rebuilt.append(check.index)
+            rebuilt.append(check)
         }
-        return rebuilt
+        if !rebuilt.isEmpty {
+            for (check, count) in zip(rebuilt, try await counts(rebuilt)) where count.indexed != count.records {
+                logger.error("an index still counts other records than the table holds after it was rebuilt; the next check tries again", metadata: [
+                    "index": "\(check.index)", "counted": "\(count.indexed)", "records": "\(count.records)",
+                ])
+            }
+        }
+        return rebuilt.map(\.index)
     }
 
     /// How often an idle instance on such a server reads the counts (one `stats`: about 200 ms of

@@ -33,8 +33,8 @@ public final class SurrealStore: RepoStore {
     let queueCountsCheckedAt = Mutex<ContinuousClock.Instant?>(ContinuousClock.now)
     /// How often that is (``queueCountCheckEvery``; a test shortens it).
     let queueCountsCheckEvery = Mutex<Duration>(SurrealStore.queueCountCheckEvery)
-    /// When the indexes `stats` counts from are next checked against the records
-    /// (``repairCountIndexes(model:)``; nil: at the next idle check of the counts).
+    /// When this process next asks for the fleet's turn to check the indexes `stats` counts from
+    /// against the records (``checkCountIndexes(_:)``; nil: at the next idle check of the counts).
     let countIndexesNextCheck = Mutex<ContinuousClock.Instant?>(nil)
     /// Tests only: how long a claim waits, inside its transaction, between reading the model the
     /// queue serves and taking the leases (nil, the default: it does not). A test runs another
