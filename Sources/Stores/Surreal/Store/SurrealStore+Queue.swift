@@ -452,47 +452,73 @@ extension SurrealStore {
     /// when that one stopped half-way).
     static let countIndexCheckHold: Duration = .seconds(600)
 
-    /// The indexes `stats` counts from (the model's on the repo table; `had` and `failed` on the
-    /// queue), each counted twice: from the index alone, as `stats` counts, and record by record
-    /// without it. A server that can lose one of two concurrent writes of a record can also keep
-    /// an index key of a value the record no longer holds: in the store simulation on 2.3.10
-    /// (seed 3000), a vector write and the collector's change of the same repo, committed at
-    /// once, left the model's index counting one repo too many, and `stats` said one more
-    /// embedded than the records, for good. A count that differs rebuilds its index, and the
-    /// index is counted again: one that still differs is logged as an error (a write of another
-    /// instance during the rebuild can leave the key again on 2.x; the next check tries again).
-    /// Answers the indexes rebuilt.
+    /// The indexes `stats` and `coverage` count from (the model's on the repo table, for every
+    /// model the table holds and the served one; `had` and `failed` on the queue), each counted
+    /// twice in one request: from the index alone, as `stats` counts, and record by record
+    /// without it (the repo table read once, grouped by model). A server that can lose one of
+    /// two concurrent writes of a record can also keep an index key of a value the record no
+    /// longer holds: in the store simulation on 2.3.10 (seed 3000), a vector write and the
+    /// collector's change of the same repo, committed at once, left the model's index counting
+    /// one repo too many, and `stats` said one more embedded than the records, for good. An index
+    /// whose counts differ is rebuilt and counted again: one that still differs is logged as an
+    /// error (a write of another instance during the rebuild can leave the key again on 2.x; the
+    /// next check tries again). Answers the indexes rebuilt.
     @discardableResult
     func repairCountIndexes(model: String) async throws -> [String] {
         let table = configuration.table, queue = Migrations.queue
-        let checks: [(index: String, table: String, indexed: String, condition: String)] = [
-            ("embed_star_model", table, Self.count(table, where: "embedding_model", is: model, parameter: "$model"), "embedding_model = $model"),
-            ("embed_queue_had", queue, Self.count(queue, where: "had", is: model, parameter: "$model"), "had = $model"),
-            ("embed_queue_failed", queue, "(SELECT count() FROM \(queue) WHERE failed = true GROUP ALL)[0].count", "failed = true"),
-        ]
-        func counts(_ checks: [(index: String, table: String, indexed: String, condition: String)]) async throws -> [(indexed: Int, records: Int)] {
-            let answer = try await client.query("RETURN [\(checks.map { "[\($0.indexed) ?? 0, count(SELECT VALUE id FROM \($0.table) WITH NOINDEX WHERE \($0.condition))]" }.joined(separator: ", "))];",
-                                                ["model": .string(model)])
-            let pairs = answer.last?.array ?? []
-            guard pairs.count == checks.count else { throw SurrealError(.protocolViolation, "the index check answered \(pairs.count) counts, not \(checks.count)") }
-            return pairs.map { (Int($0.array?.first?.int ?? 0), Int($0.array?.last?.int ?? 0)) }
+        let models = Array(Set(try await storedModels() + [model])).sorted()
+        var variables: [String: SurrealValue] = ["model": .string(model)]
+        for (index, name) in models.enumerated() { variables["m\(index)"] = .string(name) }
+        /// Each index's counts, from the index and from the records, by the value counted.
+        func counts(of indexes: Set<String>) async throws -> [String: [String: (indexed: Int, records: Int)]] {
+            var parts: [String] = []
+            if indexes.contains("embed_star_model") {
+                parts.append("[\(models.indices.map { Self.count(table, where: "embedding_model", is: models[$0], parameter: "$m\($0)") + " ?? 0" }.joined(separator: ", "))]")
+                parts.append("(SELECT embedding_model, count() AS n FROM \(table) WITH NOINDEX WHERE embedding_model != NONE GROUP BY embedding_model)")
+            }
+            if indexes.contains("embed_queue_had") {
+                parts.append("[\(Self.count(queue, where: "had", is: model, parameter: "$model")) ?? 0, count(SELECT VALUE id FROM \(queue) WITH NOINDEX WHERE had = $model)]")
+            }
+            if indexes.contains("embed_queue_failed") {
+                parts.append("[(SELECT count() FROM \(queue) WHERE failed = true GROUP ALL)[0].count ?? 0, count(SELECT VALUE id FROM \(queue) WITH NOINDEX WHERE failed = true)]")
+            }
+            var values = try await client.query("RETURN [\(parts.joined(separator: ", "))];", variables).last?.array ?? []
+            guard values.count == parts.count else { throw SurrealError(.protocolViolation, "the index check answered \(values.count) counts, not \(parts.count)") }
+            var found: [String: [String: (indexed: Int, records: Int)]] = [:]
+            func pair(_ value: SurrealValue) -> (Int, Int) { (Int(value.array?.first?.int ?? 0), Int(value.array?.last?.int ?? 0)) }
+            if indexes.contains("embed_star_model") {
+                let indexed = values.removeFirst().array ?? [], grouped = values.removeFirst().array ?? []
+                var records: [String: Int] = [:]
+                for row in grouped { if let name = row["embedding_model"]?.string { records[name] = Int(row["n"]?.int ?? 0) } }
+                for (index, name) in models.enumerated() {
+                    found["embed_star_model", default: [:]][name] = (index < indexed.count ? Int(indexed[index].int ?? 0) : 0, records[name] ?? 0)
+                }
+            }
+            if indexes.contains("embed_queue_had") { found["embed_queue_had"] = [model: pair(values.removeFirst())] }
+            if indexes.contains("embed_queue_failed") { found["embed_queue_failed"] = ["true": pair(values.removeFirst())] }
+            return found
         }
-        var rebuilt: [(index: String, table: String, indexed: String, condition: String)] = []
-        for (check, count) in zip(checks, try await counts(checks)) where count.indexed != count.records {
+        let tables = ["embed_star_model": table, "embed_queue_had": queue, "embed_queue_failed": queue]
+        var rebuilt: [String] = []
+        for (index, byValue) in try await counts(of: Set(tables.keys)).sorted(by: { $0.key < $1.key }) {
+            let off = byValue.filter { $0.value.indexed != $0.value.records }
+            guard !off.isEmpty else { continue }
             logger.warning("an index counted other records than the table holds (concurrent writes of one record on SurrealDB 2.x); rebuilding it", metadata: [
-                "index": "\(check.index)", "counted": "\(count.indexed)", "records": "\(count.records)",
+                "index": "\(index)", "counted": "\(off.mapValues(\.indexed))", "records": "\(off.mapValues(\.records))",
             ])
-            _ = try await retryingConflicts { try await self.client.query("REBUILD INDEX IF EXISTS \(check.index) ON \(check.table)") }
-            rebuilt.append(check)
+            _ = try await retryingConflicts { try await self.client.query("REBUILD INDEX IF EXISTS \(index) ON \(tables[index]!)") }
+            rebuilt.append(index)
         }
         if !rebuilt.isEmpty {
-            for (check, count) in zip(rebuilt, try await counts(rebuilt)) where count.indexed != count.records {
+            for (index, byValue) in try await counts(of: Set(rebuilt)) {
+                let off = byValue.filter { $0.value.indexed != $0.value.records }
+                guard !off.isEmpty else { continue }
                 logger.error("an index still counts other records than the table holds after it was rebuilt; the next check tries again", metadata: [
-                    "index": "\(check.index)", "counted": "\(count.indexed)", "records": "\(count.records)",
+                    "index": "\(index)", "counted": "\(off.mapValues(\.indexed))", "records": "\(off.mapValues(\.records))",
                 ])
             }
         }
-        return rebuilt.map(\.index)
+        return rebuilt
     }
 
     /// How often an idle instance on such a server reads the counts (one `stats`: about 200 ms of

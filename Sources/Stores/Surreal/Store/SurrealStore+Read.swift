@@ -25,13 +25,7 @@ extension SurrealStore {
     /// after the last one found), then each model's count in one request. Grouping the table by
     /// model instead reads every record, vectors included (9.5 s at 100,000 repos on 3.2).
     public func coverage() async throws -> [String: Int] {
-        var models: [String] = []
-        while let next = try await client.query(
-            "SELECT VALUE embedding_model FROM \(table) WHERE embedding_model > $after ORDER BY embedding_model LIMIT 1",
-            ["after": .string(models.last ?? "")]
-        ).last?.array?.first?.string, !models.contains(next) {
-            models.append(next)
-        }
+        let models = try await storedModels()
         guard !models.isEmpty else { return [:] }
         var variables: [String: SurrealValue] = [:]
         let counts = models.enumerated().map { index, model in
@@ -41,6 +35,19 @@ extension SurrealStore {
         let values = try await client.query("RETURN [\(counts.joined(separator: ", "))]", variables).last?.array ?? []
         guard values.count == models.count else { throw SurrealError(.protocolViolation, "the vector counts by model came back incomplete") }
         return Dictionary(uniqueKeysWithValues: zip(models, values.map { Int($0.int ?? 0) }))
+    }
+
+    /// The models of the vectors the repo table holds, in order, one step through the model's
+    /// index each.
+    func storedModels() async throws -> [String] {
+        var models: [String] = []
+        while let next = try await client.query(
+            "SELECT VALUE embedding_model FROM \(table) WHERE embedding_model > $after ORDER BY embedding_model LIMIT 1",
+            ["after": .string(models.last ?? "")]
+        ).last?.array?.first?.string, !models.contains(next) {
+            models.append(next)
+        }
+        return models
     }
 
     public func nearest(to vector: [Float], limit: Int, filter: SearchFilter) async throws -> [SearchHit] {
