@@ -466,11 +466,13 @@ extension SurrealStore {
     @discardableResult
     func repairCountIndexes(model: String) async throws -> [String] {
         let table = configuration.table, queue = Migrations.queue
-        let models = Array(Set(try await storedModels() + [model])).sorted()
+        // The models the index lists, and the served one; a model only the records show (its index
+        // keys lost) is added once the table was read, and everything counted again.
+        var models = Array(Set(try await storedModels() + [model])).sorted()
         var variables: [String: SurrealValue] = ["model": .string(model)]
-        for (index, name) in models.enumerated() { variables["m\(index)"] = .string(name) }
         /// Each index's counts, from the index and from the records, by the value counted.
         func counts(of indexes: Set<String>) async throws -> [String: [String: (indexed: Int, records: Int)]] {
+            for (index, name) in models.enumerated() { variables["m\(index)"] = .string(name) }
             var parts: [String] = []
             if indexes.contains("embed_star_model") {
                 parts.append("[\(models.indices.map { Self.count(table, where: "embedding_model", is: models[$0], parameter: "$m\($0)") + " ?? 0" }.joined(separator: ", "))]")
@@ -488,10 +490,16 @@ extension SurrealStore {
             func pair(_ value: SurrealValue) -> (Int, Int) { (Int(value.array?.first?.int ?? 0), Int(value.array?.last?.int ?? 0)) }
             if indexes.contains("embed_star_model") {
                 let indexed = values.removeFirst().array ?? [], grouped = values.removeFirst().array ?? []
+                guard indexed.count == models.count else {
+                    throw SurrealError(.protocolViolation, "the index check answered \(indexed.count) model counts, not \(models.count)")
+                }
                 var records: [String: Int] = [:]
                 for row in grouped { if let name = row["embedding_model"]?.string { records[name] = Int(row["n"]?.int ?? 0) } }
                 for (index, name) in models.enumerated() {
-                    found["embed_star_model", default: [:]][name] = (index < indexed.count ? Int(indexed[index].int ?? 0) : 0, records[name] ?? 0)
+                    found["embed_star_model", default: [:]][name] = (Int(indexed[index].int ?? 0), records[name] ?? 0)
+                }
+                for name in records.keys where !models.contains(name) {
+                    found["embed_star_model", default: [:]][name] = (-1, records[name] ?? 0)  // not counted from the index yet
                 }
             }
             if indexes.contains("embed_queue_had") { found["embed_queue_had"] = [model: pair(values.removeFirst())] }
@@ -499,8 +507,15 @@ extension SurrealStore {
             return found
         }
         let tables = ["embed_star_model": table, "embed_queue_had": queue, "embed_queue_failed": queue]
+        var found = try await counts(of: Set(tables.keys))
+        let unlisted = found["embed_star_model", default: [:]].filter { $0.value.indexed < 0 }.keys
+        if !unlisted.isEmpty {
+            models = (models + unlisted).sorted()
+            found = try await counts(of: Set(tables.keys))
+            found["embed_star_model"] = found["embed_star_model"]?.filter { $0.value.indexed >= 0 }  // a model that appeared meanwhile waits for the next check
+        }
         var rebuilt: [String] = []
-        for (index, byValue) in try await counts(of: Set(tables.keys)).sorted(by: { $0.key < $1.key }) {
+        for (index, byValue) in found.sorted(by: { $0.key < $1.key }) {
             let off = byValue.filter { $0.value.indexed != $0.value.records }
             guard !off.isEmpty else { continue }
             logger.warning("an index counted other records than the table holds (concurrent writes of one record on SurrealDB 2.x); rebuilding it", metadata: [
@@ -511,7 +526,7 @@ extension SurrealStore {
         }
         if !rebuilt.isEmpty {
             for (index, byValue) in try await counts(of: Set(rebuilt)) {
-                let off = byValue.filter { $0.value.indexed != $0.value.records }
+                let off = byValue.filter { $0.value.indexed >= 0 && $0.value.indexed != $0.value.records }
                 guard !off.isEmpty else { continue }
                 logger.error("an index still counts other records than the table holds after it was rebuilt; the next check tries again", metadata: [
                     "index": "\(index)", "counted": "\(off.mapValues(\.indexed))", "records": "\(off.mapValues(\.records))",
