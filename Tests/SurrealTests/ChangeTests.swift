@@ -43,6 +43,24 @@ struct ChangeTests {
         return (Int(rows.first?.int ?? 0), vectors)
     }
 
+    /// Two instances' stores (`first`, `second`) on one new database holding 20 synthetic repos,
+    /// its schema prepared; the caller closes both.
+    func twoInstances(_ first: String, _ second: String, seed: UInt64) async throws -> (StoreFixture, StoreFixture) {
+        let fixture = try StoreFixture("ws", instance: first)
+        let other = try StoreFixture("ws", database: fixture.database, instance: second)
+        try await fixture.insert(SyntheticRepos.generate(count: 20, seed: seed))
+        try await fixture.store.prepare()
+        return (fixture, other)
+    }
+
+    /// Writes `vector` as `model`'s for every claimed repo, as `owner`.
+    func write(_ vector: [Float], of model: String, for claimed: [ClaimedRepo], by owner: String, to store: SurrealStore) async throws -> [RepoID: WriteOutcome] {
+        let writes = claimed.map {
+            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: vector, contentHash: "h", generatedAt: Date()))
+        }
+        return try await store.write(writes, owner: owner)
+    }
+
     /// Item 1: 2,500 repos written before embed-star ever ran (the sweep queues them in two
     /// chunks), the first start killed half-way, then a second start: every repo ends with a
     /// vector, and `stats` equals the direct count throughout.
@@ -152,11 +170,8 @@ struct ChangeTests {
     /// a rolling deploy): the second sweep's new revisions must not refuse what the first
     /// instance already claimed for the new model, or its whole batch is embedded twice.
     @Test func aRepeatedModelChangeSweepKeepsTheNewModelsClaims() async throws {
-        let fixture = try StoreFixture("ws", instance: "b0")
-        let other = try StoreFixture("ws", database: fixture.database, instance: "b1")
+        let (fixture, other) = try await twoInstances("b0", "b1", seed: 7)
         defer { Task { await other.close(); await fixture.close() } }
-        try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 7))
-        try await fixture.store.prepare()
         let model = "mock/model-b@4"
         let claimed = try await fixture.store.claimPending(ClaimRequest(owner: "b0", limit: 10, leaseDuration: .seconds(60), modelIdentity: model))
         #expect(claimed.count == 10)
@@ -168,10 +183,7 @@ struct ChangeTests {
         #expect(more.count == 10, "the other instance gets the 10 unclaimed repos")
         let sweep = try await fixture.client.query("SELECT VALUE finished FROM ONLY embed_star_meta:sweep").last
         #expect(sweep?.bool == true, "the second sweep ran")
-        let writes = claimed.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model, change: .embedded(vector: [1, 0, 0, 0], contentHash: "h", generatedAt: Date()))
-        }
-        let outcomes = try await fixture.store.write(writes, owner: "b0")
+        let outcomes = try await write([1, 0, 0, 0], of: model, for: claimed, by: "b0", to: fixture.store)
         #expect(outcomes.values.filter { $0 == .applied }.count == 10, "\(outcomes)")
     }
 
@@ -179,11 +191,8 @@ struct ChangeTests {
     /// instance claims those repos at once (not after the old lease ran out), and the old holder
     /// can neither renew its lease nor write its vector.
     @Test func aModelChangeTakesTheOldModelsLeasesBack() async throws {
-        let fixture = try StoreFixture("ws", instance: "a0")
-        let other = try StoreFixture("ws", database: fixture.database, instance: "b0")
+        let (fixture, other) = try await twoInstances("a0", "b0", seed: 8)
         defer { Task { await other.close(); await fixture.close() } }
-        try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 8))
-        try await fixture.store.prepare()
         let modelA = "mock/model-a@4", modelB = "mock/model-b@4"
         let old = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 10, leaseDuration: .seconds(60), modelIdentity: modelA))
         #expect(old.count == 10)
@@ -193,10 +202,7 @@ struct ChangeTests {
         #expect(Set(old.map(\.repo.id)).isSubset(of: Set(new.map(\.repo.id))))
         let renewed = try await fixture.store.renew(old.map(\.repo.id), owner: "a0", leaseDuration: .seconds(60))
         #expect(renewed.isEmpty, "the old holder renewed \(renewed.count) leases it lost")
-        let writes = old.map {
-            RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: modelA, change: .embedded(vector: [1, 0, 0, 0], contentHash: "h", generatedAt: Date()))
-        }
-        let outcomes = try await fixture.store.write(writes, owner: "a0")
+        let outcomes = try await write([1, 0, 0, 0], of: modelA, for: old, by: "a0", to: fixture.store)
         #expect(outcomes.values.filter { $0 == .applied }.isEmpty, "\(outcomes)")
         let held = try await fixture.client.query("SELECT VALUE embedding_model FROM repo WHERE embedding != NONE").last?.array ?? []
         #expect(held.isEmpty, "no vector of the old model was written: \(held.count)")
@@ -211,19 +217,12 @@ struct ChangeTests {
     /// never embedded them (on 3.x, not until a restart). Here the claim waits inside itself
     /// (``SurrealStore/claimPause``) while the other instance announces and sweeps.
     @Test func aClaimRacingAModelChangeLeavesNoRepoWithTheOldModel() async throws {
-        let fixture = try StoreFixture("ws", instance: "a0")
-        let other = try StoreFixture("ws", database: fixture.database, instance: "b0")
+        let (fixture, other) = try await twoInstances("a0", "b0", seed: 9)
         defer { Task { await other.close(); await fixture.close() } }
-        try await fixture.insert(SyntheticRepos.generate(count: 20, seed: 9))
-        try await fixture.store.prepare()
         let modelA = "mock/model-a@16", modelB = "mock/model-b@16"
         func write(_ store: SurrealStore, _ owner: String, _ model: String, _ claimed: [ClaimedRepo]) async throws -> Int {
             let vector: [Float] = (0..<16).map { $0 == (model == modelA ? 0 : 1) ? 1 : 0 }
-            let writes = claimed.map {
-                RepoWrite(id: $0.repo.id, revision: $0.revision, modelIdentity: model,
-                          change: .embedded(vector: vector, contentHash: "h-\(model)", generatedAt: Date()))
-            }
-            return try await store.write(writes, owner: owner).values.filter { $0 == .applied }.count
+            return try await self.write(vector, of: model, for: claimed, by: owner, to: store).values.filter { $0 == .applied }.count
         }
         // The old model is served and has embedded 5 of the 20 repos.
         let first = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 5, leaseDuration: .seconds(60), modelIdentity: modelA))

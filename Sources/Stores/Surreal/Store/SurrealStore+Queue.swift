@@ -359,7 +359,7 @@ extension SurrealStore {
                 \(Self.count(configuration.table, where: "embedding_model", is: model, parameter: "$model")),
                 \(Self.count(Migrations.queue, where: "had", is: model, parameter: "$model")),
                 (SELECT count() FROM \(Migrations.queue) GROUP ALL)[0].count,
-                (SELECT count() FROM \(Migrations.queue) WHERE failed = true GROUP ALL)[0].count,
+                \(Self.failedCount),
                 (SELECT count() FROM \(Migrations.queue) WHERE failed = false AND lease_until > time::now() GROUP ALL)[0].count
             ];
             """, ["model": .string(model)])
@@ -367,6 +367,10 @@ extension SurrealStore {
         guard values.count == 6 else { throw SurrealError(.protocolViolation, "the counts came back incomplete") }
         return QueueCounts(total: values[0], current: values[1], currentQueued: values[2], queued: values[3], failed: values[4], leased: values[5])
     }
+
+    /// The failed queue entries, counted from the index on `failed` (what `stats` and the index
+    /// check read).
+    static let failedCount = "(SELECT count() FROM \(Migrations.queue) WHERE failed = true GROUP ALL)[0].count"
 
     /// The records of `table` whose `field` is `value`, counted from the field's index: the value
     /// is written into the statement where it can be (see `SurrealDialect.literal`), else it is
@@ -482,7 +486,7 @@ extension SurrealStore {
                 parts.append("[\(Self.count(queue, where: "had", is: model, parameter: "$model")) ?? 0, count(SELECT VALUE id FROM \(queue) WITH NOINDEX WHERE had = $model)]")
             }
             if indexes.contains("embed_queue_failed") {
-                parts.append("[(SELECT count() FROM \(queue) WHERE failed = true GROUP ALL)[0].count ?? 0, count(SELECT VALUE id FROM \(queue) WITH NOINDEX WHERE failed = true)]")
+                parts.append("[\(Self.failedCount) ?? 0, count(SELECT VALUE id FROM \(queue) WITH NOINDEX WHERE failed = true)]")
             }
             var values = try await client.query("RETURN [\(parts.joined(separator: ", "))];", variables).last?.array ?? []
             guard values.count == parts.count else { throw SurrealError(.protocolViolation, "the index check answered \(values.count) counts, not \(parts.count)") }
