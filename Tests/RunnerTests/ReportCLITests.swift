@@ -5,21 +5,6 @@ import Testing
 /// `embed-star report` as a user runs it: against a store another process is filling, reading
 /// that instance's /metrics.
 struct ReportCLITests {
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw CLIFailure("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     struct CLIFailure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
@@ -28,7 +13,7 @@ struct ReportCLITests {
     @Test func reportReadsTheStoreAndARunningInstancesMetrics() async throws {
         let cli = try CLI()
         defer { cli.cleanUp() }
-        let port = try Self.freePort()
+        let port = try LocalPort.free()
         try cli.write("plugins.yaml", """
             provider: mock
             store: sqlite

@@ -1,3 +1,4 @@
+import EmbedStarTesting
 import Foundation
 import SurrealClient
 import Testing
@@ -25,18 +26,21 @@ enum DevServer {
 
     /// A dev server process of a test's own, for tests that stop and restart it.
     final class Process: @unchecked Sendable {  // used by one test at a time
-        let port: Int
+        private(set) var port: Int
         let path: String
         /// Extra arguments, such as `--tls-cert` and `--tls-key`.
         let arguments: [String]
+        /// The server's output, read when it does not come up.
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-dev-server-\(UUID().uuidString.prefix(8)).log")
         private var process: Foundation.Process?
 
         init(path: String, arguments: [String] = []) throws {
             self.path = path
             self.arguments = arguments
-            port = Int.random(in: 20_000...40_000)
+            port = try LocalPort.free()
         }
 
+        /// Starts the server (again, on the same port, after `stop`).
         func start() throws {
             let environment = ProcessInfo.processInfo.environment
             let python = try #require(environment["EMBED_STAR_SURREAL_PYTHON"] ?? environment["EMBED_STAR_PYTHON"], "EMBED_STAR_SURREAL_PYTHON is not set")
@@ -45,23 +49,62 @@ enum DevServer {
             let process = Foundation.Process()
             process.executableURL = URL(fileURLWithPath: python)
             process.arguments = [script, "--bind", "127.0.0.1:\(port)", "--user", "root", "--pass", "root"] + arguments + [path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            let output = try FileHandle(forWritingTo: log)
+            process.standardOutput = output
+            process.standardError = output
             try process.run()
+            try output.close()
             self.process = process
         }
 
+        /// The first start: the server's own, started and answering. A server that exits before
+        /// it answers (the 2.3 engine's panic, or a port taken between `LocalPort.free` and its
+        /// bind) is started again on a new port, said on stderr with its log, at most twice.
+        func startAndWaitUntilUp() async throws {
+            for attempt in 1...3 {
+                try start()
+                if try await waitForAnswer() { return }
+                let tail = logTail()
+                guard let process, !process.isRunning, attempt < 3 else {
+                    Issue.record("dev server on port \(port) did not come up: \(describeState())\n\(tail)")
+                    return
+                }
+                FileHandle.standardError.write(Data("DevServer: the dev server on port \(port) exited before it answered (status \(process.terminationStatus)); starting it again on a new port. Its log:\n\(tail)\n".utf8))
+                self.process = nil
+                port = try LocalPort.free()
+            }
+        }
+
         func waitUntilUp() async throws {
+            if try await !waitForAnswer() {
+                Issue.record("dev server on port \(port) did not come up: \(describeState())\n\(logTail())")
+            }
+        }
+
+        /// True once the server answers `version`; false after 30 s or once its process has exited.
+        private func waitForAnswer() async throws -> Bool {
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
                 if let client = try? SurrealClient(configuration: DevServer.configuration("http", address: "127.0.0.1:\(port)")) {
                     let up = (try? await client.version()) != nil
                     await client.close()  // up or not: a client left open ends the test process at its deinit
-                    if up { return }
+                    if up { return true }
                 }
+                if let process, !process.isRunning { return false }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            Issue.record("dev server on port \(port) did not come up")
+            return false
+        }
+
+        private func describeState() -> String {
+            guard let process else { return "not started" }
+            return process.isRunning ? "still running after 30 s" : "exited with status \(process.terminationStatus)"
+        }
+
+        private func logTail() -> String {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(10).joined(separator: "\n")
         }
 
         /// Kills the server as a crash would (no goodbye to clients) and waits until it is gone.
@@ -75,6 +118,7 @@ enum DevServer {
 
         deinit {
             if let process { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: log)
         }
     }
 }

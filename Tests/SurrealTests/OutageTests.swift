@@ -14,9 +14,8 @@ struct OutageTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("embed-star-kv-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let server = try DevServer.Process(path: "surrealkv://\(folder.path)")
-        try server.start()
         defer { server.stop() }
-        try await server.waitUntilUp()
+        try await server.startAndWaitUntilUp()
         let fixture = try StoreFixture(scheme, address: "127.0.0.1:\(server.port)")
         defer { Task { await fixture.close() } }
         let repos = SyntheticRepos.generate(count: 1000, seed: 8)
