@@ -17,7 +17,10 @@ sign-in and `use` and switches the one handle between namespaces/databases (see 
 import argparse
 import asyncio
 import base64
+import itertools
+import os
 import re
+import time
 import uuid
 
 import cbor2
@@ -42,6 +45,25 @@ def engine_version():
     if not found:
         raise SystemExit("cannot tell the SurrealDB engine version of %s" % ext.__file__)
     return "surrealdb-" + found.group(1).decode()
+
+
+# EMBED_STAR_DEV_SERVER_TRACE=FILE: each query's start and end in FILE (to find what was in
+# flight when the 2.x engine panicked: started, never ended).
+TRACE = open(os.environ["EMBED_STAR_DEV_SERVER_TRACE"], "a", buffering=1) if os.environ.get("EMBED_STAR_DEV_SERVER_TRACE") else None
+TRACE_COUNT = itertools.count(1)
+
+
+def trace_start(sql):
+    if TRACE is None:
+        return 0
+    number = next(TRACE_COUNT)
+    TRACE.write("%.3f start %d %s\n" % (time.time(), number, " ".join(sql.split())[:400]))
+    return number
+
+
+def trace_end(number):
+    if TRACE is not None:
+        TRACE.write("%.3f end %d\n" % (time.time(), number))
 
 
 def error_reply(request_id, message, code=-32000):
@@ -188,10 +210,13 @@ class SharedEngine(Engine):
             return error_reply(request_id, "Specify a namespace and database to use")
         sql = "USE NS `%s` DB `%s`; %s" % (session.ns, session.db, params[0] if params else "")
         variables = {**session.variables, **(params[1] if len(params) > 1 and params[1] else {})}
+        number = trace_start(sql)
         try:
             reply = await super().raw({"id": request_id, "method": "query", "params": [sql, variables]})
         except Exception as error:  # the 2.x binding raises what a server answers as an error
             return error_reply(request_id, str(error))
+        finally:
+            trace_end(number)
         if isinstance(reply.get("result"), list) and reply["result"]:
             reply["result"] = reply["result"][1:]
         return cbor2.dumps(reply)

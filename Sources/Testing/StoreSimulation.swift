@@ -519,6 +519,9 @@ private actor World {
                 leases = leases.filter { $0.value.model == instance.model }
             }
             try noteClaims(claimed, by: instance, until: claimedAt + duration)
+            // The store's leases start when its claim takes them, after it was sent (a sweep or
+            // a wait for its turn first): the time they all run out counts from its answer.
+            if !claimed.isEmpty { leaseHorizon = max(leaseHorizon, ContinuousClock.now + duration) }
         case .complete(let count):
             let chosen = Array(instance.held.values.sorted { $0.repo.id < $1.repo.id }.prefix(count))
             guard !chosen.isEmpty else { return }

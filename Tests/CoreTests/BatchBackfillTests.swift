@@ -226,7 +226,8 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
     @Test func aSecondBatchBackfillWaitsForTheFirst() async throws {
         let store = MockStore(repos: repos)
         let provider = FakeBatchProvider()
-        provider.state.withLock { $0.onSubmit = { _ in try? await Task.sleep(for: .milliseconds(100)) } }
+        let submitting = Mutex(false)  // the first has the turn once it submits
+        provider.state.withLock { $0.onSubmit = { _ in submitting.withLock { $0 = true }; try? await Task.sleep(for: .milliseconds(100)) } }
         let first = try await pipeline(provider, store)
         let second = try await pipeline(provider, store)
         var settings = settings()
@@ -236,7 +237,7 @@ final class FakeBatchProvider: BatchEmbeddingProvider {
             _ = try await first.batchBackfill(settings)
             ends.withLock { $0.append("first") }
         }
-        try await Task.sleep(for: .milliseconds(30))
+        #expect(try await waitUntil(timeout: .seconds(30)) { submitting.withLock { $0 } }, "the first submits")
         _ = try await second.batchBackfill(settings)
         ends.withLock { $0.append("second") }
         try await one.value

@@ -77,7 +77,8 @@ final class ConcurrencyProvider: EmbeddingProvider {
     @Test func theWorkerThatFindsWorkWakesTheOthers() async throws {
         let mock = MockStore(repos: [])
         let store = ClaimCountingStore(mock, claimLatency: .zero)
-        let provider = ConcurrencyProvider(mockProvider { $0.latencyMs = 200 })
+        // Calls of 1 s: time for the woken workers to reach the provider while the first's runs.
+        let provider = ConcurrencyProvider(mockProvider { $0.latencyMs = 1_000 })
         let pipeline = try await pipeline(provider, store) {
             $0.parallelWorkers = 4
             $0.pollIntervalMs = 10

@@ -39,20 +39,26 @@ struct ProviderTLSTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script, "--port", "\(port)", "--upstream", upstream, "--tls-cert", certificates.certificate, "--tls-key", certificates.key]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let log = certificates.folder.appendingPathComponent("proxy.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        process.standardOutput = output
+        process.standardError = output
         try process.run()
+        try output.close()
         // SIGKILL: the test process ignores SIGTERM, and its children inherit that.
         defer { kill(process.processIdentifier, SIGKILL) }
         // Up once /health answers over TLS.
         let tls = try ProviderTLS(caFile: certificates.ca).configuration()
         let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
+        var up = false
+        while !up, process.isRunning, ContinuousClock.now < deadline {
             var request = HTTPClientRequest(url: "https://127.0.0.1:\(port)/health")
             request.tlsConfiguration = tls
-            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)), response.status == .ok { break }
+            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)), response.status == .ok { up = true; break }
             try await Task.sleep(for: .milliseconds(200))
         }
+        try #require(up, "the TLS model proxy on port \(port) did not come up (\(process.isRunning ? "running" : "exited")): \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
 
         for name in ["ollama", "openai"] {
             let trusted = try provider(name, port: port, caFile: certificates.ca)

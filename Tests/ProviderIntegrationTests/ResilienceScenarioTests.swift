@@ -84,11 +84,12 @@ struct ResilienceScenarioTests {
         let log = try await server.callLog()
         #expect(log.filter { $0.status == 429 }.count == 6)
         // Seen from the pipeline: a call sent after a 429 came back (by any worker) waited out
-        // the 2 s; calls already on their way could not know.
+        // the 2 s; calls already on their way could not know (nor a call let through just before,
+        // whose `sent` can be stamped a few hundred ms late on a loaded machine).
         let calls = provider.calls.withLock { $0 }
         #expect(calls.filter(\.rateLimited).count == 6)
         for limited in calls where limited.rateLimited {
-            for call in calls where call.sent > limited.answered + .milliseconds(50) {
+            for call in calls where call.sent > limited.answered + .milliseconds(500) {
                 #expect(call.sent >= limited.answered + .seconds(2), "a call left \(limited.answered + .seconds(2) - call.sent) before the retry-after of 2 s was up")
             }
         }

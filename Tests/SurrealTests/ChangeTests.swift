@@ -7,6 +7,7 @@ import EmbedStarTesting
 import Foundation
 import Logging
 import SurrealClient
+import Synchronization
 import Testing
 
 /// The world users have (issue 14): a database filled before the first start, a start killed
@@ -229,19 +230,22 @@ struct ChangeTests {
         #expect(try await write(fixture.store, "a0", modelA, first) == 5)
         try await Task.sleep(for: .milliseconds(20))  // b0 starts later: its model is the newest
         // The pause is long because b0's change takes 0.5 s alone but over 5 s beside CI's other
-        // tests; the lease outlasts it, so a0 holds what it leased after the pause.
-        fixture.store.claimPause.withLock { $0 = .seconds(10) }
-        let paused = ContinuousClock.now
+        // tests; the lease outlasts it, so a0 holds what it leased after the pause. b0 starts
+        // 2 s into it: a0's claim has reached the server and is waiting inside its transaction.
+        fixture.store.claimPause.withLock { $0 = .seconds(15) }
+        let returned = Mutex(false)
         let racing = Task {
-            try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 15, leaseDuration: .seconds(12), modelIdentity: modelA))
+            let claimed = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 15, leaseDuration: .seconds(17), modelIdentity: modelA))
+            returned.withLock { $0 = true }
+            return claimed
         }
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .seconds(2))
         // While a0's claim waits, b0 announces its model and sweeps; it claims one repo only, so
         // the swept entries are free when a0's claim goes on.
         let one = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 1, leaseDuration: .seconds(60), modelIdentity: modelB))
         let sweep = try await fixture.client.query("SELECT model, finished FROM ONLY embed_star_meta:sweep").last
         // The race happened only if all that ended while a0's claim still waited.
-        let between = ContinuousClock.now - paused
+        let inside = !returned.withLock { $0 }
         let raced = try await racing.value
         fixture.store.claimPause.withLock { $0 = nil }
         let landed = try await write(fixture.store, "a0", modelA, raced)
@@ -253,7 +257,7 @@ struct ChangeTests {
         let orphans = holdingA.subtracting(queued)
         #expect(one.count == 1 && sweep?["model"]?.string == modelB && sweep?["finished"]?.bool == true,
                 "b0 announced, swept and claimed one repo: \(one.count), \(sweep ?? SurrealValue.none)")
-        #expect(between < .milliseconds(9_500), "b0's model change took \(between), not inside a0's 10 s pause: the race did not happen")
+        #expect(inside, "a0's claim returned before b0's model change ended (a0 paused 15 s): the race did not happen")
         #expect(landed == 0, "a0 wrote \(landed) vectors of a model the queue no longer serves")
         #expect(orphans.isEmpty, "a0 claimed \(raced.count) after the sweep, \(landed) of its writes landed: \(orphans.count) repos keep the old model's vector with no queue entry")
         // The new model embeds all 20 (a lease a0 took in the race, from before its pause, runs

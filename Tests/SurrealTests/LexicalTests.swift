@@ -139,7 +139,7 @@ struct LexicalTests {
         let repos = SyntheticRepos.generate(count: 3, seed: 2)
         try await fixture.insert(repos)
         func settles(_ query: String, _ expected: @escaping ([RepoID]) -> Bool) async throws -> Bool {
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)  // generous: the stage loads the engine
             while ContinuousClock.now < deadline {
                 if expected(try await fixture.store.lexicalSearch(query, limit: 3, filter: SearchFilter()).map(\.repo.id)) { return true }
                 try await Task.sleep(for: .milliseconds(50))
@@ -156,7 +156,7 @@ struct LexicalTests {
         #expect(try await settles("zanzibar") { $0.isEmpty }, "a delete")
         // Every note is handled and gone (the last within a poll).
         var notes: [SurrealValue] = []
-        for _ in 0..<50 {
+        for _ in 0..<300 {
             notes = try await fixture.client.query("SELECT * FROM embed_star_words_change").last?.array ?? []
             if notes.isEmpty { break }
             try await Task.sleep(for: .milliseconds(100))

@@ -34,10 +34,9 @@ struct OutageTests {
 
         server.stop()
         try await Task.sleep(for: .seconds(1))
-        try server.start()
+        try await server.restartAndWaitUntilUp()
 
         _ = try await run.value
-        try await server.waitUntilUp()
         let stats = try await fixture.store.stats(modelIdentity: pipeline.modelIdentity)
         #expect(stats == StoreStats(total: 1000, embedded: 1000, pending: 0, failed: 0, leased: 0))
         let withVectors = try await fixture.client.query("SELECT count() FROM repo WHERE embedding != NONE GROUP ALL").first?.array?.first?["count"]

@@ -6,14 +6,14 @@ import Testing
 struct PoolTests {
     @Test func aLineThatMovesIsWaitedOutHoweverLongItTakes() async throws {
         let pool = ConnectionLimiter(capacity: 2, label: "test-moving")
-        // 12 callers, 500 ms each, two at a time: the last one waits about 2.5 s, well past the
-        // pool's timeout of 1.5 s, yet a slot comes free every 500 ms (a second of slack for a
-        // loaded machine).
+        // 12 callers, 1 s each, two at a time: the last one waits about 5 s, well past the
+        // pool's timeout of 3 s, yet a slot comes free every second (two seconds of slack for a
+        // loaded machine, and a second for the ten late callers to get in line).
         try await withThrowingTaskGroup(of: Int.self) { group in
             for number in 0..<12 {
                 group.addTask {
-                    try await pool.withSlot(timeout: .milliseconds(1500)) {
-                        try await Task.sleep(for: .milliseconds(500))
+                    try await pool.withSlot(timeout: .seconds(3)) {
+                        try await Task.sleep(for: .seconds(1))
                         return number
                     }
                 }

@@ -35,13 +35,13 @@ struct TLSTests {
         let certificates = try TestCertificates()
         defer { certificates.remove() }
         let server = try DevServer.Process(path: "mem://", arguments: ["--tls-cert", certificates.certificate, "--tls-key", certificates.key])
-        try server.start()
         defer { server.stop() }
         // Up once a trusted https round trip answers.
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if case .success = await roundTrip(try configuration("https", port: server.port, caFile: certificates.ca)) { break }
-            try await Task.sleep(for: .milliseconds(200))
+        let ca = certificates.ca
+        try await server.startAndWaitUntilUp { port in
+            guard let configuration = try? configuration("https", port: port, caFile: ca) else { return false }
+            if case .success = await roundTrip(configuration) { return true }
+            return false
         }
         for scheme in ["wss", "https"] {
             let trusted = await roundTrip(try configuration(scheme, port: server.port, caFile: certificates.ca))
