@@ -47,8 +47,9 @@ def engine_version():
     return "surrealdb-" + found.group(1).decode()
 
 
-# EMBED_STAR_DEV_SERVER_TRACE=FILE: each query's start and end in FILE (to find what was in
-# flight when the 2.x engine panicked: started, never ended).
+# EMBED_STAR_DEV_SERVER_TRACE=FILE: each query's start and end in FILE, with the server's pid
+# (to find what was in flight when the 2.x engine panicked: started, never ended). Only the
+# query text is written, not its parameters.
 TRACE = open(os.environ["EMBED_STAR_DEV_SERVER_TRACE"], "a", buffering=1) if os.environ.get("EMBED_STAR_DEV_SERVER_TRACE") else None
 TRACE_COUNT = itertools.count(1)
 
@@ -57,13 +58,13 @@ def trace_start(sql):
     if TRACE is None:
         return 0
     number = next(TRACE_COUNT)
-    TRACE.write("%.3f start %d %s\n" % (time.time(), number, " ".join(sql.split())[:400]))
+    TRACE.write("%.3f %d start %d %s\n" % (time.time(), os.getpid(), number, " ".join(sql.split())[:400]))
     return number
 
 
 def trace_end(number):
     if TRACE is not None:
-        TRACE.write("%.3f end %d\n" % (time.time(), number))
+        TRACE.write("%.3f %d end %d\n" % (time.time(), os.getpid(), number))
 
 
 def error_reply(request_id, message, code=-32000):

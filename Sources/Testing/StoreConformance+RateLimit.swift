@@ -31,8 +31,8 @@ extension StoreConformance {
             // A pause reaches the others, on the store's clock; the longest pause of any instance
             // holds, and each instance's own pause is what it reported last (never pushed later
             // by the others' reports).
-            // (Pauses of a minute and 20 s: the checks allow each step tens of seconds on a loaded
-            // machine.)
+            // (Pauses of a minute and 20 s: the checks allow a step 5 s (b's own answer) to 30 s
+            // (a's answer after b's), and 10 s for the last, on a loaded machine.)
             let paused = try await other.shareRateLimit(report("b", pause: .seconds(60)))
             #expect(paused.pausedFor > .seconds(55) && paused.pausedFor <= .seconds(60), "\(check): \(paused.pausedFor)")
             let seen = try await store.shareRateLimit(report("a", pause: .seconds(1)))

@@ -134,9 +134,13 @@ final class SlowStore: ForwardingStore {
         let holding = Task { try await gate.claim { inside.update { $0 = true }; for await _ in letGo {} } }
         #expect(try await waitUntil(timeout: .seconds(30)) { inside.value }, "the claim holds the gate")
         let waiting = Task { try await gate.release { 1 } }
-        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await waitUntil(timeout: .seconds(30)) { gate.releasesWaiting == 1 }, "the release waits behind the claim")
         waiting.cancel()
+        // A cancel that no longer ends the wait fails the check below (the claim lets go after
+        // 10 s and the release gets in), not hangs the run.
+        let backstop = Task { try? await Task.sleep(for: .seconds(10)); finish.finish() }
         await #expect(throws: CancellationError.self) { try await waiting.value }
+        backstop.cancel()
         finish.finish()
         try await holding.value
         #expect(try await gate.claim { 7 } == 7)

@@ -45,7 +45,7 @@ struct ResilienceScenarioTests {
     /// The provider as the pipeline sees it: when each call left and when its answer came back.
     final class Recording: EmbeddingProvider {
         let inner: any EmbeddingProvider
-        let calls = Mutex<[(sent: ContinuousClock.Instant, answered: ContinuousClock.Instant, rateLimited: Bool)]>([])
+        let calls = Mutex<[(sent: ContinuousClock.Instant, answered: ContinuousClock.Instant, rateLimited: Bool, texts: [String])]>([])
         var model: ModelInfo { inner.model }
         init(_ inner: any EmbeddingProvider) { self.inner = inner }
         func prepare() async throws -> ModelInfo { try await inner.prepare() }
@@ -53,12 +53,12 @@ struct ResilienceScenarioTests {
             let sent = ContinuousClock.now
             do {
                 let vectors = try await inner.embed(texts, mode: mode)
-                calls.withLock { $0.append((sent, ContinuousClock.now, false)) }
+                calls.withLock { $0.append((sent, ContinuousClock.now, false, texts)) }
                 return vectors
             } catch let error as EmbeddingError {
                 var limited = false
                 if case .rateLimited = error.kind { limited = true }
-                calls.withLock { $0.append((sent, ContinuousClock.now, limited)) }
+                calls.withLock { $0.append((sent, ContinuousClock.now, limited, texts)) }
                 throw error
             }
         }
@@ -92,6 +92,10 @@ struct ResilienceScenarioTests {
             for call in calls where call.sent > limited.answered + .milliseconds(500) {
                 #expect(call.sent >= limited.answered + .seconds(2), "a call left \(limited.answered + .seconds(2) - call.sent) before the retry-after of 2 s was up")
             }
+            // The batch the 429 answered is sent again only after the 2 s, with no margin.
+            let retry = calls.filter { $0.texts == limited.texts && $0.sent > limited.sent }.min { $0.sent < $1.sent }
+            #expect(retry.map { $0.sent >= limited.answered + .seconds(2) } == true,
+                    "the rate-limited batch was sent again \(retry.map { "\($0.sent - limited.answered)" } ?? "never") after its 429")
         }
     }
 }

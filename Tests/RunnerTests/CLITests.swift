@@ -449,6 +449,7 @@ private func json(_ text: String) throws -> [String: Any] {
             store: mock
             monitoring:
               port: \(port)
+              stats_interval_seconds: 300
             pipeline:
               store_outage_seconds: 600
             providers:
@@ -474,10 +475,11 @@ private func json(_ text: String) throws -> [String: Any] {
         #expect(try await process.waitForStderr(timeout: .seconds(30)) { $0.contains("cannot describe its model yet") },
                 "the start is waiting for the provider: \(process.stderr)")
         // The backlog gauges are published while the start waits (for the model the store last
-        // served: none here, so all 10 are pending), within a second or two, not after the
-        // first refresh interval: the backlog alerts can fire.
+        // served: none here, so all 10 are pending) within seconds (a second or two idle; the
+        // check allows 10 s), not after the first refresh interval (300 s here): the backlog
+        // alerts can fire.
         var metrics = ""
-        let published = try await waitUntil(timeout: .seconds(10), every: .milliseconds(200)) {  // the refresh interval is 15 s
+        let published = try await waitUntil(timeout: .seconds(10), every: .milliseconds(200)) {  // the refresh interval is 300 s here
             metrics = await fetch("http://127.0.0.1:\(port)/metrics")?.body ?? ""
             return metrics.contains("embed_star_repos_pending 10")
         }
@@ -487,7 +489,7 @@ private func json(_ text: String) throws -> [String: Any] {
         let signalled = ContinuousClock.now
         process.signal(SIGTERM)
         #expect(await process.exit() == 0, "\(process.stderr)")
-        #expect(ContinuousClock.now - signalled < .seconds(20), "the signal ends the wait for the provider")
+        #expect(ContinuousClock.now - signalled < .seconds(10), "the signal ends the wait for the provider")
     }
 
     /// After SIGTERM the pipeline stops first and the monitoring server last: /livez and

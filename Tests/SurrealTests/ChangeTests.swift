@@ -231,22 +231,25 @@ struct ChangeTests {
         try await Task.sleep(for: .milliseconds(20))  // b0 starts later: its model is the newest
         // The pause is long because b0's change takes 0.5 s alone but over 5 s beside CI's other
         // tests; the lease outlasts it, so a0 holds what it leased after the pause. b0 starts
-        // 2 s into it: a0's claim has reached the server and is waiting inside its transaction.
+        // 2 s after a0's claim was sent. a0's claim waits only when it read its own model served,
+        // so a claim that took the whole pause read it before b0 announced.
         fixture.store.claimPause.withLock { $0 = .seconds(15) }
         let returned = Mutex(false)
         let racing = Task {
+            let sent = ContinuousClock.now
             let claimed = try await fixture.store.claimPending(ClaimRequest(owner: "a0", limit: 15, leaseDuration: .seconds(17), modelIdentity: modelA))
             returned.withLock { $0 = true }
-            return claimed
+            return (claimed, ContinuousClock.now - sent)
         }
         try await Task.sleep(for: .seconds(2))
         // While a0's claim waits, b0 announces its model and sweeps; it claims one repo only, so
         // the swept entries are free when a0's claim goes on.
         let one = try await other.store.claimPending(ClaimRequest(owner: "b0", limit: 1, leaseDuration: .seconds(60), modelIdentity: modelB))
         let sweep = try await fixture.client.query("SELECT model, finished FROM ONLY embed_star_meta:sweep").last
-        // The race happened only if all that ended while a0's claim still waited.
+        // The race happened only if all that ended while a0's claim still waited, having read
+        // its own model served.
         let inside = !returned.withLock { $0 }
-        let raced = try await racing.value
+        let (raced, a0Took) = try await racing.value
         fixture.store.claimPause.withLock { $0 = nil }
         let landed = try await write(fixture.store, "a0", modelA, raced)
         // The state the race left: repos with the old model's vector and no queue entry.
@@ -257,7 +260,8 @@ struct ChangeTests {
         let orphans = holdingA.subtracting(queued)
         #expect(one.count == 1 && sweep?["model"]?.string == modelB && sweep?["finished"]?.bool == true,
                 "b0 announced, swept and claimed one repo: \(one.count), \(sweep ?? SurrealValue.none)")
-        #expect(inside, "a0's claim returned before b0's model change ended (a0 paused 15 s): the race did not happen")
+        #expect(inside && a0Took >= .seconds(15),
+                "a0's claim took \(a0Took) (15 s when it read its model served) and \(inside ? "had not" : "had") returned when b0's model change ended: the race did not happen")
         #expect(landed == 0, "a0 wrote \(landed) vectors of a model the queue no longer serves")
         #expect(orphans.isEmpty, "a0 claimed \(raced.count) after the sweep, \(landed) of its writes landed: \(orphans.count) repos keep the old model's vector with no queue entry")
         // The new model embeds all 20 (a lease a0 took in the race, from before its pause, runs

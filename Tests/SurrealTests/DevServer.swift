@@ -61,15 +61,14 @@ enum DevServer {
         /// The first start: the server's own, started and answering (`answers`, given the port:
         /// a plain `version` request by default). A server that exits before it answers (the 2.3
         /// engine's panic, or a port taken between `LocalPort.free` and its bind) is started again
-        /// on a new port, said on stderr with its log, at most twice.
+        /// on a new port, said on stderr with its log, at most twice; then it throws, with the log.
         func startAndWaitUntilUp(answers: (@Sendable (Int) async -> Bool)? = nil) async throws {
             for attempt in 1...3 {
                 try start()
                 if try await waitForAnswer(answers) { return }
                 let tail = logTail()
                 guard let process, !process.isRunning, attempt < 3 else {
-                    Issue.record("dev server on port \(port) did not come up: \(describeState())\n\(tail)")
-                    return
+                    throw NotUp(description: "dev server on port \(port) did not come up: \(describeState())\n\(tail)")
                 }
                 FileHandle.standardError.write(Data("DevServer: the dev server on port \(port) exited before it answered (status \(process.terminationStatus)); starting it again on a new port. Its log:\n\(tail)\n".utf8))
                 self.process = nil
@@ -78,33 +77,39 @@ enum DevServer {
         }
 
         /// A start after `stop`, on the same port (the clients of the stopped one come back to
-        /// it): answering, or started again there if it exited first, at most twice.
+        /// it): answering, or started again there a second later if it exited first, at most
+        /// twice; then it throws, with the log.
         func restartAndWaitUntilUp() async throws {
             for attempt in 1...3 {
                 try start()
                 if try await waitForAnswer(nil) { return }
                 let tail = logTail()
                 guard let process, !process.isRunning, attempt < 3 else {
-                    Issue.record("dev server on port \(port) did not come back: \(describeState())\n\(tail)")
-                    return
+                    throw NotUp(description: "dev server on port \(port) did not come back: \(describeState())\n\(tail)")
                 }
                 FileHandle.standardError.write(Data("DevServer: the dev server restarted on port \(port) exited before it answered (status \(process.terminationStatus)); starting it again. Its log:\n\(tail)\n".utf8))
                 self.process = nil
+                try await Task.sleep(for: .seconds(1))
             }
         }
 
-        /// True once the server answers (`answers`, or `version` over plain HTTP); false after
-        /// 30 s or once its process has exited.
+        struct NotUp: Error, CustomStringConvertible {
+            let description: String
+        }
+
+        /// True once the server answers (`answers`, or `version` over plain HTTP) with its process
+        /// running (not another's server on the port); false after 30 s or once it has exited.
         private func waitForAnswer(_ answers: (@Sendable (Int) async -> Bool)?) async throws -> Bool {
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
+                var up = false
                 if let answers {
-                    if await answers(port) { return true }
+                    up = await answers(port)
                 } else if let client = try? SurrealClient(configuration: DevServer.configuration("http", address: "127.0.0.1:\(port)")) {
-                    let up = (try? await client.version()) != nil
+                    up = (try? await client.version()) != nil
                     await client.close()  // up or not: a client left open ends the test process at its deinit
-                    if up { return true }
                 }
+                if up, process?.isRunning == true { return true }
                 if let process, !process.isRunning { return false }
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -91,9 +91,13 @@ struct SurrealSimulationTests {
         return (StoreSimulation(open: open, collector: SurrealCollector(client: client), options: options), { await client.close() })
     } }
 
-    /// Seeds 1-3, and 3000: on 2.3.10 it often leaves an index counting a record it should not
-    /// (the store's repair must set it right; docs/benchmarks.md).
-    @Test(arguments: [1, 2, 3, 3000] as [UInt64], [true, false])
+    /// Seeds 1-3, and on 2.x 3000: on 2.3.10 it often leaves an index counting a record it should
+    /// not (the store's repair must set it right; docs/benchmarks.md). On 3.x it found nothing of
+    /// its own, and CI's time is kept for the other seeds.
+    static let seeds: [UInt64] = ProcessInfo.processInfo.environment["EMBED_STAR_SURREAL_VERSION"]?.hasPrefix("surrealdb-2") == true
+        ? [1, 2, 3, 3000] : [1, 2, 3]
+
+    @Test(arguments: seeds, [true, false])
     func simulation(_ seed: UInt64, guards: Bool) async throws {
         let report = try await StoreSimulation.run(seeds: 1, from: seed, setup: Self.setup(guards: guards))
         #expect(report.schedules == 1 && report.claims > 0 && report.writesApplied > 0, "\(report)")

@@ -18,6 +18,9 @@ final class ClaimGate: Sendable {
 
     private let state = Mutex(State())
 
+    /// Releases that wait to get in (for tests: a release is waiting behind a claim).
+    var releasesWaiting: Int { state.withLock { $0.releasesWaiting } }
+
     func claim<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         try await enter { state in
             guard !state.releasing, state.releasesWaiting == 0 else { return false }

@@ -62,7 +62,7 @@ extension SurrealStore {
         // leases taken, so a claim cannot lease for a model the queue no longer serves (an
         // entry a new model's sweep re-queued, leased by the old model and written with its
         // vector, would be left with no entry).
-        let pause = claimPause.withLock { $0 }.map { "SLEEP \(Int($0 / .milliseconds(1)))ms;\n" } ?? ""
+        let pause = claimPause.withLock { $0 }.map { "IF $served { sleep(\(Int($0 / .milliseconds(1)))ms) };\n" } ?? ""
         let claimSQL = """
             BEGIN TRANSACTION;
             LET $now = time::now();

@@ -37,8 +37,9 @@ public final class SurrealStore: RepoStore {
     /// against the records (``checkCountIndexes(_:)``; nil: at the next idle check of the counts).
     let countIndexesNextCheck = Mutex<ContinuousClock.Instant?>(nil)
     /// Tests only: how long a claim waits, inside its transaction, between reading the model the
-    /// queue serves and taking the leases (nil, the default: it does not). A test runs another
-    /// instance's model change in that gap.
+    /// queue serves and taking the leases, when it read that its model is served (nil, the
+    /// default: it does not). A test runs another instance's model change in that gap; a claim
+    /// that read another model does not wait, so the test sees that the race did not happen.
     let claimPause = Mutex<Duration?>(nil)
 
     /// Whether `every` has passed since `last` was set (or it never was); if so, `last` is now.
