@@ -63,33 +63,30 @@ enum DevServer {
         /// engine's panic, or a port taken between `LocalPort.free` and its bind) is started again
         /// on a new port, said on stderr with its log, at most twice; then it throws, with the log.
         func startAndWaitUntilUp(answers: (@Sendable (Int) async -> Bool)? = nil) async throws {
-            for attempt in 1...3 {
-                try start()
-                if try await waitForAnswer(answers) { return }
-                let tail = logTail()
-                guard let process, !process.isRunning, attempt < 3 else {
-                    throw NotUp(description: "dev server on port \(port) did not come up: \(describeState())\n\(tail)")
-                }
-                FileHandle.standardError.write(Data("DevServer: the dev server on port \(port) exited before it answered (status \(process.terminationStatus)); starting it again on a new port. Its log:\n\(tail)\n".utf8))
-                self.process = nil
-                port = try LocalPort.free()
-            }
+            try await startAnswering(answers, what: "come up") { self.port = try LocalPort.free() }
         }
 
         /// A start after `stop`, on the same port (the clients of the stopped one come back to
         /// it): answering, or started again there a second later if it exited first, at most
         /// twice; then it throws, with the log.
         func restartAndWaitUntilUp() async throws {
+            try await startAnswering(nil, what: "come back") { try await Task.sleep(for: .seconds(1)) }
+        }
+
+        /// Starts the server until it answers, three times at most; `beforeRetry` runs between a
+        /// server that exited and the next start (a new port, or a pause).
+        private func startAnswering(_ answers: (@Sendable (Int) async -> Bool)?, what: String,
+                                    beforeRetry: () async throws -> Void) async throws {
             for attempt in 1...3 {
                 try start()
-                if try await waitForAnswer(nil) { return }
+                if try await waitForAnswer(answers) { return }
                 let tail = logTail()
                 guard let process, !process.isRunning, attempt < 3 else {
-                    throw NotUp(description: "dev server on port \(port) did not come back: \(describeState())\n\(tail)")
+                    throw NotUp(description: "dev server on port \(port) did not \(what): \(describeState())\n\(tail)")
                 }
-                FileHandle.standardError.write(Data("DevServer: the dev server restarted on port \(port) exited before it answered (status \(process.terminationStatus)); starting it again. Its log:\n\(tail)\n".utf8))
+                FileHandle.standardError.write(Data("DevServer: the dev server on port \(port) exited before it answered (status \(process.terminationStatus)); starting it again. Its log:\n\(tail)\n".utf8))
                 self.process = nil
-                try await Task.sleep(for: .seconds(1))
+                try await beforeRetry()
             }
         }
 
